@@ -1,0 +1,17 @@
+/* Commands of the sizeup binary. Each takes the arguments after its own name (argv[0] is the
+ * command name) and returns the process exit status; only app/ parses arguments and exits. */
+#ifndef SIZEUP_APP_H
+#define SIZEUP_APP_H
+
+#include <stdio.h>
+
+int app_cmd_inspect(int argc, char **argv);
+int app_cmd_devices(int argc, char **argv);
+
+/* Fixture-free helpers shared by commands. */
+/* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */
+int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "1.23 GiB", "512 KiB", "17 B": binary units, 3 significant digits. buf >= 16 bytes. */
+const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
+
+#endif

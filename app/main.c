@@ -1,0 +1,48 @@
+/* sizeup: entry point. Dispatches to one command per verb; each command owns its options and
+ * its --help. */
+#include <stdio.h>
+#include <string.h>
+
+#include "app/app.h"
+
+typedef struct app_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} app_command;
+
+static const app_command commands[] = {
+    { "inspect", app_cmd_inspect, "print a model card for a GGUF file (--json, --tensors)" },
+    { "devices", app_cmd_devices, "list Vulkan devices and the one sizeup would use" },
+};
+
+static void usage(FILE *to)
+{
+    fprintf(to, "sizeup - chat with local LLMs and compare model sizes side by side\n\n"
+                "usage: sizeup COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(to, "\n'sizeup COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("sizeup 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "sizeup: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
