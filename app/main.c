@@ -14,6 +14,7 @@ typedef struct app_command {
 static const app_command commands[] = {
     { "inspect", app_cmd_inspect, "print a model card for a GGUF file (--json, --tensors)" },
     { "devices", app_cmd_devices, "list Vulkan devices and the one sizeup would use" },
+    { "tokenize", app_cmd_tokenize, "turn text into token ids with a model's tokenizer" },
 };
 
 static void usage(FILE *to)

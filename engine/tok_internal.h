@@ -44,6 +44,8 @@ struct eng_vocab {
     size_t n_eog;
     eng_special_ids sp;
     bool ignore_merges;     /* Llama 3: a whole pre-token found in the vocab is one token */
+    bool spm_word_split;    /* SPM: no token has "▁" after other text, so merging may run word
+                             * by word (see tok_spm.c) */
     pcre2_code *re[TOK_MAX_REGEX];
     int n_re;
 };
@@ -68,6 +70,7 @@ uint64_t tok_hash(const char *s, size_t len);
 
 /* Merge one raw-text fragment into tokens. */
 void tok_spm_fragment(const eng_vocab *v, const char *text, size_t len, tok_out *out);
+bool tok_spm_can_split_words(const eng_vocab *v);
 void tok_bpe_fragment(const eng_vocab *v, const char *text, size_t len, tok_out *out);
 
 /* BPE set-up: the pre-tokenizer for tokenizer.ggml.pre (refused when unknown) and the merge

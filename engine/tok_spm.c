@@ -98,7 +98,7 @@ static void emit_bytes(const eng_vocab *v, const char *text, const spm_sym *s, t
     }
 }
 
-void tok_spm_fragment(const eng_vocab *v, const char *text, size_t len, tok_out *out)
+static void spm_segment(const eng_vocab *v, const char *text, size_t len, tok_out *out)
 {
     spm_sym *s = malloc((len ? len : 1) * sizeof *s);
     spm_heap h = { 0 };
@@ -142,4 +142,39 @@ void tok_spm_fragment(const eng_vocab *v, const char *text, size_t len, tok_out 
     }
     free(h.a);
     free(s);
+}
+
+bool tok_spm_can_split_words(const eng_vocab *v)
+{
+    for (int32_t id = 0; id < v->n; id++) {
+        const char *t = v->arena + v->off[id];
+        for (uint32_t i = 1; i + 3 <= v->len[id]; i++)
+            if (!memcmp(t + i, "\xe2\x96\x81", 3) &&
+                (i < 3 || memcmp(t + i - 3, "\xe2\x96\x81", 3) != 0))
+                return false;
+    }
+    return true;
+}
+
+/* Merging the whole text at once makes the candidate heap as large as the text. When no token
+ * contains "▁" right after some other character, no merge can ever join a character to a "▁"
+ * that follows it, so the text splits there into words that merge independently and in any
+ * order, with exactly the same result, and the heap stays word-sized. */
+void tok_spm_fragment(const eng_vocab *v, const char *text, size_t len, tok_out *out)
+{
+    if (!v->spm_word_split) {
+        spm_segment(v, text, len, out);
+        return;
+    }
+    size_t start = 0;
+    for (size_t i = 3; i + 3 <= len; i++) {
+        const unsigned char *u = (const unsigned char *)text + i;
+        if (memcmp(u, "\xe2\x96\x81", 3) || !memcmp(u - 3, "\xe2\x96\x81", 3))
+            continue;
+        if (u[-1] >= 0xc0 || u[-2] >= 0xe0 || u[-3] >= 0xf0)
+            continue; /* (invalid UTF-8) a lead byte before i claims bytes past it */
+        spm_segment(v, text + start, i - start, out);
+        start = i;
+    }
+    spm_segment(v, text + start, len - start, out);
 }

@@ -451,6 +451,7 @@ eng_tok_status eng_vocab_load(const gguf_file *f, eng_vocab **out, char *err, si
         goto fail;
     }
     init_byte_tokens(v);
+    v->spm_word_split = v->kind == ENG_VOCAB_SPM && tok_spm_can_split_words(v);
     if (v->kind == ENG_VOCAB_BPE && (st = tok_bpe_init(v, f, err, errlen)) != ENG_TOK_OK)
         goto fail;
     st = ENG_TOK_ERR_NOMEM;

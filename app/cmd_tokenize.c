@@ -1,0 +1,261 @@
+/* `sizeup tokenize`: text to token ids with a model's own tokenizer, for people and scripts
+ * comparing tokenizers (ids as a JSON array, input from stdin byte for byte). Also a throughput
+ * benchmark (--bench FILE) for docs/PERFORMANCE.md. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "app/app.h"
+#include "engine/gguf.h"
+#include "engine/tokenizer.h"
+
+#define CMD "tokenize"
+
+typedef enum out_mode { OUT_TABLE, OUT_IDS, OUT_PIECES, OUT_COUNT } out_mode;
+
+typedef struct tok_opts {
+    const char *model, *text, *bench;
+    out_mode mode;
+    bool no_bos, special, help;
+    int repeat;
+} tok_opts;
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+        "usage: sizeup tokenize -m MODEL [--ids|--pieces|--count] [--no-bos] [--special] TEXT|-\n"
+        "       sizeup tokenize -m MODEL --bench FILE [-r N]\n\n"
+        "Tokenize TEXT (or standard input, read byte for byte, with '-') with the model's own\n"
+        "tokenizer. Without an output option each token is printed as 'id -> 'piece''.\n\n"
+        "  -m, --model MODEL  a GGUF file (a full model or a vocab-only file)\n"
+        "  --ids              print the ids as one JSON array: [1, 403, 407]\n"
+        "  --pieces           print the token texts as one JSON array of strings\n"
+        "  --count            print the number of tokens\n"
+        "  --no-bos           do not add BOS/EOS even when the model asks for them\n"
+        "  --special          match control tokens written in the text (<|im_start|>, ...)\n"
+        "  --bench FILE       measure tokenizer throughput on FILE (MB/s), -r N repeats\n"
+        "  -h, --help         show this help\n");
+}
+
+static int parse_args(int argc, char **argv, tok_opts *o)
+{
+    o->repeat = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            o->help = true;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--bench") ||
+                   !strcmp(a, "-r")) {
+            if (i + 1 >= argc)
+                return app_fail(CMD, "%s needs a value", a) + 1;
+            const char *val = argv[++i];
+            if (a[1] == 'r') {
+                char *end;
+                long r = strtol(val, &end, 10);
+                if (*end || r < 1 || r > 1000)
+                    return app_fail(CMD, "-r '%s': expected a repeat count 1..1000", val) + 1;
+                o->repeat = (int)r;
+            } else if (!strcmp(a, "--bench")) {
+                o->bench = val;
+            } else {
+                o->model = val;
+            }
+        } else if (!strcmp(a, "--ids")) {
+            o->mode = OUT_IDS;
+        } else if (!strcmp(a, "--pieces")) {
+            o->mode = OUT_PIECES;
+        } else if (!strcmp(a, "--count")) {
+            o->mode = OUT_COUNT;
+        } else if (!strcmp(a, "--no-bos")) {
+            o->no_bos = true;
+        } else if (!strcmp(a, "--special")) {
+            o->special = true;
+        } else if (a[0] == '-' && a[1]) {
+            return app_fail(CMD, "unknown option '%s' (see sizeup tokenize --help)", a) + 1;
+        } else if (o->text) {
+            return app_fail(CMD, "unexpected argument '%s' (give the text as one argument, "
+                            "quoted, or '-' for standard input)", a) + 1;
+        } else {
+            o->text = a;
+        }
+    }
+    if (o->help)
+        return 0;
+    if (!o->model)
+        return app_fail(CMD, "no model given (-m MODEL)") + 1;
+    if (!o->text && !o->bench)
+        return app_fail(CMD, "no text given (TEXT, or - to read standard input)") + 1;
+    return 0;
+}
+
+/* Whole stream or file into memory, byte for byte. Caller frees. */
+static char *slurp(FILE *f, size_t *len)
+{
+    size_t cap = 65536, n = 0, r;
+    char *buf = malloc(cap);
+    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf);
+                return NULL;
+            }
+            buf = b;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+/* A piece as JSON text: invalid UTF-8 (a lone byte token) becomes U+FFFD, as in the fixtures'
+ * reference files, so the output always parses. */
+static json_t *piece_json(const char *p, size_t n)
+{
+    char *buf = malloc(3 * n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = (unsigned char)p[i];
+        size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = need > 0 && i + need <= n;
+        for (size_t j = 1; ok && j < need; j++)
+            ok = ((unsigned char)p[i + j] & 0xc0) == 0x80;
+        if (ok) {
+            memcpy(buf + k, p + i, need);
+            k += need;
+            i += need;
+        } else {
+            memcpy(buf + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+        }
+    }
+    json_t *s = json_stringn(buf, k);
+    free(buf);
+    return s ? s : json_string("");
+}
+
+static void print_tokens(const eng_vocab *v, const int32_t *ids, size_t n, out_mode mode)
+{
+    if (mode == OUT_COUNT) {
+        printf("%zu\n", n);
+        return;
+    }
+    if (mode == OUT_TABLE) {
+        for (size_t i = 0; i < n; i++) {
+            size_t pl;
+            const char *p = eng_token_piece(v, ids[i], true, &pl);
+            printf("%7d -> '%.*s'\n", ids[i], (int)pl, p);
+        }
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        size_t pl;
+        const char *p = eng_token_piece(v, ids[i], true, &pl);
+        json_array_append_new(arr, mode == OUT_IDS ? json_integer(ids[i]) : piece_json(p, pl));
+    }
+    char *s = json_dumps(arr, JSON_COMPACT);
+    /* jansson's compact form has no spaces; the documented form is "[1, 403, 407]" */
+    for (char *c = s; c && *c; c++) {
+        putchar(*c);
+        if (*c == ',' && mode == OUT_IDS)
+            putchar(' ');
+    }
+    putchar('\n');
+    free(s);
+    json_decref(arr);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and spread of repeated runs after one warm-up, like the model benchmarks. */
+static int bench(const eng_vocab *v, const char *path, int repeat, bool special)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return app_fail(CMD, "cannot open %s: %m", path);
+    size_t len;
+    char *text = slurp(f, &len);
+    fclose(f);
+    if (!text)
+        return app_fail(CMD, "out of memory reading %s", path);
+    double t[1001];
+    size_t ntok = 0;
+    for (int r = -1; r < repeat; r++) {
+        int32_t *ids;
+        double t0 = now_s();
+        if (eng_tokenize(v, text, len, false, special, &ids, &ntok) != ENG_TOK_OK) {
+            free(text);
+            return app_fail(CMD, "tokenizing %s failed (out of memory)", path);
+        }
+        double dt = now_s() - t0;
+        free(ids);
+        if (r >= 0)
+            t[r] = dt;
+    }
+    qsort(t, (size_t)repeat, sizeof t[0], cmp_double);
+    double med = t[repeat / 2];
+    printf("tokenizer %s (%s): %zu bytes -> %zu tokens, median %.1f ms over %d runs "
+           "(min %.1f, max %.1f): %.1f MB/s, %.0f tokens/s\n",
+           eng_vocab_kind_of(v) == ENG_VOCAB_SPM ? "SentencePiece" : "byte-level BPE",
+           eng_vocab_pre_name(v), len, ntok, med * 1e3, repeat, t[0] * 1e3,
+           t[repeat - 1] * 1e3, len / med / 1e6, ntok / med);
+    free(text);
+    return 0;
+}
+
+int app_cmd_tokenize(int argc, char **argv)
+{
+    tok_opts o = { 0 };
+    int rc = parse_args(argc, argv, &o);
+    if (rc || o.help) {
+        if (o.help)
+            usage(stdout);
+        return rc;
+    }
+    gguf_file *f;
+    eng_vocab *v;
+    char err[512];
+    if (gguf_open(o.model, &f, err, sizeof err) != GGUF_OK)
+        return app_fail(CMD, "%s", err);
+    if (eng_vocab_load(f, &v, err, sizeof err) != ENG_TOK_OK) {
+        gguf_close(f);
+        return app_fail(CMD, "%s", err);
+    }
+    gguf_close(f); /* the vocabulary keeps its own copies */
+    if (o.bench) {
+        rc = bench(v, o.bench, o.repeat, o.special);
+        eng_vocab_free(v);
+        return rc;
+    }
+    size_t len;
+    char *text = !strcmp(o.text, "-") ? slurp(stdin, &len) : strdup(o.text);
+    if (text && strcmp(o.text, "-"))
+        len = strlen(text);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (!text || eng_tokenize(v, text, len, !o.no_bos, o.special, &ids, &n) != ENG_TOK_OK)
+        rc = app_fail(CMD, "out of memory");
+    else
+        print_tokens(v, ids, n, o.mode);
+    free(ids);
+    free(text);
+    eng_vocab_free(v);
+    return rc;
+}
