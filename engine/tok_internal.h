@@ -40,6 +40,9 @@ struct eng_vocab {
     int32_t byte_tok[256];  /* SPM: <0xNN> (or the byte itself); BPE: the mapped character */
     int32_t *special;       /* ids matched inside text, longest text first */
     size_t n_special;
+    uint32_t *sp_bucket;    /* (65537) by first two bytes: start of its run in sp_by_pair */
+    uint32_t *sp_by_pair;   /* indices into special[], grouped by their first two bytes (a
+                             * one-byte token is listed under every second byte) */
     int32_t *eog;           /* end-of-generation ids */
     size_t n_eog;
     eng_special_ids sp;

@@ -249,6 +249,39 @@ static int cmp_special(const void *a, const void *b, void *arg)
     return (x > y) - (x < y);
 }
 
+/* Index of the special tokens by their first two bytes, so one pass over a text finds which of
+ * them occur at all (Deepseek has 2400 of them; searching the text for each would dominate). */
+static bool build_special_buckets(eng_vocab *v)
+{
+    v->sp_bucket = calloc(65537, sizeof *v->sp_bucket);
+    if (!v->sp_bucket)
+        return false;
+    size_t total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < v->n_special; i++) {
+            const unsigned char *t = (const unsigned char *)v->arena + v->off[v->special[i]];
+            unsigned lo = v->len[v->special[i]] == 1 ? 0 : t[1];
+            unsigned hi = v->len[v->special[i]] == 1 ? 255 : t[1];
+            for (unsigned b = lo; b <= hi; b++) {
+                if (pass == 0)
+                    v->sp_bucket[(unsigned)t[0] << 8 | b]++, total++;
+                else
+                    v->sp_by_pair[--v->sp_bucket[(unsigned)t[0] << 8 | b]] = (uint32_t)i;
+            }
+        }
+        if (pass == 0) {
+            /* counts -> end offsets; the second pass fills each run backwards, so the
+             * bucket ends up holding its start */
+            for (size_t k = 1; k <= 65536; k++)
+                v->sp_bucket[k] += v->sp_bucket[k - 1];
+            v->sp_by_pair = malloc((total ? total : 1) * sizeof *v->sp_by_pair);
+            if (!v->sp_by_pair)
+                return false;
+        }
+    }
+    return true;
+}
+
 /* Tokens cut out of the text before merging: control, user-defined and unknown ones. Phi-3
  * models get llama.cpp's rule that whitespace after a special token is swallowed. */
 static bool build_special_list(eng_vocab *v, const gguf_file *f)
@@ -261,6 +294,8 @@ static bool build_special_list(eng_vocab *v, const gguf_file *f)
             && v->len[id] > 0)
             v->special[v->n_special++] = id;
     qsort_r(v->special, v->n_special, sizeof *v->special, cmp_special, v);
+    if (!build_special_buckets(v))
+        return false;
 
     char name[256] = "";
     gguf_get_cstr(f, "general.name", name, sizeof name);
@@ -407,6 +442,8 @@ void eng_vocab_free(eng_vocab *v)
         pcre2_code_free(v->re[i]);
     free(v->eog);
     free(v->special);
+    free(v->sp_bucket);
+    free(v->sp_by_pair);
     free(v->merges);
     free(v->index.slot);
     free(v->piece_len);
@@ -562,21 +599,37 @@ static void split_on(const eng_vocab *v, const char *text, tok_frag fr, int32_t 
     }
 }
 
-/* llama.cpp's order: for each special token, longest first, split every raw fragment. */
+/* Mark the special tokens that occur anywhere in the text (one pass, by first two bytes). */
+static void find_specials(const eng_vocab *v, const char *text, size_t len, bool parse_special,
+                          uint8_t *found)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    for (size_t i = 0; i < len; i++) {
+        unsigned key = (unsigned)u[i] << 8 | (i + 1 < len ? u[i + 1] : 0);
+        for (uint32_t k = v->sp_bucket[key]; k < v->sp_bucket[key + 1]; k++) {
+            uint32_t s = v->sp_by_pair[k];
+            int32_t id = v->special[s];
+            if (found[s] || v->len[id] > len - i ||
+                (!parse_special && (v->attr[id] & (ENG_TOKATTR_CONTROL | ENG_TOKATTR_UNKNOWN))))
+                continue;
+            found[s] = memcmp(text + i, v->arena + v->off[id], v->len[id]) == 0;
+        }
+    }
+}
+
+/* llama.cpp's order: for each special token, longest first, split every raw fragment. Tokens
+ * absent from the whole text cannot be in any fragment of it and are skipped. */
 static bool partition(const eng_vocab *v, const char *text, size_t len, bool parse_special,
                       frag_list *frags)
 {
     frag_push(frags, (tok_frag){ false, ENG_TOKEN_NONE, 0, len });
+    uint8_t *found = calloc(v->n_special ? v->n_special : 1, 1);
+    if (!found)
+        return false;
+    find_specials(v, text, len, parse_special, found);
     for (size_t s = 0; s < v->n_special && !frags->oom; s++) {
         int32_t id = v->special[s];
-        if (!parse_special && (v->attr[id] & (ENG_TOKATTR_CONTROL | ENG_TOKATTR_UNKNOWN)))
-            continue;
-        const char *tt = v->arena + v->off[id];
-        bool any = false;
-        for (size_t i = 0; i < frags->n && !any; i++)
-            any = !frags->f[i].is_token && frags->f[i].len >= v->len[id] &&
-                  memmem(text + frags->f[i].off, frags->f[i].len, tt, v->len[id]);
-        if (!any)
+        if (!found[s])
             continue;
         frag_list next = { 0 };
         for (size_t i = 0; i < frags->n; i++) {
@@ -588,6 +641,7 @@ static bool partition(const eng_vocab *v, const char *text, size_t len, bool par
         free(frags->f);
         *frags = next;
     }
+    free(found);
     return !frags->oom;
 }
 

@@ -4,6 +4,9 @@
  * decode. Plus special-token parsing, BOS/EOS, EOG sets and refusal of unknown tokenizers. */
 #include "tests/testutil.h"
 
+#include <jansson.h>
+#include <unistd.h>
+
 #include "engine/gguf.h"
 #include "engine/tokenizer.h"
 
@@ -139,6 +142,217 @@ static void test_tiny_random_spm(void **state)
     check_vectors("models/llama-2-tiny-random.gguf", "ggml-vocab-llama-spm.gguf");
 }
 
+/* The real-vocab reference prompts (rendered chat, BOS text included) tokenized with
+ * parse_special on, as llama.cpp did for reference/tiny: Llama 3 specials, Qwen2 specials and
+ * Phi-3's quirk (whitespace after a special token swallowed, a space prefix after it). */
+static void check_reference_prompt(const char *model, const char *ref)
+{
+    loaded l = load(model);
+    size_t len;
+    char *raw = (char *)read_file(fixture_path(ref), &len);
+    json_error_t je;
+    json_t *j = json_loadb(raw, len, 0, &je);
+    if (!j)
+        fail_msg("%s: %s", ref, je.text);
+    const char *prompt = json_string_value(json_object_get(j, "prompt"));
+    json_t *want = json_object_get(j, "prompt_tokens");
+    assert_non_null(prompt);
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(eng_tokenize(l.v, prompt, strlen(prompt), false, true, &ids, &n), ENG_TOK_OK);
+    assert_int_equal(n, json_array_size(want));
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ids[i], json_integer_value(json_array_get(want, i)));
+    /* without parse_special the control tokens are plain text and split into many tokens */
+    int32_t *plain;
+    size_t np;
+    assert_int_equal(eng_tokenize(l.v, prompt, strlen(prompt), false, false, &plain, &np), ENG_TOK_OK);
+    assert_true(np > n);
+    free(plain);
+    free(ids);
+    json_decref(j);
+    free(raw);
+    unload(&l);
+}
+
+static void test_reference_prompts(void **state)
+{
+    check_reference_prompt("models/tiny/llama3vocab-Q8_0.gguf", "reference/tiny/llama3vocab-Q8_0.jsonl");
+    check_reference_prompt("models/tiny/qwen2vocab-Q8_0.gguf", "reference/tiny/qwen2vocab-Q8_0.jsonl");
+    check_reference_prompt("models/tiny/phi3vocab-Q8_0.gguf", "reference/tiny/phi3vocab-Q8_0.jsonl");
+}
+
+static void assert_ids(const eng_vocab *v, const char *text, bool add_special, bool parse_special,
+                       const int32_t *want, size_t nwant)
+{
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(eng_tokenize(v, text, strlen(text), add_special, parse_special, &ids, &n),
+                     ENG_TOK_OK);
+    if (n != nwant || memcmp(ids, want, n * sizeof *ids) != 0) {
+        for (size_t i = 0; i < n; i++)
+            print_error(" %d", ids[i]);
+        fail_msg("\"%s\": %zu tokens, want %zu", text, n, nwant);
+    }
+    free(ids);
+}
+
+static void test_special_and_bos(void **state)
+{
+    loaded l = load("models/stories260K.gguf");
+    const eng_special_ids *sp = eng_vocab_special(l.v);
+    assert_int_equal(sp->bos, 1);
+    assert_int_equal(sp->eos, 2);
+    assert_true(sp->add_bos);
+    assert_true(eng_vocab_is_eog(l.v, 2));
+    assert_false(eng_vocab_is_eog(l.v, 1));
+    /* fixtures README: "Once upon a time" -> [1, 403, 407, 261, 378] */
+    assert_ids(l.v, "Once upon a time", true, false, (int32_t[]){ 1, 403, 407, 261, 378 }, 5);
+    assert_ids(l.v, "Once upon a time", false, false, (int32_t[]){ 403, 407, 261, 378 }, 4);
+    assert_ids(l.v, "", true, false, (int32_t[]){ 1 }, 1);
+    assert_ids(l.v, "", false, false, NULL, 0);
+    unload(&l);
+
+    l = load("vocab/ggml-vocab-llama-bpe.gguf");
+    sp = eng_vocab_special(l.v);
+    assert_int_equal(sp->bos, 128000);
+    assert_int_equal(sp->eos, 128009);
+    assert_int_equal(sp->eot, 128009);
+    assert_int_equal(sp->eom, 128008);
+    assert_true(sp->add_bos);
+    assert_true(eng_vocab_is_eog(l.v, 128009) && eng_vocab_is_eog(l.v, 128008));
+    assert_false(eng_vocab_is_eog(l.v, 128001)); /* <|end_of_text|> is not in llama.cpp's set */
+    /* fixtures README section 8, llama.cpp with special parsing */
+    assert_ids(l.v, "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>", false, true,
+               (int32_t[]){ 128006, 882, 128007, 271, 13347, 128009 }, 6);
+    unload(&l);
+
+    l = load("vocab/ggml-vocab-qwen2.gguf");
+    sp = eng_vocab_special(l.v);
+    assert_int_equal(sp->bos, 151643);
+    assert_int_equal(sp->eos, 151645);
+    assert_int_equal(sp->eot, 151645);
+    assert_false(sp->add_bos);
+    int32_t eog[] = { 151643, 151645, 151662, 151663 };
+    for (size_t i = 0; i < 4; i++)
+        assert_true(eng_vocab_is_eog(l.v, eog[i]));
+    assert_false(eng_vocab_is_eog(l.v, 151664));
+    assert_ids(l.v, "<|im_start|>user\nHi<|im_end|><tool_call>", true, true,
+               (int32_t[]){ 151644, 872, 198, 13048, 151645, 151657 }, 6);
+    /* <tool_call> is user-defined: matched even with special parsing off, as in llama.cpp */
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(eng_tokenize(l.v, "a<tool_call>", 12, false, false, &ids, &n), ENG_TOK_OK);
+    assert_int_equal(ids[n - 1], 151657);
+    free(ids);
+    unload(&l);
+}
+
+/* A copy of a vocab with one key changed, to see unknown tokenizers refused. */
+static eng_tok_status load_modified(const char *rel, const char *key, const char *val, char *err)
+{
+    gguf_file *f, *g;
+    char e2[512], path[] = "/tmp/sizeup-tok-XXXXXX";
+    assert_int_equal(gguf_open(fixture_path(rel), &f, e2, sizeof e2), GGUF_OK);
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_kv_count(f); i++)
+        gguf_writer_copy_kv(w, f, i);
+    gguf_writer_set_str(w, key, val);
+    int fd = mkstemp(path);
+    close(fd);
+    assert_int_equal(gguf_writer_write(w, path), GGUF_OK);
+    gguf_writer_free(w);
+    gguf_close(f);
+    assert_int_equal(gguf_open(path, &g, e2, sizeof e2), GGUF_OK);
+    eng_vocab *v = NULL;
+    eng_tok_status st = eng_vocab_load(g, &v, err, 512);
+    eng_vocab_free(v);
+    gguf_close(g);
+    unlink(path);
+    return st;
+}
+
+static void test_unknown_refused(void **state)
+{
+    char err[512];
+    assert_int_equal(load_modified("vocab/ggml-vocab-gpt-2.gguf", "tokenizer.ggml.pre", "klingon", err),
+                     ENG_TOK_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err, "'klingon'"));
+    assert_int_equal(load_modified("vocab/ggml-vocab-gpt-2.gguf", "tokenizer.ggml.model", "t5", err),
+                     ENG_TOK_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err, "'t5'"));
+    /* bert (WordPiece) is not a tokenizer sizeup runs: refused by name, never guessed */
+    gguf_file *f;
+    eng_vocab *v;
+    assert_int_equal(gguf_open(fixture_path("vocab/ggml-vocab-bert-bge.gguf"), &f, err, sizeof err), GGUF_OK);
+    assert_int_equal(eng_vocab_load(f, &v, err, sizeof err), ENG_TOK_ERR_UNSUPPORTED);
+    assert_null(v);
+    assert_non_null(strstr(err, "'bert'"));
+    gguf_close(f);
+}
+
+/* SentencePiece merging is n log n: 64x more text must not take much more than 64x longer.
+ * Judged on operation counts, not time: the output must be complete and right at both sizes. */
+static void test_long_inputs(void **state)
+{
+    loaded l = load("vocab/ggml-vocab-llama-spm.gguf");
+    size_t n = 1 << 20;
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        big[i] = "ab cd\xc3\xa9" "f "[i % 10];
+    big[n] = 0;
+    int32_t *ids;
+    size_t nids;
+    assert_int_equal(eng_tokenize(l.v, big, n, false, false, &ids, &nids), ENG_TOK_OK);
+    char *back;
+    size_t blen;
+    assert_int_equal(eng_detokenize(l.v, ids, nids, false, &back, &blen), ENG_TOK_OK);
+    assert_int_equal(blen, n);
+    assert_memory_equal(back, big, n);
+    free(back);
+    free(ids);
+    /* invalid UTF-8 and NUL bytes survive a round trip through byte fallback (a truncated
+     * sequence right before a space would swallow part of the "▁" that stands for it, as in
+     * llama.cpp, so the cut sequence is at the end here) */
+    const char junk[] = "\xff\xfe\x00a b\xc3\xe2\x96";
+    assert_int_equal(eng_tokenize(l.v, junk, sizeof junk - 1, false, false, &ids, &nids), ENG_TOK_OK);
+    assert_int_equal(eng_detokenize(l.v, ids, nids, false, &back, &blen), ENG_TOK_OK);
+    assert_int_equal(blen, sizeof junk - 1);
+    assert_memory_equal(back, junk, blen);
+    free(back);
+    free(ids);
+    free(big);
+    unload(&l);
+}
+
+/* `sizeup tokenize`: ids as a JSON array, stdin read byte for byte (no trimming). */
+static void test_command(void **state)
+{
+    const char *bin = getenv("SIZEUP_BIN") ? getenv("SIZEUP_BIN") : "build/sizeup";
+    char cmd[8400], out[4096];
+    snprintf(cmd, sizeof cmd, "printf 'Once upon a time' | %s tokenize -m %s --ids -", bin,
+             fixture_path("models/stories260K.gguf"));
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(out, "[1, 403, 407, 261, 378]\n");
+    snprintf(cmd, sizeof cmd, "printf ' Hello\\n\\n' | %s tokenize -m %s --count --no-bos -", bin,
+             fixture_path("vocab/ggml-vocab-qwen2.gguf"));
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(out, "2\n"); /* " Hello" and "\n\n": trailing newlines were kept */
+    snprintf(cmd, sizeof cmd, "%s tokenize -m /nonexistent.gguf hi 2>&1", bin);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    assert_int_not_equal(pclose(p), 0);
+    assert_non_null(strstr(out, "/nonexistent.gguf"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +363,9 @@ int main(void)
         cmocka_unit_test(test_deepseek_coder), cmocka_unit_test(test_falcon),
         cmocka_unit_test(test_mpt), cmocka_unit_test(test_starcoder),
         cmocka_unit_test(test_refact),
+        cmocka_unit_test(test_reference_prompts), cmocka_unit_test(test_special_and_bos),
+        cmocka_unit_test(test_unknown_refused), cmocka_unit_test(test_long_inputs),
+        cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, NULL, NULL);
 }
