@@ -1,0 +1,399 @@
+/* Minimal compute path: host-visible storage buffers and one-shot kernel dispatches.
+ *
+ * Enough for the device self-check and for op tests against the CPU reference: every buffer
+ * is host-visible and host-coherent (the spec guarantees such a memory type exists), so upload
+ * and download are memcpy on a persistent mapping, and every vk_kernel_run records, submits
+ * and waits. The real forward pass wants device-local weights, staging copies and recorded
+ * command buffers replayed per token; that belongs in its own file, not here.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/vk_internal.h"
+
+/* A hung shader should become an error, not a frozen terminal. lavapipe on two cores runs the
+ * self-check in milliseconds; a minute covers any real kernel on it. */
+#define RUN_TIMEOUT_NS (60ull * 1000 * 1000 * 1000)
+
+struct vk_buffer {
+    vk_ctx *ctx;
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    void *map; /* persistent mapping of the whole allocation */
+    uint64_t size;
+};
+
+struct vk_kernel {
+    vk_ctx *ctx;
+    uint32_t n_buffers, push_size;
+    VkShaderModule module;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+    VkDescriptorPool pool;
+    VkDescriptorSet set; /* rewritten by each run, under ctx->submit_lock */
+};
+
+const vk_shader_blob *vk_find_shader(const char *name)
+{
+    for (const vk_shader_blob *s = vk_shader_table; s->name; s++)
+        if (!strcmp(s->name, name))
+            return s;
+    return NULL;
+}
+
+/* ---- buffers ---- */
+
+/* A type allowed by type_bits with all of `need`, preferring one that also has `want`. */
+static int find_memory_type(const vk_ctx *ctx, uint32_t type_bits, VkMemoryPropertyFlags need,
+                            VkMemoryPropertyFlags want)
+{
+    int fallback = -1;
+    for (uint32_t i = 0; i < ctx->mem.memoryTypeCount; i++) {
+        VkMemoryPropertyFlags f = ctx->mem.memoryTypes[i].propertyFlags;
+        if (!(type_bits & (1u << i)) || (f & need) != need)
+            continue;
+        if ((f & want) == want)
+            return (int)i;
+        if (fallback < 0)
+            fallback = (int)i;
+    }
+    return fallback;
+}
+
+static vk_status check_buffer_size(vk_ctx *ctx, uint64_t size)
+{
+    const vk_device_info *d = &ctx->devices[ctx->choice.index];
+    if (!ctx->dev)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "vk_buffer_create before vk_ctx_start_device");
+    if (size == 0 || size > d->max_storage_buffer_range)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG,
+                            "storage buffer of %llu bytes: device %u takes 1..%llu "
+                            "(maxStorageBufferRange); split the data",
+                            (unsigned long long)size, d->index,
+                            (unsigned long long)d->max_storage_buffer_range);
+    if (d->max_memory_allocation_size && size > d->max_memory_allocation_size)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG,
+                            "buffer of %llu bytes exceeds maxMemoryAllocationSize %llu",
+                            (unsigned long long)size,
+                            (unsigned long long)d->max_memory_allocation_size);
+    return VK_STATUS_OK;
+}
+
+vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out)
+{
+    *out = NULL;
+    vk_status st = check_buffer_size(ctx, size);
+    if (st)
+        return st;
+    vk_buffer *b = calloc(1, sizeof *b);
+    if (!b)
+        return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "out of memory for a buffer handle");
+    b->ctx = ctx;
+    b->size = size;
+    VkBufferCreateInfo bi = {
+        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+        .size = size,
+        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+        .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
+    };
+    VK_TRY(ctx->fn.CreateBuffer(ctx->dev, &bi, NULL, &b->buf));
+    VkMemoryRequirements req;
+    ctx->fn.GetBufferMemoryRequirements(ctx->dev, b->buf, &req);
+    /* Device-local too when offered (integrated GPUs, lavapipe, resizable BAR). */
+    int type = find_memory_type(ctx, req.memoryTypeBits,
+                                VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                                    VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    if (type < 0) {
+        vk_set_error(ctx, VK_STATUS_UNSUPPORTED, "no host-visible coherent memory type for a "
+                                                 "storage buffer");
+        goto fail;
+    }
+    VkMemoryAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+        .allocationSize = req.size,
+        .memoryTypeIndex = (uint32_t)type,
+    };
+    VK_TRY(ctx->fn.AllocateMemory(ctx->dev, &ai, NULL, &b->mem));
+    VK_TRY(ctx->fn.BindBufferMemory(ctx->dev, b->buf, b->mem, 0));
+    VK_TRY(ctx->fn.MapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
+    *out = b;
+    return VK_STATUS_OK;
+fail:
+    vk_buffer_free(b);
+    return ctx->status;
+}
+
+void vk_buffer_free(vk_buffer *b)
+{
+    if (!b)
+        return;
+    vk_ctx *ctx = b->ctx;
+    if (b->map)
+        ctx->fn.UnmapMemory(ctx->dev, b->mem);
+    if (b->buf)
+        ctx->fn.DestroyBuffer(ctx->dev, b->buf, NULL);
+    if (b->mem)
+        ctx->fn.FreeMemory(ctx->dev, b->mem, NULL);
+    free(b);
+}
+
+uint64_t vk_buffer_size(const vk_buffer *b) { return b->size; }
+
+/* offset + n <= size without overflow. */
+static int in_bounds(const vk_buffer *b, uint64_t offset, uint64_t n)
+{
+    return offset <= b->size && n <= b->size - offset;
+}
+
+vk_status vk_buffer_upload(vk_buffer *b, uint64_t offset, const void *src, uint64_t n)
+{
+    if (!in_bounds(b, offset, n))
+        return vk_set_error(b->ctx, VK_STATUS_BAD_ARG,
+                            "upload of %llu bytes at offset %llu into a %llu-byte buffer",
+                            (unsigned long long)n, (unsigned long long)offset,
+                            (unsigned long long)b->size);
+    /* Coherent memory: vkQueueSubmit makes these host writes visible to the device. */
+    memcpy((char *)b->map + offset, src, (size_t)n);
+    return VK_STATUS_OK;
+}
+
+vk_status vk_buffer_download(const vk_buffer *b, uint64_t offset, void *dst, uint64_t n)
+{
+    if (!in_bounds(b, offset, n))
+        return vk_set_error(b->ctx, VK_STATUS_BAD_ARG,
+                            "download of %llu bytes at offset %llu from a %llu-byte buffer",
+                            (unsigned long long)n, (unsigned long long)offset,
+                            (unsigned long long)b->size);
+    memcpy(dst, (const char *)b->map + offset, (size_t)n);
+    return VK_STATUS_OK;
+}
+
+/* ---- kernels ---- */
+
+static vk_status check_kernel_args(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
+                                   uint32_t push_size, uint32_t n_spec)
+{
+    const vk_device_info *d = &ctx->devices[ctx->choice.index];
+    if (!ctx->dev)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "vk_kernel_create before vk_ctx_start_device");
+    if (!vk_find_shader(shader))
+        return vk_set_error(ctx, VK_STATUS_NO_SHADER, "no shader named '%s' in vk_shader_table",
+                            shader);
+    if (n_buffers == 0 || n_buffers > VK_KERNEL_MAX_BUFFERS || n_spec > 8)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG,
+                            "kernel '%s': %u buffers (1..%d), %u spec constants (0..8)", shader,
+                            n_buffers, VK_KERNEL_MAX_BUFFERS, n_spec);
+    if (push_size % 4 || push_size > d->max_push_constants_size)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG,
+                            "kernel '%s': push-constant size %u is not a multiple of 4 up to %u",
+                            shader, push_size, d->max_push_constants_size);
+    return VK_STATUS_OK;
+}
+
+/* Set layout with bindings 0..n-1 as storage buffers, and the pipeline layout around it. */
+static vk_status create_layouts(vk_ctx *ctx, vk_kernel *k)
+{
+    VkDescriptorSetLayoutBinding bind[VK_KERNEL_MAX_BUFFERS];
+    for (uint32_t i = 0; i < k->n_buffers; i++)
+        bind[i] = (VkDescriptorSetLayoutBinding){
+            .binding = i,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = 1,
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+        };
+    VkDescriptorSetLayoutCreateInfo dci = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .bindingCount = k->n_buffers,
+        .pBindings = bind,
+    };
+    VK_TRY(ctx->fn.CreateDescriptorSetLayout(ctx->dev, &dci, NULL, &k->set_layout));
+    VkPushConstantRange range = { VK_SHADER_STAGE_COMPUTE_BIT, 0, k->push_size };
+    VkPipelineLayoutCreateInfo pci = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+        .setLayoutCount = 1,
+        .pSetLayouts = &k->set_layout,
+        .pushConstantRangeCount = k->push_size ? 1 : 0,
+        .pPushConstantRanges = &range,
+    };
+    VK_TRY(ctx->fn.CreatePipelineLayout(ctx->dev, &pci, NULL, &k->layout));
+    VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, k->n_buffers };
+    VkDescriptorPoolCreateInfo poi = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+        .maxSets = 1,
+        .poolSizeCount = 1,
+        .pPoolSizes = &ps,
+    };
+    VK_TRY(ctx->fn.CreateDescriptorPool(ctx->dev, &poi, NULL, &k->pool));
+    VkDescriptorSetAllocateInfo sai = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+        .descriptorPool = k->pool,
+        .descriptorSetCount = 1,
+        .pSetLayouts = &k->set_layout,
+    };
+    VK_TRY(ctx->fn.AllocateDescriptorSets(ctx->dev, &sai, &k->set));
+    return VK_STATUS_OK;
+fail:
+    return ctx->status;
+}
+
+static vk_status create_pipeline(vk_ctx *ctx, vk_kernel *k, const vk_shader_blob *blob,
+                                 const uint32_t *spec, uint32_t n_spec)
+{
+    VkShaderModuleCreateInfo mci = {
+        .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+        .codeSize = blob->size,
+        .pCode = blob->code,
+    };
+    VK_TRY(ctx->fn.CreateShaderModule(ctx->dev, &mci, NULL, &k->module));
+    VkSpecializationMapEntry map[8];
+    for (uint32_t i = 0; i < n_spec; i++)
+        map[i] = (VkSpecializationMapEntry){ i, i * 4, 4 };
+    VkSpecializationInfo si = { n_spec, map, n_spec * 4u, spec };
+    VkComputePipelineCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {
+            .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+            .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+            .module = k->module,
+            .pName = "main",
+            .pSpecializationInfo = n_spec ? &si : NULL,
+        },
+        .layout = k->layout,
+    };
+    VK_TRY(ctx->fn.CreateComputePipelines(ctx->dev, VK_NULL_HANDLE, 1, &ci, NULL, &k->pipeline));
+    return VK_STATUS_OK;
+fail:
+    return ctx->status;
+}
+
+vk_status vk_kernel_create(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
+                           uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
+                           vk_kernel **out)
+{
+    *out = NULL;
+    vk_status st = check_kernel_args(ctx, shader, n_buffers, push_size, n_spec);
+    if (st)
+        return st;
+    vk_kernel *k = calloc(1, sizeof *k);
+    if (!k)
+        return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "out of memory for kernel '%s'", shader);
+    k->ctx = ctx;
+    k->n_buffers = n_buffers;
+    k->push_size = push_size;
+    st = create_layouts(ctx, k);
+    if (!st)
+        st = create_pipeline(ctx, k, vk_find_shader(shader), spec, n_spec);
+    if (st) {
+        vk_kernel_free(k);
+        return st;
+    }
+    *out = k;
+    return VK_STATUS_OK;
+}
+
+void vk_kernel_free(vk_kernel *k)
+{
+    if (!k)
+        return;
+    vk_ctx *ctx = k->ctx;
+    if (k->pipeline)
+        ctx->fn.DestroyPipeline(ctx->dev, k->pipeline, NULL);
+    if (k->module)
+        ctx->fn.DestroyShaderModule(ctx->dev, k->module, NULL);
+    if (k->pool) /* frees k->set with it */
+        ctx->fn.DestroyDescriptorPool(ctx->dev, k->pool, NULL);
+    if (k->layout)
+        ctx->fn.DestroyPipelineLayout(ctx->dev, k->layout, NULL);
+    if (k->set_layout)
+        ctx->fn.DestroyDescriptorSetLayout(ctx->dev, k->set_layout, NULL);
+    free(k);
+}
+
+static vk_status check_run_args(vk_kernel *k, vk_buffer *const *bufs, const void *push,
+                                const uint32_t groups[3])
+{
+    vk_ctx *ctx = k->ctx;
+    const vk_device_info *d = &ctx->devices[ctx->choice.index];
+    for (uint32_t i = 0; i < k->n_buffers; i++)
+        if (!bufs[i] || bufs[i]->ctx != ctx)
+            return vk_set_error(ctx, VK_STATUS_BAD_ARG,
+                                "kernel run: buffer %u is missing or from another context", i);
+    if (k->push_size && !push)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "kernel run: push constants missing");
+    for (int i = 0; i < 3; i++)
+        if (groups[i] == 0 || groups[i] > d->max_compute_workgroup_count[i])
+            return vk_set_error(ctx, VK_STATUS_BAD_ARG,
+                                "kernel run: %u workgroups along axis %d (device allows 1..%u)",
+                                groups[i], i, d->max_compute_workgroup_count[i]);
+    return VK_STATUS_OK;
+}
+
+/* Records bind/push/dispatch + a compute->host barrier into ctx->cmd, submits and waits.
+ * Caller holds ctx->submit_lock. */
+static vk_status record_and_submit(vk_kernel *k, vk_buffer *const *bufs, const void *push,
+                                   const uint32_t groups[3])
+{
+    vk_ctx *ctx = k->ctx;
+    VkDescriptorBufferInfo info[VK_KERNEL_MAX_BUFFERS];
+    VkWriteDescriptorSet w[VK_KERNEL_MAX_BUFFERS];
+    VK_TRY(ctx->fn.ResetCommandBuffer(ctx->cmd, 0));
+    for (uint32_t i = 0; i < k->n_buffers; i++) {
+        info[i] = (VkDescriptorBufferInfo){ bufs[i]->buf, 0, VK_WHOLE_SIZE };
+        w[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = k->set,
+            .dstBinding = i,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .pBufferInfo = &info[i],
+        };
+    }
+    ctx->fn.UpdateDescriptorSets(ctx->dev, k->n_buffers, w, 0, NULL);
+    VkCommandBufferBeginInfo begin = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+    };
+    VK_TRY(ctx->fn.BeginCommandBuffer(ctx->cmd, &begin));
+    ctx->fn.CmdBindPipeline(ctx->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
+    ctx->fn.CmdBindDescriptorSets(ctx->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1,
+                                  &k->set, 0, NULL);
+    if (k->push_size)
+        ctx->fn.CmdPushConstants(ctx->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                                 k->push_size, push);
+    ctx->fn.CmdDispatch(ctx->cmd, groups[0], groups[1], groups[2]);
+    /* A fence wait alone does not make shader writes visible to the host. */
+    VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_HOST_READ_BIT,
+    };
+    ctx->fn.CmdPipelineBarrier(ctx->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                               VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    VK_TRY(ctx->fn.EndCommandBuffer(ctx->cmd));
+    VK_TRY(ctx->fn.ResetFences(ctx->dev, 1, &ctx->fence));
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &ctx->cmd,
+    };
+    VK_TRY(ctx->fn.QueueSubmit(ctx->queue, 1, &si, ctx->fence));
+    VK_TRY(ctx->fn.WaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, RUN_TIMEOUT_NS));
+    return VK_STATUS_OK;
+fail:
+    return ctx->status;
+}
+
+vk_status vk_kernel_run(vk_kernel *k, vk_buffer *const *bufs, const void *push,
+                        const uint32_t groups[3])
+{
+    vk_status st = check_run_args(k, bufs, push, groups);
+    if (st)
+        return st;
+    pthread_mutex_lock(&k->ctx->submit_lock);
+    st = record_and_submit(k, bufs, push, groups);
+    pthread_mutex_unlock(&k->ctx->submit_lock);
+    return st;
+}

@@ -1,0 +1,551 @@
+/* Tests for the Vulkan device layer (engine/vk_*.c) and `sizeup devices`.
+ *
+ * They run on whatever Vulkan implementation the machine has and do not skip: on CI that is
+ * Mesa's lavapipe, which the probe tests expect to find. The choice rules are tested on
+ * synthetic device lists, the self-check shader against the CPU with a poisoned output
+ * buffer, and validation is switched on for one self-check run that must stay silent (set
+ * SIZEUP_VK_VALIDATE=1 to run every test under the validation layer; each test then checks
+ * its context saw no validation message).
+ */
+#include "tests/testutil.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "engine/vk.h"
+#include "engine/vk_internal.h" /* only to provoke the validation layer on purpose */
+#include "engine/vk_push.h"
+
+/* ---- helpers ---- */
+
+static vk_ctx *open_default(void)
+{
+    char err[1024] = "";
+    vk_ctx *ctx = NULL;
+    vk_status st = vk_ctx_open(NULL, &ctx, err, sizeof err);
+    if (st)
+        fail_msg("vk_ctx_open: %s: %s", vk_status_str(st), err);
+    return ctx;
+}
+
+/* Every test that had a context checks it saw no validation message (0 unless validating). */
+static void close_clean(vk_ctx *ctx)
+{
+    unsigned n = vk_ctx_validation_count(ctx);
+    if (n)
+        fail_msg("%u validation messages, first: %s", n, vk_ctx_validation_first(ctx));
+    vk_ctx_close(ctx);
+}
+
+static const vk_device_info *find_lavapipe(const vk_ctx *ctx)
+{
+    for (uint32_t i = 0; i < vk_ctx_device_count(ctx); i++) {
+        const vk_device_info *d = vk_ctx_device_info(ctx, i);
+        if (!strcmp(d->driver_name, "llvmpipe") || strstr(d->name, "llvmpipe"))
+            return d;
+    }
+    return NULL;
+}
+
+/* Runs cmd through sh, output (stdout + whatever cmd redirects) into buf; returns the exit
+ * status, or -1 when it did not exit normally. */
+static int run_cmd(const char *cmd, char *buf, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        fail_msg("popen failed: %s", cmd);
+    size_t n = fread(buf, 1, cap - 1, p);
+    buf[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *sizeup_bin(void)
+{
+    const char *b = getenv("SIZEUP_BIN");
+    return b && *b ? b : "build/sizeup";
+}
+
+/* ---- probe on this machine ---- */
+
+static void test_probe_finds_lavapipe(void **state)
+{
+    (void)state;
+    vk_ctx *ctx = open_default();
+    assert_true(vk_ctx_device_count(ctx) >= 1);
+    assert_true(vk_ctx_loader_version(ctx) >= ((1u << 22) | (1u << 12))); /* >= 1.1 */
+    const vk_device_info *d = find_lavapipe(ctx);
+    if (!d)
+        fail_msg("no lavapipe (llvmpipe) device among %u", vk_ctx_device_count(ctx));
+    assert_int_equal(d->type, VK_DEVTYPE_CPU);
+    assert_true(vk_device_is_lavapipe(d));
+    assert_int_equal(d->driver_id, 13); /* VK_DRIVER_ID_MESA_LLVMPIPE */
+    assert_string_equal(d->driver_name, "llvmpipe");
+    assert_non_null(strstr(d->driver_info, "Mesa"));
+    assert_true(d->max_storage_buffer_range > 0);
+    assert_true(d->max_memory_allocation_size > 0);
+    assert_true(d->subgroup_size > 0);
+    assert_true(d->subgroup_ops & VK_SGOP_BASIC);
+    assert_true(d->heap_count > 0);
+    for (uint32_t h = 0; h < d->heap_count; h++)
+        assert_true(d->heaps[h].size > 0);
+    assert_true(vk_device_local_bytes(d) > 0);
+    assert_true(d->heaps[0].host_visible); /* lavapipe memory is all host memory */
+    assert_true(d->has_compute_queue);
+    assert_true(d->max_compute_workgroup_invocations >= 128); /* Vulkan's required minimum */
+    assert_true(d->max_compute_shared_memory >= 16384);
+    assert_true(d->max_compute_workgroup_size[0] >= 128);
+    assert_int_equal(strncmp(d->api_version, "1.", 2), 0);
+    /* Only one device here, so it is the choice, and the reason names it as a CPU device. */
+    if (vk_ctx_device_count(ctx) == 1) {
+        assert_int_equal(vk_ctx_choice(ctx)->index, d->index);
+        assert_string_equal(vk_ctx_choice(ctx)->reason, "CPU device (lavapipe): no GPU found");
+    }
+    close_clean(ctx);
+}
+
+static void test_open_explicit_index(void **state)
+{
+    (void)state;
+    vk_open_opts o = { .has_device_index = 1, .device_index = 0, .device_origin = "SIZEUP_DEVICE" };
+    char err[512] = "";
+    vk_ctx *ctx = NULL;
+    assert_int_equal(vk_ctx_open(&o, &ctx, err, sizeof err), VK_STATUS_OK);
+    assert_int_equal(vk_ctx_choice(ctx)->index, 0);
+    assert_string_equal(vk_ctx_choice(ctx)->reason, "chosen by SIZEUP_DEVICE=0");
+    uint32_t n = vk_ctx_device_count(ctx);
+    close_clean(ctx);
+
+    o.device_index = n + 4;
+    o.device_origin = "--device";
+    ctx = (vk_ctx *)&o; /* must be reset to NULL on failure */
+    assert_int_equal(vk_ctx_open(&o, &ctx, err, sizeof err), VK_STATUS_BAD_INDEX);
+    assert_null(ctx);
+    char want[128];
+    snprintf(want, sizeof want, "device index %u is out of range: %u device", n + 4, n);
+    if (!strstr(err, want))
+        fail_msg("error '%s' lacks '%s'", err, want);
+    assert_non_null(strstr(err, "--device"));
+}
+
+static void test_no_loader(void **state)
+{
+    (void)state;
+    vk_open_opts o = { .loader_path = "/nonexistent/libvulkan.so.1" };
+    char err[512] = "";
+    vk_ctx *ctx = (vk_ctx *)&o;
+    assert_int_equal(vk_ctx_open(&o, &ctx, err, sizeof err), VK_STATUS_NO_LOADER);
+    assert_null(ctx);
+    assert_non_null(strstr(err, "/nonexistent/libvulkan.so.1"));
+    assert_non_null(strstr(err, "Vulkan loader"));
+    vk_ctx_close(NULL); /* no-op */
+    vk_buffer_free(NULL);
+    vk_kernel_free(NULL);
+}
+
+/* ---- choice rules on synthetic lists ---- */
+
+static vk_device_info fake(uint32_t index, vk_device_type type, uint64_t local_mib)
+{
+    vk_device_info d;
+    memset(&d, 0, sizeof d);
+    d.index = index;
+    d.type = type;
+    snprintf(d.name, sizeof d.name, "fake %u", index);
+    d.heap_count = 2;
+    d.heaps[0] = (vk_heap_info){ .size = local_mib << 20, .device_local = local_mib > 0 };
+    d.heaps[1] = (vk_heap_info){ .size = 64ull << 30, .host_visible = 1 }; /* host RAM */
+    return d;
+}
+
+static uint32_t choose(const vk_device_info *devs, uint32_t n, vk_choice *c)
+{
+    char err[256] = "";
+    vk_status st = vk_choose_device(devs, n, 0, 0, NULL, c, err, sizeof err);
+    if (st)
+        fail_msg("vk_choose_device: %s", err);
+    return c->index;
+}
+
+static void test_choice_type_order(void **state)
+{
+    (void)state;
+    vk_choice c;
+    /* Worst first, so index order cannot be what decides. */
+    vk_device_info devs[5] = {
+        fake(0, VK_DEVTYPE_OTHER, 1 << 20), fake(1, VK_DEVTYPE_CPU, 1 << 16),
+        fake(2, VK_DEVTYPE_VIRTUAL, 1024), fake(3, VK_DEVTYPE_INTEGRATED, 512),
+        fake(4, VK_DEVTYPE_DISCRETE, 256),
+    };
+    assert_int_equal(choose(devs, 5, &c), 4);
+    assert_string_equal(c.reason, "discrete GPU preferred");
+    assert_int_equal(choose(devs, 4, &c), 3);
+    assert_string_equal(c.reason, "integrated GPU preferred: no discrete GPU");
+    assert_int_equal(choose(devs, 3, &c), 2);
+    assert_string_equal(c.reason, "virtual GPU preferred: no discrete or integrated GPU");
+    assert_int_equal(choose(devs, 2, &c), 1);
+    assert_string_equal(c.reason, "CPU device: no GPU found");
+    /* Best first as well. */
+    vk_device_info rev[4] = {
+        fake(0, VK_DEVTYPE_DISCRETE, 256), fake(1, VK_DEVTYPE_INTEGRATED, 512),
+        fake(2, VK_DEVTYPE_VIRTUAL, 1024), fake(3, VK_DEVTYPE_CPU, 4096),
+    };
+    assert_int_equal(choose(rev, 4, &c), 0);
+    assert_int_equal(choose(rev + 1, 3, &c), 0); /* index field is 1: position is what counts */
+    assert_int_equal(rev[1 + c.index].type, VK_DEVTYPE_INTEGRATED);
+}
+
+static void test_choice_single_and_lavapipe(void **state)
+{
+    (void)state;
+    vk_choice c;
+    vk_device_info one = fake(0, VK_DEVTYPE_DISCRETE, 8192);
+    assert_int_equal(choose(&one, 1, &c), 0);
+    assert_string_equal(c.reason, "only device");
+    vk_device_info lvp = fake(0, VK_DEVTYPE_CPU, 2048);
+    snprintf(lvp.driver_name, sizeof lvp.driver_name, "llvmpipe");
+    assert_int_equal(choose(&lvp, 1, &c), 0);
+    assert_string_equal(c.reason, "CPU device (lavapipe): no GPU found");
+}
+
+static void test_choice_ties(void **state)
+{
+    (void)state;
+    vk_choice c;
+    /* Same type: the larger device-local heap wins, wherever it sits. */
+    vk_device_info a[3] = { fake(0, VK_DEVTYPE_DISCRETE, 8192), fake(1, VK_DEVTYPE_DISCRETE, 24576),
+                            fake(2, VK_DEVTYPE_INTEGRATED, 65536) };
+    assert_int_equal(choose(a, 3, &c), 1);
+    assert_string_equal(c.reason,
+                        "discrete GPU preferred; largest device-local heap (24.0 GiB) of 2");
+    /* A big host (not device-local) heap does not count. */
+    a[0].heaps[1].size = 1ull << 40;
+    assert_int_equal(choose(a, 3, &c), 1);
+    /* Equal heaps: the lower index. */
+    vk_device_info b[3] = { fake(0, VK_DEVTYPE_CPU, 100), fake(1, VK_DEVTYPE_DISCRETE, 16384),
+                            fake(2, VK_DEVTYPE_DISCRETE, 16384) };
+    assert_int_equal(choose(b, 3, &c), 1);
+    assert_string_equal(c.reason,
+                        "discrete GPU preferred; lowest index of 2 with equal device-local heaps");
+    assert_int_equal(vk_device_local_bytes(&b[1]), 16384ull << 20);
+}
+
+static void test_choice_explicit_index(void **state)
+{
+    (void)state;
+    vk_device_info devs[3] = { fake(0, VK_DEVTYPE_CPU, 2048), fake(1, VK_DEVTYPE_DISCRETE, 8192),
+                               fake(2, VK_DEVTYPE_INTEGRATED, 1024) };
+    vk_choice c;
+    char err[256] = "";
+    /* An explicit index beats the ranking, even towards the worst device. */
+    assert_int_equal(vk_choose_device(devs, 3, 1, 0, "SIZEUP_DEVICE", &c, err, sizeof err),
+                     VK_STATUS_OK);
+    assert_int_equal(c.index, 0);
+    assert_string_equal(c.reason, "chosen by SIZEUP_DEVICE=0");
+    assert_int_equal(vk_choose_device(devs, 3, 1, 2, "--device", &c, err, sizeof err),
+                     VK_STATUS_OK);
+    assert_int_equal(c.index, 2);
+    assert_string_equal(c.reason, "chosen by --device 2");
+    assert_int_equal(vk_choose_device(devs, 3, 1, 1, NULL, &c, err, sizeof err), VK_STATUS_OK);
+    assert_string_equal(c.reason, "chosen by explicit index 1");
+}
+
+static void test_choice_errors(void **state)
+{
+    (void)state;
+    vk_device_info devs[2] = { fake(0, VK_DEVTYPE_CPU, 2048), fake(1, VK_DEVTYPE_DISCRETE, 8192) };
+    vk_choice c;
+    char err[256] = "";
+    assert_int_equal(vk_choose_device(devs, 2, 1, 5, "SIZEUP_DEVICE", &c, err, sizeof err),
+                     VK_STATUS_BAD_INDEX);
+    assert_string_equal(err, "SIZEUP_DEVICE=5: device index 5 is out of range: 2 devices found "
+                             "(0..1)");
+    assert_int_equal(vk_choose_device(devs, 2, 1, 2, NULL, &c, err, sizeof err),
+                     VK_STATUS_BAD_INDEX);
+    assert_string_equal(err, "device index 2 is out of range: 2 devices found (0..1)");
+    assert_int_equal(vk_choose_device(devs, 0, 0, 0, NULL, &c, err, sizeof err),
+                     VK_STATUS_NO_DEVICE);
+    assert_non_null(strstr(err, "no Vulkan devices"));
+}
+
+/* ---- version decoding ---- */
+
+static void test_versions(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_string_equal(vk_version_str((1u << 22) | (3u << 12) | 230u, buf, sizeof buf),
+                        "1.3.230");
+    /* NVIDIA 535.104.05: 10.8.8.6 bits, whether the driver id or only the vendor id says so. */
+    uint32_t nv = (535u << 22) | (104u << 14) | (5u << 6) | 0u;
+    assert_string_equal(vk_driver_version_str(VK_DRIVER_ID_NVIDIA_PROPRIETARY, 0x10de, nv, buf,
+                                              sizeof buf),
+                        "535.104.5.0");
+    assert_string_equal(vk_driver_version_str(0, 0x10de, nv, buf, sizeof buf), "535.104.5.0");
+    /* Mesa (standard VK_MAKE_VERSION), also for an open driver on NVIDIA hardware. */
+    uint32_t mesa = (22u << 22) | (3u << 12) | 6u;
+    assert_string_equal(vk_driver_version_str(VK_DRIVER_ID_MESA_RADV, 0x1002, mesa, buf,
+                                              sizeof buf),
+                        "22.3.6");
+    assert_string_equal(vk_driver_version_str(VK_DRIVER_ID_MESA_RADV, 0x10de, mesa, buf,
+                                              sizeof buf),
+                        "22.3.6");
+    assert_string_equal(vk_driver_version_str(VK_DRIVER_ID_MESA_LLVMPIPE, 0x10005, 1, buf,
+                                              sizeof buf),
+                        "0.0.1");
+    assert_string_equal(vk_device_type_str(VK_DEVTYPE_CPU), "CPU");
+    assert_string_equal(vk_subgroup_op_name(5), "shuffle-relative");
+    assert_null(vk_subgroup_op_name(VK_SGOP_COUNT));
+}
+
+/* ---- compute on the device ---- */
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static float rnd(float lo, float hi)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t r = rng_state * 2685821657736338717ull;
+    return lo + (hi - lo) * (float)(r >> 40) / 16777216.0f;
+}
+
+/* Dispatches selfcheck over n_run of the n elements with workgroup size wg. */
+static void run_selfcheck_kernel(vk_ctx *ctx, vk_buffer *bx, vk_buffer *by, uint32_t n_run,
+                                 uint32_t wg, float a, float b)
+{
+    vk_kernel *k = NULL;
+    vk_status st = vk_kernel_create(ctx, "selfcheck", 2, sizeof(vk_push_selfcheck), &wg, 1, &k);
+    if (st)
+        fail_msg("vk_kernel_create: %s", vk_ctx_errmsg(ctx));
+    vk_push_selfcheck push = { .n = n_run, .a = a, .b = b };
+    vk_buffer *bufs[2] = { bx, by };
+    uint32_t groups[3] = { (n_run + wg - 1) / wg, 1, 1 };
+    st = vk_kernel_run(k, bufs, &push, groups);
+    vk_kernel_free(k);
+    if (st)
+        fail_msg("vk_kernel_run: %s", vk_ctx_errmsg(ctx));
+}
+
+static void test_selfcheck_shader_matches_cpu(void **state)
+{
+    (void)state;
+    enum { N = 3001 }; /* not a multiple of any workgroup size: exercises the bounds check */
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK); /* idempotent */
+    rng_state ^= (uint64_t)time(NULL); /* fresh data each run */
+    static float x[N], y[N];
+    for (int i = 0; i < N; i++)
+        x[i] = rnd(-8.0f, 8.0f);
+    float a = rnd(-3.0f, 3.0f), b = rnd(-2.0f, 2.0f);
+    vk_buffer *bx = NULL, *by = NULL;
+    assert_int_equal(vk_buffer_create(ctx, sizeof x, &bx), VK_STATUS_OK);
+    assert_int_equal(vk_buffer_create(ctx, sizeof y, &by), VK_STATUS_OK);
+    assert_int_equal(vk_buffer_size(by), sizeof y);
+    assert_int_equal(vk_buffer_upload(bx, 0, x, sizeof x), VK_STATUS_OK);
+    const uint32_t wgs[2] = { 64, 8 };
+    for (int w = 0; w < 2; w++) {
+        uint32_t n_run = w == 0 ? N : N - 1000;
+        memset(y, 0xff, sizeof y); /* poison: NaN everywhere */
+        assert_int_equal(vk_buffer_upload(by, 0, y, sizeof y), VK_STATUS_OK);
+        run_selfcheck_kernel(ctx, bx, by, n_run, wgs[w], a, b);
+        assert_int_equal(vk_buffer_download(by, 0, y, sizeof y), VK_STATUS_OK);
+        for (uint32_t i = 0; i < n_run; i++) {
+            float prod = a * x[i];
+            float ref = prod + b;
+            /* Vulkan requires correctly rounded fp32 add and mul, and `precise` forbids fma,
+             * so any conformant device matches bit for bit (inputs are never denormal). */
+            if (y[i] != ref)
+                fail_msg("wg %u: y[%u] = %.9g, cpu %.9g", wgs[w], i, (double)y[i], (double)ref);
+        }
+        for (uint32_t i = n_run; i < N; i++) /* past n: untouched poison */
+            assert_true(isnan(y[i]));
+    }
+    vk_buffer_free(by);
+    vk_buffer_free(bx);
+
+    vk_selfcheck_result r;
+    assert_int_equal(vk_selfcheck(ctx, 4096, 12345, &r), VK_STATUS_OK);
+    assert_int_equal(r.n, 4096);
+    assert_int_equal(r.mismatches, 0);
+    assert_true(r.max_abs_err <= VK_SELFCHECK_TOL);
+    assert_true(r.pass);
+    close_clean(ctx);
+}
+
+static void test_compute_argument_errors(void **state)
+{
+    (void)state;
+    vk_ctx *ctx = open_default();
+    vk_buffer *buf = (vk_buffer *)ctx;
+    assert_int_equal(vk_buffer_create(ctx, 16, &buf), VK_STATUS_BAD_ARG); /* no device yet */
+    assert_null(buf);
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    assert_int_equal(vk_buffer_create(ctx, d->max_storage_buffer_range + 1, &buf),
+                     VK_STATUS_BAD_ARG);
+    assert_non_null(strstr(vk_ctx_errmsg(ctx), "maxStorageBufferRange"));
+    assert_int_equal(vk_buffer_create(ctx, 64, &buf), VK_STATUS_OK);
+    char tmp[65] = { 0 };
+    assert_int_equal(vk_buffer_upload(buf, 1, tmp, 64), VK_STATUS_BAD_ARG);
+    assert_int_equal(vk_buffer_download(buf, UINT64_MAX, tmp, 2), VK_STATUS_BAD_ARG);
+    assert_int_equal(vk_buffer_download(buf, 0, tmp, 64), VK_STATUS_OK);
+    vk_kernel *k = (vk_kernel *)ctx;
+    assert_int_equal(vk_kernel_create(ctx, "no_such_shader", 1, 0, NULL, 0, &k),
+                     VK_STATUS_NO_SHADER);
+    assert_null(k);
+    assert_non_null(strstr(vk_ctx_errmsg(ctx), "no_such_shader"));
+    assert_int_equal(vk_kernel_create(ctx, "selfcheck", 2, 10, NULL, 0, &k), VK_STATUS_BAD_ARG);
+    vk_buffer_free(buf);
+    close_clean(ctx);
+}
+
+/* ---- validation ---- */
+
+typedef struct msg_log {
+    unsigned n;
+    char first[512];
+} msg_log;
+
+static void log_message(void *user, vk_msg_severity sev, const char *msg)
+{
+    (void)sev;
+    msg_log *l = user;
+    if (l->n++ == 0)
+        snprintf(l->first, sizeof l->first, "%s", msg);
+}
+
+static void test_validation_selfcheck_silent(void **state)
+{
+    (void)state;
+    msg_log log = { 0 };
+    vk_open_opts o = { .validate = 1, .on_validation = log_message, .user = &log };
+    char err[512] = "";
+    vk_ctx *ctx = NULL;
+    vk_status st = vk_ctx_open(&o, &ctx, err, sizeof err);
+    if (st)
+        fail_msg("vk_ctx_open with validation: %s: %s", vk_status_str(st), err);
+    assert_true(vk_ctx_validation_enabled(ctx));
+    vk_selfcheck_result r;
+    assert_int_equal(vk_selfcheck(ctx, 4096, 777, &r), VK_STATUS_OK);
+    assert_true(r.pass);
+    vk_ctx_close(ctx);
+    /* After close too: leaked objects are reported when the device/instance is destroyed. */
+    if (log.n)
+        fail_msg("%u validation messages, first: %s", log.n, log.first);
+}
+
+/* The silence above means something only if the layer is live: make it complain once. */
+static void test_validation_layer_is_live(void **state)
+{
+    (void)state;
+    msg_log log = { 0 };
+    vk_open_opts o = { .validate = 1, .on_validation = log_message, .user = &log };
+    char err[512] = "";
+    vk_ctx *ctx = NULL;
+    assert_int_equal(vk_ctx_open(&o, &ctx, err, sizeof err), VK_STATUS_OK);
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    VkBufferCreateInfo bad = { .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = 64,
+                               .usage = 0 /* invalid: must not be 0 */ };
+    VkBuffer buf = VK_NULL_HANDLE;
+    VkResult r = ctx->fn.CreateBuffer(ctx->dev, &bad, NULL, &buf);
+    if (r == VK_SUCCESS) /* the layer let it through to the driver: do not leak it */
+        ctx->fn.DestroyBuffer(ctx->dev, buf, NULL);
+    assert_true(vk_ctx_validation_count(ctx) >= 1);
+    assert_non_null(strstr(vk_ctx_validation_first(ctx), "VUID-VkBufferCreateInfo-usage"));
+    vk_ctx_close(ctx);
+    assert_true(log.n >= 1);
+}
+
+/* ---- the command ---- */
+
+static void test_cli_devices(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' devices 2>&1", sizeup_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "llvmpipe"));
+    /* Exactly one device line is marked '*', and it names llvmpipe. */
+    static char copy[sizeof out];
+    memcpy(copy, out, sizeof out);
+    int marked = 0, marked_lavapipe = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (!strncmp(line, "* device ", 9)) {
+            marked++;
+            marked_lavapipe += strstr(line, "llvmpipe") != NULL;
+        }
+    if (marked != 1 || marked_lavapipe != 1)
+        fail_msg("want one '* device ... llvmpipe' line in:\n%s", out);
+    assert_non_null(strstr(out, "CPU device (lavapipe"));
+    assert_non_null(strstr(out, "sizeup uses device"));
+    assert_non_null(strstr(out, "maxStorageBufferRange"));
+
+    snprintf(cmd, sizeof cmd, "'%s' devices --json --check", sizeup_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    json_error_t jerr;
+    json_t *root = json_loads(out, 0, &jerr);
+    if (!root)
+        fail_msg("devices --json: %s in:\n%s", jerr.text, out);
+    json_t *dev = json_array_get(json_object_get(root, "devices"),
+                                 (size_t)json_integer_value(json_object_get(root, "chosen")));
+    assert_non_null(dev);
+    assert_true(json_is_true(json_object_get(dev, "chosen")));
+    assert_true(json_is_true(json_object_get(dev, "lavapipe")));
+    assert_string_equal(json_string_value(json_object_get(dev, "type")), "CPU");
+    assert_true(json_is_true(json_object_get(json_object_get(root, "check"), "pass")));
+    json_decref(root);
+}
+
+static void test_cli_errors(void **state)
+{
+    (void)state;
+    static char out[1 << 14];
+    char cmd[1024];
+    /* No driver at all: the loader finds no manifest. */
+    snprintf(cmd, sizeof cmd,
+             "VK_DRIVER_FILES=/nonexistent.json VK_ICD_FILENAMES=/nonexistent.json '%s' devices "
+             "2>&1",
+             sizeup_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "no Vulkan"));
+    snprintf(cmd, sizeof cmd, "'%s' devices --bogus 2>&1", sizeup_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "--bogus"));
+    snprintf(cmd, sizeof cmd, "'%s' devices --device 99 2>&1", sizeup_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "device index 99 is out of range"));
+    snprintf(cmd, sizeof cmd, "SIZEUP_DEVICE=0 '%s' devices 2>&1", sizeup_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "chosen by SIZEUP_DEVICE=0"));
+    snprintf(cmd, sizeof cmd, "'%s' devices --help", sizeup_bin());
+    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "usage: sizeup devices"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_probe_finds_lavapipe),
+        cmocka_unit_test(test_open_explicit_index),
+        cmocka_unit_test(test_no_loader),
+        cmocka_unit_test(test_choice_type_order),
+        cmocka_unit_test(test_choice_single_and_lavapipe),
+        cmocka_unit_test(test_choice_ties),
+        cmocka_unit_test(test_choice_explicit_index),
+        cmocka_unit_test(test_choice_errors),
+        cmocka_unit_test(test_versions),
+        cmocka_unit_test(test_selfcheck_shader_matches_cpu),
+        cmocka_unit_test(test_compute_argument_errors),
+        cmocka_unit_test(test_validation_selfcheck_silent),
+        cmocka_unit_test(test_validation_layer_is_live),
+        cmocka_unit_test(test_cli_devices),
+        cmocka_unit_test(test_cli_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
