@@ -64,18 +64,24 @@ help:
 	@echo "make install    install to \$$DESTDIR\$$PREFIX (default /usr/local)"
 	@echo "make clean      remove build/"
 
+# Quiet by default (one line per file); `make V=1` shows the commands.
+Q := $(if $(V),,@)
+
 $(BUILD)/sizeup: $(MAIN_OBJ) $(LIB_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c | $(BUILD)/gen/shaders.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # ---- shaders: glslc -> C initializer text -> one generated table ----
 # glslc -MD writes a dependency file, so editing an included .glsl rebuilds what uses it.
 $(BUILD)/gen/spv/%.inc: shaders/%.comp
 	@mkdir -p $(dir $@)
-	glslc $(GLSLC_FLAGS) -Ishaders -mfmt=c -MD -MF $(BUILD)/gen/spv/$*.d -MT $@ -o $@ $<
+	@echo "  GLSLC   $<"
+	$(Q)glslc $(GLSLC_FLAGS) -Ishaders -mfmt=c -MD -MF $(BUILD)/gen/spv/$*.d -MT $@ -o $@ $<
 
 $(BUILD)/gen/shaders.c: $(SPV_INC) Makefile
 	@mkdir -p $(dir $@)
@@ -102,12 +108,14 @@ $(BUILD)/gen/shaders.h: Makefile
 
 $(BUILD)/obj/gen/shaders.o: $(BUILD)/gen/shaders.c $(BUILD)/gen/shaders.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # ---- tests ----
 $(BUILD)/tests/%: tests/%.c $(LIB_OBJ) tests/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) $(CMOCKA_LIBS)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) $(CMOCKA_LIBS)
 
 build-tests: $(BUILD)/sizeup $(TEST_BIN)
 
@@ -126,7 +134,7 @@ run-tests: build-tests check-fixtures
 	  if env $$env SIZEUP_BIN=$(BUILD)/sizeup $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
 	done; \
 	echo; [ -z "$$failed" ] || echo "failed:$$failed"; \
-	echo "test programs: $$pass passed, $$fail failed"; \
+	echo "tests: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ]
 
 test: deps
