@@ -12,6 +12,8 @@ typedef struct app_command {
 } app_command;
 
 static const app_command commands[] = {
+    { "run", app_cmd_run, "generate text or chat with a model (stats on stderr)" },
+    { "logits", app_cmd_logits, "print the logits of a token sequence as JSON" },
     { "inspect", app_cmd_inspect, "print a model card for a GGUF file (--json, --tensors)" },
     { "devices", app_cmd_devices, "list Vulkan devices and the one sizeup would use" },
     { "tokenize", app_cmd_tokenize, "turn text into token ids with a model's tokenizer" },

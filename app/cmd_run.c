@@ -1,0 +1,492 @@
+/* `sizeup run`: generate text with one model from the command line: a prompt (-p/-f) streamed
+ * to stdout with a stats line on stderr, or an interactive chat (--chat without -p) read with
+ * readline. Ctrl-C stops the answer being generated; at the prompt it ends the chat. */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "app/app.h"
+#include "engine/chat.h"
+#include "engine/engine.h"
+
+#define CMD "run"
+
+typedef struct run_opts {
+    const char *model, *prompt, *file, *system, *tmpl;
+    int n_predict;
+    bool chat, ids, echo, help;
+    eng_session_opts so;
+} run_opts;
+
+static volatile int cancel_flag;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    cancel_flag = 1;
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+        "usage: sizeup run -m MODEL [-p TEXT | -f FILE] [-n N] [--chat] [--system S]\n"
+        "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
+        "                  [--seed S] [-c CTX] [--backend cpu] [--ids] [--echo]\n\n"
+        "Generate text with a model. Text goes to stdout as it is produced; one line of\n"
+        "statistics goes to stderr at the end. --chat wraps the prompt in the model's chat\n"
+        "template; --chat without -p/-f starts an interactive chat (Ctrl-D or /bye to leave).\n\n"
+        "  -m, --model MODEL     a GGUF model file\n"
+        "  -p, --prompt TEXT     the prompt\n"
+        "  -f, --file FILE       read the prompt from FILE ('-' for standard input)\n"
+        "  -n, --n-predict N     generate at most N tokens (default 256; -1 = until the model stops)\n"
+        "  --chat                use the chat template (the model's own, or chatml)\n"
+        "  --system S            system prompt for --chat\n"
+        "  --template NAME       force a chat template family (chatml, llama3, phi3, ...)\n"
+        "  --temp T              temperature (default 0.8; 0 = greedy)\n"
+        "  --top-k K             keep the K most likely tokens (default 40; 0 = off)\n"
+        "  --top-p P             nucleus sampling (default 0.95; 1 = off)\n"
+        "  --min-p P             drop tokens below P x the best one's probability (default 0.05)\n"
+        "  --repeat-penalty R    penalise the last 64 tokens (default 1 = off)\n"
+        "  --seed S              random seed (default: time-based; same seed, same text)\n"
+        "  -c, --ctx N           context length (default: the model's, capped at 4096)\n"
+        "  --backend cpu         the compute backend (cpu until the Vulkan engine lands)\n"
+        "  -t, --threads N       CPU threads (default: all cores)\n"
+        "  --ids                 print the generated token ids as a JSON array instead of text\n"
+        "  --echo                print the prompt before the generated text\n"
+        "  -h, --help            show this help\n");
+}
+
+static bool num_f(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || v != v || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* One option with a value; returns 0 when handled, 2 on a bad value, -1 when not ours. */
+static int value_opt(run_opts *o, const char *a, const char *v)
+{
+    double d;
+    eng_sampler_params *sp = &o->so.sampling;
+#define NUM(lo, hi) if (!num_f(v, lo, hi, &d)) return app_fail(CMD, "%s '%s': expected a number from %g to %g", a, v, (double)(lo), (double)(hi)) + 1
+    if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
+    else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
+    else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
+    else if (!strcmp(a, "--system")) o->system = v;
+    else if (!strcmp(a, "--template")) o->tmpl = v;
+    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUM(-1, 1e9); o->n_predict = (int)d; }
+    else if (!strcmp(a, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
+    else if (!strcmp(a, "--top-k")) { NUM(0, 1e9); sp->top_k = (int32_t)d; }
+    else if (!strcmp(a, "--top-p")) { NUM(1e-6, 1); sp->top_p = (float)d; }
+    else if (!strcmp(a, "--min-p")) { NUM(0, 1); sp->min_p = (float)d; }
+    else if (!strcmp(a, "--repeat-penalty")) { NUM(1e-3, 100); sp->repeat_penalty = (float)d; }
+    else if (!strcmp(a, "--seed")) { NUM(0, 1.8e19); sp->seed = (uint64_t)d; }
+    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { NUM(8, 1 << 24); o->so.n_ctx = (uint32_t)d; }
+    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NUM(1, 256); o->so.n_threads = (int)d; }
+    else if (!strcmp(a, "--backend")) {
+        if (!strcmp(v, "cpu")) o->so.backend = ENG_BACKEND_CPU;
+        else if (!strcmp(v, "vulkan")) o->so.backend = ENG_BACKEND_VULKAN;
+        else return app_fail(CMD, "--backend '%s': expected cpu or vulkan", v) + 1;
+    } else return -1;
+#undef NUM
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, run_opts *o)
+{
+    o->n_predict = 256;
+    o->so = eng_session_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) o->help = true;
+        else if (!strcmp(a, "--chat")) o->chat = true;
+        else if (!strcmp(a, "--ids")) o->ids = true;
+        else if (!strcmp(a, "--echo")) o->echo = true;
+        else if (a[0] == '-' && a[1]) {
+            if (i + 1 >= argc)
+                return app_fail(CMD, "%s: a value is missing, or the option is unknown (see "
+                                "sizeup run --help)", a) + 1;
+            int r = value_opt(o, a, argv[i + 1]);
+            if (r < 0)
+                return app_fail(CMD, "unknown option '%s' (see sizeup run --help)", a) + 1;
+            if (r > 0)
+                return r;
+            i++;
+        } else {
+            return app_fail(CMD, "unexpected argument '%s' (the prompt goes after -p)", a) + 1;
+        }
+    }
+    if (o->help)
+        return 0;
+    if (!o->model)
+        return app_fail(CMD, "no model given (-m MODEL)") + 1;
+    if (o->prompt && o->file)
+        return app_fail(CMD, "give the prompt with -p or -f, not both") + 1;
+    if (!o->prompt && !o->file && !o->chat)
+        return app_fail(CMD, "no prompt given (-p TEXT, -f FILE, or --chat for a conversation)") + 1;
+    return 0;
+}
+
+/* ---- output ---- */
+
+typedef struct out_ctx {
+    bool ids;
+    size_t n_ids;
+} out_ctx;
+
+static bool on_token(void *user, int32_t token, const char *text, size_t len, const eng_stats *st)
+{
+    out_ctx *oc = user;
+    (void)st;
+    if (oc->ids) {
+        if (token >= 0)
+            printf("%s%d", oc->n_ids++ ? ", " : "[", token);
+    } else if (len) {
+        fwrite(text, 1, len, stdout);
+    }
+    fflush(stdout);
+    return !cancel_flag;
+}
+
+static void print_stats(const eng_session *s, eng_stop_reason why)
+{
+    eng_stats st;
+    eng_session_stats(s, &st);
+    char w[16], kv[16], sc[16];
+    fprintf(stderr,
+            "\n[sizeup] prompt %u tokens, %.1f tokens/s | first token %.1f ms | generated %u "
+            "tokens, %.1f tokens/s | stop: %s | memory: weights %s + KV %s + scratch %s | %s\n",
+            st.n_prompt, st.prompt_tps, st.ttft_ms, st.n_gen, st.gen_tps,
+            eng_stop_reason_str(why), app_fmt_bytes(st.mem_weights, w, sizeof w),
+            app_fmt_bytes(st.mem_kv, kv, sizeof kv), app_fmt_bytes(st.mem_scratch, sc, sizeof sc),
+            st.backend);
+}
+
+/* Tokenize and feed text; chat renders include their special tokens as text. */
+static int feed_text(eng_session *s, const eng_model *m, const char *text, bool bos, bool special)
+{
+    int32_t *ids;
+    size_t n;
+    if (eng_tokenize(eng_model_vocab(m), text, strlen(text), bos, special, &ids, &n) != ENG_TOK_OK)
+        return app_fail(CMD, "out of memory tokenizing the prompt");
+    eng_status st = eng_session_feed(s, ids, n);
+    free(ids);
+    if (st)
+        return app_fail(CMD, "%s", eng_session_errmsg(s));
+    return 0;
+}
+
+static int generate(eng_session *s, const run_opts *o, const char *const *stops, size_t n_stop,
+                    bool quiet_stats)
+{
+    out_ctx oc = { o->ids, 0 };
+    eng_generate_opts go = { o->n_predict, stops, n_stop, &cancel_flag };
+    eng_stop_reason why;
+    cancel_flag = 0;
+    eng_status st = eng_session_generate(s, &go, on_token, &oc, &why);
+    if (o->ids)
+        printf("%s]\n", oc.n_ids ? "" : "[");
+    else
+        fflush(stdout);
+    if (st)
+        return app_fail(CMD, "generation failed: %s", eng_session_errmsg(s));
+    if (!quiet_stats)
+        print_stats(s, why);
+    return 0;
+}
+
+static char *read_prompt_file(const char *path)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, r;
+    char *buf = malloc(cap);
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = b;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf)
+        buf[n] = 0;
+    return buf;
+}
+
+/* ---- chat ---- */
+
+typedef struct chat {
+    eng_model *m;
+    eng_session *s;
+    const run_opts *o;
+    eng_chat_template t;
+    eng_chat_msg *msgs;
+    size_t n_msgs;
+    int32_t *ctx;          /* tokens believed to be in the session's context */
+    size_t n_ctx;
+} chat;
+
+static void chat_template_for(chat *c)
+{
+    gguf_str src = { 0 };
+    gguf_get_str(c->m->file, "tokenizer.chat_template", &src);
+    eng_chat_detect(src.ptr, (size_t)src.len, &c->t);
+    unsigned variant = 0;
+    int fam = c->o->tmpl ? eng_chat_family_from_name(c->o->tmpl, &variant) : -1;
+    if (fam >= 0)
+        eng_chat_template_init(&c->t, (eng_chat_family)fam, variant);
+    else if (c->t.fallback || c->t.reason)
+        fprintf(stderr, "[sizeup] chat template: %s\n",
+                c->t.reason ? c->t.reason : "not recognised; using chatml");
+}
+
+static int chat_push(chat *c, const char *role, const char *content)
+{
+    eng_chat_msg *p = realloc(c->msgs, (c->n_msgs + 1) * sizeof *p);
+    char *dup = strdup(content);
+    if (!p || !dup) {
+        free(dup);
+        return app_fail(CMD, "out of memory");
+    }
+    c->msgs = p;
+    c->msgs[c->n_msgs++] = (eng_chat_msg){ role, dup };
+    return 0;
+}
+
+/* Render the whole conversation and feed only what the context does not hold yet; when the
+ * context has diverged from the render (the model's tokens for its own answer differ from a
+ * fresh tokenization), start the context over. */
+static int chat_sync(chat *c)
+{
+    char *text, err[256];
+    if (eng_chat_render(&c->t, c->msgs, c->n_msgs, ENG_CHAT_GEN_PROMPT, &text, NULL, err,
+                        sizeof err) != ENG_CHAT_OK)
+        return app_fail(CMD, "chat template: %s", err);
+    int32_t *ids;
+    size_t n;
+    eng_tok_status ts = eng_tokenize(eng_model_vocab(c->m), text, strlen(text), true, true, &ids, &n);
+    free(text);
+    if (ts != ENG_TOK_OK)
+        return app_fail(CMD, "out of memory tokenizing the conversation");
+    size_t same = 0;
+    while (same < c->n_ctx && same < n && c->ctx[same] == ids[same])
+        same++;
+    if (same < c->n_ctx) {
+        eng_session_reset(c->s);
+        same = 0;
+    }
+    eng_status st = eng_session_feed(c->s, ids + same, n - same);
+    free(c->ctx);
+    c->ctx = ids;
+    c->n_ctx = n;
+    if (st)
+        return app_fail(CMD, "%s", eng_session_errmsg(c->s));
+    return 0;
+}
+
+typedef struct turn_out {
+    chat *c;
+    char *text;
+    size_t len, cap;
+    bool ids;
+    size_t n_ids;
+} turn_out;
+
+static bool on_chat_token(void *user, int32_t token, const char *text, size_t len,
+                          const eng_stats *st)
+{
+    turn_out *t = user;
+    chat *c = t->c;
+    if (token >= 0) {
+        int32_t *p = realloc(c->ctx, (c->n_ctx + 1) * sizeof *p);
+        if (p) {
+            c->ctx = p;
+            c->ctx[c->n_ctx++] = token;
+        }
+    }
+    if (t->len + len + 1 > t->cap) {
+        char *b = realloc(t->text, (t->len + len + 1) * 2);
+        if (b) {
+            t->text = b;
+            t->cap = (t->len + len + 1) * 2;
+        }
+    }
+    if (t->len + len + 1 <= t->cap) {
+        memcpy(t->text + t->len, text, len);
+        t->len += len;
+        t->text[t->len] = 0;
+    }
+    out_ctx oc = { t->ids, t->n_ids };
+    bool go = on_token(&oc, token, text, len, st);
+    t->n_ids = oc.n_ids;
+    return go;
+}
+
+/* One assistant answer; the text joins the conversation. */
+static int chat_answer(chat *c, bool quiet_stats)
+{
+    int rc = chat_sync(c);
+    if (rc)
+        return rc;
+    turn_out t = { c, NULL, 0, 0, c->o->ids, 0 };
+    const char *const *stops = eng_chat_stop_strings(c->t.family);
+    size_t n_stop = 0;
+    while (stops[n_stop])
+        n_stop++;
+    eng_generate_opts go = { c->o->n_predict, stops, n_stop, &cancel_flag };
+    eng_stop_reason why;
+    cancel_flag = 0;
+    eng_status st = eng_session_generate(c->s, &go, on_chat_token, &t, &why);
+    printf(c->o->ids ? "%s]\n" : "%s\n", c->o->ids && !t.n_ids ? "[" : "");
+    fflush(stdout);
+    if (st) {
+        free(t.text);
+        return app_fail(CMD, "generation failed: %s", eng_session_errmsg(c->s));
+    }
+    if (!quiet_stats)
+        print_stats(c->s, why);
+    rc = chat_push(c, "assistant", t.text ? t.text : "");
+    free(t.text);
+    return rc;
+}
+
+/* readline's callback interface, so Ctrl-C at the prompt ends the chat cleanly (the terminal
+ * is restored by removing the handler) instead of being swallowed by readline. */
+static char *cb_line;
+static bool cb_done;
+
+static void on_line(char *line)
+{
+    cb_line = line;
+    cb_done = true;
+}
+
+static char *read_turn(bool *interrupted)
+{
+    cb_line = NULL;
+    cb_done = false;
+    cancel_flag = 0;
+    rl_callback_handler_install(">>> ", on_line);
+    while (!cb_done) {
+        fd_set fds;
+        FD_ZERO(&fds);
+        FD_SET(fileno(rl_instream ? rl_instream : stdin), &fds);
+        int r = select(fileno(rl_instream ? rl_instream : stdin) + 1, &fds, NULL, NULL, NULL);
+        if (r < 0 && errno == EINTR && cancel_flag) {
+            *interrupted = true;
+            break;
+        }
+        if (r > 0)
+            rl_callback_read_char();
+    }
+    rl_callback_handler_remove();
+    return cb_line;
+}
+
+static int chat_interactive(chat *c)
+{
+    fprintf(stderr, "[sizeup] chatting with %s (template %s). Ctrl-D or /bye to leave, "
+            "Ctrl-C stops an answer.\n", eng_model_name(c->m), eng_chat_family_name(c->t.family));
+    rl_catch_signals = 0;
+    for (;;) {
+        bool interrupted = false;
+        char *line = read_turn(&interrupted);
+        if (interrupted || !line || !strcmp(line, "/bye")) {
+            if (!line)
+                putchar('\n');
+            free(line);
+            return 0;
+        }
+        if (!*line) {
+            free(line);
+            continue;
+        }
+        add_history(line);
+        int rc = chat_push(c, "user", line);
+        free(line);
+        if (rc || (rc = chat_answer(c, false)))
+            return rc;
+    }
+}
+
+static int run_chat(eng_model *m, eng_session *s, const run_opts *o, const char *prompt)
+{
+    chat c = { m, s, o, { 0 }, NULL, 0, NULL, 0 };
+    chat_template_for(&c);
+    int rc = 0;
+    if (o->system)
+        rc = chat_push(&c, "system", o->system);
+    if (!rc && prompt) {
+        rc = chat_push(&c, "user", prompt);
+        if (!rc)
+            rc = chat_answer(&c, false);
+    } else if (!rc) {
+        rc = chat_interactive(&c);
+    }
+    for (size_t i = 0; i < c.n_msgs; i++)
+        free((char *)c.msgs[i].content);
+    free(c.msgs);
+    free(c.ctx);
+    return rc;
+}
+
+int app_cmd_run(int argc, char **argv)
+{
+    run_opts o = { 0 };
+    int rc = parse_args(argc, argv, &o);
+    if (rc || o.help) {
+        if (o.help)
+            usage(stdout);
+        return rc;
+    }
+    char *prompt = o.file ? read_prompt_file(o.file) : (o.prompt ? strdup(o.prompt) : NULL);
+    if ((o.file || o.prompt) && !prompt)
+        return app_fail(CMD, "cannot read the prompt from %s: %s", o.file ? o.file : "-p",
+                        strerror(errno));
+    eng_model *m;
+    eng_session *s;
+    char err[512];
+    if (eng_model_open(o.model, &m, err, sizeof err)) {
+        free(prompt);
+        return app_fail(CMD, "%s", err);
+    }
+    if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
+        eng_model_close(m);
+        free(prompt);
+        return app_fail(CMD, "%s", err);
+    }
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_sigint; /* no SA_RESTART: a blocked read returns so the flag is seen */
+    sigaction(SIGINT, &sa, NULL);
+    if (o.chat) {
+        rc = run_chat(m, s, &o, prompt);
+    } else {
+        if (o.echo && !o.ids)
+            fputs(prompt, stdout);
+        rc = feed_text(s, m, prompt, true, false);
+        if (!rc)
+            rc = generate(s, &o, NULL, 0, false);
+    }
+    signal(SIGINT, SIG_DFL);
+    eng_session_free(s);
+    eng_model_close(m);
+    free(prompt);
+    return rc;
+}

@@ -1,0 +1,405 @@
+/* The CPU reference forward pass, written to be read top to bottom like llama2.c's forward():
+ * embed -> for each layer (RMSNorm, q/k/v, RoPE, f16 KV cache, causal attention, output
+ * projection, RMSNorm, SwiGLU feed-forward) -> final norm -> logits. Prompts run in chunks of
+ * up to CPU_CHUNK tokens so a weight row is dequantized once per chunk, not once per token;
+ * rows are split across a few threads. */
+#include "engine/cpu.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/quant.h"
+
+#define CPU_CHUNK 32
+#define CPU_MAX_THREADS 16
+
+struct eng_cpu {
+    const eng_model *m;
+    uint32_t n_ctx;
+    int n_threads;
+    uint16_t *k_cache, *v_cache;  /* (n_layer, n_ctx, n_head_kv*head_dim[_v]) f16 */
+    float *x, *xb, *q, *k, *v;    /* (CPU_CHUNK, width) activations */
+    float *att, *hb, *hb2, *qkv;  /* att (CPU_CHUNK, n_head*hd_v); hb/hb2 (CPU_CHUNK, n_ff) */
+    float *scores;                /* (n_threads, n_ctx) */
+    float *rope_inv;              /* (n_rot/2) inverse frequencies, factors applied */
+    float *rowbuf;                /* (n_threads, max row length) dequantized weight rows */
+    size_t row_max;
+};
+
+/* ---- small numeric helpers ---- */
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float s = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = x[i] * s * w[i];
+}
+
+static float dot(const float *a, const float *b, int64_t n)
+{
+    float s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static const float *vec(const eng_weight *w)
+{
+    return (const float *)w->data; /* 1-D weights are F32 (checked at load) */
+}
+
+/* ---- y = W x for a chunk of tokens, rows split across threads ---- */
+
+typedef struct mm_job {
+    eng_cpu *c;
+    const eng_weight *w;
+    const float *x;     /* (n, w->ne0) */
+    float *y;           /* (n, ldy), written at columns [0, ne1) */
+    int n, ldy, tid, nth;
+} mm_job;
+
+static void *mm_part(void *arg)
+{
+    mm_job *j = arg;
+    const eng_weight *w = j->w;
+    int64_t r0 = w->ne1 * j->tid / j->nth, r1 = w->ne1 * (j->tid + 1) / j->nth;
+    float *row = j->c->rowbuf + (size_t)j->tid * j->c->row_max;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *src = w->data + (size_t)r * w->row_bytes;
+        if (j->n == 1) {
+            j->y[r] = eng_vec_dot_f32(w->type, src, j->x, w->ne0);
+            continue;
+        }
+        eng_dequantize_row(w->type, src, row, w->ne0);
+        for (int t = 0; t < j->n; t++)
+            j->y[(size_t)t * j->ldy + r] = dot(row, j->x + (size_t)t * w->ne0, w->ne0);
+    }
+    return NULL;
+}
+
+static void matmul(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy)
+{
+    mm_job jobs[CPU_MAX_THREADS];
+    pthread_t th[CPU_MAX_THREADS];
+    /* threads only pay off when there is enough work per call */
+    int nth = (int64_t)w->ne0 * w->ne1 * n >= (1 << 16) ? c->n_threads : 1;
+    for (int t = 0; t < nth; t++)
+        jobs[t] = (mm_job){ c, w, x, y, n, ldy, t, nth };
+    int started = 0;
+    for (int t = 1; t < nth; t++)
+        if (pthread_create(&th[t], NULL, mm_part, &jobs[t]) == 0)
+            started = t;
+        else
+            break;
+    /* a thread that could not start: do its share here */
+    for (int t = started + 1; t < nth; t++)
+        mm_part(&jobs[t]);
+    mm_part(&jobs[0]);
+    for (int t = 1; t <= started; t++)
+        pthread_join(th[t], NULL);
+}
+
+/* ---- set-up ---- */
+
+static void rope_setup(eng_cpu *c)
+{
+    const eng_model *m = c->m;
+    const eng_hparams *hp = &m->hp;
+    const eng_weight *ff = m->rope_freqs.t ? &m->rope_freqs : NULL;
+    if (hp->arch == ENG_ARCH_PHI3 && m->rope_long.t)
+        ff = c->n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_short;
+    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
+        double inv = hp->rope_freq_scale * pow(hp->rope_base, -2.0 * i / hp->n_rot);
+        if (ff && ff->t)
+            inv /= vec(ff)[i];
+        c->rope_inv[i] = (float)inv;
+    }
+}
+
+eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *err, size_t errlen)
+{
+    const eng_hparams *hp = &m->hp;
+    eng_cpu *c = calloc(1, sizeof *c);
+    if (!c)
+        goto oom;
+    c->m = m;
+    c->n_ctx = n_ctx;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->n_threads = n_threads > 0 ? n_threads : (int)(cores > 0 ? cores : 1);
+    if (c->n_threads > CPU_MAX_THREADS)
+        c->n_threads = CPU_MAX_THREADS;
+    size_t kw = (size_t)hp->n_head_kv * hp->head_dim, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
+    size_t qw = (size_t)hp->n_head * hp->head_dim, aw = (size_t)hp->n_head * hp->head_dim_v;
+    size_t cells = (size_t)hp->n_layer * n_ctx;
+    c->k_cache = malloc(cells * kw * sizeof(uint16_t));
+    c->v_cache = malloc(cells * vw * sizeof(uint16_t));
+    c->x = malloc(CPU_CHUNK * hp->n_embd * sizeof(float));
+    c->xb = malloc(CPU_CHUNK * hp->n_embd * sizeof(float));
+    c->q = malloc(CPU_CHUNK * qw * sizeof(float));
+    c->k = malloc(CPU_CHUNK * kw * sizeof(float));
+    c->v = malloc(CPU_CHUNK * vw * sizeof(float));
+    c->qkv = malloc(CPU_CHUNK * (qw + kw + vw) * sizeof(float));
+    c->att = malloc(CPU_CHUNK * aw * sizeof(float));
+    c->hb = malloc(CPU_CHUNK * 2 * (size_t)hp->n_ff * sizeof(float));
+    c->hb2 = malloc(CPU_CHUNK * (size_t)hp->n_ff * sizeof(float));
+    c->scores = malloc((size_t)n_ctx * sizeof(float));
+    c->rope_inv = malloc((hp->n_rot / 2 + 1) * sizeof(float));
+    c->row_max = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    if (aw > c->row_max)
+        c->row_max = aw;
+    c->rowbuf = malloc((size_t)c->n_threads * c->row_max * sizeof(float));
+    if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv ||
+        !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_inv || !c->rowbuf)
+        goto oom;
+    rope_setup(c);
+    return c;
+oom:
+    snprintf(err, errlen, "out of memory for a %u-token CPU context (KV cache %.1f MiB)", n_ctx,
+             (double)hp->n_layer * n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2 / 1048576);
+    eng_cpu_free(c);
+    return NULL;
+}
+
+void eng_cpu_free(eng_cpu *c)
+{
+    if (!c)
+        return;
+    free(c->rowbuf);
+    free(c->rope_inv);
+    free(c->scores);
+    free(c->hb2);
+    free(c->hb);
+    free(c->att);
+    free(c->qkv);
+    free(c->v);
+    free(c->k);
+    free(c->q);
+    free(c->xb);
+    free(c->x);
+    free(c->v_cache);
+    free(c->k_cache);
+    free(c);
+}
+
+uint64_t eng_cpu_kv_bytes(const eng_cpu *c)
+{
+    const eng_hparams *hp = &c->m->hp;
+    return (uint64_t)hp->n_layer * c->n_ctx * hp->n_head_kv * (hp->head_dim + hp->head_dim_v) * 2;
+}
+
+uint64_t eng_cpu_scratch_bytes(const eng_cpu *c)
+{
+    const eng_hparams *hp = &c->m->hp;
+    uint64_t w = 2ull * hp->n_embd + 2ull * (hp->n_head * hp->head_dim + hp->n_head_kv *
+                 (hp->head_dim + hp->head_dim_v)) + hp->n_head * hp->head_dim_v + 3ull * hp->n_ff;
+    return 4 * (CPU_CHUNK * w + c->n_ctx + (uint64_t)c->n_threads * c->row_max);
+}
+
+/* ---- the layer ---- */
+
+/* Rotate the first n_rot dims of each head: pairs (2i, 2i+1), or (i, i + n_rot/2) for NeoX. */
+static void rope(const eng_cpu *c, float *v, int n_heads, int hd, int pos)
+{
+    const eng_hparams *hp = &c->m->hp;
+    int half = (int)hp->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        double th = (double)pos * c->rope_inv[i];
+        float cs = (float)cos(th), sn = (float)sin(th);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = v + (size_t)h * hd;
+            int a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
+            float x0 = p[a], x1 = p[b];
+            p[a] = x0 * cs - x1 * sn;
+            p[b] = x0 * sn + x1 * cs;
+        }
+    }
+}
+
+/* Causal attention of token t (at position pos) over cache positions 0..pos of layer l. */
+static void attend(eng_cpu *c, int l, int t, int pos)
+{
+    const eng_hparams *hp = &c->m->hp;
+    int hd = (int)hp->head_dim, hdv = (int)hp->head_dim_v, group = (int)(hp->n_head / hp->n_head_kv);
+    size_t kw = (size_t)hp->n_head_kv * hd, vw = (size_t)hp->n_head_kv * hdv;
+    const uint16_t *K = c->k_cache + (size_t)l * c->n_ctx * kw;
+    const uint16_t *V = c->v_cache + (size_t)l * c->n_ctx * vw;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < (int)hp->n_head; h++) {
+        const float *q = c->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
+        int kvh = h / group;
+        float mx = -INFINITY;
+        for (int j = 0; j <= pos; j++) {
+            const uint16_t *kr = K + (size_t)j * kw + (size_t)kvh * hd;
+            float s = 0;
+            for (int i = 0; i < hd; i++)
+                s += q[i] * eng_f16_to_f32(kr[i]);
+            c->scores[j] = s * scale;
+            if (c->scores[j] > mx)
+                mx = c->scores[j];
+        }
+        float sum = 0;
+        for (int j = 0; j <= pos; j++) {
+            c->scores[j] = expf(c->scores[j] - mx);
+            sum += c->scores[j];
+        }
+        float *o = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
+        memset(o, 0, (size_t)hdv * sizeof *o);
+        for (int j = 0; j <= pos; j++) {
+            const uint16_t *vr = V + (size_t)j * vw + (size_t)kvh * hdv;
+            float p = c->scores[j] / sum;
+            for (int i = 0; i < hdv; i++)
+                o[i] += p * eng_f16_to_f32(vr[i]);
+        }
+    }
+}
+
+/* q, k, v for the chunk: separate or fused matrices, biases, qwen3's per-head norms, RoPE. */
+static void qkv(eng_cpu *c, const eng_layer *L, int n, int pos0)
+{
+    const eng_hparams *hp = &c->m->hp;
+    int hd = (int)hp->head_dim;
+    size_t nq = (size_t)hp->n_head * hd, nk = (size_t)hp->n_head_kv * hd;
+    size_t nv = (size_t)hp->n_head_kv * hp->head_dim_v;
+    if (L->wqkv.t) {
+        matmul(c, &L->wqkv, c->xb, c->qkv, n, (int)(nq + nk + nv));
+        for (int t = 0; t < n; t++) {
+            const float *src = c->qkv + (size_t)t * (nq + nk + nv);
+            memcpy(c->q + t * nq, src, nq * sizeof(float));
+            memcpy(c->k + t * nk, src + nq, nk * sizeof(float));
+            memcpy(c->v + t * nv, src + nq + nk, nv * sizeof(float));
+        }
+    } else {
+        matmul(c, &L->wq, c->xb, c->q, n, (int)nq);
+        matmul(c, &L->wk, c->xb, c->k, n, (int)nk);
+        matmul(c, &L->wv, c->xb, c->v, n, (int)nv);
+    }
+    for (int t = 0; t < n; t++) {
+        float *q = c->q + t * nq, *k = c->k + t * nk, *v = c->v + t * nv;
+        for (size_t i = 0; L->bq.t && i < nq; i++)
+            q[i] += vec(&L->bq)[i];
+        for (size_t i = 0; L->bk.t && i < nk; i++)
+            k[i] += vec(&L->bk)[i];
+        for (size_t i = 0; L->bv.t && i < nv; i++)
+            v[i] += vec(&L->bv)[i];
+        for (uint32_t h = 0; L->q_norm.t && h < hp->n_head; h++)
+            rmsnorm(q + h * hd, q + h * hd, vec(&L->q_norm), hd, hp->rms_eps);
+        for (uint32_t h = 0; L->k_norm.t && h < hp->n_head_kv; h++)
+            rmsnorm(k + h * hd, k + h * hd, vec(&L->k_norm), hd, hp->rms_eps);
+        rope(c, q, (int)hp->n_head, hd, pos0 + t);
+        rope(c, k, (int)hp->n_head_kv, hd, pos0 + t);
+    }
+}
+
+static void layer(eng_cpu *c, int l, int n, int pos0)
+{
+    const eng_hparams *hp = &c->m->hp;
+    const eng_layer *L = &c->m->layers[l];
+    int d = (int)hp->n_embd, ff = (int)hp->n_ff;
+    size_t kw = (size_t)hp->n_head_kv * hp->head_dim, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
+
+    /* 1. attention block */
+    for (int t = 0; t < n; t++)
+        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, vec(&L->attn_norm), d, hp->rms_eps);
+    qkv(c, L, n, pos0);
+    for (int t = 0; t < n; t++) { /* the cache holds f16, as llama.cpp's and the GPU's do */
+        uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0 + t) * kw;
+        uint16_t *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0 + t) * vw;
+        for (size_t i = 0; i < kw; i++)
+            kc[i] = eng_f32_to_f16(c->k[t * kw + i]);
+        for (size_t i = 0; i < vw; i++)
+            vc[i] = eng_f32_to_f16(c->v[t * vw + i]);
+    }
+    for (int t = 0; t < n; t++)
+        attend(c, l, t, pos0 + t);
+    matmul(c, &L->wo, c->att, c->xb, n, d);
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        c->x[i] += c->xb[i];
+
+    /* 2. feed-forward block: down(silu(gate(x)) * up(x)) */
+    for (int t = 0; t < n; t++)
+        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, vec(&L->ffn_norm), d, hp->rms_eps);
+    int ldg = ff;
+    const float *up = c->hb2;
+    if (L->w_gate_up.t) { /* phi3: one matrix, gate rows then up rows */
+        ldg = 2 * ff;
+        matmul(c, &L->w_gate_up, c->xb, c->hb, n, ldg);
+        up = c->hb + ff;
+    } else {
+        matmul(c, &L->w_gate, c->xb, c->hb, n, ff);
+        matmul(c, &L->w_up, c->xb, c->hb2, n, ff);
+    }
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < ff; i++) {
+            float g = c->hb[(size_t)t * ldg + i];
+            c->hb2[(size_t)t * ff + i] = g / (1.0f + expf(-g)) * up[(size_t)t * ldg + i];
+        }
+    matmul(c, &L->w_down, c->hb2, c->xb, n, d);
+    for (size_t i = 0; i < (size_t)n * d; i++)
+        c->x[i] += c->xb[i];
+}
+
+static void decode_chunk(eng_cpu *c, const int32_t *tokens, int n, int pos0, float *logits,
+                         bool all_logits)
+{
+    const eng_model *m = c->m;
+    const eng_hparams *hp = &m->hp;
+    int d = (int)hp->n_embd;
+    for (int t = 0; t < n; t++) {
+        int32_t id = tokens[t] >= 0 && (uint32_t)tokens[t] < hp->n_vocab ? tokens[t] : 0;
+        eng_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)id * m->tok_embd.row_bytes,
+                           c->x + (size_t)t * d, d);
+    }
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        layer(c, (int)l, n, pos0);
+    if (!logits)
+        return;
+    int first = all_logits ? 0 : n - 1, cnt = n - first;
+    for (int t = first; t < n; t++)
+        rmsnorm(c->xb + (size_t)(t - first) * d, c->x + (size_t)t * d, vec(&m->output_norm), d,
+                hp->rms_eps);
+    matmul(c, &m->output, c->xb, logits, cnt, (int)hp->n_vocab);
+}
+
+bool eng_cpu_decode(eng_cpu *c, const int32_t *tokens, int n, int pos, float *logits,
+                    bool all_logits)
+{
+    if (n <= 0 || pos < 0 || (uint64_t)pos + (uint64_t)n > c->n_ctx)
+        return false;
+    for (int done = 0; done < n; done += CPU_CHUNK) {
+        int cnt = n - done < CPU_CHUNK ? n - done : CPU_CHUNK;
+        bool last = done + cnt == n;
+        float *out = all_logits ? logits + (size_t)done * c->m->hp.n_vocab : logits;
+        decode_chunk(c, tokens + done, cnt, pos + done, (all_logits || last) ? out : NULL,
+                     all_logits);
+    }
+    return true;
+}
+
+/* Keys carry their position through RoPE, so moving a key from position p to p - delta means
+ * rotating it back by delta (rotations compose); values move as they are. */
+void eng_cpu_kv_shift(eng_cpu *c, int p0, int p1, int n_past)
+{
+    const eng_hparams *hp = &c->m->hp;
+    int delta = p1 - p0, hd = (int)hp->head_dim;
+    size_t kw = (size_t)hp->n_head_kv * hd, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
+    float *tmp = c->k; /* scratch of at least kw floats */
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        for (int p = p1; p < n_past; p++) {
+            uint16_t *src = c->k_cache + ((size_t)l * c->n_ctx + p) * kw;
+            uint16_t *dst = c->k_cache + ((size_t)l * c->n_ctx + p - delta) * kw;
+            for (size_t i = 0; i < kw; i++)
+                tmp[i] = eng_f16_to_f32(src[i]);
+            rope(c, tmp, (int)hp->n_head_kv, hd, -delta);
+            for (size_t i = 0; i < kw; i++)
+                dst[i] = eng_f32_to_f16(tmp[i]);
+            memmove(c->v_cache + ((size_t)l * c->n_ctx + p - delta) * vw,
+                    c->v_cache + ((size_t)l * c->n_ctx + p) * vw, vw * sizeof(uint16_t));
+        }
+}

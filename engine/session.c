@@ -1,0 +1,419 @@
+/* Sessions: one conversation on one model. Owns the backend context (KV cache), the sampler
+ * and the running statistics; turns sampled tokens into text with the streaming detokenizer and
+ * holds back text that might be the start of a stop string. */
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/cpu.h"
+
+#define FEED_BATCH 512
+
+struct eng_session {
+    eng_model *m;
+    eng_session_opts o;
+    eng_cpu *cpu;
+    eng_sampler *smp;
+    uint32_t n_ctx, n_past;
+    float *logits;              /* (n_vocab) logits after the last decoded token */
+    bool have_logits;
+    int32_t unfed;              /* last emitted token, not yet in the KV cache; -1 if none */
+    double prompt_pending_ms;   /* prompt time since the last generate, for time to first token */
+    eng_stats st;
+    char err[256];
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* ---- models ---- */
+
+eng_status eng_model_open(const char *path, eng_model **out, char *err, size_t errlen)
+{
+    switch (eng_model_load(path, out, err, errlen)) {
+    case ENG_MODEL_OK: return ENG_OK;
+    case ENG_MODEL_ERR_IO: return ENG_ERR_IO;
+    case ENG_MODEL_ERR_UNSUPPORTED: return ENG_ERR_UNSUPPORTED;
+    case ENG_MODEL_ERR_NOMEM: return ENG_ERR_NOMEM;
+    default: return ENG_ERR_FORMAT;
+    }
+}
+
+void eng_model_close(eng_model *m) { eng_model_free(m); }
+const eng_hparams *eng_model_hparams(const eng_model *m) { return &m->hp; }
+const eng_vocab *eng_model_vocab(const eng_model *m) { return m->vocab; }
+const char *eng_model_name(const eng_model *m) { return m->name; }
+uint64_t eng_model_weight_bytes(const eng_model *m) { return m->weight_bytes; }
+uint64_t eng_model_n_params(const eng_model *m) { return m->n_params; }
+
+/* ---- sessions ---- */
+
+eng_session_opts eng_session_defaults(void)
+{
+    eng_session_opts o = { 0 };
+    o.sampling = eng_sampler_params_default();
+    return o;
+}
+
+const char *eng_session_errmsg(const eng_session *s) { return s->err; }
+
+eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session **out,
+                           char *err, size_t errlen)
+{
+    *out = NULL;
+    eng_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return ENG_ERR_NOMEM;
+    }
+    s->m = m;
+    s->o = o ? *o : eng_session_defaults();
+    s->n_ctx = s->o.n_ctx ? s->o.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    if (s->n_ctx < 8)
+        s->n_ctx = 8;
+    s->unfed = -1;
+    if (s->o.backend == ENG_BACKEND_VULKAN) {
+        snprintf(err, errlen, "the Vulkan backend is not available yet; use --backend cpu");
+        free(s);
+        return ENG_ERR_UNSUPPORTED;
+    }
+    char msg[256];
+    if (eng_sampler_params_check(&s->o.sampling, msg, sizeof msg) != 0) {
+        snprintf(err, errlen, "%s", msg);
+        free(s);
+        return ENG_ERR_ARG;
+    }
+    s->cpu = eng_cpu_new(m, s->n_ctx, s->o.n_threads, err, errlen);
+    if (s->cpu)
+        eng_sampler_new(&s->o.sampling, (int32_t)m->hp.n_vocab, &s->smp, NULL, 0);
+    s->logits = malloc((size_t)m->hp.n_vocab * sizeof(float));
+    if (!s->cpu || !s->smp || !s->logits) {
+        if (s->cpu)
+            snprintf(err, errlen, "out of memory for a session");
+        eng_session_free(s);
+        return ENG_ERR_NOMEM;
+    }
+    s->st.n_ctx = s->n_ctx;
+    s->st.mem_weights = m->weight_bytes;
+    s->st.mem_kv = eng_cpu_kv_bytes(s->cpu);
+    s->st.mem_scratch = eng_cpu_scratch_bytes(s->cpu) + (uint64_t)m->hp.n_vocab * 4;
+    s->st.backend = "cpu";
+    *out = s;
+    return ENG_OK;
+}
+
+void eng_session_free(eng_session *s)
+{
+    if (!s)
+        return;
+    eng_sampler_free(s->smp);
+    eng_cpu_free(s->cpu);
+    free(s->logits);
+    free(s);
+}
+
+void eng_session_stats(const eng_session *s, eng_stats *out)
+{
+    *out = s->st;
+    out->n_past = s->n_past;
+}
+
+void eng_session_reset(eng_session *s)
+{
+    s->n_past = 0;
+    s->have_logits = false;
+    s->unfed = -1;
+    s->prompt_pending_ms = 0;
+    eng_sampler_reset(s->smp);
+    uint64_t w = s->st.mem_weights, kv = s->st.mem_kv, sc = s->st.mem_scratch;
+    const char *b = s->st.backend;
+    memset(&s->st, 0, sizeof s->st);
+    s->st.n_ctx = s->n_ctx;
+    s->st.mem_weights = w;
+    s->st.mem_kv = kv;
+    s->st.mem_scratch = sc;
+    s->st.backend = b;
+}
+
+const char *eng_stop_reason_str(eng_stop_reason r)
+{
+    static const char *names[] = { "none", "end of turn", "stop string", "token limit",
+                                   "cancelled", "context full" };
+    return r <= ENG_STOP_CONTEXT_FULL ? names[r] : "unknown";
+}
+
+/* Make room for `need` more tokens: drop the oldest half of what follows the kept prefix. */
+static bool make_room(eng_session *s, uint32_t need)
+{
+    if (s->n_past + need <= s->n_ctx)
+        return true;
+    if (!s->o.context_shift)
+        return false;
+    uint32_t keep = s->o.n_keep < s->n_past ? s->o.n_keep : s->n_past;
+    uint32_t discard = (s->n_past - keep) / 2;
+    if (discard == 0 || s->n_past - discard + need > s->n_ctx)
+        return false;
+    eng_cpu_kv_shift(s->cpu, (int)keep, (int)(keep + discard), (int)s->n_past);
+    s->n_past -= discard;
+    s->st.n_shifts++;
+    return true;
+}
+
+static eng_status decode(eng_session *s, const int32_t *tok, uint32_t n)
+{
+    for (uint32_t done = 0; done < n; done += FEED_BATCH) {
+        uint32_t cnt = n - done < FEED_BATCH ? n - done : FEED_BATCH;
+        if (!eng_cpu_decode(s->cpu, tok + done, (int)cnt, (int)s->n_past, s->logits, false)) {
+            snprintf(s->err, sizeof s->err, "decode of %u tokens at position %u failed", cnt,
+                     s->n_past);
+            return ENG_ERR_BACKEND;
+        }
+        s->n_past += cnt;
+    }
+    s->have_logits = true;
+    return ENG_OK;
+}
+
+eng_status eng_session_feed(eng_session *s, const int32_t *tokens, size_t n)
+{
+    size_t total = n + (s->unfed >= 0);
+    if (total == 0)
+        return ENG_OK;
+    int32_t *all = malloc(total * sizeof *all);
+    if (!all)
+        return ENG_ERR_NOMEM;
+    size_t k = 0;
+    if (s->unfed >= 0)
+        all[k++] = s->unfed;
+    memcpy(all + k, tokens, n * sizeof *tokens);
+    for (size_t i = 0; i < total; i++)
+        if (all[i] < 0 || (uint32_t)all[i] >= s->m->hp.n_vocab) {
+            snprintf(s->err, sizeof s->err, "token id %d is outside the vocabulary (0..%u)",
+                     all[i], s->m->hp.n_vocab - 1);
+            free(all);
+            return ENG_ERR_ARG;
+        }
+    if (total > s->n_ctx || !make_room(s, (uint32_t)total)) {
+        snprintf(s->err, sizeof s->err, "%zu prompt tokens do not fit the context: %u of %u "
+                 "positions in use%s", total, s->n_past, s->n_ctx,
+                 s->o.context_shift ? "" : " (context shift is off)");
+        free(all);
+        return ENG_ERR_CONTEXT_FULL;
+    }
+    double t0 = now_ms();
+    eng_status st = decode(s, all, (uint32_t)total);
+    double dt = now_ms() - t0;
+    for (size_t i = 0; st == ENG_OK && i < total; i++)
+        eng_sampler_accept(s->smp, all[i]);
+    free(all);
+    if (st)
+        return st;
+    s->unfed = -1;
+    s->st.n_prompt += (uint32_t)total;
+    s->st.prompt_ms += dt;
+    s->prompt_pending_ms += dt;
+    s->st.prompt_tps = s->st.prompt_ms > 0 ? s->st.n_prompt * 1e3 / s->st.prompt_ms : 0;
+    return ENG_OK;
+}
+
+/* Text waiting to be released: held while it could still turn into a stop string. */
+typedef struct holdback {
+    char *buf;
+    size_t len, cap;
+} holdback;
+
+static bool hb_append(holdback *h, const char *p, size_t n)
+{
+    if (h->len + n + 1 > h->cap) {
+        size_t cap = (h->len + n + 1) * 2;
+        char *b = realloc(h->buf, cap);
+        if (!b)
+            return false;
+        h->buf = b;
+        h->cap = cap;
+    }
+    memcpy(h->buf + h->len, p, n);
+    h->len += n;
+    h->buf[h->len] = 0;
+    return true;
+}
+
+/* How much of the held text is safe to release: everything before the earliest position from
+ * which the rest is a prefix of some stop string. *hit is set when a stop string is complete
+ * (release stops right before it). */
+static size_t releasable(const holdback *h, const eng_generate_opts *o, bool *hit)
+{
+    size_t first = SIZE_MAX;
+    for (size_t i = 0; i < o->n_stop; i++) {
+        size_t sl = strlen(o->stop_strings[i]);
+        const char *m = sl ? memmem(h->buf, h->len, o->stop_strings[i], sl) : NULL;
+        if (m && (size_t)(m - h->buf) < first)
+            first = (size_t)(m - h->buf);
+    }
+    *hit = first != SIZE_MAX;
+    if (*hit)
+        return first;
+    size_t best = h->len;
+    for (size_t i = 0; i < o->n_stop; i++) {
+        const char *stop = o->stop_strings[i];
+        size_t sl = strlen(stop);
+        for (size_t at = h->len >= sl ? h->len - sl + 1 : 0; at < best; at++)
+            if (!memcmp(h->buf + at, stop, h->len - at)) {
+                best = at;
+                break;
+            }
+    }
+    return best;
+}
+
+typedef struct gen_state {
+    eng_session *s;
+    const eng_generate_opts *o;
+    eng_token_fn fn;
+    void *user;
+    eng_detok *dt;
+    holdback hb;
+    double t_start, t_first, t_prev;
+} gen_state;
+
+/* Release what is safe of the held text to the callback; false when the caller wants to stop
+ * or a stop string completed (*hit). */
+static bool emit(gen_state *g, int32_t tok, bool final, bool *hit)
+{
+    size_t n = final ? g->hb.len : releasable(&g->hb, g->o, hit);
+    if (final)
+        *hit = false;
+    eng_session_stats(g->s, &g->s->st);
+    bool go = g->fn ? g->fn(g->user, tok, g->hb.buf ? g->hb.buf : "", n, &g->s->st) : true;
+    memmove(g->hb.buf, g->hb.buf + n, g->hb.len - n);
+    g->hb.len -= n;
+    return go && !*hit;
+}
+
+static void count_token(gen_state *g)
+{
+    eng_stats *st = &g->s->st;
+    double t = now_ms();
+    if (st->n_gen == 0) {
+        g->t_first = t;
+        st->ttft_ms = g->s->prompt_pending_ms + (t - g->t_start);
+        g->s->prompt_pending_ms = 0;
+    }
+    st->n_gen++;
+    st->last_token_ms = t - g->t_prev;
+    g->t_prev = t;
+    st->gen_ms = t - g->t_first;
+    /* n tokens need n - 1 decodes after the first, which came with the prompt's logits */
+    st->gen_tps = st->n_gen > 1 && st->gen_ms > 0 ? (st->n_gen - 1) * 1e3 / st->gen_ms : 0;
+}
+
+static eng_stop_reason gen_loop(gen_state *g)
+{
+    eng_session *s = g->s;
+    for (;;) {
+        if (g->o->cancel && *g->o->cancel)
+            return ENG_STOP_CANCELLED;
+        int32_t tok = eng_sampler_sample(s->smp, s->logits);
+        if (tok == ENG_SAMPLER_NO_TOKEN) {
+            snprintf(s->err, sizeof s->err, "every logit is NaN or -inf: the model produced "
+                     "no usable output at position %u", s->n_past);
+            return ENG_STOP_NONE;
+        }
+        eng_sampler_accept(s->smp, tok);
+        s->unfed = tok; /* in the context from the next decode on */
+        count_token(g);
+        if (eng_vocab_is_eog(s->m->vocab, tok))
+            return ENG_STOP_EOG;
+        size_t len;
+        const char *p = eng_detok_push(g->dt, tok, &len);
+        bool hit = false;
+        if (!hb_append(&g->hb, p, len) || !emit(g, tok, false, &hit))
+            return hit ? ENG_STOP_STRING : ENG_STOP_CANCELLED;
+        if (g->o->max_tokens > 0 && s->st.n_gen >= (uint32_t)g->o->max_tokens)
+            return ENG_STOP_MAX_TOKENS;
+        if (!make_room(s, 1))
+            return ENG_STOP_CONTEXT_FULL;
+        s->unfed = -1;
+        if (decode(s, &tok, 1) != ENG_OK)
+            return ENG_STOP_NONE;
+    }
+}
+
+eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_token_fn fn,
+                                void *user, eng_stop_reason *why)
+{
+    static const eng_generate_opts none = { 0 };
+    *why = ENG_STOP_NONE;
+    if (!s->have_logits || s->unfed >= 0) {
+        /* nothing fed since the last generate: continue from the token it ended on */
+        if (s->unfed < 0) {
+            snprintf(s->err, sizeof s->err, "nothing to continue from: feed a prompt first");
+            return ENG_ERR_ARG;
+        }
+        eng_status st = eng_session_feed(s, NULL, 0);
+        if (st)
+            return st;
+    }
+    gen_state g = { s, o ? o : &none, fn, user, eng_detok_new(s->m->vocab, false, false),
+                    { 0 }, now_ms(), 0, 0 };
+    if (!g.dt)
+        return ENG_ERR_NOMEM;
+    g.t_prev = g.t_start;
+    s->st.n_gen = 0;
+    s->st.gen_ms = 0;
+    s->st.gen_tps = 0;
+    eng_stop_reason r = gen_loop(&g);
+    size_t len;
+    const char *rest = eng_detok_flush(g.dt, &len);
+    bool hit = false;
+    if (r != ENG_STOP_STRING && r != ENG_STOP_NONE && hb_append(&g.hb, rest, len) && g.hb.len) {
+        size_t n = releasable(&g.hb, g.o, &hit);
+        if (hit)
+            g.hb.len = n; /* a stop string completed by the flush is dropped too */
+        emit(&g, -1, true, &hit);
+    }
+    free(g.hb.buf);
+    eng_detok_free(g.dt);
+    *why = r == ENG_STOP_NONE ? ENG_STOP_NONE : r;
+    return r == ENG_STOP_NONE ? ENG_ERR_BACKEND : ENG_OK;
+}
+
+eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
+                              bool all_positions, float **logits)
+{
+    *logits = NULL;
+    uint32_t nv = s->m->hp.n_vocab;
+    if (n == 0 || s->unfed >= 0 || s->n_past + n > s->n_ctx) {
+        snprintf(s->err, sizeof s->err, "%zu tokens do not fit the context (%u of %u in use)",
+                 n, s->n_past, s->n_ctx);
+        return n == 0 ? ENG_ERR_ARG : ENG_ERR_CONTEXT_FULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= nv) {
+            snprintf(s->err, sizeof s->err, "token id %d is outside the vocabulary (0..%u)",
+                     tokens[i], nv - 1);
+            return ENG_ERR_ARG;
+        }
+    float *out = malloc((all_positions ? n : 1) * (size_t)nv * sizeof *out);
+    if (!out)
+        return ENG_ERR_NOMEM;
+    double t0 = now_ms();
+    if (!eng_cpu_decode(s->cpu, tokens, (int)n, (int)s->n_past, out, all_positions)) {
+        free(out);
+        return ENG_ERR_BACKEND;
+    }
+    s->st.prompt_ms += now_ms() - t0;
+    s->st.n_prompt += (uint32_t)n;
+    s->n_past += (uint32_t)n;
+    memcpy(s->logits, out + (all_positions ? (n - 1) * (size_t)nv : 0), nv * sizeof(float));
+    s->have_logits = true;
+    *logits = out;
+    return ENG_OK;
+}
