@@ -230,4 +230,23 @@ typedef struct vk_selfcheck_result {
  * VK_STATUS_OK with out->pass = 0; the status reports only failures to run. */
 vk_status vk_selfcheck(vk_ctx *ctx, uint32_t n, uint64_t seed, vk_selfcheck_result *out);
 
+/* ---- recorded sequences (vk_seq.c) ----
+ * Record dispatches once (begin, dispatch/barrier/copy..., end), submit as often as needed; the
+ * buffers' contents may change between submits (per-token values), the bindings may not.
+ * vk_seq_barrier makes every earlier write visible to every later dispatch; without one,
+ * dispatches may overlap. submit waits for completion, with results visible to the host.
+ * Caller frees with vk_seq_free. */
+typedef struct vk_seq vk_seq;
+vk_status vk_seq_new(vk_ctx *ctx, uint32_t max_dispatches, vk_seq **out);
+void vk_seq_free(vk_seq *s);
+vk_status vk_seq_begin(vk_seq *s);
+vk_status vk_seq_dispatch(vk_seq *s, vk_kernel *k, vk_buffer *const *bufs, const void *push,
+                          uint32_t gx, uint32_t gy, uint32_t gz);
+void vk_seq_barrier(vk_seq *s);
+vk_status vk_seq_copy(vk_seq *s, vk_buffer *src, uint64_t src_off, vk_buffer *dst,
+                      uint64_t dst_off, uint64_t n);
+vk_status vk_seq_end(vk_seq *s);
+vk_status vk_seq_submit(vk_seq *s);
+uint32_t vk_seq_dispatch_count(const vk_seq *s);
+
 #endif

@@ -15,25 +15,6 @@
  * self-check in milliseconds; a minute covers any real kernel on it. */
 #define RUN_TIMEOUT_NS (60ull * 1000 * 1000 * 1000)
 
-struct vk_buffer {
-    vk_ctx *ctx;
-    VkBuffer buf;
-    VkDeviceMemory mem;
-    void *map; /* persistent mapping of the whole allocation */
-    uint64_t size;
-};
-
-struct vk_kernel {
-    vk_ctx *ctx;
-    uint32_t n_buffers, push_size;
-    VkShaderModule module;
-    VkDescriptorSetLayout set_layout;
-    VkPipelineLayout layout;
-    VkPipeline pipeline;
-    VkDescriptorPool pool;
-    VkDescriptorSet set; /* rewritten by each run, under ctx->submit_lock */
-};
-
 const vk_shader_blob *vk_find_shader(const char *name)
 {
     for (const vk_shader_blob *s = vk_shader_table; s->name; s++)

@@ -45,7 +45,7 @@
     X(DestroyCommandPool) X(AllocateCommandBuffers) X(ResetCommandBuffer)                    \
     X(BeginCommandBuffer) X(EndCommandBuffer) X(CmdBindPipeline) X(CmdBindDescriptorSets)    \
     X(CmdPushConstants) X(CmdDispatch) X(CmdPipelineBarrier) X(CreateFence) X(DestroyFence)  \
-    X(ResetFences) X(WaitForFences)
+    X(ResetFences) X(WaitForFences) X(ResetDescriptorPool) X(CmdCopyBuffer) X(FreeCommandBuffers)
 
 #define VK_FN_FIELD(name) PFN_vk##name name;
 typedef struct vk_fns {
@@ -92,6 +92,26 @@ struct vk_ctx {
 
     vk_status status; /* of the last failure, for VK_TRY's `return ctx->status` paths */
     char err[1024];
+};
+
+/* Buffers and kernels (vk_compute.c), shared with recorded sequences (vk_seq.c). */
+struct vk_buffer {
+    vk_ctx *ctx;
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    void *map; /* persistent mapping of the whole allocation */
+    uint64_t size;
+};
+
+struct vk_kernel {
+    vk_ctx *ctx;
+    uint32_t n_buffers, push_size;
+    VkShaderModule module;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+    VkDescriptorPool pool;
+    VkDescriptorSet set; /* rewritten by each run, under ctx->submit_lock */
 };
 
 /* Records status + message on ctx and returns the status. */
