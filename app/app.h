@@ -10,6 +10,9 @@ int app_cmd_devices(int argc, char **argv);
 int app_cmd_tokenize(int argc, char **argv);
 int app_cmd_run(int argc, char **argv);
 int app_cmd_logits(int argc, char **argv);
+int app_cmd_gen_model(int argc, char **argv);
+int app_cmd_bench(int argc, char **argv);
+int app_cmd_quantize(int argc, char **argv);
 
 /* Fixture-free helpers shared by commands. */
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */

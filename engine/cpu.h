@@ -28,6 +28,12 @@ bool eng_cpu_decode(eng_cpu *c, const int32_t *tokens, int n, int pos, float *lo
  * their keys for the new positions (context shift). */
 void eng_cpu_kv_shift(eng_cpu *c, int p0, int p1, int n_past);
 
+/* Shared with the Vulkan backend: RoPE inverse frequencies (n_rot/2) for a context length, and
+ * the shift of one layer's f16 K/V rows [p1, n_past) down to p0 (tmp: head_dim * n_head_kv). */
+void eng_rope_inv(const eng_model *m, uint32_t n_ctx, float *inv);
+void eng_kv_shift_layer(const eng_hparams *hp, const float *inv, uint16_t *K, uint16_t *V,
+                        int p0, int p1, int n_past, float *tmp);
+
 uint64_t eng_cpu_kv_bytes(const eng_cpu *c);
 uint64_t eng_cpu_scratch_bytes(const eng_cpu *c);
 

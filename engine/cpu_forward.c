@@ -108,18 +108,17 @@ static void matmul(eng_cpu *c, const eng_weight *w, const float *x, float *y, in
 
 /* ---- set-up ---- */
 
-static void rope_setup(eng_cpu *c)
+void eng_rope_inv(const eng_model *m, uint32_t n_ctx, float *inv)
 {
-    const eng_model *m = c->m;
     const eng_hparams *hp = &m->hp;
     const eng_weight *ff = m->rope_freqs.t ? &m->rope_freqs : NULL;
     if (hp->arch == ENG_ARCH_PHI3 && m->rope_long.t)
-        ff = c->n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_short;
+        ff = n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_short;
     for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
-        double inv = hp->rope_freq_scale * pow(hp->rope_base, -2.0 * i / hp->n_rot);
+        double v = hp->rope_freq_scale * pow(hp->rope_base, -2.0 * i / hp->n_rot);
         if (ff && ff->t)
-            inv /= vec(ff)[i];
-        c->rope_inv[i] = (float)inv;
+            v /= vec(ff)[i];
+        inv[i] = (float)v;
     }
 }
 
@@ -158,7 +157,7 @@ eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *er
     if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv ||
         !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_inv || !c->rowbuf)
         goto oom;
-    rope_setup(c);
+    eng_rope_inv(m, n_ctx, c->rope_inv);
     return c;
 oom:
     snprintf(err, errlen, "out of memory for a %u-token CPU context (KV cache %.1f MiB)", n_ctx,
@@ -205,12 +204,12 @@ uint64_t eng_cpu_scratch_bytes(const eng_cpu *c)
 /* ---- the layer ---- */
 
 /* Rotate the first n_rot dims of each head: pairs (2i, 2i+1), or (i, i + n_rot/2) for NeoX. */
-static void rope(const eng_cpu *c, float *v, int n_heads, int hd, int pos)
+static void rope_heads(const eng_hparams *hp, const float *inv, float *v, int n_heads, int hd,
+                       int pos)
 {
-    const eng_hparams *hp = &c->m->hp;
     int half = (int)hp->n_rot / 2;
     for (int i = 0; i < half; i++) {
-        double th = (double)pos * c->rope_inv[i];
+        double th = (double)pos * inv[i];
         float cs = (float)cos(th), sn = (float)sin(th);
         for (int h = 0; h < n_heads; h++) {
             float *p = v + (size_t)h * hd;
@@ -220,6 +219,11 @@ static void rope(const eng_cpu *c, float *v, int n_heads, int hd, int pos)
             p[b] = x0 * sn + x1 * cs;
         }
     }
+}
+
+static void rope(const eng_cpu *c, float *v, int n_heads, int hd, int pos)
+{
+    rope_heads(&c->m->hp, c->rope_inv, v, n_heads, hd, pos);
 }
 
 /* Causal attention of token t (at position pos) over cache positions 0..pos of layer l. */
@@ -384,22 +388,28 @@ bool eng_cpu_decode(eng_cpu *c, const int32_t *tokens, int n, int pos, float *lo
 
 /* Keys carry their position through RoPE, so moving a key from position p to p - delta means
  * rotating it back by delta (rotations compose); values move as they are. */
+void eng_kv_shift_layer(const eng_hparams *hp, const float *inv, uint16_t *K, uint16_t *V,
+                        int p0, int p1, int n_past, float *tmp)
+{
+    int delta = p1 - p0, hd = (int)hp->head_dim;
+    size_t kw = (size_t)hp->n_head_kv * hd, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
+    for (int p = p1; p < n_past; p++) {
+        const uint16_t *src = K + (size_t)p * kw;
+        uint16_t *dst = K + (size_t)(p - delta) * kw;
+        for (size_t i = 0; i < kw; i++)
+            tmp[i] = eng_f16_to_f32(src[i]);
+        rope_heads(hp, inv, tmp, (int)hp->n_head_kv, hd, -delta);
+        for (size_t i = 0; i < kw; i++)
+            dst[i] = eng_f32_to_f16(tmp[i]);
+        memmove(V + (size_t)(p - delta) * vw, V + (size_t)p * vw, vw * sizeof(uint16_t));
+    }
+}
+
 void eng_cpu_kv_shift(eng_cpu *c, int p0, int p1, int n_past)
 {
     const eng_hparams *hp = &c->m->hp;
-    int delta = p1 - p0, hd = (int)hp->head_dim;
-    size_t kw = (size_t)hp->n_head_kv * hd, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
-    float *tmp = c->k; /* scratch of at least kw floats */
+    size_t kw = (size_t)hp->n_head_kv * hp->head_dim, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
     for (uint32_t l = 0; l < hp->n_layer; l++)
-        for (int p = p1; p < n_past; p++) {
-            uint16_t *src = c->k_cache + ((size_t)l * c->n_ctx + p) * kw;
-            uint16_t *dst = c->k_cache + ((size_t)l * c->n_ctx + p - delta) * kw;
-            for (size_t i = 0; i < kw; i++)
-                tmp[i] = eng_f16_to_f32(src[i]);
-            rope(c, tmp, (int)hp->n_head_kv, hd, -delta);
-            for (size_t i = 0; i < kw; i++)
-                dst[i] = eng_f32_to_f16(tmp[i]);
-            memmove(c->v_cache + ((size_t)l * c->n_ctx + p - delta) * vw,
-                    c->v_cache + ((size_t)l * c->n_ctx + p) * vw, vw * sizeof(uint16_t));
-        }
+        eng_kv_shift_layer(hp, c->rope_inv, c->k_cache + (size_t)l * c->n_ctx * kw,
+                           c->v_cache + (size_t)l * c->n_ctx * vw, p0, p1, n_past, c->k);
 }

@@ -116,6 +116,12 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
 eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
                               bool all_positions, float **logits);
 
+/* Streaming-read bandwidth (GB/s) of the memory this session's backend reads weights from:
+ * the host's with the session's thread count for the CPU backend, the device's measured by a
+ * read kernel for Vulkan. Takes a fraction of a second; for benchmarks. */
+double eng_session_read_bandwidth(eng_session *s);
+double eng_host_read_gbps(int n_threads);
+
 /* Forget the whole context (statistics of prompt/generation restart too). */
 void eng_session_reset(eng_session *s);
 

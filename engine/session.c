@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/cpu.h"
 
@@ -416,4 +417,14 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
     s->have_logits = true;
     *logits = out;
     return ENG_OK;
+}
+
+double eng_session_read_bandwidth(eng_session *s)
+{
+    int nt = s->o.n_threads;
+    if (nt <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        nt = c > 0 ? (int)c : 1;
+    }
+    return eng_host_read_gbps(nt);
 }

@@ -1,0 +1,156 @@
+/* The compute operations of the Vulkan forward pass: one kernel per op (per weight type for the
+ * matrix products), created once per device context, and a recording function per op that
+ * checks its arguments, fills the push constants and picks the workgroup counts.
+ *
+ * Conventions shared by every kernel (shaders/ops.glsl mirrors the push-constant structs below;
+ * each struct's size is pinned with _Static_assert):
+ *   - activations are float32 storage buffers addressed in elements: every operand has an
+ *     offset (so one buffer can hold several tensors, and a matrix split in row ranges can be
+ *     addressed piece by piece) and a stride between tokens (rows of a batch);
+ *   - weights are raw GGUF tensor bytes in storage buffers read as 32-bit words (blocks are not
+ *     4-byte aligned: Q8_0 blocks are 34 bytes), each buffer at most maxStorageBufferRange;
+ *   - the KV cache is f16, two values per 32-bit word, (n_ctx, width) per layer;
+ *   - values that change per token (position, context length) are read from a small uint
+ *     "step" buffer, not from push constants, so a recorded decode step can be replayed:
+ *     step[0] = position of the first token of the batch, step[1] = number of tokens in the
+ *     batch; a token t of the batch is at position step[0] + t and attends to 0..step[0] + t;
+ *   - unused optional operands (bias, RoPE factors) are bound to any valid buffer and switched
+ *     off with a flag.
+ * The CPU reference (engine/cpu_forward.c) defines the semantics each kernel must match.
+ */
+#ifndef SIZEUP_VK_OPS_H
+#define SIZEUP_VK_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/gguf.h"
+#include "engine/vk.h"
+
+/* ---- push constants (mirrored in shaders/ops.glsl) ---- */
+
+enum {
+    VK_MM_BIAS = 1u << 0,       /* y = W x + bias[row] */
+    VK_MM_ACCUMULATE = 1u << 1, /* y += W x (residual added in place) */
+};
+
+/* Y[t][y_row0 + r] (op)= sum_k W[w_row0 + r][k] * X[t][k], r < M, t < N.
+ * Bindings: 0 W (words), 1 X, 2 Y, 3 bias. */
+typedef struct vk_push_mul_mat {
+    uint32_t K, M, N;
+    uint32_t w_row0;            /* first row used, counted from the start of the W buffer */
+    uint32_t x_off, x_stride;
+    uint32_t y_off, y_stride, y_row0;
+    uint32_t b_off;             /* bias element of row 0 (with VK_MM_BIAS) */
+    uint32_t flags;
+    uint32_t pad;
+} vk_push_mul_mat;
+_Static_assert(sizeof(vk_push_mul_mat) == 48, "mirror of PushMulMat in shaders/ops.glsl");
+
+/* Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * W[w_off + i], rows of n elements. In place allowed.
+ * Bindings: 0 X, 1 W (f32), 2 Y. Per-head Q/K norms are rows = tokens x heads, stride head_dim. */
+typedef struct vk_push_rms_norm {
+    uint32_t n, rows;
+    uint32_t x_off, x_stride, y_off, y_stride, w_off;
+    float eps;
+} vk_push_rms_norm;
+_Static_assert(sizeof(vk_push_rms_norm) == 32, "mirror of PushRmsNorm in shaders/ops.glsl");
+
+enum { VK_ROPE_NEOX = 1u << 0, VK_ROPE_FACTORS = 1u << 1, VK_ROPE_STORE = 1u << 2 };
+
+/* Rotate the first n_rot dims of each of n_heads heads of each of the batch's tokens, in place:
+ * pairs (2i, 2i+1), or (i, i + n_rot/2) with VK_ROPE_NEOX; theta = pos * freq_scale *
+ * base^(-2i/n_rot) / factor[i] (factor with VK_ROPE_FACTORS). With VK_ROPE_STORE the rotated
+ * vector is also written as f16 to the cache at row pos (layer offset cache_off, in f16
+ * elements; rows of n_heads * head_dim). Bindings: 0 X, 1 factors, 2 step, 3 cache (words).
+ * Grid: (n_heads, tokens). */
+typedef struct vk_push_rope {
+    uint32_t n_heads, head_dim, n_rot;
+    uint32_t x_off, x_stride;
+    uint32_t cache_off;
+    uint32_t flags;
+    float freq_base, freq_scale;
+    uint32_t pad[3];
+} vk_push_rope;
+_Static_assert(sizeof(vk_push_rope) == 48, "mirror of PushRope in shaders/ops.glsl");
+
+/* Copy X (f32, rows of n) to the f16 cache at row step[0] + t (layer offset cache_off).
+ * Bindings: 0 X, 1 step, 2 cache (words). Used for V (K is stored by rope). */
+typedef struct vk_push_kv_store {
+    uint32_t n;
+    uint32_t x_off, x_stride;
+    uint32_t cache_off;
+} vk_push_kv_store;
+_Static_assert(sizeof(vk_push_kv_store) == 16, "mirror of PushKvStore in shaders/ops.glsl");
+
+/* Causal attention: for token t and head h, O = softmax(scale * Q K^T) V over cache rows
+ * 0..step[0] + t, with K/V head h / (n_head / n_head_kv). Bindings: 0 Q, 1 K cache, 2 V cache,
+ * 3 O, 4 step. */
+typedef struct vk_push_attn {
+    uint32_t n_head, n_head_kv, head_dim, head_dim_v;
+    uint32_t q_off, q_stride, o_off, o_stride;
+    uint32_t k_off, v_off;      /* layer offsets in the caches, in f16 elements */
+    float scale;
+    uint32_t pad;
+} vk_push_attn;
+_Static_assert(sizeof(vk_push_attn) == 48, "mirror of PushAttn in shaders/ops.glsl");
+
+/* O[t][i] = silu(G[t][i]) * U[t][i], i < n. In place (O = G) allowed.
+ * Bindings: 0 G, 1 U, 2 O. */
+typedef struct vk_push_swiglu {
+    uint32_t n, rows;
+    uint32_t g_off, g_stride, u_off, u_stride, o_off, o_stride;
+} vk_push_swiglu;
+_Static_assert(sizeof(vk_push_swiglu) == 32, "mirror of PushSwiglu in shaders/ops.glsl");
+
+/* Y[r][i] += X[r][i]. Bindings: 0 X, 1 Y. */
+typedef struct vk_push_add {
+    uint32_t n, rows;
+    uint32_t x_off, x_stride, y_off, y_stride;
+    uint32_t pad[2];
+} vk_push_add;
+_Static_assert(sizeof(vk_push_add) == 32, "mirror of PushAdd in shaders/ops.glsl");
+
+/* out[0] = index of the largest of X[x_off .. x_off + n) (ties: lowest index), for greedy
+ * decoding without reading the logits back. Bindings: 0 X, 1 out (uint). */
+typedef struct vk_push_argmax {
+    uint32_t n, x_off;
+    uint32_t pad[2];
+} vk_push_argmax;
+_Static_assert(sizeof(vk_push_argmax) == 16, "mirror of PushArgmax in shaders/ops.glsl");
+
+/* ---- the kernel set of one device context ---- */
+
+typedef struct vk_ops {
+    vk_ctx *ctx;
+    uint32_t subgroup_size;
+    vk_kernel *mul_mat[GGUF_T_COUNT];  /* NULL for types without a kernel */
+    vk_kernel *rms_norm, *rope, *kv_store, *attn, *swiglu, *add, *argmax;
+} vk_ops;
+
+/* Create every kernel on ctx (device started). Caller frees with vk_ops_free. */
+vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out);
+void vk_ops_free(vk_ops *ops);
+/* Matrix kernels (engine/vk_matmul.c), called by vk_ops_new. */
+vk_status vk_ops_create_matmul(vk_ops *ops);
+bool vk_ops_has_type(const vk_ops *ops, uint32_t type);
+
+/* Recording functions: one dispatch each (barriers are the caller's: add vk_seq_barrier
+ * between a producer and its consumer). `n_tokens` is the batch size the dispatch covers. */
+vk_status vk_op_mul_mat(vk_ops *ops, vk_seq *s, uint32_t type, vk_buffer *w, vk_buffer *x,
+                        vk_buffer *y, vk_buffer *bias, const vk_push_mul_mat *p);
+vk_status vk_op_rms_norm(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *w, vk_buffer *y,
+                         const vk_push_rms_norm *p);
+vk_status vk_op_rope(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *factors, vk_buffer *step,
+                     vk_buffer *cache, uint32_t n_tokens, const vk_push_rope *p);
+vk_status vk_op_kv_store(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *step,
+                         vk_buffer *cache, uint32_t n_tokens, const vk_push_kv_store *p);
+vk_status vk_op_attn(vk_ops *ops, vk_seq *s, vk_buffer *q, vk_buffer *k, vk_buffer *v,
+                     vk_buffer *o, vk_buffer *step, uint32_t n_tokens, const vk_push_attn *p);
+vk_status vk_op_swiglu(vk_ops *ops, vk_seq *s, vk_buffer *g, vk_buffer *u, vk_buffer *o,
+                       const vk_push_swiglu *p);
+vk_status vk_op_add(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *y, const vk_push_add *p);
+vk_status vk_op_argmax(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *out,
+                       const vk_push_argmax *p);
+
+#endif
