@@ -1,0 +1,335 @@
+/* Sessions and the commands built on them: bad models refused by name, the context filling up
+ * (error, stop, or shift), stop strings, cancel, seeded sampling, and `sizeup run` / `sizeup
+ * logits` as a user sees them. */
+#include "tests/testutil.h"
+
+#include <jansson.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+static char tmpdir[] = "/tmp/sizeup-test-session-XXXXXX";
+
+/* A copy of stories260K with one change: an architecture name, a dropped tensor, or a tensor
+ * with its two dimensions swapped. */
+static const char *variant(const char *arch, const char *drop, const char *swap)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/variant.gguf", tmpdir);
+    gguf_file *f;
+    char err[512];
+    assert_int_equal(gguf_open(fixture_path("models/stories260K.gguf"), &f, err, sizeof err), GGUF_OK);
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_kv_count(f); i++)
+        gguf_writer_copy_kv(w, f, i);
+    if (arch)
+        gguf_writer_set_str(w, "general.architecture", arch);
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        if (drop && !strcmp(name, drop))
+            continue;
+        uint64_t ne[4] = { t->ne[0], t->ne[1], t->ne[2], t->ne[3] };
+        if (swap && !strcmp(name, swap)) {
+            ne[0] = t->ne[1];
+            ne[1] = t->ne[0];
+        }
+        assert_int_equal(gguf_writer_add_tensor(w, name, t->type, t->n_dims, ne, t->data), GGUF_OK);
+    }
+    assert_int_equal(gguf_writer_write(w, path), GGUF_OK);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return path;
+}
+
+static void expect_refused(const char *path, eng_status want, const char *needle)
+{
+    eng_model *m = (eng_model *)1;
+    char err[512] = "";
+    assert_int_equal(eng_model_open(path, &m, err, sizeof err), want);
+    assert_null(m);
+    if (!strstr(err, needle))
+        fail_msg("message \"%s\" does not name \"%s\"", err, needle);
+}
+
+static void test_bad_models(void **state)
+{
+    /* the same keys under another architecture: the arch-prefixed keys go missing too, but the
+     * architecture is what the message must name */
+    expect_refused(variant("mamba", NULL, NULL), ENG_ERR_UNSUPPORTED, "'mamba'");
+    expect_refused(variant(NULL, "blk.0.attn_q.weight", NULL), ENG_ERR_FORMAT, "blk.0.attn_q.weight");
+    expect_refused(variant(NULL, "output_norm.weight", NULL), ENG_ERR_FORMAT, "output_norm.weight");
+    expect_refused(variant(NULL, NULL, "blk.3.ffn_up.weight"), ENG_ERR_FORMAT, "blk.3.ffn_up.weight");
+    expect_refused("/nonexistent/model.gguf", ENG_ERR_IO, "/nonexistent/model.gguf");
+    expect_refused(fixture_path("vocab/ggml-vocab-llama-spm.gguf"), ENG_ERR_FORMAT, "token_embd.weight");
+}
+
+typedef struct acc {
+    char text[8192];
+    size_t len;
+    int32_t ids[4096];
+    size_t n;
+    size_t stop_after; /* return false after this many tokens (0 = never) */
+} acc;
+
+static bool collect(void *user, int32_t token, const char *text, size_t len, const eng_stats *st)
+{
+    acc *a = user;
+    if (token >= 0 && a->n < 4096)
+        a->ids[a->n++] = token;
+    if (a->len + len < sizeof a->text) {
+        memcpy(a->text + a->len, text, len);
+        a->len += len;
+        a->text[a->len] = 0;
+    }
+    return !a->stop_after || a->n < a->stop_after;
+}
+
+static eng_session *story_session(eng_model **m, uint32_t n_ctx, float temp, uint64_t seed,
+                                  bool shift)
+{
+    char err[512];
+    if (!*m)
+        assert_int_equal(eng_model_open(fixture_path("models/stories260K.gguf"), m, err, sizeof err), ENG_OK);
+    eng_session_opts o = eng_session_defaults();
+    o.backend = ENG_BACKEND_CPU;
+    o.n_ctx = n_ctx;
+    o.sampling.temperature = temp;
+    o.sampling.seed = seed;
+    o.context_shift = shift;
+    o.n_keep = 1;
+    eng_session *s;
+    assert_int_equal(eng_session_new(*m, &o, &s, err, sizeof err), ENG_OK);
+    int32_t prompt[] = { 1, 403, 407, 261, 378 }; /* <s> Once upon a time */
+    assert_int_equal(eng_session_feed(s, prompt, 5), ENG_OK);
+    return s;
+}
+
+static void test_context_limits(void **state)
+{
+    eng_model *m = NULL;
+    eng_stop_reason why;
+    /* a prompt longer than the context is refused and consumes nothing */
+    eng_session *s = story_session(&m, 16, 0, 1, false);
+    int32_t many[20] = { 0 };
+    for (int i = 0; i < 20; i++)
+        many[i] = 300 + i;
+    assert_int_equal(eng_session_feed(s, many, 20), ENG_ERR_CONTEXT_FULL);
+    assert_non_null(strstr(eng_session_errmsg(s), "do not fit"));
+    /* generation stops when the context is full and shift is off */
+    acc *a = calloc(1, sizeof *a);
+    eng_generate_opts go = { 100, NULL, 0, NULL };
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    assert_int_equal(why, ENG_STOP_CONTEXT_FULL);
+    assert_int_equal(a->n, 16 - 5 + 1); /* 11 decoded after the prompt, then one that no longer fits */
+    eng_session_free(s);
+    /* with context shift on, generation runs past the context length */
+    s = story_session(&m, 16, 0, 1, true);
+    memset(a, 0, sizeof *a);
+    go.max_tokens = 40;
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    assert_int_equal(why, ENG_STOP_MAX_TOKENS);
+    assert_int_equal(a->n, 40);
+    eng_stats st;
+    eng_session_stats(s, &st);
+    assert_true(st.n_shifts >= 3);
+    assert_true(st.n_past <= 16);
+    eng_session_free(s);
+    free(a);
+    eng_model_close(m);
+}
+
+static void test_stops_and_cancel(void **state)
+{
+    eng_model *m = NULL;
+    eng_stop_reason why;
+    acc *a = calloc(1, sizeof *a);
+    /* greedy: ", there was a little girl named Lily. ..."; the stop string is not emitted */
+    eng_session *s = story_session(&m, 256, 0, 1, false);
+    const char *stops[] = { "Lily", "never appears" };
+    eng_generate_opts go = { 64, stops, 2, NULL };
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    assert_int_equal(why, ENG_STOP_STRING);
+    assert_string_equal(a->text, ", there was a little girl named ");
+    eng_session_free(s);
+    /* the callback stops generation */
+    memset(a, 0, sizeof *a);
+    a->stop_after = 3;
+    s = story_session(&m, 256, 0, 1, false);
+    go = (eng_generate_opts){ 64, NULL, 0, NULL };
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    assert_int_equal(why, ENG_STOP_CANCELLED);
+    assert_int_equal(a->n, 3);
+    /* the cancel flag, checked before each token */
+    volatile int cancel = 1;
+    go.cancel = &cancel;
+    memset(a, 0, sizeof *a);
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    assert_int_equal(why, ENG_STOP_CANCELLED);
+    assert_int_equal(a->n, 0);
+    eng_session_free(s);
+    free(a);
+    eng_model_close(m);
+}
+
+static void test_seeded_sampling(void **state)
+{
+    eng_model *m = NULL;
+    eng_stop_reason why;
+    acc *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *c = calloc(1, sizeof *c);
+    eng_generate_opts go = { 48, NULL, 0, NULL };
+    eng_session *s = story_session(&m, 256, 1.0f, 42, false);
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    eng_session_free(s);
+    s = story_session(&m, 256, 1.0f, 42, false);
+    assert_int_equal(eng_session_generate(s, &go, collect, b, &why), ENG_OK);
+    eng_session_free(s);
+    s = story_session(&m, 256, 1.0f, 43, false);
+    assert_int_equal(eng_session_generate(s, &go, collect, c, &why), ENG_OK);
+    eng_session_free(s);
+    assert_int_equal(a->n, b->n);
+    assert_memory_equal(a->ids, b->ids, a->n * sizeof a->ids[0]);
+    assert_string_equal(a->text, b->text);
+    assert_true(a->n != c->n || memcmp(a->ids, c->ids, a->n * sizeof a->ids[0]) != 0);
+    free(a);
+    free(b);
+    free(c);
+    eng_model_close(m);
+}
+
+/* ---- the commands ---- */
+
+static char *run_cmd(const char *args, int *status)
+{
+    const char *bin = getenv("SIZEUP_BIN") ? getenv("SIZEUP_BIN") : "build/sizeup";
+    char cmd[10000];
+    snprintf(cmd, sizeof cmd, "%s %s", bin, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, n = 0, r;
+    char *out = malloc(cap);
+    while ((r = fread(out + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap)
+            out = realloc(out, cap *= 2);
+    }
+    out[n] = 0;
+    *status = pclose(p);
+    return out;
+}
+
+static json_t *reference_line(const char *rel, int line)
+{
+    size_t len;
+    char *raw = (char *)read_file(fixture_path(rel), &len), *p = raw;
+    for (int i = 0; i < line; i++)
+        p = strchr(p, '\n') + 1;
+    json_error_t je;
+    json_t *j = json_loads(p, JSON_DISABLE_EOF_CHECK, &je);
+    free(raw);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_run_command(void **state)
+{
+    char args[8192];
+    int st;
+    json_t *ref = reference_line("reference/stories260K.greedy.jsonl", 0);
+    const char *model = fixture_path("models/stories260K.gguf");
+    snprintf(args, sizeof args, "run -m %s -p 'Once upon a time' -n 64 --temp 0 --backend cpu "
+             "2>%s/stats.txt", model, tmpdir);
+    char *out = run_cmd(args, &st);
+    assert_int_equal(st, 0);
+    assert_string_equal(out, json_string_value(json_object_get(ref, "text")));
+    free(out);
+    char path[600];
+    snprintf(path, sizeof path, "%s/stats.txt", tmpdir);
+    size_t len;
+    char *stats = (char *)read_file(path, &len);
+    assert_non_null(strstr(stats, "prompt 5 tokens"));
+    assert_non_null(strstr(stats, "generated 64 tokens"));
+    assert_non_null(strstr(stats, "tokens/s"));
+    assert_non_null(strstr(stats, "first token"));
+    assert_non_null(strstr(stats, "memory: weights 1.12 MiB"));
+    free(stats);
+    /* --ids: the generated ids as a JSON array, equal to the reference steps */
+    snprintf(args, sizeof args, "run -m %s -p 'Once upon a time' -n 16 --temp 0 --ids "
+             "--backend cpu 2>/dev/null", model);
+    out = run_cmd(args, &st);
+    assert_int_equal(st, 0);
+    json_error_t je;
+    json_t *ids = json_loads(out, 0, &je);
+    assert_non_null(ids);
+    assert_int_equal(json_array_size(ids), 16);
+    for (size_t i = 0; i < 16; i++)
+        assert_int_equal(json_integer_value(json_array_get(ids, i)),
+                         json_integer_value(json_object_get(json_array_get(json_object_get(ref, "steps"), i), "token")));
+    json_decref(ids);
+    free(out);
+    /* errors: exit 2 for usage, 1 for a bad file, each with one line naming the problem */
+    out = run_cmd("run -m /nonexistent.gguf -p hi 2>&1", &st);
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_non_null(strstr(out, "/nonexistent.gguf"));
+    free(out);
+    out = run_cmd("run -p hi 2>&1", &st);
+    assert_int_equal(WEXITSTATUS(st), 2);
+    free(out);
+    snprintf(args, sizeof args, "run -m %s -p hi --temp banana 2>&1", model);
+    out = run_cmd(args, &st);
+    assert_int_equal(WEXITSTATUS(st), 2);
+    assert_non_null(strstr(out, "banana"));
+    free(out);
+    json_decref(ref);
+}
+
+static void test_logits_command(void **state)
+{
+    char args[8192];
+    int st;
+    json_t *ref = reference_line("reference/stories260K.greedy.jsonl", 0);
+    snprintf(args, sizeof args, "logits -m %s --tokens 1,403,407,261,378 --backend cpu",
+             fixture_path("models/stories260K.gguf"));
+    char *out = run_cmd(args, &st);
+    assert_int_equal(st, 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    json_t *rows = json_object_get(j, "logits"), *want = json_object_get(json_array_get(json_object_get(ref, "steps"), 0), "logits");
+    assert_int_equal(json_array_size(rows), 1);
+    assert_int_equal(json_array_size(json_array_get(rows, 0)), 512);
+    for (size_t i = 0; i < 512; i++) {
+        double d = json_number_value(json_array_get(json_array_get(rows, 0), i)) -
+                   json_number_value(json_array_get(want, i));
+        assert_true(d < 0.02 && d > -0.02);
+    }
+    json_decref(j);
+    free(out);
+    snprintf(args, sizeof args, "logits -m %s --text 'Once upon' --all-positions --backend cpu",
+             fixture_path("models/stories260K.gguf"));
+    out = run_cmd(args, &st);
+    j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "tokens")), 3);
+    assert_int_equal(json_array_size(json_object_get(j, "logits")), 3);
+    json_decref(j);
+    free(out);
+    json_decref(ref);
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir))
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_models), cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_stops_and_cancel), cmocka_unit_test(test_seeded_sampling),
+        cmocka_unit_test(test_run_command), cmocka_unit_test(test_logits_command),
+    };
+    int rc = cmocka_run_group_tests_name("session", tests, NULL, NULL);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd)) { /* best effort */ }
+    return rc;
+}
