@@ -1,12 +1,16 @@
 /* Tensor element types on the CPU: the float types, the 32-element block types (Q4_0, Q4_1,
  * Q5_0, Q5_1, Q8_0), one table of what each type can do, and the public entry points.
  *
+ * Decoders compute each value with the same float operations, in the same order, as ggml's
+ * dequantize_row_*, so our weights equal llama.cpp's bit for bit. Their loops have fixed trip
+ * counts and restrict-qualified pointers because those are the loops GCC vectorizes at -O2.
+ *
  * The dot product is written once for every type: it decodes up to 256 elements of the row into
- * a buffer on the stack with the type's own decoder, then accumulates into eight independent
- * partial sums. Sharing the decoder means the dot product cannot disagree with
- * eng_dequantize_row about a layout, and the eight lanes let -O2 keep the sums in one vector
- * register without the reassociation that -ffast-math would allow everywhere. The K types live
- * in quant_k.c.
+ * a buffer on the stack with the type's own decoder (an aligned F32 row is read in place), then
+ * accumulates into eight independent partial sums. Sharing the decoder means the dot product
+ * cannot disagree with eng_dequantize_row about a layout, and the eight lanes let -O2 keep the
+ * sums in vector registers without the reassociation -ffast-math would allow everywhere. The K
+ * types live in quant_k.c.
  */
 #include "engine/quant.h"
 
@@ -78,18 +82,34 @@ static void dequant_f32(const void *src, float *dst, int64_t n)
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-static void dequant_f16(const void *src, float *dst, int64_t n)
+/* The float rows go eight at a time: a loop with a fixed trip count is one -O2 vectorizes. */
+static void dequant_f16(const void *restrict src, float *restrict dst, int64_t n)
 {
-    const uint8_t *p = src;
-    for (int64_t i = 0; i < n; i++)
+    const uint8_t *restrict p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            dst[i + k] = quant_f16(p + 2 * (i + k));
+    for (; i < n; i++)
         dst[i] = quant_f16(p + 2 * i);
 }
 
-static void dequant_bf16(const void *src, float *dst, int64_t n)
+static float bf16_at(const uint8_t *p)
 {
-    const uint8_t *p = src;
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = eng_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return eng_bf16_to_f32(h);
+}
+
+static void dequant_bf16(const void *restrict src, float *restrict dst, int64_t n)
+{
+    const uint8_t *restrict p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            dst[i + k] = bf16_at(p + 2 * (i + k));
+    for (; i < n; i++)
+        dst[i] = bf16_at(p + 2 * i);
 }
 
 static void encode_f32(const float *src, void *dst, int64_t n)
@@ -109,8 +129,7 @@ static void encode_bf16(const float *src, void *dst, int64_t n)
     uint8_t *p = dst;
     for (int64_t i = 0; i < n; i++) {
         uint16_t u = eng_f32_to_bf16(src[i]);
-        p[2 * i] = (uint8_t)u;
-        p[2 * i + 1] = (uint8_t)(u >> 8);
+        memcpy(p + 2 * i, &u, 2);
     }
 }
 
@@ -118,9 +137,9 @@ static void encode_bf16(const float *src, void *dst, int64_t n)
  * Each packs element j (0..15) in the low nibble of qs[j] and element j + 16 in the high nibble;
  * the 5-bit types keep bit 4 of element i in bit i of the little-endian 32-bit qh. */
 
-static void dequant_q4_0(const void *src, float *y, int64_t nb)
+static void dequant_q4_0(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q4_0 *b = src;
+    const blk_q4_0 *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK) {
         float d = quant_f16(b->d);
         for (int j = 0; j < 16; j++) {
@@ -130,9 +149,9 @@ static void dequant_q4_0(const void *src, float *y, int64_t nb)
     }
 }
 
-static void dequant_q4_1(const void *src, float *y, int64_t nb)
+static void dequant_q4_1(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q4_1 *b = src;
+    const blk_q4_1 *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK) {
         float d = quant_f16(b->d), m = quant_f16(b->m);
         for (int j = 0; j < 16; j++) {
@@ -142,44 +161,54 @@ static void dequant_q4_1(const void *src, float *y, int64_t nb)
     }
 }
 
-static uint32_t load_le32(const uint8_t p[4])
+/* Bit 4 of each of the 32 elements (0 or 16) from qh, spelt out first so that the main loop
+ * has no per-element shift by a varying amount and vectorizes. Each byte of qh is copied into
+ * all eight bytes of a word, byte j keeps only bit j, and adding 0x7f moves any set bit to bit 7
+ * without carrying into the next byte. */
+static void q5_high_bits(const uint8_t qh[4], uint8_t hb[32])
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    for (int k = 0; k < 4; k++) {
+        uint64_t sel = (uint64_t)qh[k] * 0x0101010101010101ull & 0x8040201008040201ull;
+        uint64_t set = ((sel + 0x7f7f7f7f7f7f7f7full) >> 7 & 0x0101010101010101ull) << 4;
+        memcpy(hb + 8 * k, &set, 8); /* little-endian: byte j of the word is element 8k + j */
+    }
 }
 
-static void dequant_q5_0(const void *src, float *y, int64_t nb)
+static void dequant_q5_0(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q5_0 *b = src;
+    const blk_q5_0 *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK) {
         float d = quant_f16(b->d);
-        uint32_t qh = load_le32(b->qh);
+        uint8_t hb[32];
+        q5_high_bits(b->qh, hb);
         for (int j = 0; j < 16; j++) {
-            int lo = (b->qs[j] & 0x0f) | (int)((qh >> j) & 1u) << 4;
-            int hi = (b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4;
+            int lo = (b->qs[j] & 0x0f) | hb[j];
+            int hi = (b->qs[j] >> 4) | hb[j + 16];
             y[j] = (float)(lo - 16) * d;
             y[j + 16] = (float)(hi - 16) * d;
         }
     }
 }
 
-static void dequant_q5_1(const void *src, float *y, int64_t nb)
+static void dequant_q5_1(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q5_1 *b = src;
+    const blk_q5_1 *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK) {
         float d = quant_f16(b->d), m = quant_f16(b->m);
-        uint32_t qh = load_le32(b->qh);
+        uint8_t hb[32];
+        q5_high_bits(b->qh, hb);
         for (int j = 0; j < 16; j++) {
-            int lo = (b->qs[j] & 0x0f) | (int)((qh >> j) & 1u) << 4;
-            int hi = (b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4;
+            int lo = (b->qs[j] & 0x0f) | hb[j];
+            int hi = (b->qs[j] >> 4) | hb[j + 16];
             y[j] = (float)lo * d + m;
             y[j + 16] = (float)hi * d + m;
         }
     }
 }
 
-static void dequant_q8_0(const void *src, float *y, int64_t nb)
+static void dequant_q8_0(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q8_0 *b = src;
+    const blk_q8_0 *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK) {
         float d = quant_f16(b->d);
         for (int j = 0; j < QUANT_QK; j++)
@@ -232,6 +261,35 @@ static void encode_q4_0(const float *x, void *dst, int64_t nb)
     }
 }
 
+/* ggml's quantize_row_q5_0_ref: as Q4_0 with a fifth bit, d = max / -16 and codes 0..31 =
+ * -16..15 times d; bit 4 of element j goes to bit j of qh (little-endian). Needed by llama.cpp's
+ * Q4_K_M recipe for matrices whose rows are not a multiple of 256. */
+static void encode_q5_0(const float *x, void *dst, int64_t nb)
+{
+    blk_q5_0 *b = dst;
+    for (int64_t i = 0; i < nb; i++, b++, x += QUANT_QK) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QUANT_QK; j++)
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        float d = max / -16.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        quant_put_f16(b->d, d);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = (int)(x[j] * id + 16.5f), hi = (int)(x[j + 16] * id + 16.5f);
+            lo = lo > 31 ? 31 : lo;
+            hi = hi > 31 ? 31 : hi;
+            b->qs[j] = (uint8_t)((lo & 0x0f) | (hi & 0x0f) << 4);
+            qh |= (uint32_t)(lo >> 4 & 1) << j | (uint32_t)(hi >> 4 & 1) << (j + 16);
+        }
+        for (int k = 0; k < 4; k++)
+            b->qh[k] = (uint8_t)(qh >> (8 * k));
+    }
+}
+
 /* ---- the table ---- */
 
 typedef struct quant_ops {
@@ -248,7 +306,7 @@ static const quant_ops *ops_for(uint32_t type)
     static const quant_ops bf16 = { dequant_bf16, encode_bf16, INFINITY };
     static const quant_ops q4_0 = { dequant_q4_0, encode_q4_0, 8.0f * FP16_MAX };
     static const quant_ops q4_1 = { dequant_q4_1, NULL, 0 };
-    static const quant_ops q5_0 = { dequant_q5_0, NULL, 0 };
+    static const quant_ops q5_0 = { dequant_q5_0, encode_q5_0, 16.0f * FP16_MAX };
     static const quant_ops q5_1 = { dequant_q5_1, NULL, 0 };
     static const quant_ops q8_0 = { dequant_q8_0, encode_q8_0, 127.0f * FP16_MAX };
     static const quant_ops q2_k = { quant_dequant_q2_k, NULL, 0 };
@@ -340,14 +398,20 @@ float eng_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n)
         return NAN;
     float acc[8] = { 0 };
     int64_t i = 0, tail = n % 8;
-    /* Block sizes are 1, 32 or 256, so every chunk is a whole number of blocks. */
+    /* Block sizes are 1, 32 or 256, so every chunk is a whole number of blocks. An aligned
+     * F32 row needs no decoding and is read in place. */
     const uint8_t *p = row;
     float buf[DOT_CHUNK];
+    bool in_place = type == GGUF_T_F32 && (uintptr_t)row % sizeof(float) == 0;
     for (; i < n - tail; i += DOT_CHUNK) {
         int64_t len = n - tail - i < DOT_CHUNK ? n - tail - i : DOT_CHUNK;
-        ops->dequant(p + (size_t)(i / ti->block_elems) * ti->block_bytes, buf,
-                     len / ti->block_elems);
-        dot_lanes(acc, buf, x + i, (int)len);
+        const float *w = buf;
+        if (in_place)
+            w = (const float *)row + i;
+        else
+            ops->dequant(p + (size_t)(i / ti->block_elems) * ti->block_bytes, buf,
+                         len / ti->block_elems);
+        dot_lanes(acc, w, x + i, (int)len);
     }
     float sum = lanes_sum(acc);
     if (tail) { /* only the float types have rows that are not a multiple of 8 */

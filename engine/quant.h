@@ -10,7 +10,8 @@
  * Type ids are gguf_ttype (engine/gguf.h). Counts n are element counts and must be a multiple of
  * the type's block size (1, 32 or 256); a row of a tensor, or a whole contiguous tensor, can be
  * passed as one "row" because every block is coded on its own. Nothing here allocates, prints or
- * keeps state, so every function may be called from several threads at once.
+ * keeps state, so every function may be called from several threads at once. Rows are read as
+ * little-endian bytes in place, so the host must be little-endian (checked at compile time).
  */
 #ifndef SIZEUP_QUANT_H
 #define SIZEUP_QUANT_H
@@ -19,6 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "engine/quant reads tensor rows in place and needs a little-endian host"
+#endif
 
 /* True when eng_dequantize_row and eng_vec_dot_f32 handle `type`. */
 bool eng_type_supported(uint32_t type);
@@ -40,32 +45,30 @@ float eng_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n)
 
 /* Encode src[0..n) into dst (eng_row_bytes(type, n) bytes). False, with dst untouched, when the
  * type is not quantizable, n is not a whole number of blocks, or (for the block types) src holds
- * a NaN or an infinity, which no block scale can represent. F16 and BF16 accept any input:
- * values beyond their range become infinities, NaNs stay NaNs. */
+ * a NaN, an infinity, or a magnitude whose fp16 block scale would overflow (above 8 * 65504 for
+ * Q4_0, 127 * 65504 for Q8_0, 32 * 65504 for Q4_K, 2048 * 65504 for Q6_K). F32, F16 and BF16
+ * accept any input: values beyond their range become infinities, NaNs stay NaNs. */
 bool eng_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
 /* IEEE half precision to float32: exact for every finite input, subnormals included;
- * infinities stay infinities and NaNs come back quiet with their payload (as F16C's vcvtph2ps). Inline because the F16 dot product and the KV cache call it per element.
- * The finite case moves the exponent-and-mantissa bits into float position, which is the value
- * times 2^-112 (the bias difference 127 - 15), and multiplies that back; f16 subnormals become
- * f32 subnormals first, so they need no separate branch. */
+ * infinities stay infinities and NaNs come back quiet with their payload (as F16C's vcvtph2ps
+ * does). Inline because the F16 dot product and the KV cache call it per element. The finite
+ * case moves the exponent-and-mantissa bits into float position, which is the value times
+ * 2^-112 (the bias difference 127 - 15), and multiplies that back; f16 subnormals become f32
+ * subnormals first, so they need no separate branch. */
 static inline float eng_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t em = h & 0x7fffu;
-    uint32_t bits;
+    uint32_t bits = em << 13, mant = (em & 0x3ffu) << 13;
     float f;
-    if (em >= 0x7c00u) {
-        uint32_t mant = (em & 0x3ffu) << 13;
-        bits = sign | 0x7f800000u | mant | (mant ? 0x00400000u : 0);
-        memcpy(&f, &bits, 4);
-        return f;
-    }
-    bits = em << 13;
     memcpy(&f, &bits, 4);
     f *= 0x1p112f;
     memcpy(&bits, &f, 4);
-    bits |= sign;
+    /* masks rather than branches, so loops over rows of halves vectorize */
+    uint32_t special = 0x7f800000u | mant | (uint32_t)(mant != 0) << 22;
+    uint32_t is_special = -(uint32_t)(em >= 0x7c00u);
+    bits = (special & is_special) | (bits & ~is_special) | sign;
     memcpy(&f, &bits, 4);
     return f;
 }

@@ -24,14 +24,15 @@ typedef void (*quant_encode_fn)(const float *src, void *dst, int64_t nb);
 
 static inline float quant_f16(const uint8_t h[2])
 {
-    return eng_f16_to_f32((uint16_t)(h[0] | h[1] << 8));
+    uint16_t u;
+    memcpy(&u, h, 2); /* little-endian host, see quant.h */
+    return eng_f16_to_f32(u);
 }
 
 static inline void quant_put_f16(uint8_t h[2], float v)
 {
     uint16_t u = eng_f32_to_f16(v);
-    h[0] = (uint8_t)u;
-    h[1] = (uint8_t)(u >> 8);
+    memcpy(h, &u, 2);
 }
 
 /* Round to the nearest integer, ties to even, for |v| < 2^22: adding 1.5 * 2^23 leaves the

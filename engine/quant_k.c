@@ -82,9 +82,9 @@ static void q3k_scales(const uint8_t s[12], int out[16])
 
 /* ---- decoders ---- */
 
-void quant_dequant_q2_k(const void *src, float *y, int64_t nb)
+void quant_dequant_q2_k(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q2_k *b = src;
+    const blk_q2_k *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK_K) {
         float d = quant_f16(b->d), dmin = quant_f16(b->dmin);
         for (int h = 0; h < 2; h++)
@@ -100,9 +100,9 @@ void quant_dequant_q2_k(const void *src, float *y, int64_t nb)
     }
 }
 
-void quant_dequant_q3_k(const void *src, float *y, int64_t nb)
+void quant_dequant_q3_k(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q3_k *b = src;
+    const blk_q3_k *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK_K) {
         float d = quant_f16(b->d);
         int sc[16];
@@ -124,9 +124,9 @@ void quant_dequant_q3_k(const void *src, float *y, int64_t nb)
     }
 }
 
-void quant_dequant_q4_k(const void *src, float *y, int64_t nb)
+void quant_dequant_q4_k(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q4_k *b = src;
+    const blk_q4_k *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK_K) {
         float d = quant_f16(b->d), dmin = quant_f16(b->dmin);
         for (int c = 0; c < 4; c++) {
@@ -145,9 +145,9 @@ void quant_dequant_q4_k(const void *src, float *y, int64_t nb)
     }
 }
 
-void quant_dequant_q5_k(const void *src, float *y, int64_t nb)
+void quant_dequant_q5_k(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q5_k *b = src;
+    const blk_q5_k *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK_K) {
         float d = quant_f16(b->d), dmin = quant_f16(b->dmin);
         for (int c = 0; c < 4; c++) {
@@ -168,27 +168,29 @@ void quant_dequant_q5_k(const void *src, float *y, int64_t nb)
     }
 }
 
-void quant_dequant_q6_k(const void *src, float *y, int64_t nb)
+void quant_dequant_q6_k(const void *restrict src, float *restrict y, int64_t nb)
 {
-    const blk_q6_k *b = src;
+    const blk_q6_k *restrict b = src;
     for (int64_t i = 0; i < nb; i++, b++, y += QUANT_QK_K) {
         float d = quant_f16(b->d);
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
-            const int8_t *sc = b->scales + 8 * h;
-            float *o = y + 128 * h;
-            for (int l = 0; l < 32; l++) {
-                int g = l / 16;
-                int q0 = ((ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4) - 32;
-                int q1 = ((ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4) - 32;
-                int q2 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-                int q3 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-                o[l] = d * (float)sc[g] * (float)q0;
-                o[l + 32] = d * (float)sc[g + 2] * (float)q1;
-                o[l + 64] = d * (float)sc[g + 4] * (float)q2;
-                o[l + 96] = d * (float)sc[g + 6] * (float)q3;
+        for (int h = 0; h < 2; h++)
+            for (int g = 0; g < 2; g++) { /* 16 elements sharing a scale in each quarter */
+                const uint8_t *ql = b->ql + 64 * h + 16 * g, *qh = b->qh + 32 * h + 16 * g;
+                const int8_t *sc = b->scales + 8 * h + g;
+                float d0 = d * (float)sc[0], d1 = d * (float)sc[2];
+                float d2 = d * (float)sc[4], d3 = d * (float)sc[6];
+                float *o = y + 128 * h + 16 * g;
+                for (int l = 0; l < 16; l++) {
+                    int q0 = ((ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4) - 32;
+                    int q1 = ((ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4) - 32;
+                    int q2 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                    int q3 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                    o[l] = d0 * (float)q0;
+                    o[l + 32] = d1 * (float)q1;
+                    o[l + 64] = d2 * (float)q2;
+                    o[l + 96] = d3 * (float)q3;
+                }
             }
-        }
     }
 }
 
