@@ -4,19 +4,23 @@
  *
  * One eng_sampler per generating session. It holds that session's penalty history and random
  * state and is used by one thread at a time; there is no global state, so any number of
- * sessions sample concurrently. All scratch memory is allocated by eng_sampler_new: sampling
- * never allocates.
+ * sessions sample concurrently. All scratch memory is allocated by eng_sampler_new (about 24
+ * bytes per vocabulary entry, 3.6 MB at 152k; 4 more with penalty_last_n -1): sampling never
+ * allocates.
  *
  * The chain is llama.cpp's default order (common/common.h, common_params_sampling::samplers:
  * penalties, dry, top_n_sigma, top_k, typical_p, top_p, min_p, xtc, temperature, then "dist";
  * the ones sizeup lacks are off by default there):
  *
- *   1. logits are read: NaN counts as -inf; +inf counts as FLT_MAX, so several +inf tokens
- *      share the probability equally. A -inf token is never a candidate and never chosen.
+ *   1. logits are read: NaN counts as -inf; +inf counts as FLT_MAX, so +inf tokens share the
+ *      probability equally and finite ones get p = 0. A -inf token is never a candidate and
+ *      never chosen; a finite token whose weight underflows to 0 may be listed as a candidate
+ *      with p = 0 but is never drawn either.
  *   2. penalties, for each token seen c > 0 times among the last penalty_last_n accepted
  *      tokens (llama_sampler_penalties_apply):
  *          l = l <= 0 ? l * repeat_penalty : l / repeat_penalty;
  *          l -= c * frequency_penalty + presence_penalty;
+ *      clamped to finite values, so a penalty never bans a token nor forces one.
  *   3. top_k: keep the k highest logits.
  *   4. top_p: probabilities are the softmax of the current candidates' logits at temperature 1
  *      (temperature comes later in the chain, as in llama.cpp, whose top-p calls softmax on the
@@ -26,10 +30,11 @@
  *      temperature 1 (llama.cpp tests the logits the same way); the best token always stays.
  *   6. temperature: p_i = exp((l_i - l_max) / T) / sum over the survivors.
  *   7. draw one token with a uniform double u in [0,1) from xoshiro256** (seeded through
- *      splitmix64): the first candidate whose running sum of weights exceeds u * total.
+ *      splitmix64): the first candidate whose running sum of weights exceeds u * total, the
+ *      candidates taken best first after top_k, else in id order.
  *
- * temperature 0 is greedy: the highest logit after penalties, ties to the lowest id, in one
- * pass over the vocabulary and without touching the random state (top_k, top_p and min_p always
+ * temperature 0 is greedy: the highest logit after penalties, ties to the lowest id, found
+ * without sorting and without touching the random state (top_k, top_p and min_p always
  * keep the best token, so they cannot change the result; llama.cpp's temperature sampler
  * likewise keeps only the maximum when T <= 0).
  * Where logits tie, candidates are ordered lowest id first (llama.cpp leaves that order to
@@ -60,7 +65,8 @@ typedef struct eng_sampler_params {
     float frequency_penalty; /* any finite value; 0 = off (OpenAI range is -2..2) */
     float presence_penalty;  /* any finite value; 0 = off */
     int32_t penalty_last_n;  /* tokens the penalties look back on; 0 = off, -1 = every token
-                                accepted since new/reset (the whole context) */
+                                accepted since new/reset (the whole context; llama.cpp turns
+                                -1 into the context size) */
     uint64_t seed;           /* the same seed, params and history give the same tokens */
 } eng_sampler_params;
 
