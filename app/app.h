@@ -19,5 +19,8 @@ int app_cmd_quantize(int argc, char **argv);
 int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "1.23 GiB", "512 KiB", "17 B": binary units, 3 significant digits. buf >= 16 bytes. */
 const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
+/* The Vulkan device index from a --device value, else from SIZEUP_DEVICE, else -1 (automatic).
+ * Returns 0, or 2 after a message naming a bad value. */
+int app_device_index(const char *cmd, const char *flag_value, int *out);
 
 #endif

@@ -19,7 +19,7 @@
 #define MAX_REPS 100
 
 typedef struct bench_opts {
-    const char *model, *format;
+    const char *model, *format, *device;
     int pp[MAX_TESTS], n_pp, tg, reps;
     eng_session_opts so;
 } bench_opts;
@@ -42,7 +42,7 @@ static void usage(FILE *to)
 {
     fprintf(to,
         "usage: sizeup bench -m MODEL [-p 128,512] [-n 64] [-r 5] [--backend vulkan|cpu]\n"
-        "                    [-o md|json|csv] [-t THREADS]\n\n"
+        "                    [-o md|json|csv] [-t THREADS] [--device N]\n\n"
         "Measure prompt processing (pp: N prompt tokens in batches) and generation (tg: N\n"
         "tokens one at a time) in tokens/s: median and spread of -r repeats after a warm-up.\n"
         "tg also reports the weight bytes read per second and their share of the device's\n"
@@ -92,6 +92,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             return app_fail(CMD, "-r '%s': expected 1..%d", v, MAX_REPS) + 1;
         else if (!strcmp(a, "-t"))
             o->so.n_threads = atoi(v);
+        else if (!strcmp(a, "--device"))
+            o->device = v;
         else if (!strcmp(a, "-o")) {
             if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv"))
                 return app_fail(CMD, "-o '%s': expected md, json or csv", v) + 1;
@@ -105,7 +107,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     }
     if (!o->model)
         return app_fail(CMD, "no model given (-m MODEL)") + 1;
-    return 0;
+    return app_device_index(CMD, o->device, &o->so.device);
 }
 
 static int cmp_d(const void *a, const void *b)

@@ -15,7 +15,7 @@ static void usage(FILE *to)
 {
     fprintf(to,
         "usage: sizeup logits -m MODEL (--text T | --tokens 1,403,407) [--all-positions]\n"
-        "                     [--backend cpu] [-c CTX]\n\n"
+        "                     [--backend vulkan|cpu] [--device N] [-c CTX]\n\n"
         "Decode the tokens in one batch and print {\"tokens\": [...], \"logits\": [[...], ...]}:\n"
         "the logits of the last position, or of every position with --all-positions.\n"
         "--text is tokenized with the model's tokenizer, BOS added as the model asks.\n");
@@ -62,7 +62,7 @@ static void print_json(const int32_t *ids, size_t n, const float *lg, size_t row
 
 int app_cmd_logits(int argc, char **argv)
 {
-    const char *model = NULL, *text = NULL, *toks = NULL;
+    const char *model = NULL, *text = NULL, *toks = NULL, *device = NULL;
     bool all = false;
     eng_session_opts so = eng_session_defaults();
     for (int i = 1; i < argc; i++) {
@@ -76,6 +76,8 @@ int app_cmd_logits(int argc, char **argv)
             return app_fail(CMD, "%s: a value is missing, or the option is unknown", a) + 1;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             model = argv[++i];
+        } else if (!strcmp(a, "--device")) {
+            device = argv[++i];
         } else if (!strcmp(a, "--text")) {
             text = argv[++i];
         } else if (!strcmp(a, "--tokens")) {
@@ -93,6 +95,8 @@ int app_cmd_logits(int argc, char **argv)
     }
     if (!model || (!text == !toks))
         return app_fail(CMD, "give -m MODEL and exactly one of --text or --tokens") + 1;
+    if (app_device_index(CMD, device, &so.device))
+        return 2;
     eng_model *m;
     eng_session *s = NULL;
     char err[512];

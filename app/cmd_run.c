@@ -18,7 +18,7 @@
 #define CMD "run"
 
 typedef struct run_opts {
-    const char *model, *prompt, *file, *system, *tmpl;
+    const char *model, *prompt, *file, *system, *tmpl, *device;
     int n_predict;
     bool chat, ids, echo, help;
     eng_session_opts so;
@@ -37,7 +37,7 @@ static void usage(FILE *to)
     fprintf(to,
         "usage: sizeup run -m MODEL [-p TEXT | -f FILE] [-n N] [--chat] [--system S]\n"
         "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
-        "                  [--seed S] [-c CTX] [--backend cpu] [--ids] [--echo]\n\n"
+        "                  [--seed S] [-c CTX] [--backend vulkan|cpu] [--device N] [--ids]\n\n"
         "Generate text with a model. Text goes to stdout as it is produced; one line of\n"
         "statistics goes to stderr at the end. --chat wraps the prompt in the model's chat\n"
         "template; --chat without -p/-f starts an interactive chat (Ctrl-D or /bye to leave).\n\n"
@@ -55,7 +55,9 @@ static void usage(FILE *to)
         "  --repeat-penalty R    penalise the last 64 tokens (default 1 = off)\n"
         "  --seed S              random seed (default: time-based; same seed, same text)\n"
         "  -c, --ctx N           context length (default: the model's, capped at 4096)\n"
-        "  --backend cpu         the compute backend (cpu until the Vulkan engine lands)\n"
+        "  --backend B           vulkan or cpu (default: Vulkan when a device can run the\n"
+        "                        model, else the CPU; the stats line names the backend)\n"
+        "  --device N            Vulkan device (default: $SIZEUP_DEVICE, else the best one)\n"
         "  -t, --threads N       CPU threads (default: all cores)\n"
         "  --ids                 print the generated token ids as a JSON array instead of text\n"
         "  --echo                print the prompt before the generated text\n"
@@ -84,6 +86,7 @@ static int value_opt(run_opts *o, const char *a, const char *v)
     else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
     else if (!strcmp(a, "--system")) o->system = v;
     else if (!strcmp(a, "--template")) o->tmpl = v;
+    else if (!strcmp(a, "--device")) o->device = v;
     else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUM(-1, 1e9); o->n_predict = (int)d; }
     else if (!strcmp(a, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
     else if (!strcmp(a, "--top-k")) { NUM(0, 1e9); sp->top_k = (int32_t)d; }
@@ -130,6 +133,8 @@ static int parse_args(int argc, char **argv, run_opts *o)
         return 0;
     if (!o->model)
         return app_fail(CMD, "no model given (-m MODEL)") + 1;
+    if (app_device_index(CMD, o->device, &o->so.device))
+        return 2;
     if (o->prompt && o->file)
         return app_fail(CMD, "give the prompt with -p or -f, not both") + 1;
     if (!o->prompt && !o->file && !o->chat)

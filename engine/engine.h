@@ -45,7 +45,9 @@ uint64_t eng_model_n_params(const eng_model *m);
 
 typedef struct eng_session_opts {
     uint32_t n_ctx;             /* 0: the model's own, capped at 4096 */
-    eng_backend_kind backend;   /* AUTO is the CPU until the Vulkan engine lands */
+    eng_backend_kind backend;   /* AUTO: Vulkan when a device runs every tensor type of the
+                                 * model, else the CPU (the stats' backend string says why) */
+    int device;                 /* Vulkan device index, -1 = automatic choice */
     int n_threads;              /* CPU backend: 0 = one per core */
     eng_sampler_params sampling;
     bool context_shift;         /* when the context fills: drop the oldest half of what follows
@@ -53,8 +55,8 @@ typedef struct eng_session_opts {
     uint32_t n_keep;            /* tokens kept at the start on a shift (the system prompt) */
 } eng_session_opts;
 
-/* Defaults: greedy off (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties),
- * model's context capped at 4096, automatic backend, no context shift. */
+/* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties, the model's
+ * context capped at 4096, automatic backend and device, no context shift. */
 eng_session_opts eng_session_defaults(void);
 
 typedef struct eng_session eng_session;
@@ -75,7 +77,8 @@ typedef struct eng_stats {
     uint32_t n_past, n_ctx;     /* context in use / size */
     uint32_t n_shifts;          /* context shifts so far */
     uint64_t mem_weights, mem_kv, mem_scratch;  /* bytes */
-    const char *backend;        /* "cpu", "vulkan: NAME" */
+    const char *backend;        /* "vulkan: NAME (type)", "cpu", "cpu (Vulkan unavailable: why)";
+                                 * borrowed until the session is freed */
 } eng_stats;
 void eng_session_stats(const eng_session *s, eng_stats *out);
 

@@ -3,6 +3,8 @@
  * backend never meets a surprise. Errors name the file and the tensor or key. */
 #include "engine/model.h"
 
+#include "engine/vk_backend.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +242,7 @@ eng_model_status eng_model_load(const char *path, eng_model **out, char *err, si
         free(m);
         return ENG_MODEL_ERR_IO;
     }
+    pthread_mutex_init(&m->vk_lock, NULL);
     loader l = { m, err, errlen };
     eng_model_status st = read_hparams(&l);
     if (!st)
@@ -260,6 +263,8 @@ void eng_model_free(eng_model *m)
 {
     if (!m)
         return;
+    eng_vk_model_free(m->vk);
+    pthread_mutex_destroy(&m->vk_lock);
     free(m->layers);
     eng_vocab_free(m->vocab);
     gguf_close(m->file);

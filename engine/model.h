@@ -6,6 +6,7 @@
 #ifndef SIZEUP_MODEL_H
 #define SIZEUP_MODEL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,12 @@ struct eng_model {
     eng_layer *layers;               /* (n_layer) */
     uint64_t weight_bytes;           /* bytes of all tensors the forward pass reads */
     uint64_t n_params;
+    /* The weights on the Vulkan device, uploaded by the first session that asks and shared by
+     * the rest (guarded by vk_lock); vk_err says why not when that failed. */
+    struct eng_vk_model *vk;
+    bool vk_tried;
+    char vk_err[512];
+    pthread_mutex_t vk_lock;
 };
 
 typedef enum eng_model_status {

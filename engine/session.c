@@ -10,13 +10,15 @@
 #include <unistd.h>
 
 #include "engine/cpu.h"
+#include "engine/vk_backend.h"
 
 #define FEED_BATCH 512
 
 struct eng_session {
     eng_model *m;
     eng_session_opts o;
-    eng_cpu *cpu;
+    eng_cpu *cpu;               /* exactly one of cpu and vk is set */
+    eng_vk *vk;
     eng_sampler *smp;
     uint32_t n_ctx, n_past;
     float *logits;              /* (n_vocab) logits after the last decoded token */
@@ -24,8 +26,79 @@ struct eng_session {
     int32_t unfed;              /* last emitted token, not yet in the KV cache; -1 if none */
     double prompt_pending_ms;   /* prompt time since the last generate, for time to first token */
     eng_stats st;
-    char err[256];
+    char backend[400];          /* "cpu", "vulkan: NAME (type)", "cpu (Vulkan unavailable: ...)" */
+    char err[512];
 };
+
+/* ---- backend dispatch ---- */
+
+static bool be_decode(eng_session *s, const int32_t *tok, int n, int pos, float *logits, bool all)
+{
+    if (s->vk) {
+        bool ok = eng_vk_decode(s->vk, tok, n, pos, logits, all);
+        if (!ok)
+            snprintf(s->err, sizeof s->err, "Vulkan: %s", eng_vk_errmsg(s->vk));
+        return ok;
+    }
+    return eng_cpu_decode(s->cpu, tok, n, pos, logits, all);
+}
+
+static void be_kv_shift(eng_session *s, int p0, int p1, int n_past)
+{
+    if (s->vk)
+        eng_vk_kv_shift(s->vk, p0, p1, n_past);
+    else
+        eng_cpu_kv_shift(s->cpu, p0, p1, n_past);
+}
+
+/* The model's weights on the device, uploaded once for all its sessions. */
+static eng_vk_model *model_on_device(eng_model *m, int device, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&m->vk_lock);
+    if (!m->vk_tried) {
+        m->vk_tried = true;
+        if (!eng_vk_model_new(m, device, &m->vk, m->vk_err, sizeof m->vk_err))
+            m->vk = NULL;
+    }
+    eng_vk_model *vm = m->vk;
+    if (!vm)
+        snprintf(err, errlen, "%s", m->vk_err);
+    pthread_mutex_unlock(&m->vk_lock);
+    return vm;
+}
+
+/* Vulkan when asked or automatic (a CPU fallback then says why); the CPU reference when asked. */
+static bool open_backend(eng_session *s, char *err, size_t errlen)
+{
+    eng_model *m = s->m;
+    if (s->o.backend != ENG_BACKEND_CPU) {
+        char why[512] = "";
+        eng_vk_model *vm = model_on_device(m, s->o.device, why, sizeof why);
+        if (vm)
+            s->vk = eng_vk_new(vm, s->n_ctx, why, sizeof why);
+        if (s->vk) {
+            snprintf(s->backend, sizeof s->backend, "vulkan: %s", eng_vk_model_device(vm));
+            s->st.mem_weights = eng_vk_model_weight_bytes(vm);
+            s->st.mem_kv = eng_vk_kv_bytes(s->vk);
+            s->st.mem_scratch = eng_vk_scratch_bytes(s->vk);
+            return true;
+        }
+        if (s->o.backend == ENG_BACKEND_VULKAN) {
+            snprintf(err, errlen, "%s", why);
+            return false;
+        }
+        snprintf(s->backend, sizeof s->backend, "cpu (Vulkan unavailable: %.300s)", why);
+    } else {
+        snprintf(s->backend, sizeof s->backend, "cpu");
+    }
+    s->cpu = eng_cpu_new(m, s->n_ctx, s->o.n_threads, err, errlen);
+    if (!s->cpu)
+        return false;
+    s->st.mem_weights = m->weight_bytes;
+    s->st.mem_kv = eng_cpu_kv_bytes(s->cpu);
+    s->st.mem_scratch = eng_cpu_scratch_bytes(s->cpu);
+    return true;
+}
 
 static double now_ms(void)
 {
@@ -59,6 +132,7 @@ uint64_t eng_model_n_params(const eng_model *m) { return m->n_params; }
 eng_session_opts eng_session_defaults(void)
 {
     eng_session_opts o = { 0 };
+    o.device = -1;
     o.sampling = eng_sampler_params_default();
     return o;
 }
@@ -80,32 +154,27 @@ eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session 
     if (s->n_ctx < 8)
         s->n_ctx = 8;
     s->unfed = -1;
-    if (s->o.backend == ENG_BACKEND_VULKAN) {
-        snprintf(err, errlen, "the Vulkan backend is not available yet; use --backend cpu");
-        free(s);
-        return ENG_ERR_UNSUPPORTED;
-    }
     char msg[256];
     if (eng_sampler_params_check(&s->o.sampling, msg, sizeof msg) != 0) {
         snprintf(err, errlen, "%s", msg);
         free(s);
         return ENG_ERR_ARG;
     }
-    s->cpu = eng_cpu_new(m, s->n_ctx, s->o.n_threads, err, errlen);
-    if (s->cpu)
-        eng_sampler_new(&s->o.sampling, (int32_t)m->hp.n_vocab, &s->smp, NULL, 0);
+    if (!open_backend(s, err, errlen)) {
+        eng_status st = s->o.backend == ENG_BACKEND_VULKAN ? ENG_ERR_BACKEND : ENG_ERR_NOMEM;
+        eng_session_free(s);
+        return st;
+    }
+    eng_sampler_new(&s->o.sampling, (int32_t)m->hp.n_vocab, &s->smp, NULL, 0);
     s->logits = malloc((size_t)m->hp.n_vocab * sizeof(float));
-    if (!s->cpu || !s->smp || !s->logits) {
-        if (s->cpu)
-            snprintf(err, errlen, "out of memory for a session");
+    if (!s->smp || !s->logits) {
+        snprintf(err, errlen, "out of memory for a session");
         eng_session_free(s);
         return ENG_ERR_NOMEM;
     }
     s->st.n_ctx = s->n_ctx;
-    s->st.mem_weights = m->weight_bytes;
-    s->st.mem_kv = eng_cpu_kv_bytes(s->cpu);
-    s->st.mem_scratch = eng_cpu_scratch_bytes(s->cpu) + (uint64_t)m->hp.n_vocab * 4;
-    s->st.backend = "cpu";
+    s->st.mem_scratch += (uint64_t)m->hp.n_vocab * 4;
+    s->st.backend = s->backend;
     *out = s;
     return ENG_OK;
 }
@@ -116,6 +185,7 @@ void eng_session_free(eng_session *s)
         return;
     eng_sampler_free(s->smp);
     eng_cpu_free(s->cpu);
+    eng_vk_free(s->vk);
     free(s->logits);
     free(s);
 }
@@ -161,7 +231,7 @@ static bool make_room(eng_session *s, uint32_t need)
     uint32_t discard = (s->n_past - keep) / 2;
     if (discard == 0 || s->n_past - discard + need > s->n_ctx)
         return false;
-    eng_cpu_kv_shift(s->cpu, (int)keep, (int)(keep + discard), (int)s->n_past);
+    be_kv_shift(s, (int)keep, (int)(keep + discard), (int)s->n_past);
     s->n_past -= discard;
     s->st.n_shifts++;
     return true;
@@ -171,9 +241,10 @@ static eng_status decode(eng_session *s, const int32_t *tok, uint32_t n)
 {
     for (uint32_t done = 0; done < n; done += FEED_BATCH) {
         uint32_t cnt = n - done < FEED_BATCH ? n - done : FEED_BATCH;
-        if (!eng_cpu_decode(s->cpu, tok + done, (int)cnt, (int)s->n_past, s->logits, false)) {
-            snprintf(s->err, sizeof s->err, "decode of %u tokens at position %u failed", cnt,
-                     s->n_past);
+        if (!be_decode(s, tok + done, (int)cnt, (int)s->n_past, s->logits, false)) {
+            if (!s->err[0])
+                snprintf(s->err, sizeof s->err, "decode of %u tokens at position %u failed",
+                         cnt, s->n_past);
             return ENG_ERR_BACKEND;
         }
         s->n_past += cnt;
@@ -406,7 +477,7 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
     if (!out)
         return ENG_ERR_NOMEM;
     double t0 = now_ms();
-    if (!eng_cpu_decode(s->cpu, tokens, (int)n, (int)s->n_past, out, all_positions)) {
+    if (!be_decode(s, tokens, (int)n, (int)s->n_past, out, all_positions)) {
         free(out);
         return ENG_ERR_BACKEND;
     }
@@ -421,6 +492,8 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
 
 double eng_session_read_bandwidth(eng_session *s)
 {
+    if (s->vk)
+        return eng_vk_read_gbps(s->vk);
     int nt = s->o.n_threads;
     if (nt <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);

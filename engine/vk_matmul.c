@@ -1,11 +1,105 @@
-/* Matrix-product kernels, one per weight type. (Being written; until then no type has a
- * kernel and the Vulkan backend refuses every model.) */
-#include "engine/vk_ops.h"
+/* Matrix-product kernels, one per weight type (shaders/mul_mat_<type>.comp, all built from
+ * shaders/mul_mat.glsl and shaders/dequant.glsl), and the recording function that checks a
+ * product's arguments and picks its grid.
+ *
+ * One shader serves every device; the work split comes from specialization constants chosen
+ * here from what the probe found (DESIGN.md section 4):
+ *   - CPU devices (lavapipe): one invocation per row, a workgroup of one subgroup, two rows per
+ *     invocation, X shared through subgroupBroadcast. lavapipe runs a workgroup's lanes as one
+ *     SIMD vector on one thread and turns every storage-buffer load into a scalar loop over the
+ *     lanes, so the count of per-lane loads is the cost: per-row lanes need no reduction, and
+ *     two rows per lane halve the X loads per weight.
+ *   - GPUs: a subgroup per row group, adjacent lanes on adjacent blocks, subgroupAdd; shared
+ *     memory reduction when the device lacks subgroup arithmetic.
+ * vk_ops has one kernel slot per type and no room for a configuration, so the configuration is
+ * a pure function of the device (choose_config) evaluated at creation and at every recording.
+ */
 #include "engine/vk_internal.h"
+#include "engine/vk_ops.h"
+
+/* Specialization constants, ids 0..6 in shaders/mul_mat.glsl order. */
+typedef struct mm_config {
+    uint32_t wg;  /* invocations per workgroup */
+    uint32_t lpr; /* lanes per row group */
+    uint32_t rpg; /* rows per row group */
+    uint32_t nt;  /* tokens per invocation when N > 1 */
+    uint32_t sgs; /* subgroup size assumed by the X broadcast */
+    uint32_t xbc; /* 1: lanes share X through subgroupBroadcast (lpr = 1 only) */
+    uint32_t red; /* 0: no reduction, 1: subgroupAdd, 2: shared memory */
+} mm_config;
+#define MM_N_SPEC 7u
+_Static_assert(sizeof(mm_config) == MM_N_SPEC * sizeof(uint32_t), "spec constants are uints");
+
+static const struct {
+    uint32_t type;
+    const char *shader;
+} mm_shaders[] = {
+    { GGUF_T_F32, "mul_mat_f32" },   { GGUF_T_F16, "mul_mat_f16" },
+    { GGUF_T_Q4_0, "mul_mat_q4_0" }, { GGUF_T_Q4_1, "mul_mat_q4_1" },
+    { GGUF_T_Q5_0, "mul_mat_q5_0" }, { GGUF_T_Q5_1, "mul_mat_q5_1" },
+    { GGUF_T_Q8_0, "mul_mat_q8_0" }, { GGUF_T_Q2_K, "mul_mat_q2_k" },
+    { GGUF_T_Q3_K, "mul_mat_q3_k" }, { GGUF_T_Q4_K, "mul_mat_q4_k" },
+    { GGUF_T_Q5_K, "mul_mat_q5_k" }, { GGUF_T_Q6_K, "mul_mat_q6_k" },
+};
+
+static int is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+
+static const vk_device_info *chosen_device(const vk_ctx *ctx)
+{
+    return vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+}
+
+/* The work split for a device (see the file comment; the numbers are measured in
+ * docs/PERFORMANCE.md). Same answer for the same device every time. */
+static mm_config choose_config(const vk_device_info *d)
+{
+    uint32_t sg = d->subgroup_size ? d->subgroup_size : 32;
+    int sg_ok = d->subgroup_in_compute && is_pow2(sg);
+    int arith = sg_ok && (d->subgroup_ops & VK_SGOP_ARITHMETIC);
+    int ballot = sg_ok && (d->subgroup_ops & VK_SGOP_BALLOT);
+    uint32_t max_wg = d->max_compute_workgroup_invocations ? d->max_compute_workgroup_invocations
+                                                           : 128;
+    if (d->type == VK_DEVTYPE_CPU) {
+        mm_config c = { .wg = sg <= max_wg ? sg : max_wg, .lpr = 1, .rpg = 2, .nt = 8,
+                        .sgs = sg, .xbc = ballot && sg <= 32 && sg <= max_wg, .red = 0 };
+        if (!c.xbc)
+            c.sgs = 8; /* unused, but XPL = 32 / sgs must stay a whole number */
+        return c;
+    }
+    mm_config c = { .lpr = arith && sg <= 128 ? sg : 32, .rpg = 2, .nt = 4, .sgs = sg,
+                    .xbc = 0, .red = arith && sg <= 128 ? 1 : 2 };
+    if (c.lpr > max_wg)
+        c.lpr = is_pow2(max_wg) ? max_wg : 32;
+    c.wg = c.lpr >= 128 ? c.lpr : 128;
+    while (c.wg > max_wg || (uint64_t)c.wg * c.rpg * c.nt * 4 > d->max_compute_shared_memory)
+        c.wg /= 2;
+    if (c.wg < c.lpr)
+        c.wg = c.lpr;
+    if (c.sgs > 32 || 32 % c.sgs)
+        c.sgs = 8; /* only the CPU broadcast path reads it */
+    return c;
+}
 
 vk_status vk_ops_create_matmul(vk_ops *ops)
 {
-    (void)ops;
+    vk_ctx *ctx = ops->ctx;
+    mm_config c = choose_config(chosen_device(ctx));
+    uint32_t spec[MM_N_SPEC] = { c.wg, c.lpr, c.rpg, c.nt, c.sgs, c.xbc, c.red };
+    size_t n = sizeof mm_shaders / sizeof mm_shaders[0];
+    for (size_t i = 0; i < n; i++) {
+        vk_kernel **slot = &ops->mul_mat[mm_shaders[i].type];
+        if (*slot)
+            continue;
+        vk_status st = vk_kernel_create(ctx, mm_shaders[i].shader, 4, sizeof(vk_push_mul_mat),
+                                        spec, MM_N_SPEC, slot);
+        if (st) {
+            for (size_t j = 0; j < i; j++) {
+                vk_kernel_free(ops->mul_mat[mm_shaders[j].type]);
+                ops->mul_mat[mm_shaders[j].type] = NULL;
+            }
+            return st;
+        }
+    }
     return VK_STATUS_OK;
 }
 
@@ -14,9 +108,85 @@ bool vk_ops_has_type(const vk_ops *ops, uint32_t type)
     return type < GGUF_T_COUNT && ops->mul_mat[type] != NULL;
 }
 
+/* bytes = (first + count) * unit fits in a buffer of `size` bytes. */
+static int fits(uint64_t first, uint64_t count, uint64_t unit, uint64_t size)
+{
+    return (first + count) * unit <= size;
+}
+
+static vk_status check_mul_mat(vk_ops *ops, uint32_t type, vk_buffer *w, vk_buffer *x,
+                               vk_buffer *y, vk_buffer *bias, const vk_push_mul_mat *p)
+{
+    vk_ctx *ctx = ops->ctx;
+    const gguf_type_info *ti = gguf_type_get(type);
+    if (!vk_ops_has_type(ops, type) || !ti)
+        return vk_set_error(ctx, VK_STATUS_UNSUPPORTED, "no matrix kernel for type %u (%s)",
+                            type, ti ? ti->name : "unknown");
+    if (!w || !x || !y || !p)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W, X, Y and the push "
+                            "constants are required", ti->name);
+    if (!p->K || !p->M || !p->N)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: empty product K=%u M=%u N=%u",
+                            ti->name, p->K, p->M, p->N);
+    if (p->K % ti->block_elems)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: K=%u is not a multiple of the "
+                            "block size %u", ti->name, p->K, ti->block_elems);
+    if (p->flags & ~(uint32_t)(VK_MM_BIAS | VK_MM_ACCUMULATE))
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: unknown flags 0x%x", ti->name,
+                            p->flags);
+    if ((p->flags & VK_MM_BIAS) && !bias)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: VK_MM_BIAS without a bias "
+                            "buffer", ti->name);
+    uint64_t row_bytes = (uint64_t)p->K / ti->block_elems * ti->block_bytes;
+    if (!fits(p->w_row0, p->M, row_bytes, vk_buffer_size(w)))
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W rows %u..%u of %llu bytes "
+                            "(K=%u) need %llu bytes, the buffer has %llu", ti->name, p->w_row0,
+                            p->w_row0 + p->M - 1, (unsigned long long)row_bytes, p->K,
+                            (unsigned long long)((p->w_row0 + (uint64_t)p->M) * row_bytes),
+                            (unsigned long long)vk_buffer_size(w));
+    uint64_t x_end = p->x_off + (uint64_t)(p->N - 1) * p->x_stride;
+    if (!fits(x_end, p->K, 4, vk_buffer_size(x)))
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: X needs floats up to %llu "
+                            "(x_off=%u x_stride=%u N=%u K=%u), the buffer has %llu bytes",
+                            ti->name, (unsigned long long)(x_end + p->K), p->x_off,
+                            p->x_stride, p->N, p->K, (unsigned long long)vk_buffer_size(x));
+    uint64_t y_end = p->y_off + (uint64_t)(p->N - 1) * p->y_stride + p->y_row0;
+    if (!fits(y_end, p->M, 4, vk_buffer_size(y)))
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: Y needs floats up to %llu "
+                            "(y_off=%u y_stride=%u y_row0=%u N=%u M=%u), the buffer has %llu "
+                            "bytes", ti->name, (unsigned long long)(y_end + p->M), p->y_off,
+                            p->y_stride, p->y_row0, p->N, p->M,
+                            (unsigned long long)vk_buffer_size(y));
+    if ((p->flags & VK_MM_BIAS) && !fits(p->b_off, p->M, 4, vk_buffer_size(bias)))
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: bias needs floats up to %llu "
+                            "(b_off=%u M=%u), the buffer has %llu bytes", ti->name,
+                            (unsigned long long)p->b_off + p->M, p->b_off, p->M,
+                            (unsigned long long)vk_buffer_size(bias));
+    return VK_STATUS_OK;
+}
+
 vk_status vk_op_mul_mat(vk_ops *ops, vk_seq *s, uint32_t type, vk_buffer *w, vk_buffer *x,
                         vk_buffer *y, vk_buffer *bias, const vk_push_mul_mat *p)
 {
-    (void)s; (void)w; (void)x; (void)y; (void)bias; (void)p;
-    return vk_set_error(ops->ctx, VK_STATUS_UNSUPPORTED, "no matrix kernel for type %u", type);
+    vk_ctx *ctx = ops->ctx;
+    vk_status st = check_mul_mat(ops, type, w, x, y, bias, p);
+    if (st)
+        return st;
+    const vk_device_info *d = chosen_device(ctx);
+    mm_config c = choose_config(d);
+    uint32_t rows_per_wg = c.wg / c.lpr * c.rpg;
+    uint32_t tiles = (p->M + rows_per_wg - 1) / rows_per_wg;
+    /* Row tiles past the x limit wrap into z; the shader skips the rectangle's spare tiles. */
+    uint32_t gx = tiles < d->max_compute_workgroup_count[0] ? tiles
+                                                            : d->max_compute_workgroup_count[0];
+    uint32_t gz = (tiles + gx - 1) / gx;
+    uint32_t gy = p->N == 1 ? 1 : (p->N + c.nt - 1) / c.nt;
+    if (gy > d->max_compute_workgroup_count[1] || gz > d->max_compute_workgroup_count[2])
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat: grid %u x %u x %u for M=%u N=%u "
+                            "exceeds the device's %u x %u x %u workgroups", gx, gy, gz, p->M,
+                            p->N, d->max_compute_workgroup_count[0],
+                            d->max_compute_workgroup_count[1],
+                            d->max_compute_workgroup_count[2]);
+    vk_buffer *bufs[4] = { w, x, y, bias ? bias : x };
+    return vk_seq_dispatch(s, ops->mul_mat[type], bufs, p, gx, gy, gz);
 }

@@ -1,0 +1,424 @@
+/* The non-matrix kernels of the Vulkan forward pass (engine/vk_ops.h): creating them with
+ * shapes chosen for the device, and recording one dispatch per op after checking that every
+ * operand the dispatch touches lies inside its buffer.
+ *
+ * Shapes (specialization constants; each shader's header comment lists its own):
+ *   0  workgroup size            every kernel
+ *   1  reduction mode            rms_norm, attn, argmax (shaders/reduce.glsl: RED_*)
+ *   2  positions per tile        attn
+ * lavapipe runs a workgroup on one CPU thread, 8 lanes wide, and turns a shader that contains
+ * a workgroup barrier into coroutines, which costs more than these kernels' work. So there
+ * the reducing kernels take exactly one subgroup (8 invocations, RED_ONE_SG: subgroup
+ * operations, no barrier), and the elementwise ones larger groups so fewer are scheduled.
+ * GPUs get wide workgroups reducing through subgroups and shared memory (RED_SUBGROUP), or
+ * shared memory alone (RED_SHARED, the *_shmem shader variants) where subgroup arithmetic is
+ * missing in compute shaders, since even declaring that capability is invalid there.
+ * The shape is a pure function of the device's properties (op_shape), so the recording
+ * functions recompute what they need instead of keeping state beside struct vk_ops.
+ */
+#include "engine/vk_ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "engine/vk_internal.h"
+
+/* shaders/reduce.glsl */
+enum { RED_SHARED = 0, RED_SUBGROUP = 1, RED_ONE_SG = 2 };
+
+/* shaders/attn.glsl: q is staged in shared memory of this many floats. */
+#define ATTN_MAX_HD 256u
+
+typedef struct op_shape {
+    bool subgroups;       /* subgroup arithmetic in compute: the subgroup shader variants */
+    uint32_t red_mode;    /* RED_* for rms_norm, attn, argmax */
+    uint32_t norm_wg;     /* rms_norm */
+    uint32_t attn_wg, attn_tile;
+    uint32_t argmax_wg;
+    uint32_t rope_wg;
+    uint32_t ew_wg;       /* kv_store, swiglu, add */
+} op_shape;
+
+static const vk_device_info *ops_device(const vk_ctx *ctx)
+{
+    return &ctx->devices[ctx->choice.index];
+}
+
+/* Largest power of two <= want that the device allows along x. */
+static uint32_t fit_wg(const vk_device_info *d, uint32_t want)
+{
+    uint32_t cap = d->max_compute_workgroup_invocations;
+    if (d->max_compute_workgroup_size[0] < cap)
+        cap = d->max_compute_workgroup_size[0];
+    uint32_t wg = 1;
+    while (wg * 2 <= want && wg * 2 <= cap)
+        wg *= 2;
+    return wg;
+}
+
+static op_shape op_shape_for(const vk_device_info *d)
+{
+    op_shape s;
+    uint32_t sg = d->subgroup_size;
+    s.subgroups = d->subgroup_in_compute && (d->subgroup_ops & VK_SGOP_BASIC) &&
+                  (d->subgroup_ops & VK_SGOP_ARITHMETIC);
+    bool pow2_sg = sg >= 4 && (sg & (sg - 1)) == 0 && fit_wg(d, sg) == sg;
+    if (vk_device_is_lavapipe(d) && s.subgroups && pow2_sg) {
+        /* lavapipe's subgroup size is fixed: a workgroup of that size is one subgroup */
+        s.red_mode = RED_ONE_SG;
+        s.norm_wg = s.attn_wg = s.argmax_wg = s.rope_wg = sg;
+        s.attn_tile = 16 * sg;
+        s.ew_wg = fit_wg(d, 64);
+        return s;
+    }
+    s.red_mode = s.subgroups ? RED_SUBGROUP : RED_SHARED;
+    s.norm_wg = fit_wg(d, 256);
+    s.attn_wg = fit_wg(d, 128);
+    s.attn_tile = 2 * s.attn_wg;
+    s.argmax_wg = fit_wg(d, 1024);
+    s.rope_wg = fit_wg(d, 64);
+    s.ew_wg = fit_wg(d, 256);
+    /* q, two probability tiles and the reduction scratch must fit in shared memory */
+    while (s.attn_tile > s.attn_wg &&
+           4u * (ATTN_MAX_HD + 2u * s.attn_tile + s.attn_wg) > d->max_compute_shared_memory)
+        s.attn_tile /= 2;
+    return s;
+}
+
+/* ---- lifecycle ---- */
+
+void vk_ops_free(vk_ops *ops)
+{
+    if (!ops)
+        return;
+    vk_kernel_free(ops->argmax);
+    vk_kernel_free(ops->add);
+    vk_kernel_free(ops->swiglu);
+    vk_kernel_free(ops->attn);
+    vk_kernel_free(ops->kv_store);
+    vk_kernel_free(ops->rope);
+    vk_kernel_free(ops->rms_norm);
+    for (int i = 0; i < GGUF_T_COUNT; i++)
+        vk_kernel_free(ops->mul_mat[i]);
+    free(ops);
+}
+
+static vk_status create_kernels(vk_ops *ops, const op_shape *sh)
+{
+    vk_ctx *ctx = ops->ctx;
+    const uint32_t norm[] = { sh->norm_wg, sh->red_mode };
+    const uint32_t attn[] = { sh->attn_wg, sh->red_mode, sh->attn_tile };
+    const uint32_t amax[] = { sh->argmax_wg, sh->red_mode };
+    const uint32_t rope[] = { sh->rope_wg };
+    const uint32_t ew[] = { sh->ew_wg };
+    bool sg = sh->subgroups;
+    vk_status st;
+    if ((st = vk_kernel_create(ctx, sg ? "rms_norm" : "rms_norm_shmem", 3,
+                               sizeof(vk_push_rms_norm), norm, 2, &ops->rms_norm)) ||
+        (st = vk_kernel_create(ctx, "rope", 4, sizeof(vk_push_rope), rope, 1, &ops->rope)) ||
+        (st = vk_kernel_create(ctx, "kv_store", 3, sizeof(vk_push_kv_store), ew, 1,
+                               &ops->kv_store)) ||
+        (st = vk_kernel_create(ctx, sg ? "attn" : "attn_shmem", 5, sizeof(vk_push_attn), attn,
+                               3, &ops->attn)) ||
+        (st = vk_kernel_create(ctx, "swiglu", 3, sizeof(vk_push_swiglu), ew, 1, &ops->swiglu)) ||
+        (st = vk_kernel_create(ctx, "add", 2, sizeof(vk_push_add), ew, 1, &ops->add)) ||
+        (st = vk_kernel_create(ctx, sg ? "argmax" : "argmax_shmem", 2, sizeof(vk_push_argmax),
+                               amax, 2, &ops->argmax)))
+        return st;
+    return VK_STATUS_OK;
+}
+
+vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out)
+{
+    *out = NULL;
+    if (!ctx)
+        return VK_STATUS_BAD_ARG;
+    if (!ctx->dev)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "vk_ops_new before vk_ctx_start_device");
+    vk_ops *ops = calloc(1, sizeof *ops);
+    if (!ops)
+        return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "out of memory for the kernel set");
+    ops->ctx = ctx;
+    ops->subgroup_size = ops_device(ctx)->subgroup_size;
+    op_shape sh = op_shape_for(ops_device(ctx));
+    vk_status st = create_kernels(ops, &sh);
+    if (!st)
+        st = vk_ops_create_matmul(ops);
+    if (st) {
+        vk_ops_free(ops); /* frees only: the message still names what failed */
+        return st;
+    }
+    *out = ops;
+    return VK_STATUS_OK;
+}
+
+/* ---- argument checks ---- */
+
+/* Handles and buffers present, and every buffer from the ops' context. */
+static vk_status check_handles(vk_ops *ops, vk_seq *s, const char *op, const void *push,
+                               vk_buffer *const *bufs, const char *const *names, int n)
+{
+    if (!ops)
+        return VK_STATUS_BAD_ARG; /* no context to put a message on */
+    if (!s || !push)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "%s: %s is NULL", op,
+                            !s ? "the sequence" : "the push-constant block");
+    for (int i = 0; i < n; i++) {
+        if (!bufs[i])
+            return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "%s: buffer %s is NULL", op,
+                                names[i]);
+        if (bufs[i]->ctx != ops->ctx)
+            return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG,
+                                "%s: buffer %s belongs to another Vulkan context", op, names[i]);
+    }
+    return VK_STATUS_OK;
+}
+
+/* Operand `what`: `rows` rows of n elements of elem bytes, the first at element off, the next
+ * ones stride elements apart, all inside buffer b. Output rows may not overlap (out). */
+static vk_status check_rows(vk_ops *ops, const char *op, const char *what, const vk_buffer *b,
+                            uint32_t elem, uint64_t off, uint64_t stride, uint64_t rows,
+                            uint64_t n, bool out)
+{
+    uint64_t cap = vk_buffer_size(b) / elem;
+    if (out && rows > 1 && stride < n)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG,
+                            "%s: %s rows of %llu elements are %llu apart, so they overlap", op,
+                            what, (unsigned long long)n, (unsigned long long)stride);
+    /* off, stride, rows and n are each below 2^32, so only the product can overflow */
+    bool fits = off + n <= cap && (rows <= 1 || stride <= (cap - off - n) / (rows - 1));
+    if (!fits)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG,
+                            "%s: %s spans elements %llu + (%llu rows - 1) x stride %llu + %llu, "
+                            "past the end of its buffer (%llu elements of %u bytes)", op, what,
+                            (unsigned long long)off, (unsigned long long)rows,
+                            (unsigned long long)stride, (unsigned long long)n,
+                            (unsigned long long)cap, elem);
+    return VK_STATUS_OK;
+}
+
+/* The step buffer holds step[0] (first position) and step[1] (batch size). */
+static vk_status check_step(vk_ops *ops, const char *op, const vk_buffer *step)
+{
+    if (vk_buffer_size(step) < 2 * sizeof(uint32_t))
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG,
+                            "%s: the step buffer has %llu bytes; it needs 8 (position, tokens)",
+                            op, (unsigned long long)vk_buffer_size(step));
+    return VK_STATUS_OK;
+}
+
+static vk_status check_count(vk_ops *ops, const char *op, const char *what, uint32_t v,
+                             uint32_t lo, uint32_t hi)
+{
+    if (v < lo || v > hi)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "%s: %s = %u, allowed %u..%u", op,
+                            what, v, lo, hi);
+    return VK_STATUS_OK;
+}
+
+static vk_status check_even(vk_ops *ops, const char *op, const char *what, uint32_t v)
+{
+    if (v & 1u)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG,
+                            "%s: %s = %u is odd; f16 cache words hold two halves", op, what, v);
+    return VK_STATUS_OK;
+}
+
+/* Workgroup counts within the device's limits. */
+static vk_status check_grid(vk_ops *ops, const char *op, uint32_t gx, uint32_t gy)
+{
+    const vk_device_info *d = ops_device(ops->ctx);
+    if (gx > d->max_compute_workgroup_count[0] || gy > d->max_compute_workgroup_count[1])
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG,
+                            "%s: %u x %u workgroups; the device allows %u x %u", op, gx, gy,
+                            d->max_compute_workgroup_count[0], d->max_compute_workgroup_count[1]);
+    return VK_STATUS_OK;
+}
+
+static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
+
+/* ---- recording ---- */
+
+vk_status vk_op_rms_norm(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *w, vk_buffer *y,
+                         const vk_push_rms_norm *p)
+{
+    static const char *names[] = { "x", "w", "y" };
+    vk_buffer *bufs[] = { x, w, y };
+    const char *op = "rms_norm";
+    vk_status st = check_handles(ops, s, op, p, bufs, names, 3);
+    if (st)
+        return st;
+    if (!isfinite(p->eps) || p->eps < 0)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "%s: eps = %g", op, (double)p->eps);
+    if ((st = check_count(ops, op, "n", p->n, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "rows", p->rows, 1, UINT32_MAX)) ||
+        (st = check_rows(ops, op, "x", x, 4, p->x_off, p->x_stride, p->rows, p->n, false)) ||
+        (st = check_rows(ops, op, "w", w, 4, p->w_off, 0, 1, p->n, false)) ||
+        (st = check_rows(ops, op, "y", y, 4, p->y_off, p->y_stride, p->rows, p->n, true)))
+        return st;
+    /* one workgroup per row; rows beyond the x limit wrap into y (the shader unfolds them) */
+    uint32_t max_x = ops_device(ops->ctx)->max_compute_workgroup_count[0];
+    uint32_t gx = p->rows < max_x ? p->rows : max_x, gy = div_up(p->rows, gx);
+    if ((st = check_grid(ops, op, gx, gy)))
+        return st;
+    return vk_seq_dispatch(s, ops->rms_norm, bufs, p, gx, gy, 1);
+}
+
+vk_status vk_op_rope(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *factors, vk_buffer *step,
+                     vk_buffer *cache, uint32_t n_tokens, const vk_push_rope *p)
+{
+    static const char *names[] = { "x", "factors", "step", "cache" };
+    vk_buffer *bufs[] = { x, factors, step, cache };
+    const char *op = "rope";
+    vk_status st = check_handles(ops, s, op, p, bufs, names, 4);
+    if (st)
+        return st;
+    if (p->flags & ~(uint32_t)(VK_ROPE_NEOX | VK_ROPE_FACTORS | VK_ROPE_STORE))
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "%s: unknown flags 0x%x", op, p->flags);
+    if (!isfinite(p->freq_base) || p->freq_base <= 0 || !isfinite(p->freq_scale) ||
+        p->freq_scale <= 0)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "%s: freq_base = %g, freq_scale = %g; "
+                            "both must be positive", op, (double)p->freq_base,
+                            (double)p->freq_scale);
+    if ((st = check_count(ops, op, "n_tokens", n_tokens, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "n_heads", p->n_heads, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "head_dim", p->head_dim, 2, 1u << 16)) ||
+        (st = check_even(ops, op, "head_dim", p->head_dim)) ||
+        (st = check_count(ops, op, "n_rot", p->n_rot, 2, p->head_dim)) ||
+        (st = check_even(ops, op, "n_rot", p->n_rot)) ||
+        (st = check_step(ops, op, step)))
+        return st;
+    uint64_t width = (uint64_t)p->n_heads * p->head_dim;
+    if ((st = check_rows(ops, op, "x", x, 4, p->x_off, p->x_stride, n_tokens, width, true)))
+        return st;
+    if ((p->flags & VK_ROPE_FACTORS) &&
+        (st = check_rows(ops, op, "factors", factors, 4, 0, 0, 1, p->n_rot / 2, false)))
+        return st;
+    /* the shader skips rows past the end of the cache; here at least rows 0..n_tokens-1 */
+    if ((p->flags & VK_ROPE_STORE) &&
+        ((st = check_even(ops, op, "cache_off", p->cache_off)) ||
+         (st = check_rows(ops, op, "cache", cache, 2, p->cache_off, width, n_tokens, width,
+                          true))))
+        return st;
+    if ((st = check_grid(ops, op, p->n_heads, n_tokens)))
+        return st;
+    return vk_seq_dispatch(s, ops->rope, bufs, p, p->n_heads, n_tokens, 1);
+}
+
+vk_status vk_op_kv_store(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *step,
+                         vk_buffer *cache, uint32_t n_tokens, const vk_push_kv_store *p)
+{
+    static const char *names[] = { "x", "step", "cache" };
+    vk_buffer *bufs[] = { x, step, cache };
+    const char *op = "kv_store";
+    vk_status st = check_handles(ops, s, op, p, bufs, names, 3);
+    if (st)
+        return st;
+    if ((st = check_count(ops, op, "n_tokens", n_tokens, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "n", p->n, 2, UINT32_MAX)) ||
+        (st = check_even(ops, op, "n", p->n)) ||
+        (st = check_even(ops, op, "cache_off", p->cache_off)) ||
+        (st = check_step(ops, op, step)) ||
+        (st = check_rows(ops, op, "x", x, 4, p->x_off, p->x_stride, n_tokens, p->n, false)) ||
+        (st = check_rows(ops, op, "cache", cache, 2, p->cache_off, p->n, n_tokens, p->n, true)))
+        return st;
+    uint32_t gx = div_up(p->n / 2, op_shape_for(ops_device(ops->ctx)).ew_wg);
+    if ((st = check_grid(ops, op, gx, n_tokens)))
+        return st;
+    return vk_seq_dispatch(s, ops->kv_store, bufs, p, gx, n_tokens, 1);
+}
+
+vk_status vk_op_attn(vk_ops *ops, vk_seq *s, vk_buffer *q, vk_buffer *k, vk_buffer *v,
+                     vk_buffer *o, vk_buffer *step, uint32_t n_tokens, const vk_push_attn *p)
+{
+    static const char *names[] = { "q", "k", "v", "o", "step" };
+    vk_buffer *bufs[] = { q, k, v, o, step };
+    const char *op = "attn";
+    vk_status st = check_handles(ops, s, op, p, bufs, names, 5);
+    if (st)
+        return st;
+    if (!isfinite(p->scale))
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "%s: scale = %g", op, (double)p->scale);
+    if ((st = check_count(ops, op, "n_tokens", n_tokens, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "n_head_kv", p->n_head_kv, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "n_head", p->n_head, p->n_head_kv, UINT32_MAX)) ||
+        (st = check_count(ops, op, "head_dim", p->head_dim, 2, ATTN_MAX_HD)) ||
+        (st = check_even(ops, op, "head_dim", p->head_dim)) ||
+        (st = check_count(ops, op, "head_dim_v", p->head_dim_v, 2, ATTN_MAX_HD)) ||
+        (st = check_even(ops, op, "head_dim_v", p->head_dim_v)) ||
+        (st = check_even(ops, op, "k_off", p->k_off)) ||
+        (st = check_even(ops, op, "v_off", p->v_off)) ||
+        (st = check_step(ops, op, step)))
+        return st;
+    if (p->n_head % p->n_head_kv)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG,
+                            "%s: n_head = %u is not a multiple of n_head_kv = %u", op, p->n_head,
+                            p->n_head_kv);
+    uint64_t kw = (uint64_t)p->n_head_kv * p->head_dim, vw = (uint64_t)p->n_head_kv * p->head_dim_v;
+    /* the shader clamps the context to the rows the caches hold; here at least n_tokens */
+    if ((st = check_rows(ops, op, "q", q, 4, p->q_off, p->q_stride, n_tokens,
+                         (uint64_t)p->n_head * p->head_dim, false)) ||
+        (st = check_rows(ops, op, "o", o, 4, p->o_off, p->o_stride, n_tokens,
+                         (uint64_t)p->n_head * p->head_dim_v, true)) ||
+        (st = check_rows(ops, op, "k cache", k, 2, p->k_off, kw, n_tokens, kw, false)) ||
+        (st = check_rows(ops, op, "v cache", v, 2, p->v_off, vw, n_tokens, vw, false)) ||
+        (st = check_grid(ops, op, p->n_head, n_tokens)))
+        return st;
+    return vk_seq_dispatch(s, ops->attn, bufs, p, p->n_head, n_tokens, 1);
+}
+
+vk_status vk_op_swiglu(vk_ops *ops, vk_seq *s, vk_buffer *g, vk_buffer *u, vk_buffer *o,
+                       const vk_push_swiglu *p)
+{
+    static const char *names[] = { "g", "u", "o" };
+    vk_buffer *bufs[] = { g, u, o };
+    const char *op = "swiglu";
+    vk_status st = check_handles(ops, s, op, p, bufs, names, 3);
+    if (st)
+        return st;
+    if ((st = check_count(ops, op, "n", p->n, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "rows", p->rows, 1, UINT32_MAX)) ||
+        (st = check_rows(ops, op, "g", g, 4, p->g_off, p->g_stride, p->rows, p->n, false)) ||
+        (st = check_rows(ops, op, "u", u, 4, p->u_off, p->u_stride, p->rows, p->n, false)) ||
+        (st = check_rows(ops, op, "o", o, 4, p->o_off, p->o_stride, p->rows, p->n, true)))
+        return st;
+    uint32_t gx = div_up(p->n, op_shape_for(ops_device(ops->ctx)).ew_wg);
+    if ((st = check_grid(ops, op, gx, p->rows)))
+        return st;
+    return vk_seq_dispatch(s, ops->swiglu, bufs, p, gx, p->rows, 1);
+}
+
+vk_status vk_op_add(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *y, const vk_push_add *p)
+{
+    static const char *names[] = { "x", "y" };
+    vk_buffer *bufs[] = { x, y };
+    const char *op = "add";
+    vk_status st = check_handles(ops, s, op, p, bufs, names, 2);
+    if (st)
+        return st;
+    if ((st = check_count(ops, op, "n", p->n, 1, UINT32_MAX)) ||
+        (st = check_count(ops, op, "rows", p->rows, 1, UINT32_MAX)) ||
+        (st = check_rows(ops, op, "x", x, 4, p->x_off, p->x_stride, p->rows, p->n, false)) ||
+        (st = check_rows(ops, op, "y", y, 4, p->y_off, p->y_stride, p->rows, p->n, true)))
+        return st;
+    uint32_t gx = div_up(p->n, op_shape_for(ops_device(ops->ctx)).ew_wg);
+    if ((st = check_grid(ops, op, gx, p->rows)))
+        return st;
+    return vk_seq_dispatch(s, ops->add, bufs, p, gx, p->rows, 1);
+}
+
+vk_status vk_op_argmax(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *out,
+                       const vk_push_argmax *p)
+{
+    static const char *names[] = { "x", "out" };
+    vk_buffer *bufs[] = { x, out };
+    const char *op = "argmax";
+    vk_status st = check_handles(ops, s, op, p, bufs, names, 2);
+    if (st)
+        return st;
+    if ((st = check_count(ops, op, "n", p->n, 1, UINT32_MAX)) ||
+        (st = check_rows(ops, op, "x", x, 4, p->x_off, 0, 1, p->n, false)) ||
+        (st = check_rows(ops, op, "out", out, 4, 0, 0, 1, 1, true)))
+        return st;
+    return vk_seq_dispatch(s, ops->argmax, bufs, p, 1, 1, 1);
+}

@@ -1,0 +1,353 @@
+// Weight decoders of the matrix kernels: GGUF blocks read as raw bytes through 32-bit words,
+// mirroring engine/quant.c and engine/quant_k.c operation for operation (same float products in
+// the same order), so a decoded weight equals the CPU reference's up to fma contraction.
+//
+// Included by mul_mat.glsl after the W binding (`uint w[]`) and `w_last` (its last word index).
+// The including .comp defines exactly one TYPE_* macro; this file then defines
+//   BLK, BLK_BYTES  the GGUF block: elements and bytes (rows are K / BLK blocks)
+//   ITEM            elements one decode_item call produces (the unit a lane works on: a block,
+//                   half a K super-block, or 32 elements of a float row)
+//   void decode_item(uint rb, uint it, out float v[ITEM])
+//                   item `it` of the row starting at byte rb, in element order: v[j] is the
+//                   weight of column it * ITEM + j.
+// Blocks are 2-byte aligned at worst (every block size is even), so a field is at most 16 bits
+// off a word boundary: LOAD_SPAN reads the words covering a byte range once and shifts them
+// into place; types whose blocks are a multiple of 4 bytes index w[] directly.
+
+// Word i, clamped to the buffer: only spans that may run past a row's end (float tails, the
+// extra word of a misaligned span) need it.
+uint wld(uint i) { return w[min(i, w_last)]; }
+
+// a[0 .. (NB+3)/4) = the bytes [B, B + NB) as little-endian words (B even, NB a constant). The
+// top half of the last word is garbage when NB % 4 == 2.
+#define LOAD_SPAN(a, NB, B) {                                                      \
+    const uint nw_ = ((NB) + 3u) / 4u;                                             \
+    uint i0_ = (B) >> 2;                                                           \
+    bool odd_ = ((B) & 2u) != 0u;                                                  \
+    uint cur_ = wld(i0_);                                                          \
+    [[unroll]] for (uint j_ = 0u; j_ < nw_; j_++) {                                \
+        uint nxt_ = (j_ + 1u < nw_ || ((NB) & 3u) == 0u) ? wld(i0_ + j_ + 1u) : 0u;  \
+        a[j_] = odd_ ? ((cur_ >> 16) | (nxt_ << 16)) : cur_;                       \
+        cur_ = nxt_;                                                               \
+    } }
+
+// Byte i (a constant after unrolling) of a word array.
+#define BYTE(a, i) ((a[(i) >> 2] >> (8u * ((i) & 3u))) & 0xffu)
+// Byte i as a signed 8-bit value.
+#define SBYTE(a, i) bitfieldExtract(int(a[(i) >> 2]), int(8u * ((i) & 3u)), 8)
+
+float f16_lo(uint u) { return unpackHalf2x16(u).x; }
+float f16_hi(uint u) { return unpackHalf2x16(u).y; }
+
+// The 32 quant bytes of a 32-element block as 8 words: word i holds bytes off + 4i .. off + 4i + 3
+// of the aligned span a[] (off = 2 or 6 in the blocks that use this).
+#define QWORD(a, off, i) (((off) & 3u) == 0u ? a[((off) >> 2) + (i)] \
+    : ((a[((off) >> 2) + (i)] >> 16) | (a[((off) >> 2) + (i) + 1u] << 16)))
+
+// ---------------------------------------------------------------------------------------------
+#if defined(TYPE_F32)
+#define BLK 1u
+#define BLK_BYTES 4u
+#define ITEM 32u
+#define ITEM_TAIL 1 // K need not be a multiple of ITEM: columns past K decode as 0
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint k0 = it * ITEM, i0 = (rb >> 2) + k0;
+    [[unroll]] for (uint j = 0u; j < ITEM; j++)
+        v[j] = k0 + j < pc.K ? uintBitsToFloat(wld(i0 + j)) : 0.0;
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_F16)
+#define BLK 1u
+#define BLK_BYTES 2u
+#define ITEM 32u
+#define ITEM_TAIL 1
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint k0 = it * ITEM;
+    uint a[16];
+    LOAD_SPAN(a, 64u, rb + 2u * k0);
+    [[unroll]] for (uint i = 0u; i < 16u; i++) {
+        vec2 h = unpackHalf2x16(a[i]);
+        v[2u * i] = k0 + 2u * i < pc.K ? h.x : 0.0;
+        v[2u * i + 1u] = k0 + 2u * i + 1u < pc.K ? h.y : 0.0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q4_0)
+// d (f16), qs[16]: element j in the low nibble of qs[j], j + 16 in the high nibble; q - 8.
+#define BLK 32u
+#define BLK_BYTES 18u
+#define ITEM 32u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint a[5];
+    LOAD_SPAN(a, 18u, rb + it * 18u);
+    float d = f16_lo(a[0]);
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        uint q = QWORD(a, 2u, i);
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uint b = (q >> (8u * c)) & 0xffu;
+            v[4u * i + c] = float(int(b & 15u) - 8) * d;
+            v[4u * i + c + 16u] = float(int(b >> 4) - 8) * d;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q4_1)
+// d, m (f16), qs[16]: q * d + m. 20-byte blocks: always word aligned.
+#define BLK 32u
+#define BLK_BYTES 20u
+#define ITEM 32u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint i0 = (rb + it * 20u) >> 2;
+    uint dm = w[i0];
+    float d = f16_lo(dm), m = f16_hi(dm);
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        uint q = w[i0 + 1u + i];
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uint b = (q >> (8u * c)) & 0xffu;
+            v[4u * i + c] = float(b & 15u) * d + m;
+            v[4u * i + c + 16u] = float(b >> 4) * d + m;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q5_0)
+// d, qh (bit 4 of element i in bit i), qs[16]; q - 16.
+#define BLK 32u
+#define BLK_BYTES 22u
+#define ITEM 32u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint a[6];
+    LOAD_SPAN(a, 22u, rb + it * 22u);
+    float d = f16_lo(a[0]);
+    uint qh = (a[0] >> 16) | (a[1] << 16);
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        uint q = QWORD(a, 6u, i);
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uint j = 4u * i + c;
+            uint b = (q >> (8u * c)) & 0xffu;
+            uint lo = (b & 15u) | ((qh >> j) & 1u) << 4;
+            uint hi = (b >> 4) | ((qh >> (j + 16u)) & 1u) << 4;
+            v[j] = float(int(lo) - 16) * d;
+            v[j + 16u] = float(int(hi) - 16) * d;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q5_1)
+// d, m, qh, qs[16]; q * d + m. 24-byte blocks: always word aligned.
+#define BLK 32u
+#define BLK_BYTES 24u
+#define ITEM 32u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint i0 = (rb + it * 24u) >> 2;
+    uint dm = w[i0], qh = w[i0 + 1u];
+    float d = f16_lo(dm), m = f16_hi(dm);
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        uint q = w[i0 + 2u + i];
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uint j = 4u * i + c;
+            uint b = (q >> (8u * c)) & 0xffu;
+            uint lo = (b & 15u) | ((qh >> j) & 1u) << 4;
+            uint hi = (b >> 4) | ((qh >> (j + 16u)) & 1u) << 4;
+            v[j] = float(lo) * d + m;
+            v[j + 16u] = float(hi) * d + m;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q8_0)
+// d, qs[32] (int8).
+#define BLK 32u
+#define BLK_BYTES 34u
+#define ITEM 32u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint a[9];
+    LOAD_SPAN(a, 34u, rb + it * 34u);
+    float d = f16_lo(a[0]);
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        int q = int(QWORD(a, 2u, i));
+        [[unroll]] for (uint c = 0u; c < 4u; c++)
+            v[4u * i + c] = float(bitfieldExtract(q, int(8u * c), 8)) * d;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q2_K)
+// scales[16] (scale low nibble, min high), qs[64] (2 bits), d, dmin. 84 bytes: word aligned.
+// Item = half h of the super-block: element 32s + 16g + l takes bits 2s of qs[32h + 16g + l],
+// sub-block 8h + 2s + g.
+#define BLK 256u
+#define BLK_BYTES 84u
+#define ITEM 128u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint h = it & 1u;
+    uint i0 = (rb + (it >> 1) * 84u) >> 2;
+    uint sc[2], qs[8];
+    sc[0] = w[i0 + 2u * h];
+    sc[1] = w[i0 + 2u * h + 1u];
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        qs[i] = w[i0 + 4u + 8u * h + i];
+    uint dd = w[i0 + 20u];
+    float d = f16_lo(dd), dmin = f16_hi(dd);
+    [[unroll]] for (uint s = 0u; s < 4u; s++)
+        [[unroll]] for (uint g = 0u; g < 2u; g++) {
+            uint scb = BYTE(sc, 2u * s + g);
+            float dl = d * float(scb & 15u), ml = dmin * float(scb >> 4);
+            [[unroll]] for (uint l = 0u; l < 16u; l++)
+                v[32u * s + 16u * g + l] = dl * float((BYTE(qs, 16u * g + l) >> (2u * s)) & 3u) - ml;
+        }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q3_K)
+// hmask[32], qs[64] (low 2 bits), scales[12] (sixteen 6-bit, offset 32), d. 110 bytes.
+// Item = half h: element 32s + 16g + l: bits 2s of qs[32h + 16g + l], third bit in bit 4h + s
+// of hmask[16g + l] (set: upper half, no -4), sub-block 8h + 2s + g.
+#define BLK 256u
+#define BLK_BYTES 110u
+#define ITEM 128u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint h = it & 1u;
+    uint b0 = rb + (it >> 1) * 110u;
+    uint hm[8], qs[8], sc[3], dw[1];
+    LOAD_SPAN(hm, 32u, b0);
+    LOAD_SPAN(qs, 32u, b0 + 32u + 32u * h);
+    LOAD_SPAN(sc, 12u, b0 + 96u);
+    LOAD_SPAN(dw, 2u, b0 + 108u);
+    float d = f16_lo(dw[0]);
+    [[unroll]] for (uint s = 0u; s < 4u; s++)
+        [[unroll]] for (uint g = 0u; g < 2u; g++) {
+            // sub-block i = 8h + 2s + g: low 4 bits in nibble h of byte (2s + g), top 2 bits at
+            // bit 2(i / 4) of byte 8 + (2s + g) % 4
+            uint ii = 2u * s + g;
+            uint lo = (BYTE(sc, ii) >> (4u * h)) & 15u;
+            uint hi = (BYTE(sc, 8u + (ii & 3u)) >> (2u * (2u * h + (ii >> 2)))) & 3u;
+            float dl = d * float(int(lo | hi << 4) - 32);
+            uint m = 1u << (4u * h + s);
+            [[unroll]] for (uint l = 0u; l < 16u; l++) {
+                int q = int((BYTE(qs, 16u * g + l) >> (2u * s)) & 3u);
+                q -= (BYTE(hm, 16u * g + l) & m) != 0u ? 0 : 4;
+                v[32u * s + 16u * g + l] = dl * float(q);
+            }
+        }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
+// d, dmin, scales[12] (eight 6-bit scales and mins, see k4_scale_min in quant_k.c),
+// [Q5_K: qh[32]], qs[128]. 144 / 176 bytes: word aligned. Item = half h = chunks c = 2h, 2h + 1
+// of 64: element l of chunk c in the low nibble of qs[32c + l], 32 + l in the high nibble,
+// sub-blocks 2c and 2c + 1 (Q5_K: bit 4 from bit 2c / 2c + 1 of qh[l]).
+#define BLK 256u
+#ifdef TYPE_Q4_K
+#define BLK_BYTES 144u
+#define QS_WORD 4u
+#else
+#define BLK_BYTES 176u
+#define QS_WORD 12u
+#endif
+#define ITEM 128u
+
+// Scale and min of sub-block 4h + jj (jj = 0..3), from the three scale words s0, s1, s2.
+void k4_scale_min(uint h, uint jj, uint s0, uint s1, uint s2, out float sc, out float mn)
+{
+    uint a = (s0 >> (8u * jj)) & 0xffu, b = (s1 >> (8u * jj)) & 0xffu;
+    uint c = (s2 >> (8u * jj)) & 0xffu;
+    uint sc_i = h == 0u ? a & 63u : (c & 15u) | (a >> 6) << 4;
+    uint mn_i = h == 0u ? b & 63u : (c >> 4) | (b >> 6) << 4;
+    sc = float(sc_i);
+    mn = float(mn_i);
+}
+
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint h = it & 1u;
+    uint i0 = (rb + (it >> 1) * BLK_BYTES) >> 2;
+    uint dm = w[i0], s0 = w[i0 + 1u], s1 = w[i0 + 2u], s2 = w[i0 + 3u];
+    float d = f16_lo(dm), dmin = f16_hi(dm);
+#ifdef TYPE_Q5_K
+    uint qh[8];
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        qh[i] = w[i0 + 4u + i];
+#endif
+    [[unroll]] for (uint cc = 0u; cc < 2u; cc++) {
+        uint c = 2u * h + cc;
+        float sc0, mn0, sc1, mn1;
+        k4_scale_min(h, 2u * cc, s0, s1, s2, sc0, mn0);
+        k4_scale_min(h, 2u * cc + 1u, s0, s1, s2, sc1, mn1);
+        float d0 = d * sc0, m0 = dmin * mn0, d1 = d * sc1, m1 = dmin * mn1;
+        [[unroll]] for (uint i = 0u; i < 8u; i++) {
+            uint q = w[i0 + QS_WORD + 8u * c + i];
+            [[unroll]] for (uint b = 0u; b < 4u; b++) {
+                uint l = 4u * i + b;
+                uint lo = (q >> (8u * b)) & 15u, hi = (q >> (8u * b + 4u)) & 15u;
+#ifdef TYPE_Q5_K
+                uint hb = BYTE(qh, l);
+                lo |= ((hb >> (2u * c)) & 1u) << 4;
+                hi |= ((hb >> (2u * c + 1u)) & 1u) << 4;
+#endif
+                v[64u * cc + l] = d0 * float(lo) - m0;
+                v[64u * cc + 32u + l] = d1 * float(hi) - m1;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+#elif defined(TYPE_Q6_K)
+// ql[128] (low nibbles), qh[64] (high 2 bits), scales[16] (int8), d. 210 bytes.
+// Item = half h: for l < 32, elements l, l + 32, l + 64, l + 96 from ql[64h + l] (low nibble),
+// ql[64h + l + 32] (low), ql[64h + l] (high), ql[64h + l + 32] (high) with bits 0, 2, 4, 6 of
+// qh[32h + l]; scale of sub-block 8h + l / 16 + 2 * (which of the four).
+#define BLK 256u
+#define BLK_BYTES 210u
+#define ITEM 128u
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    uint h = it & 1u;
+    uint b0 = rb + (it >> 1) * 210u;
+    uint ql[16], qh[8], sc[2], dw[1];
+    LOAD_SPAN(ql, 64u, b0 + 64u * h);
+    LOAD_SPAN(qh, 32u, b0 + 128u + 32u * h);
+    LOAD_SPAN(sc, 8u, b0 + 192u + 8u * h);
+    LOAD_SPAN(dw, 2u, b0 + 208u);
+    float d = f16_lo(dw[0]);
+    float ds[8];
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        ds[i] = d * float(SBYTE(sc, i));
+    [[unroll]] for (uint l = 0u; l < 32u; l++) {
+        uint g = l / 16u;
+        uint a = BYTE(ql, l), b = BYTE(ql, l + 32u), hb = BYTE(qh, l);
+        int q0 = int((a & 15u) | (hb & 3u) << 4) - 32;
+        int q1 = int((b & 15u) | ((hb >> 2) & 3u) << 4) - 32;
+        int q2 = int((a >> 4) | ((hb >> 4) & 3u) << 4) - 32;
+        int q3 = int((b >> 4) | ((hb >> 6) & 3u) << 4) - 32;
+        v[l] = ds[g] * float(q0);
+        v[l + 32u] = ds[g + 2u] * float(q1);
+        v[l + 64u] = ds[g + 4u] * float(q2);
+        v[l + 96u] = ds[g + 6u] * float(q3);
+    }
+}
+
+#else
+#error "define one TYPE_* before including mul_mat.glsl"
+#endif
+
+#ifndef ITEM_TAIL
+#define ITEM_TAIL 0
+#endif
