@@ -62,15 +62,13 @@ static bool device_acquire(int index, char *err, size_t errlen)
     return ok;
 }
 
+/* The context stays open when its last model goes: its pipelines took seconds to compile on
+ * lavapipe (an LLVM build per kernel), and the next model (a comparison opens several one after
+ * another) reuses them. It lives until the process ends. */
 static void device_release(void)
 {
     pthread_mutex_lock(&dev_lock);
-    if (--dev_users == 0) {
-        vk_ops_free(dev_ops);
-        vk_ctx_close(dev_ctx);
-        dev_ops = NULL;
-        dev_ctx = NULL;
-    }
+    dev_users--;
     pthread_mutex_unlock(&dev_lock);
 }
 

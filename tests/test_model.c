@@ -1,8 +1,9 @@
-/* The CPU reference engine against llama.cpp's outputs for every fixture model: logits of every
- * prompt position (batched prompt processing), then the recorded greedy steps teacher-forced one
- * token at a time (the single-token path), judged by max-abs difference and NMSE with a
- * tolerance per weight type; greedy tokens must agree wherever the reference margin is larger
- * than twice that tolerance. Plus the full greedy texts of the trained models. */
+/* Both engines, the CPU reference and Vulkan (on lavapipe here), against llama.cpp's outputs
+ * for every fixture model: logits of every prompt position (batched prompt processing), then
+ * the recorded greedy steps teacher-forced one token at a time (the single-token path), judged
+ * by max-abs difference and NMSE with a tolerance per weight type; greedy tokens must agree
+ * wherever the reference margin is larger than twice that tolerance. Plus the full greedy texts
+ * of the trained models. */
 #include "tests/testutil.h"
 
 #include <jansson.h>
@@ -58,6 +59,8 @@ static int32_t *json_ids(json_t *a, size_t *n)
 }
 
 /* Compare one reference record; returns the differences found. */
+static eng_backend_kind backend = ENG_BACKEND_CPU;
+
 static diff compare_record(eng_model *m, json_t *ref, double tol)
 {
     diff d = { 0 };
@@ -68,9 +71,11 @@ static diff compare_record(eng_model *m, json_t *ref, double tol)
     eng_session_opts so = eng_session_defaults();
     so.n_ctx = 512;
     so.n_threads = 2;
+    so.backend = backend;
     eng_session *s;
-    char err[256];
-    assert_int_equal(eng_session_new(m, &so, &s, err, sizeof err), ENG_OK);
+    char err[512];
+    if (eng_session_new(m, &so, &s, err, sizeof err) != ENG_OK)
+        fail_msg("%s", err);
     float *lg;
     assert_int_equal(eng_session_logits(s, prompt, np, plog != NULL, &lg), ENG_OK);
     for (size_t r = 0; plog && r < np; r++)
@@ -119,8 +124,9 @@ static void check_model(const char *model, const char *ref, int lines, double to
         all.forced_mismatch += d.forced_mismatch;
     }
     double nmse = all.ref2 > 0 ? all.se / all.ref2 : 0;
-    print_message("  %-40s max|d| %.5f  NMSE %.2e  (tolerance %.3f, %.0e)\n", model, all.max_abs,
-                  nmse, tol, tol_nmse);
+    print_message("  %-6s %-36s max|d| %.5f  NMSE %.2e  (tolerance %.3f, %.0e)\n",
+                  backend == ENG_BACKEND_CPU ? "cpu" : "vulkan", model, all.max_abs, nmse, tol,
+                  tol_nmse);
     if (all.max_abs > tol || nmse > tol_nmse || all.forced_mismatch)
         fail_msg("%s: max abs %.5f (tol %.3f), NMSE %.2e (tol %.0e), %d greedy mismatches",
                  model, all.max_abs, tol, nmse, tol_nmse, all.forced_mismatch);
@@ -163,10 +169,21 @@ static const ref_case cases[] = {
     TINY("phi3vocab-Q8_0", 0.01, 1e-4),
 };
 
-static void test_reference_logits(void **state)
+static void test_reference_logits_cpu(void **state)
 {
+    backend = ENG_BACKEND_CPU;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_model(cases[i].model, cases[i].ref, cases[i].lines, cases[i].tol, cases[i].nmse);
+}
+
+/* The same references through the Vulkan engine, with the same tolerances: its kernels
+ * accumulate in fp32 like the CPU reference, so it must land as close to llama.cpp. */
+static void test_reference_logits_vulkan(void **state)
+{
+    backend = ENG_BACKEND_VULKAN;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_model(cases[i].model, cases[i].ref, cases[i].lines, cases[i].tol, cases[i].nmse);
+    backend = ENG_BACKEND_CPU;
 }
 
 typedef struct text_acc {
@@ -191,7 +208,8 @@ static bool collect(void *user, int32_t token, const char *text, size_t len, con
 
 /* Greedy generation through the session API reproduces the reference texts of the trained
  * models (all three stories prompts, their steps' margins allowing; BabyLlama's 48 steps). */
-static void greedy_text(const char *model, const char *ref, int line, size_t steps)
+static void greedy_text(const char *model, const char *ref, int line, size_t steps,
+                        eng_backend_kind be)
 {
     eng_model *m;
     char err[512];
@@ -201,6 +219,7 @@ static void greedy_text(const char *model, const char *ref, int line, size_t ste
     const char *want = json_string_value(json_object_get(j, "text"));
     eng_session_opts so = eng_session_defaults();
     so.sampling.temperature = 0;
+    so.backend = be;
     eng_session *s;
     assert_int_equal(eng_session_new(m, &so, &s, err, sizeof err), ENG_OK);
     int32_t *ids;
@@ -236,20 +255,26 @@ static void greedy_text(const char *model, const char *ref, int line, size_t ste
     eng_model_close(m);
 }
 
-static void test_greedy_texts(void **state)
+static void greedy_texts(eng_backend_kind be)
 {
-    greedy_text("models/stories260K.gguf", "reference/stories260K.greedy.jsonl", 0, 64);
-    greedy_text("models/stories260K.gguf", "reference/stories260K.greedy.jsonl", 1, 32);
+    greedy_text("models/stories260K.gguf", "reference/stories260K.greedy.jsonl", 0, 64, be);
+    greedy_text("models/stories260K.gguf", "reference/stories260K.greedy.jsonl", 1, 32, be);
     /* third prompt: margin 0.016 at step 29, so only the 28 steps before it are compared */
-    greedy_text("models/stories260K.gguf", "reference/stories260K.greedy.jsonl", 2, 28);
-    greedy_text("models/babyllama-930K-F32.gguf", "reference/babyllama/babyllama-930K-F32.jsonl", 0, 48);
+    greedy_text("models/stories260K.gguf", "reference/stories260K.greedy.jsonl", 2, 28, be);
+    greedy_text("models/babyllama-930K-F32.gguf", "reference/babyllama/babyllama-930K-F32.jsonl", 0, 48, be);
+    greedy_text("models/babyllama-930K-Q8_0.gguf", "reference/babyllama/babyllama-930K-Q8_0.f32act.jsonl", 0, 48, be);
 }
+
+static void test_greedy_texts_cpu(void **state) { greedy_texts(ENG_BACKEND_CPU); }
+static void test_greedy_texts_vulkan(void **state) { greedy_texts(ENG_BACKEND_VULKAN); }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_logits),
-        cmocka_unit_test(test_greedy_texts),
+        cmocka_unit_test(test_reference_logits_cpu),
+        cmocka_unit_test(test_greedy_texts_cpu),
+        cmocka_unit_test(test_reference_logits_vulkan),
+        cmocka_unit_test(test_greedy_texts_vulkan),
     };
-    return cmocka_run_group_tests_name("cpu", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
