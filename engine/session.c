@@ -264,7 +264,8 @@ eng_status eng_session_feed(eng_session *s, const int32_t *tokens, size_t n)
     size_t k = 0;
     if (s->unfed >= 0)
         all[k++] = s->unfed;
-    memcpy(all + k, tokens, n * sizeof *tokens);
+    if (n)
+        memcpy(all + k, tokens, n * sizeof *tokens);
     for (size_t i = 0; i < total; i++)
         if (all[i] < 0 || (uint32_t)all[i] >= s->m->hp.n_vocab) {
             snprintf(s->err, sizeof s->err, "token id %d is outside the vocabulary (0..%u)",

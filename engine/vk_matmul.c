@@ -137,12 +137,14 @@ static vk_status check_mul_mat(vk_ops *ops, uint32_t type, vk_buffer *w, vk_buff
     if ((p->flags & VK_MM_BIAS) && !bias)
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: VK_MM_BIAS without a bias "
                             "buffer", ti->name);
+    /* The shader reads W as whole words: the last used byte's word must be in the buffer. */
     uint64_t row_bytes = (uint64_t)p->K / ti->block_elems * ti->block_bytes;
-    if (!fits(p->w_row0, p->M, row_bytes, vk_buffer_size(w)))
+    uint64_t w_end = ((p->w_row0 + (uint64_t)p->M) * row_bytes + 3) / 4 * 4;
+    if (w_end > vk_buffer_size(w))
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W rows %u..%u of %llu bytes "
-                            "(K=%u) need %llu bytes, the buffer has %llu", ti->name, p->w_row0,
-                            p->w_row0 + p->M - 1, (unsigned long long)row_bytes, p->K,
-                            (unsigned long long)((p->w_row0 + (uint64_t)p->M) * row_bytes),
+                            "(K=%u) need %llu bytes (rounded up to whole 4-byte words), the "
+                            "buffer has %llu", ti->name, p->w_row0, p->w_row0 + p->M - 1,
+                            (unsigned long long)row_bytes, p->K, (unsigned long long)w_end,
                             (unsigned long long)vk_buffer_size(w));
     uint64_t x_end = p->x_off + (uint64_t)(p->N - 1) * p->x_stride;
     if (!fits(x_end, p->K, 4, vk_buffer_size(x)))
