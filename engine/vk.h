@@ -192,6 +192,10 @@ int vk_ctx_validation_enabled(const vk_ctx *ctx);
  * closing the ctx. */
 typedef struct vk_buffer vk_buffer;
 vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out);
+/* A buffer in device-local memory, for weights and caches: host-mapped when the device shares
+ * memory with the host (integrated GPUs, lavapipe, resizable BAR), else reached through
+ * staging copies by vk_buffer_upload/download (slower; meant for set-up and rare reads). */
+vk_status vk_buffer_create_device(vk_ctx *ctx, uint64_t size, vk_buffer **out);
 void vk_buffer_free(vk_buffer *buf);
 uint64_t vk_buffer_size(const vk_buffer *buf);
 vk_status vk_buffer_upload(vk_buffer *buf, uint64_t offset, const void *src, uint64_t n);

@@ -124,7 +124,7 @@ static bool w_upload(eng_vk_model *vm, vk_w *dst, const eng_weight *src, char *e
         int i = dst->n;
         uint64_t bytes = (uint64_t)n * src->row_bytes;
         /* word-aligned size: shaders read 32-bit words past a block's last byte */
-        if (vk_buffer_create(vm->ctx, (bytes + 3) & ~3ull, &dst->buf[i]) ||
+        if (vk_buffer_create_device(vm->ctx, (bytes + 3) & ~3ull, &dst->buf[i]) ||
             vk_buffer_upload(dst->buf[i], 0, src->data + (size_t)r * src->row_bytes, bytes)) {
             snprintf(err, errlen, "uploading '%.*s': %s", (int)src->t->name.len,
                      src->t->name.ptr, vk_ctx_errmsg(vm->ctx));
@@ -287,7 +287,15 @@ void eng_vk_free(eng_vk *v)
     free(v);
 }
 
+/* Activations and caches live in device-local memory; only what the host writes or reads per
+ * token (input embeddings, the step values, logits, the argmax) is host-visible. */
 static bool buf(eng_vk *v, vk_buffer **b, uint64_t bytes, uint64_t *acct)
+{
+    *acct += bytes;
+    return vk_buffer_create_device(v->vm->ctx, bytes ? bytes : 4, b) == VK_STATUS_OK;
+}
+
+static bool host_buf(eng_vk *v, vk_buffer **b, uint64_t bytes, uint64_t *acct)
 {
     *acct += bytes;
     return vk_buffer_create(v->vm->ctx, bytes ? bytes : 4, b) == VK_STATUS_OK;
@@ -316,12 +324,12 @@ eng_vk *eng_vk_new(eng_vk_model *vm, uint32_t n_ctx, char *err, size_t errlen)
         ok = buf(v, &v->kc[l], (uint64_t)n_ctx * kw * 2, &v->kv_bytes) &&
              buf(v, &v->vc[l], (uint64_t)n_ctx * vw * 2, &v->kv_bytes);
     uint64_t *sc = &v->scratch_bytes;
-    ok = ok && buf(v, &v->x, B * hp->n_embd * 4, sc) && buf(v, &v->xb, B * hp->n_embd * 4, sc) &&
+    ok = ok && host_buf(v, &v->x, B * hp->n_embd * 4, sc) && buf(v, &v->xb, B * hp->n_embd * 4, sc) &&
          buf(v, &v->q, B * hp->n_head * hp->head_dim * 4, sc) && buf(v, &v->k, B * kw * 4, sc) &&
          buf(v, &v->v, B * vw * 4, sc) && buf(v, &v->att, B * hp->n_head * hp->head_dim_v * 4, sc) &&
          buf(v, &v->hb, B * hp->n_ff * 4, sc) && buf(v, &v->hb2, B * hp->n_ff * 4, sc) &&
-         buf(v, &v->logits, (uint64_t)v->logit_rows * hp->n_vocab * 4, sc) &&
-         buf(v, &v->step, 16, sc) && buf(v, &v->amax, 16, sc);
+         host_buf(v, &v->logits, (uint64_t)v->logit_rows * hp->n_vocab * 4, sc) &&
+         host_buf(v, &v->step, 16, sc) && host_buf(v, &v->amax, 16, sc);
     uint32_t per_layer = 20, total = per_layer * hp->n_layer + 4 + 2 * VK_MAX_CHUNKS;
     ok = ok && !vk_seq_new(vm->ctx, total, &v->seq_decode) && !vk_seq_new(vm->ctx, total, &v->seq_batch);
     if (!ok) {

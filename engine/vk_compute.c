@@ -61,7 +61,41 @@ static vk_status check_buffer_size(vk_ctx *ctx, uint64_t size)
     return VK_STATUS_OK;
 }
 
-vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out)
+/* A memory type for a buffer: device-local ones for weights and caches (mapped too when the
+ * device shares memory with the host: integrated GPUs, lavapipe, resizable BAR), else a
+ * host-visible coherent one. Returns -1 when none fits. */
+static int pick_type(const vk_ctx *ctx, uint32_t bits, int device, int *mapped)
+{
+    const VkMemoryPropertyFlags hv = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
+                                     VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    if (device) {
+        /* host-visible device-local memory only counts when its heap is the big one: a 256 MiB
+         * BAR window would run out long before the weights do */
+        uint64_t biggest = 0;
+        for (uint32_t h = 0; h < ctx->mem.memoryHeapCount; h++)
+            if ((ctx->mem.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+                ctx->mem.memoryHeaps[h].size > biggest)
+                biggest = ctx->mem.memoryHeaps[h].size;
+        for (uint32_t i = 0; i < ctx->mem.memoryTypeCount; i++) {
+            VkMemoryPropertyFlags f = ctx->mem.memoryTypes[i].propertyFlags;
+            uint64_t heap = ctx->mem.memoryHeaps[ctx->mem.memoryTypes[i].heapIndex].size;
+            if ((bits & (1u << i)) && (f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) &&
+                (f & hv) == hv && heap == biggest) {
+                *mapped = 1;
+                return (int)i;
+            }
+        }
+        int t = find_memory_type(ctx, bits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
+        if (t >= 0) {
+            *mapped = (ctx->mem.memoryTypes[t].propertyFlags & hv) == hv;
+            return t;
+        }
+    }
+    *mapped = 1;
+    return find_memory_type(ctx, bits, hv, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+}
+
+static vk_status buffer_create(vk_ctx *ctx, uint64_t size, int device, vk_buffer **out)
 {
     *out = NULL;
     vk_status st = check_buffer_size(ctx, size);
@@ -82,14 +116,9 @@ vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out)
     VK_TRY(ctx->fn.CreateBuffer(ctx->dev, &bi, NULL, &b->buf));
     VkMemoryRequirements req;
     ctx->fn.GetBufferMemoryRequirements(ctx->dev, b->buf, &req);
-    /* Device-local too when offered (integrated GPUs, lavapipe, resizable BAR). */
-    int type = find_memory_type(ctx, req.memoryTypeBits,
-                                VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
-                                    VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
-                                VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    int mapped = 0, type = pick_type(ctx, req.memoryTypeBits, device, &mapped);
     if (type < 0) {
-        vk_set_error(ctx, VK_STATUS_UNSUPPORTED, "no host-visible coherent memory type for a "
-                                                 "storage buffer");
+        vk_set_error(ctx, VK_STATUS_UNSUPPORTED, "no usable memory type for a storage buffer");
         goto fail;
     }
     VkMemoryAllocateInfo ai = {
@@ -99,12 +128,23 @@ vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out)
     };
     VK_TRY(ctx->fn.AllocateMemory(ctx->dev, &ai, NULL, &b->mem));
     VK_TRY(ctx->fn.BindBufferMemory(ctx->dev, b->buf, b->mem, 0));
-    VK_TRY(ctx->fn.MapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
+    if (mapped)
+        VK_TRY(ctx->fn.MapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
     *out = b;
     return VK_STATUS_OK;
 fail:
     vk_buffer_free(b);
     return ctx->status;
+}
+
+vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out)
+{
+    return buffer_create(ctx, size, 0, out);
+}
+
+vk_status vk_buffer_create_device(vk_ctx *ctx, uint64_t size, vk_buffer **out)
+{
+    return buffer_create(ctx, size, 1, out);
 }
 
 void vk_buffer_free(vk_buffer *b)
@@ -129,6 +169,65 @@ static int in_bounds(const vk_buffer *b, uint64_t offset, uint64_t n)
     return offset <= b->size && n <= b->size - offset;
 }
 
+/* Copy between a buffer and a host-visible staging buffer with a one-shot command buffer.
+ * Caller holds ctx->submit_lock. */
+static vk_status staged_copy(vk_ctx *ctx, VkBuffer src, uint64_t src_off, VkBuffer dst,
+                             uint64_t dst_off, uint64_t n)
+{
+    VK_TRY(ctx->fn.ResetCommandBuffer(ctx->cmd, 0));
+    VkCommandBufferBeginInfo begin = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
+    };
+    VK_TRY(ctx->fn.BeginCommandBuffer(ctx->cmd, &begin));
+    /* earlier compute work may still write/read the destination or source */
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT };
+    ctx->fn.CmdPipelineBarrier(ctx->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                               VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+    VkBufferCopy c = { src_off, dst_off, n };
+    ctx->fn.CmdCopyBuffer(ctx->cmd, src, dst, 1, &c);
+    VkMemoryBarrier hb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_SHADER_READ_BIT };
+    ctx->fn.CmdPipelineBarrier(ctx->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                               VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                               0, 1, &hb, 0, NULL, 0, NULL);
+    VK_TRY(ctx->fn.EndCommandBuffer(ctx->cmd));
+    VK_TRY(ctx->fn.ResetFences(ctx->dev, 1, &ctx->fence));
+    VkSubmitInfo si = { .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1,
+                        .pCommandBuffers = &ctx->cmd };
+    VK_TRY(ctx->fn.QueueSubmit(ctx->queue, 1, &si, ctx->fence));
+    VK_TRY(ctx->fn.WaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, RUN_TIMEOUT_NS));
+    return VK_STATUS_OK;
+fail:
+    return ctx->status;
+}
+
+#define STAGING_CHUNK (64ull << 20)
+
+/* Device-local memory the host cannot map: move the bytes through a staging buffer. */
+static vk_status staged(vk_buffer *b, uint64_t offset, void *host, uint64_t n, int upload)
+{
+    vk_ctx *ctx = b->ctx;
+    vk_buffer *st = NULL;
+    vk_status r = vk_buffer_create(ctx, n < STAGING_CHUNK ? n : STAGING_CHUNK, &st);
+    for (uint64_t done = 0; !r && done < n; done += STAGING_CHUNK) {
+        uint64_t k = n - done < STAGING_CHUNK ? n - done : STAGING_CHUNK;
+        if (upload)
+            memcpy(st->map, (char *)host + done, (size_t)k);
+        pthread_mutex_lock(&ctx->submit_lock);
+        r = upload ? staged_copy(ctx, st->buf, 0, b->buf, offset + done, k)
+                   : staged_copy(ctx, b->buf, offset + done, st->buf, 0, k);
+        pthread_mutex_unlock(&ctx->submit_lock);
+        if (!r && !upload)
+            memcpy((char *)host + done, st->map, (size_t)k);
+    }
+    vk_buffer_free(st);
+    return r;
+}
+
 vk_status vk_buffer_upload(vk_buffer *b, uint64_t offset, const void *src, uint64_t n)
 {
     if (!in_bounds(b, offset, n))
@@ -136,6 +235,8 @@ vk_status vk_buffer_upload(vk_buffer *b, uint64_t offset, const void *src, uint6
                             "upload of %llu bytes at offset %llu into a %llu-byte buffer",
                             (unsigned long long)n, (unsigned long long)offset,
                             (unsigned long long)b->size);
+    if (!b->map)
+        return staged(b, offset, (void *)src, n, 1);
     /* Coherent memory: vkQueueSubmit makes these host writes visible to the device. */
     memcpy((char *)b->map + offset, src, (size_t)n);
     return VK_STATUS_OK;
@@ -148,6 +249,8 @@ vk_status vk_buffer_download(const vk_buffer *b, uint64_t offset, void *dst, uin
                             "download of %llu bytes at offset %llu from a %llu-byte buffer",
                             (unsigned long long)n, (unsigned long long)offset,
                             (unsigned long long)b->size);
+    if (!b->map)
+        return staged((vk_buffer *)b, offset, dst, n, 0);
     memcpy(dst, (const char *)b->map + offset, (size_t)n);
     return VK_STATUS_OK;
 }
