@@ -126,9 +126,10 @@ check-fixtures:
 # The Vulkan tests run a second time under the Khronos validation layer (DESIGN.md section 3);
 # that run fails on any validation message.
 VALIDATE_ENV := VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation SIZEUP_VK_VALIDATE=1
+VALIDATE_TESTS := $(filter test_vk test_vk_ops test_vk_matmul test_model,$(TEST_SRC:tests/%.c=%))
 run-tests: build-tests check-fixtures
 	@pass=0; fail=0; failed=""; \
-	for t in $(TEST_BIN) $(E2E) validate:$(BUILD)/tests/test_vk; do \
+	for t in $(TEST_BIN) $(E2E) $(VALIDATE_TESTS:%=validate:$(BUILD)/tests/%); do \
 	  echo "=== $$t"; \
 	  case $$t in validate:*) t=$${t#validate:}; env="$(VALIDATE_ENV)";; *) env="";; esac; \
 	  if env $$env SIZEUP_BIN=$(BUILD)/sizeup $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \

@@ -72,6 +72,16 @@ static void device_release(void)
     pthread_mutex_unlock(&dev_lock);
 }
 
+unsigned eng_vk_validation_messages(const char **first)
+{
+    pthread_mutex_lock(&dev_lock);
+    unsigned n = dev_ctx ? vk_ctx_validation_count(dev_ctx) : 0;
+    if (first)
+        *first = dev_ctx && n ? vk_ctx_validation_first(dev_ctx) : "";
+    pthread_mutex_unlock(&dev_lock);
+    return n;
+}
+
 /* ---- weights ---- */
 
 /* A weight on the device: one buffer, or row ranges when it exceeds maxStorageBufferRange. */

@@ -44,4 +44,8 @@ uint64_t eng_vk_kv_bytes(const eng_vk *v);
 double eng_vk_read_gbps(eng_vk *v);
 uint64_t eng_vk_scratch_bytes(const eng_vk *v);
 
+/* Validation-layer messages (warnings and errors) on the shared device context so far, with
+ * the first one; 0 unless validation is on (SIZEUP_VK_VALIDATE=1). For tests. */
+unsigned eng_vk_validation_messages(const char **first);
+
 #endif

@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "engine/engine.h"
+#include "engine/vk_backend.h"
 
 typedef struct diff {
     double max_abs, se, ref2;   /* NMSE = se / ref2 */
@@ -178,12 +179,21 @@ static void test_reference_logits_cpu(void **state)
 
 /* The same references through the Vulkan engine, with the same tolerances: its kernels
  * accumulate in fp32 like the CPU reference, so it must land as close to llama.cpp. */
+static void assert_no_validation_messages(void)
+{
+    const char *first;
+    unsigned n = eng_vk_validation_messages(&first);
+    if (n)
+        fail_msg("%u validation messages; the first: %s", n, first);
+}
+
 static void test_reference_logits_vulkan(void **state)
 {
     backend = ENG_BACKEND_VULKAN;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_model(cases[i].model, cases[i].ref, cases[i].lines, cases[i].tol, cases[i].nmse);
     backend = ENG_BACKEND_CPU;
+    assert_no_validation_messages();
 }
 
 typedef struct text_acc {
@@ -266,7 +276,11 @@ static void greedy_texts(eng_backend_kind be)
 }
 
 static void test_greedy_texts_cpu(void **state) { greedy_texts(ENG_BACKEND_CPU); }
-static void test_greedy_texts_vulkan(void **state) { greedy_texts(ENG_BACKEND_VULKAN); }
+static void test_greedy_texts_vulkan(void **state)
+{
+    greedy_texts(ENG_BACKEND_VULKAN);
+    assert_no_validation_messages();
+}
 
 int main(void)
 {
