@@ -243,7 +243,13 @@ static json_t *result_json(const bench_info *bi, const result *r)
 static void print_results(const bench_opts *o, const bench_info *bi, const result *r, int n)
 {
     if (!strcmp(o->format, "md")) {
+        char w[16], kv[16], sc[16];
         print_md(bi, r, n);
+        printf("\nbackend %s; memory: weights %s + KV cache %s + scratch %s; device streaming "
+               "read %.2f GB/s; a decode step reads %.1f MB of weights\n", bi->st.backend,
+               app_fmt_bytes(bi->st.mem_weights, w, sizeof w), app_fmt_bytes(bi->st.mem_kv, kv, sizeof kv),
+               app_fmt_bytes(bi->st.mem_scratch, sc, sizeof sc), bi->device_gbps,
+               bi->bytes_per_token / 1e6);
         return;
     }
     if (!strcmp(o->format, "csv"))
