@@ -24,6 +24,12 @@ struct eng_session {
     float *logits;              /* (n_vocab) logits after the last decoded token */
     bool have_logits;
     int32_t unfed;              /* last emitted token, not yet in the KV cache; -1 if none */
+    bool greedy_device;         /* greedy sampling done by the device: a token costs 4 bytes of
+                                 * read-back instead of the logits */
+    bool have_next;             /* next: the device's argmax after the last decode; the logits
+                                 * then stay on the device (logits_on_device) until asked for */
+    bool logits_on_device;
+    int32_t next;
     double prompt_pending_ms;   /* prompt time since the last generate, for time to first token */
     eng_stats st;
     char backend[400];          /* "cpu", "vulkan: NAME (type)", "cpu (Vulkan unavailable: ...)" */
@@ -77,6 +83,9 @@ static bool open_backend(eng_session *s, char *err, size_t errlen)
         if (vm)
             s->vk = eng_vk_new(vm, s->n_ctx, why, sizeof why);
         if (s->vk) {
+            const eng_sampler_params *p = &s->o.sampling;
+            s->greedy_device = p->temperature == 0 && p->repeat_penalty == 1 &&
+                               p->frequency_penalty == 0 && p->presence_penalty == 0;
             snprintf(s->backend, sizeof s->backend, "vulkan: %s", eng_vk_model_device(vm));
             s->st.mem_weights = eng_vk_model_weight_bytes(vm);
             s->st.mem_kv = eng_vk_kv_bytes(s->vk);
@@ -200,6 +209,8 @@ void eng_session_reset(eng_session *s)
 {
     s->n_past = 0;
     s->have_logits = false;
+    s->have_next = false;
+    s->logits_on_device = false;
     s->unfed = -1;
     s->prompt_pending_ms = 0;
     eng_sampler_reset(s->smp);
@@ -239,6 +250,8 @@ static bool make_room(eng_session *s, uint32_t need)
 
 static eng_status decode(eng_session *s, const int32_t *tok, uint32_t n)
 {
+    s->have_next = false;
+    s->logits_on_device = false;
     for (uint32_t done = 0; done < n; done += FEED_BATCH) {
         uint32_t cnt = n - done < FEED_BATCH ? n - done : FEED_BATCH;
         if (!be_decode(s, tok + done, (int)cnt, (int)s->n_past, s->logits, false)) {
@@ -393,7 +406,8 @@ static eng_stop_reason gen_loop(gen_state *g)
     for (;;) {
         if (g->o->cancel && *g->o->cancel)
             return ENG_STOP_CANCELLED;
-        int32_t tok = eng_sampler_sample(s->smp, s->logits);
+        int32_t tok = s->have_next ? s->next : eng_sampler_sample(s->smp, s->logits);
+        s->have_next = false;
         if (tok == ENG_SAMPLER_NO_TOKEN) {
             snprintf(s->err, sizeof s->err, "every logit is NaN or -inf: the model produced "
                      "no usable output at position %u", s->n_past);
@@ -414,8 +428,27 @@ static eng_stop_reason gen_loop(gen_state *g)
         if (!make_room(s, 1))
             return ENG_STOP_CONTEXT_FULL;
         s->unfed = -1;
-        if (decode(s, &tok, 1) != ENG_OK)
+        if (s->greedy_device) {
+            if (!eng_vk_decode_argmax(s->vk, tok, (int)s->n_past, &s->next)) {
+                snprintf(s->err, sizeof s->err, "Vulkan: %s", eng_vk_errmsg(s->vk));
+                return ENG_STOP_NONE;
+            }
+            s->n_past++;
+            s->have_next = true;
+            s->logits_on_device = true;
+            s->have_logits = false;
+        } else if (decode(s, &tok, 1) != ENG_OK) {
             return ENG_STOP_NONE;
+        }
+    }
+}
+
+/* Logits left on the device by the greedy path, fetched when something needs them. */
+static void fetch_device_logits(eng_session *s)
+{
+    if (s->logits_on_device && eng_vk_last_logits(s->vk, s->logits)) {
+        s->have_logits = true;
+        s->logits_on_device = false;
     }
 }
 
@@ -424,6 +457,7 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
 {
     static const eng_generate_opts none = { 0 };
     *why = ENG_STOP_NONE;
+    fetch_device_logits(s);
     if (!s->have_logits || s->unfed >= 0) {
         /* nothing fed since the last generate: continue from the token it ended on */
         if (s->unfed < 0) {
@@ -487,6 +521,8 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
     s->n_past += (uint32_t)n;
     memcpy(s->logits, out + (all_positions ? (n - 1) * (size_t)nv : 0), nv * sizeof(float));
     s->have_logits = true;
+    s->have_next = false;
+    s->logits_on_device = false;
     *logits = out;
     return ENG_OK;
 }

@@ -587,6 +587,11 @@ bool eng_vk_decode_argmax(eng_vk *v, int32_t token, int pos, int32_t *next)
     return true;
 }
 
+bool eng_vk_last_logits(eng_vk *v, float *logits)
+{
+    return !vk_buffer_download(v->logits, 0, logits, (uint64_t)v->vm->m->hp.n_vocab * 4);
+}
+
 /* The caches are host-visible: shift them on the host with the CPU reference's code. */
 void eng_vk_kv_shift(eng_vk *v, int p0, int p1, int n_past)
 {

@@ -38,6 +38,8 @@ bool eng_vk_decode(eng_vk *v, const int32_t *tokens, int n, int pos, float *logi
                    bool all_logits);
 /* Greedy shortcut: decode one token and return the argmax id (only 4 bytes read back). */
 bool eng_vk_decode_argmax(eng_vk *v, int32_t token, int pos, int32_t *next);
+/* The logits of the last single-token decode (after eng_vk_decode_argmax), read back late. */
+bool eng_vk_last_logits(eng_vk *v, float *logits);
 void eng_vk_kv_shift(eng_vk *v, int p0, int p1, int n_past);
 uint64_t eng_vk_kv_bytes(const eng_vk *v);
 /* Streaming-read bandwidth of the device in GB/s, measured with a read kernel (bench). */
