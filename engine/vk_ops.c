@@ -5,20 +5,37 @@
  * Shapes (specialization constants; each shader's header comment lists its own):
  *   0  workgroup size            every kernel
  *   1  reduction mode            rms_norm, attn, argmax (shaders/reduce.glsl: RED_*)
- *   2  positions per tile        attn
- * lavapipe runs a workgroup on one CPU thread, 8 lanes wide, and turns a shader that contains
- * a workgroup barrier into coroutines, which costs more than these kernels' work. So there
- * the reducing kernels take exactly one subgroup (8 invocations, RED_ONE_SG: subgroup
- * operations, no barrier), and the elementwise ones larger groups so fewer are scheduled.
- * GPUs get wide workgroups reducing through subgroups and shared memory (RED_SUBGROUP), or
- * shared memory alone (RED_SHARED, the *_shmem shader variants) where subgroup arithmetic is
- * missing in compute shaders, since even declaring that capability is invalid there.
- * The shape is a pure function of the device's properties (op_shape), so the recording
- * functions recompute what they need instead of keeping state beside struct vk_ops.
+ *   2  positions per tile        attn (tiled algorithm)
+ *   3  query heads per group     attn (streams algorithm)
+ *   4, 5  key / value words per invocation   attn (streams)
+ * lavapipe runs a workgroup on one CPU thread, 8 lanes wide; every storage- or shared-buffer
+ * load is a loop over the lanes (about 100 ns per 8-lane load on the development machine),
+ * masked-off and unused unrolled code still runs, and a shader containing a workgroup barrier
+ * runs as coroutines. So there the reducing kernels take exactly one subgroup (8 invocations,
+ * RED_ONE_SG: subgroup operations, no barrier), the elementwise ones larger groups so fewer
+ * are scheduled, and attention loads each key and value word once for all the query heads of
+ * its KV head, with a kernel specialised to the model's exact head shape (created on first
+ * use and kept; see attn_kernel). GPUs get wide workgroups reducing through subgroups and
+ * shared memory (RED_SUBGROUP), or shared memory alone (RED_SHARED, the *_shmem shader
+ * variants) where subgroup arithmetic is missing in compute shaders, since even declaring that
+ * capability is invalid there.
+ *
+ * Per-token values come from the step buffer: rope, kv_store and attn skip the tokens
+ * t >= step[1], so a sequence recorded for a batch of N tokens also replays smaller batches,
+ * and they neither write nor read cache rows past the end of the cache buffer, whatever
+ * step[0] holds (such a position is a caller's bug, but must not become a device fault).
+ *
+ * Shapes are a pure function of the device (op_shape_for), recomputed where needed. The one
+ * piece of state beyond struct vk_ops, the specialised attention kernels, lives in a larger
+ * struct whose first member is the vk_ops that vk_ops_new hands out: vk_op_attn and
+ * vk_ops_free need a vk_ops made by vk_ops_new (a hand-built one, as tests/test_vk_matmul.c
+ * makes for the matrix kernels, may use every other vk_op_*).
  */
 #include "engine/vk_ops.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "engine/vk_internal.h"
@@ -26,7 +43,7 @@
 /* shaders/reduce.glsl */
 enum { RED_SHARED = 0, RED_SUBGROUP = 1, RED_ONE_SG = 2 };
 
-/* shaders/attn.glsl: q is staged in shared memory of this many floats. */
+/* shaders/attn.glsl: the largest head (q and one output row are staged in shared memory). */
 #define ATTN_MAX_HD 256u
 
 typedef struct op_shape {
@@ -34,10 +51,14 @@ typedef struct op_shape {
     uint32_t red_mode;    /* RED_* for rms_norm, attn, argmax */
     uint32_t norm_wg;     /* rms_norm */
     uint32_t attn_wg, attn_tile;
+    uint32_t attn_heads;  /* most query heads one attention workgroup serves (streams) */
+    uint32_t attn_sg;     /* subgroup size the streams' words per invocation assume */
     uint32_t argmax_wg;
     uint32_t rope_wg;
     uint32_t ew_wg;       /* kv_store, swiglu, add */
 } op_shape;
+
+static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
 
 static const vk_device_info *ops_device(const vk_ctx *ctx)
 {
@@ -68,21 +89,49 @@ static op_shape op_shape_for(const vk_device_info *d)
         s.red_mode = RED_ONE_SG;
         s.norm_wg = s.attn_wg = s.argmax_wg = s.rope_wg = sg;
         s.attn_tile = 16 * sg;
+        s.attn_heads = 8;
+        s.attn_sg = sg;
         s.ew_wg = fit_wg(d, 64);
         return s;
     }
     s.red_mode = s.subgroups ? RED_SUBGROUP : RED_SHARED;
     s.norm_wg = fit_wg(d, 256);
-    s.attn_wg = fit_wg(d, 128);
+    s.attn_wg = fit_wg(d, 256); /* streams: 8 subgroups of 32 share each head's positions */
     s.attn_tile = 2 * s.attn_wg;
+    s.attn_heads = 1; /* a GPU wants many workgroups more than fewer loads */
+    s.attn_sg = sg ? sg : 32; /* a smaller actual size makes the shader fall back to tiles */
     s.argmax_wg = fit_wg(d, 1024);
     s.rope_wg = fit_wg(d, 64);
     s.ew_wg = fit_wg(d, 256);
-    /* q, two probability tiles and the reduction scratch must fit in shared memory */
+    /* q, two probability tiles, the merge row and the reduction scratch in shared memory */
     while (s.attn_tile > s.attn_wg &&
-           4u * (ATTN_MAX_HD + 2u * s.attn_tile + s.attn_wg) > d->max_compute_shared_memory)
+           4u * (2 * ATTN_MAX_HD + 2u * s.attn_tile + 2 * s.attn_wg) > d->max_compute_shared_memory)
         s.attn_tile /= 2;
     return s;
+}
+
+/* ---- private state ---- */
+
+/* An attention kernel specialised to one head shape (streams algorithm). */
+typedef struct attn_variant {
+    uint32_t heads, kw, vw;
+    vk_kernel *k;
+} attn_variant;
+
+#define ATTN_VARIANTS 8
+
+typedef struct ops_impl {
+    vk_ops pub;               /* first: vk_ops_new hands out &pub */
+    op_shape shape;
+    vk_kernel *attn_generic;  /* what vk_ops_new put in pub.attn */
+    pthread_mutex_t lock;     /* guards attn_var: sessions may record on several threads */
+    attn_variant attn_var[ATTN_VARIANTS];
+    uint32_t n_attn_var;
+} ops_impl;
+
+static ops_impl *impl_of(vk_ops *ops)
+{
+    return (ops_impl *)((char *)ops - offsetof(ops_impl, pub));
 }
 
 /* ---- lifecycle ---- */
@@ -91,6 +140,10 @@ void vk_ops_free(vk_ops *ops)
 {
     if (!ops)
         return;
+    ops_impl *im = impl_of(ops);
+    for (uint32_t i = 0; i < im->n_attn_var; i++)
+        vk_kernel_free(im->attn_var[i].k);
+    pthread_mutex_destroy(&im->lock);
     vk_kernel_free(ops->argmax);
     vk_kernel_free(ops->add);
     vk_kernel_free(ops->swiglu);
@@ -100,14 +153,17 @@ void vk_ops_free(vk_ops *ops)
     vk_kernel_free(ops->rms_norm);
     for (int i = 0; i < GGUF_T_COUNT; i++)
         vk_kernel_free(ops->mul_mat[i]);
-    free(ops);
+    free(im);
 }
 
 static vk_status create_kernels(vk_ops *ops, const op_shape *sh)
 {
     vk_ctx *ctx = ops->ctx;
     const uint32_t norm[] = { sh->norm_wg, sh->red_mode };
-    const uint32_t attn[] = { sh->attn_wg, sh->red_mode, sh->attn_tile };
+    /* until a shape is known: every head up to ATTN_MAX_HD in one subgroup's registers */
+    uint32_t words = sh->subgroups ? div_up(ATTN_MAX_HD / 2, sh->attn_sg) : 1;
+    const uint32_t attn[] = { sh->attn_wg, sh->red_mode, sh->attn_tile, sh->attn_heads, words,
+                              words };
     const uint32_t amax[] = { sh->argmax_wg, sh->red_mode };
     const uint32_t rope[] = { sh->rope_wg };
     const uint32_t ew[] = { sh->ew_wg };
@@ -119,7 +175,7 @@ static vk_status create_kernels(vk_ops *ops, const op_shape *sh)
         (st = vk_kernel_create(ctx, "kv_store", 3, sizeof(vk_push_kv_store), ew, 1,
                                &ops->kv_store)) ||
         (st = vk_kernel_create(ctx, sg ? "attn" : "attn_shmem", 5, sizeof(vk_push_attn), attn,
-                               3, &ops->attn)) ||
+                               6, &ops->attn)) ||
         (st = vk_kernel_create(ctx, "swiglu", 3, sizeof(vk_push_swiglu), ew, 1, &ops->swiglu)) ||
         (st = vk_kernel_create(ctx, "add", 2, sizeof(vk_push_add), ew, 1, &ops->add)) ||
         (st = vk_kernel_create(ctx, sg ? "argmax" : "argmax_shmem", 2, sizeof(vk_push_argmax),
@@ -135,13 +191,19 @@ vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out)
         return VK_STATUS_BAD_ARG;
     if (!ctx->dev)
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "vk_ops_new before vk_ctx_start_device");
-    vk_ops *ops = calloc(1, sizeof *ops);
-    if (!ops)
+    ops_impl *im = calloc(1, sizeof *im);
+    if (!im)
         return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "out of memory for the kernel set");
+    if (pthread_mutex_init(&im->lock, NULL)) {
+        free(im);
+        return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "cannot create the kernel set's lock");
+    }
+    vk_ops *ops = &im->pub;
     ops->ctx = ctx;
     ops->subgroup_size = ops_device(ctx)->subgroup_size;
-    op_shape sh = op_shape_for(ops_device(ctx));
-    vk_status st = create_kernels(ops, &sh);
+    im->shape = op_shape_for(ops_device(ctx));
+    vk_status st = create_kernels(ops, &im->shape);
+    im->attn_generic = ops->attn;
     if (!st)
         st = vk_ops_create_matmul(ops);
     if (st) {
@@ -235,8 +297,6 @@ static vk_status check_grid(vk_ops *ops, const char *op, uint32_t gx, uint32_t g
     return VK_STATUS_OK;
 }
 
-static uint32_t div_up(uint32_t a, uint32_t b) { return a / b + (a % b != 0); }
-
 /* ---- recording ---- */
 
 vk_status vk_op_rms_norm(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *w, vk_buffer *y,
@@ -328,6 +388,43 @@ vk_status vk_op_kv_store(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *step,
     return vk_seq_dispatch(s, ops->kv_store, bufs, p, gx, n_tokens, 1);
 }
 
+/* The attention kernel for a call: the caller's if it replaced ops->attn; else, on devices
+ * running the streams algorithm, one specialised to this head shape (exact query heads per
+ * workgroup and words per invocation, since lavapipe pays for every unused slot), created on
+ * first use and kept until vk_ops_free; else the one vk_ops_new made. */
+static vk_status attn_kernel(vk_ops *ops, const vk_push_attn *p, vk_kernel **out)
+{
+    ops_impl *im = impl_of(ops);
+    const op_shape *sh = &im->shape;
+    *out = ops->attn;
+    if (ops->attn != im->attn_generic || !sh->subgroups)
+        return VK_STATUS_OK;
+    uint32_t group = p->n_head / p->n_head_kv, chunks = div_up(group, sh->attn_heads);
+    uint32_t heads = div_up(group, chunks); /* equal chunks: 12 heads as 6 + 6, not 8 + 4 */
+    uint32_t kw = div_up(p->head_dim / 2, sh->attn_sg), vw = div_up(p->head_dim_v / 2, sh->attn_sg);
+    vk_status st = VK_STATUS_OK;
+    pthread_mutex_lock(&im->lock);
+    for (uint32_t i = 0; i < im->n_attn_var; i++) {
+        const attn_variant *v = &im->attn_var[i];
+        if (v->heads == heads && v->kw == kw && v->vw == vw) {
+            *out = v->k;
+            goto done;
+        }
+    }
+    if (im->n_attn_var < ATTN_VARIANTS) { /* past that (never, in practice): the generic one */
+        const uint32_t spec[] = { sh->attn_wg, sh->red_mode, sh->attn_tile, heads, kw, vw };
+        vk_kernel *k = NULL;
+        st = vk_kernel_create(ops->ctx, "attn", 5, sizeof(vk_push_attn), spec, 6, &k);
+        if (!st) {
+            im->attn_var[im->n_attn_var++] = (attn_variant){ heads, kw, vw, k };
+            *out = k;
+        }
+    }
+done:
+    pthread_mutex_unlock(&im->lock);
+    return st;
+}
+
 vk_status vk_op_attn(vk_ops *ops, vk_seq *s, vk_buffer *q, vk_buffer *k, vk_buffer *v,
                      vk_buffer *o, vk_buffer *step, uint32_t n_tokens, const vk_push_attn *p)
 {
@@ -364,7 +461,10 @@ vk_status vk_op_attn(vk_ops *ops, vk_seq *s, vk_buffer *q, vk_buffer *k, vk_buff
         (st = check_rows(ops, op, "v cache", v, 2, p->v_off, vw, n_tokens, vw, false)) ||
         (st = check_grid(ops, op, p->n_head, n_tokens)))
         return st;
-    return vk_seq_dispatch(s, ops->attn, bufs, p, p->n_head, n_tokens, 1);
+    vk_kernel *kernel;
+    if ((st = attn_kernel(ops, p, &kernel)))
+        return st;
+    return vk_seq_dispatch(s, kernel, bufs, p, p->n_head, n_tokens, 1);
 }
 
 vk_status vk_op_swiglu(vk_ops *ops, vk_seq *s, vk_buffer *g, vk_buffer *u, vk_buffer *o,

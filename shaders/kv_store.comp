@@ -16,7 +16,7 @@ layout(std430, set = 0, binding = 2) writeonly buffer Cache { uint cache[]; };
 void main()
 {
     uint t = gl_WorkGroupID.y, w = gl_GlobalInvocationID.x, row_w = pc.n / 2u;
-    if (w >= row_w)
+    if (t >= step[1] || w >= row_w)
         return;
     uint pos = step[0] + t;
     // a row past the end of the buffer (a bad position in step) is not written
