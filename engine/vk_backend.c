@@ -639,8 +639,9 @@ static double time_kernel(vk_kernel *k, vk_buffer *src, vk_buffer *dst, const vk
     return best;
 }
 
-/* The best of two access patterns (contiguous ranges per invocation, as a CPU driver streams;
- * interleaved, as a GPU coalesces) over the largest buffer the device allows, up to 128 MiB. */
+/* The best of several access patterns (contiguous ranges per invocation, as a CPU driver
+ * streams; interleaved, as a GPU coalesces) over the largest buffer the device allows, up to
+ * 128 MiB, filled with data first (untouched pages would all read the one zero page). */
 double eng_vk_read_gbps(eng_vk *v)
 {
     vk_ctx *ctx = v->vm->ctx;
@@ -652,8 +653,19 @@ double eng_vk_read_gbps(eng_vk *v)
     double best = 0;
     if (vk_buffer_create(ctx, bytes, &src) || vk_buffer_create(ctx, 1u << 22, &dst))
         goto done;
-    struct { uint32_t wg, mode, groups; } cfg[] = { { sg, 0, 256 }, { 256, 1, 1024 } };
-    for (size_t i = 0; i < 2; i++) {
+    {
+        static uint8_t fill[1 << 16];
+        for (size_t i = 0; i < sizeof fill; i++)
+            fill[i] = (uint8_t)(i * 131u + 7u);
+        for (uint64_t off = 0; off < bytes; off += sizeof fill)
+            if (vk_buffer_upload(src, off, fill, sizeof fill))
+                goto done;
+    }
+    /* the last two: one invocation per workgroup and a workgroup per CPU thread, which is how
+     * lavapipe streams fastest (uniform addresses become plain scalar loads, no gathers) */
+    struct { uint32_t wg, mode, groups; } cfg[] = { { sg, 0, 256 }, { 256, 1, 1024 }, { 1, 0, 2 },
+                                                    { 1, 0, 4 } };
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
         uint32_t spec[2] = { cfg[i].wg, cfg[i].mode };
         vk_kernel *k;
         if (vk_kernel_create(ctx, "bw_read", 2, sizeof(vk_push_bw), spec, 2, &k))
