@@ -4,15 +4,22 @@
  *
  * One shader serves every device; the work split comes from specialization constants chosen
  * here from what the probe found (DESIGN.md section 4):
- *   - CPU devices (lavapipe): one invocation per row, a workgroup of one subgroup, two rows per
- *     invocation, X shared through subgroupBroadcast. lavapipe runs a workgroup's lanes as one
- *     SIMD vector on one thread and turns every storage-buffer load into a scalar loop over the
- *     lanes, so the count of per-lane loads is the cost: per-row lanes need no reduction, and
- *     two rows per lane halve the X loads per weight.
- *   - GPUs: a subgroup per row group, adjacent lanes on adjacent blocks, subgroupAdd; shared
- *     memory reduction when the device lacks subgroup arithmetic.
+ *   - CPU devices (lavapipe): one invocation per row, a workgroup of one subgroup, 4 rows per
+ *     invocation, 8 tokens per invocation in batches, X shared through subgroupBroadcast.
+ *     lavapipe (Mesa 22.3) turns each storage-buffer load into a scalar loop over the 8 lanes,
+ *     about 25 cycles per lane and word, uniform address or not: streaming a buffer that way
+ *     peaks near 0.7 GB/s on the 2-core test machine, and every choice here minimises loads.
+ *     Q8_0 4096 x 4096, one token: invocation per row 0.37 GB/s with 1 row per invocation,
+ *     0.47 with 2, 0.52 with 4, 0.55 with 8; X loaded by every lane instead of broadcast 0.15;
+ *     a subgroup per row with subgroupAdd 0.11 (0.26 with 4 rows). Batches (N = 64): 4 rows x
+ *     8 tokens 2.5-3.0 GFLOP/s, 8 x 8 3.6-3.9 but 9-13 s of LLVM compile per type, 4 x 4 2.0.
+ *   - GPUs: a subgroup per row group (2 rows), lanes on adjacent 32-column groups, subgroupAdd;
+ *     shared-memory reduction where the device lacks subgroup arithmetic. Untested for speed
+ *     (no GPU where this was written); tests run these splits on lavapipe for correctness.
  * vk_ops has one kernel slot per type and no room for a configuration, so the configuration is
- * a pure function of the device (choose_config) evaluated at creation and at every recording.
+ * a pure function of the device (choose_config), evaluated at creation and at every recording.
+ * The shader needs subgroup basic, ballot and arithmetic support in its SPIR-V even where a
+ * path goes unused, so a device without them cannot create these kernels.
  */
 #include "engine/vk_internal.h"
 #include "engine/vk_ops.h"
@@ -49,18 +56,21 @@ static const vk_device_info *chosen_device(const vk_ctx *ctx)
     return vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
 }
 
-/* The work split for a device (see the file comment; the numbers are measured in
- * docs/PERFORMANCE.md). Same answer for the same device every time. */
+/* The work split for a device (the file comment says why). Same answer for the same device
+ * every time. */
 static mm_config choose_config(const vk_device_info *d)
 {
     uint32_t sg = d->subgroup_size ? d->subgroup_size : 32;
     int sg_ok = d->subgroup_in_compute && is_pow2(sg);
     int arith = sg_ok && (d->subgroup_ops & VK_SGOP_ARITHMETIC);
     int ballot = sg_ok && (d->subgroup_ops & VK_SGOP_BALLOT);
-    uint32_t max_wg = d->max_compute_workgroup_invocations ? d->max_compute_workgroup_invocations
-                                                           : 128;
+    uint32_t max_wg = d->max_compute_workgroup_invocations;
+    if (d->max_compute_workgroup_size[0] < max_wg)
+        max_wg = d->max_compute_workgroup_size[0];
+    if (max_wg < 8)
+        max_wg = 128; /* not reported: Vulkan's minimum */
     if (d->type == VK_DEVTYPE_CPU) {
-        mm_config c = { .wg = sg <= max_wg ? sg : max_wg, .lpr = 1, .rpg = 2, .nt = 8,
+        mm_config c = { .wg = sg <= max_wg ? sg : max_wg, .lpr = 1, .rpg = 4, .nt = 8,
                         .sgs = sg, .xbc = ballot && sg <= 32 && sg <= max_wg, .red = 0 };
         if (!c.xbc)
             c.sgs = 8; /* unused, but XPL = 32 / sgs must stay a whole number */
@@ -68,18 +78,20 @@ static mm_config choose_config(const vk_device_info *d)
     }
     mm_config c = { .lpr = arith && sg <= 128 ? sg : 32, .rpg = 2, .nt = 4, .sgs = sg,
                     .xbc = 0, .red = arith && sg <= 128 ? 1 : 2 };
-    if (c.lpr > max_wg)
-        c.lpr = is_pow2(max_wg) ? max_wg : 32;
+    while (c.lpr > max_wg)
+        c.lpr /= 2;
+    /* shared memory holds one float per invocation, row and token (the reduction) */
     c.wg = c.lpr >= 128 ? c.lpr : 128;
-    while (c.wg > max_wg || (uint64_t)c.wg * c.rpg * c.nt * 4 > d->max_compute_shared_memory)
+    while (c.wg > c.lpr &&
+           (c.wg > max_wg || (uint64_t)c.wg * c.rpg * c.nt * 4 > d->max_compute_shared_memory))
         c.wg /= 2;
-    if (c.wg < c.lpr)
-        c.wg = c.lpr;
     if (c.sgs > 32 || 32 % c.sgs)
         c.sgs = 8; /* only the CPU broadcast path reads it */
     return c;
 }
 
+/* Fills ops->mul_mat (entries must be NULL). On failure none is left set. lavapipe compiles a
+ * pipeline at its first dispatch, so types a model does not use cost nothing there. */
 vk_status vk_ops_create_matmul(vk_ops *ops)
 {
     vk_ctx *ctx = ops->ctx;
@@ -88,8 +100,6 @@ vk_status vk_ops_create_matmul(vk_ops *ops)
     size_t n = sizeof mm_shaders / sizeof mm_shaders[0];
     for (size_t i = 0; i < n; i++) {
         vk_kernel **slot = &ops->mul_mat[mm_shaders[i].type];
-        if (*slot)
-            continue;
         vk_status st = vk_kernel_create(ctx, mm_shaders[i].shader, 4, sizeof(vk_push_mul_mat),
                                         spec, MM_N_SPEC, slot);
         if (st) {
@@ -141,9 +151,10 @@ static vk_status check_mul_mat(vk_ops *ops, uint32_t type, vk_buffer *w, vk_buff
     uint64_t row_bytes = (uint64_t)p->K / ti->block_elems * ti->block_bytes;
     uint64_t w_end = ((p->w_row0 + (uint64_t)p->M) * row_bytes + 3) / 4 * 4;
     if (w_end > vk_buffer_size(w))
-        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W rows %u..%u of %llu bytes "
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W rows %u..%llu of %llu bytes "
                             "(K=%u) need %llu bytes (rounded up to whole 4-byte words), the "
-                            "buffer has %llu", ti->name, p->w_row0, p->w_row0 + p->M - 1,
+                            "buffer has %llu", ti->name, p->w_row0,
+                            (unsigned long long)p->w_row0 + p->M - 1,
                             (unsigned long long)row_bytes, p->K, (unsigned long long)w_end,
                             (unsigned long long)vk_buffer_size(w));
     uint64_t x_end = p->x_off + (uint64_t)(p->N - 1) * p->x_stride;

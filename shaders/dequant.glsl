@@ -5,11 +5,16 @@
 // Included by mul_mat.glsl after the W binding (`uint w[]`) and `w_last` (its last word index).
 // The including .comp defines exactly one TYPE_* macro; this file then defines
 //   BLK, BLK_BYTES  the GGUF block: elements and bytes (rows are K / BLK blocks)
+//   ITEM_GROUPS     ITEM / 32, for the preprocessor
 //   ITEM            elements one decode_item call produces (the unit a lane works on: a block,
 //                   half a K super-block, or 32 elements of a float row)
 //   void decode_item(uint rb, uint it, out float v[ITEM])
 //                   item `it` of the row starting at byte rb, in element order: v[j] is the
 //                   weight of column it * ITEM + j.
+//   void decode_group(uint rb, uint it, uint g, out float v[32])
+//                   the same item's columns 32g .. 32g + 31 only (g < ITEM / 32, any value at
+//                   run time), loading just the words those need: the unit of work where
+//                   registers or code size matter more than a few repeated header loads.
 // Blocks are 2-byte aligned at worst (every block size is even), so a field is at most 16 bits
 // off a word boundary: LOAD_SPAN reads the words covering a byte range once and shifts them
 // into place; types whose blocks are a multiple of 4 bytes index w[] directly.
@@ -192,6 +197,7 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK 256u
 #define BLK_BYTES 84u
 #define ITEM 128u
+#define ITEM_GROUPS 4
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint h = it & 1u;
@@ -207,9 +213,31 @@ void decode_item(uint rb, uint it, out float v[ITEM])
         [[unroll]] for (uint g = 0u; g < 2u; g++) {
             uint scb = BYTE(sc, 2u * s + g);
             float dl = d * float(scb & 15u), ml = dmin * float(scb >> 4);
-            [[unroll]] for (uint l = 0u; l < 16u; l++)
-                v[32u * s + 16u * g + l] = dl * float((BYTE(qs, 16u * g + l) >> (2u * s)) & 3u) - ml;
+            [[unroll]] for (uint l = 0u; l < 16u; l++) {
+                uint q = (BYTE(qs, 16u * g + l) >> (2u * s)) & 3u;
+                v[32u * s + 16u * g + l] = dl * float(q) - ml;
+            }
         }
+}
+
+void decode_group(uint rb, uint it, uint s, out float v[32])
+{
+    uint h = it & 1u;
+    uint i0 = (rb + (it >> 1) * 84u) >> 2;
+    uint scw = w[i0 + 2u * h + (s >> 1)] >> (16u * (s & 1u)); // scales[8h + 2s], [8h + 2s + 1]
+    uint dd = w[i0 + 20u];
+    float d = f16_lo(dd), dmin = f16_hi(dd);
+    float dl[2], ml[2];
+    [[unroll]] for (uint g = 0u; g < 2u; g++) {
+        uint scb = (scw >> (8u * g)) & 0xffu;
+        dl[g] = d * float(scb & 15u);
+        ml[g] = dmin * float(scb >> 4);
+    }
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        uint q = w[i0 + 4u + 8u * h + i] >> (2u * s);
+        [[unroll]] for (uint b = 0u; b < 4u; b++)
+            v[4u * i + b] = dl[i / 4u] * float((q >> (8u * b)) & 3u) - ml[i / 4u];
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,6 +248,7 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK 256u
 #define BLK_BYTES 110u
 #define ITEM 128u
+#define ITEM_GROUPS 4
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint h = it & 1u;
@@ -247,6 +276,31 @@ void decode_item(uint rb, uint it, out float v[ITEM])
         }
 }
 
+void decode_group(uint rb, uint it, uint s, out float v[32])
+{
+    uint h = it & 1u;
+    uint b0 = rb + (it >> 1) * 110u;
+    uint hm[8], qs[8], sc[3], dw[1];
+    LOAD_SPAN(hm, 32u, b0);
+    LOAD_SPAN(qs, 32u, b0 + 32u + 32u * h);
+    LOAD_SPAN(sc, 12u, b0 + 96u);
+    LOAD_SPAN(dw, 2u, b0 + 108u);
+    float d = f16_lo(dw[0]);
+    float dl[2];
+    [[unroll]] for (uint g = 0u; g < 2u; g++) {
+        uint ii = 2u * s + g; // 0..7, as in decode_item
+        uint lo = ((ii < 4u ? sc[0] : sc[1]) >> (8u * (ii & 3u) + 4u * h)) & 15u;
+        uint hi = (sc[2] >> (8u * (ii & 3u) + 2u * (2u * h + (ii >> 2)))) & 3u;
+        dl[g] = d * float(int(lo | hi << 4) - 32);
+    }
+    uint m = 1u << (4u * h + s);
+    [[unroll]] for (uint l = 0u; l < 32u; l++) {
+        int q = int((BYTE(qs, l) >> (2u * s)) & 3u);
+        q -= (BYTE(hm, l) & m) != 0u ? 0 : 4;
+        v[l] = dl[l / 16u] * float(q);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 #elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
 // d, dmin, scales[12] (eight 6-bit scales and mins, see k4_scale_min in quant_k.c),
@@ -262,6 +316,7 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define QS_WORD 12u
 #endif
 #define ITEM 128u
+#define ITEM_GROUPS 4
 
 // Scale and min of sub-block 4h + jj (jj = 0..3), from the three scale words s0, s1, s2.
 void k4_scale_min(uint h, uint jj, uint s0, uint s1, uint s2, out float sc, out float mn)
@@ -308,6 +363,32 @@ void decode_item(uint rb, uint it, out float v[ITEM])
     }
 }
 
+// Group g = sub-block 4h + g: chunk 2h + g / 2, low nibbles for even g, high for odd.
+void decode_group(uint rb, uint it, uint g, out float v[32])
+{
+    uint h = it & 1u;
+    uint i0 = (rb + (it >> 1) * BLK_BYTES) >> 2;
+    uint dm = w[i0], s0 = w[i0 + 1u], s1 = w[i0 + 2u], s2 = w[i0 + 3u];
+    float d = f16_lo(dm), dmin = f16_hi(dm);
+    uint c = 2u * h + (g >> 1), nib = 4u * (g & 1u);
+    float sc, mn;
+    k4_scale_min(h, g, s0, s1, s2, sc, mn);
+    float d0 = d * sc, m0 = dmin * mn;
+    [[unroll]] for (uint i = 0u; i < 8u; i++) {
+        uint q = w[i0 + QS_WORD + 8u * c + i] >> nib;
+#ifdef TYPE_Q5_K
+        uint qh = w[i0 + 4u + i] >> (2u * c + (g & 1u));
+#endif
+        [[unroll]] for (uint b = 0u; b < 4u; b++) {
+            uint x = (q >> (8u * b)) & 15u;
+#ifdef TYPE_Q5_K
+            x |= ((qh >> (8u * b)) & 1u) << 4;
+#endif
+            v[4u * i + b] = d0 * float(x) - m0;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 #elif defined(TYPE_Q6_K)
 // ql[128] (low nibbles), qh[64] (high 2 bits), scales[16] (int8), d. 210 bytes.
@@ -317,6 +398,7 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK 256u
 #define BLK_BYTES 210u
 #define ITEM 128u
+#define ITEM_GROUPS 4
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint h = it & 1u;
@@ -344,10 +426,37 @@ void decode_item(uint rb, uint it, out float v[ITEM])
     }
 }
 
+// Group q: columns l + 32q of the half, from the low (q < 2) or high nibbles of
+// ql[64h + 32(q & 1) + l], bits 2q of qh[32h + l], scales 8h + 2q + l / 16.
+void decode_group(uint rb, uint it, uint q, out float v[32])
+{
+    uint h = it & 1u;
+    uint b0 = rb + (it >> 1) * 210u;
+    uint ql[8], qh[8], sc[1], dw[1];
+    LOAD_SPAN(ql, 32u, b0 + 64u * h + 32u * (q & 1u));
+    LOAD_SPAN(qh, 32u, b0 + 128u + 32u * h);
+    LOAD_SPAN(sc, 2u, b0 + 192u + 8u * h + 2u * q);
+    LOAD_SPAN(dw, 2u, b0 + 208u);
+    float d = f16_lo(dw[0]);
+    float ds[2];
+    ds[0] = d * float(SBYTE(sc, 0u));
+    ds[1] = d * float(SBYTE(sc, 1u));
+    uint nib = 4u * (q >> 1), hs = 2u * q;
+    [[unroll]] for (uint l = 0u; l < 32u; l++) {
+        uint x = ((BYTE(ql, l) >> nib) & 15u) | ((BYTE(qh, l) >> hs) & 3u) << 4;
+        v[l] = ds[l / 16u] * float(int(x) - 32);
+    }
+}
+
 #else
 #error "define one TYPE_* before including mul_mat.glsl"
 #endif
 
 #ifndef ITEM_TAIL
 #define ITEM_TAIL 0
+#endif
+
+#ifndef ITEM_GROUPS
+#define ITEM_GROUPS 1
+void decode_group(uint rb, uint it, uint g, out float v[32]) { decode_item(rb, it, v); }
 #endif

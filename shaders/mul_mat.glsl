@@ -1,25 +1,27 @@
 // Matrix product Y[t][y_row0 + r] (+)= sum_k W[w_row0 + r][k] * X[t][k] (+ bias[b_off + r]),
 // r < M, t < N, for one GGUF weight type: a mul_mat_<type>.comp defines TYPE_<type> and
-// includes this file (engine/vk_matmul.c creates the pipelines and says which device gets which
-// specialization).
+// includes this file (engine/vk_matmul.c creates the pipelines and picks the specialization
+// per device; the measurements behind it are in its file comment).
 //
 // Work split. A "row group" of LPR invocations computes RPG consecutive rows for up to NT
-// tokens: its lanes take the row's items (dequant.glsl: a block, half a super-block, or 32
-// float columns) in turn, decode each item once for all RPG rows, and use every decoded weight
-// for all the tokens of the tile, so a batch reads W once per NT tokens. A workgroup holds
-// WG / LPR row groups; workgroup (x + z * num_x, y) covers row tile x + z * num_x and token tile
-// y. Two shapes are in use:
-//   - LPR = 1, one invocation per row (CPU devices, lavapipe): no reduction at all. Every lane
-//     needs every x, so the lanes of a subgroup load a 32-column slice of X once between them
-//     and pass it round with subgroupBroadcast (XBC = 1): in lavapipe each lane's storage
-//     load is a scalar loop iteration, so a broadcast is far cheaper than 8 identical loads.
-//   - LPR = subgroup size (GPUs): a subgroup per row group, adjacent lanes on adjacent items
-//     (coalesced), partial sums combined with subgroupAdd (RED = 1), or through shared memory
-//     (RED = 2, any LPR that is a power of two) where subgroup arithmetic is missing or the
-//     subgroup is not the row group after all.
-// Decoding (N = 1) is instantiated separately from batches (N > 1, NT tokens per invocation),
-// so a token pays for no unused batch columns. Rows past M and tokens past N are clamped to
-// real ones (control flow stays uniform, no lane leaves early) and never stored.
+// tokens. A workgroup holds WG / LPR row groups; workgroup (x + z * num_x, y) covers row tile
+// x + z * num_x and token tile y. Every weight decoded is used for all the tile's tokens, so a
+// batch reads W once per NT tokens; sums are fp32. Two shapes:
+//   - LPR = 1, XBC = 1: one invocation per row (CPU devices: lavapipe). No reduction. lavapipe
+//     runs a subgroup as one SIMD vector and turns every storage-buffer load into a scalar loop
+//     over the lanes, uniform address or not, so loads are what costs: each word of W is
+//     loaded once, by the lane whose row it is, and the 32 X values of a slice are loaded once
+//     per subgroup (XPL per lane) and handed round with subgroupBroadcast. Decoding (N = 1)
+//     takes whole items (dequant.glsl: a block or half a K super-block, no header loaded
+//     twice); batches take 32 columns at a time, which keeps the unrolled body small enough for
+//     lavapipe to compile in seconds.
+//   - otherwise (GPUs): lanes take 32-column groups in turn, so adjacent lanes read adjacent
+//     blocks, X is read directly, and the row group's partial sums meet through subgroupAdd
+//     (RED = 1, where the subgroup is the row group) or shared memory (RED = 2, or when the
+//     driver ran another subgroup size).
+// Decoding (N = 1) is instantiated apart from batches (N > 1, NT tokens per invocation), so a
+// token pays for no batch columns. Rows past M and tokens past N are clamped to real ones
+// (control flow stays uniform: no lane leaves early, barriers are safe) and never stored.
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -59,11 +61,15 @@ float xload(uint xb, uint k)
 // Sums acc over the LPR lanes of each row group; the total ends up in lane 0's acc.
 void reduce(inout float acc[RPG][NT], const uint ntc, uint lid, uint lane)
 {
-    if (RED == 1u && gl_SubgroupSize == LPR) {
-        [[unroll]] for (uint r = 0u; r < RPG; r++)
-            [[unroll]] for (uint t = 0u; t < ntc; t++)
-                acc[r][t] = subgroupAdd(acc[r][t]);
-        return;
+    // subgroupAdd only where the subgroup is the row group (a driver may pick another size)
+    const bool sg_red = RED == 1u;
+    if (sg_red) {
+        if (gl_SubgroupSize == LPR) {
+            [[unroll]] for (uint r = 0u; r < RPG; r++)
+                [[unroll]] for (uint t = 0u; t < ntc; t++)
+                    acc[r][t] = subgroupAdd(acc[r][t]);
+            return;
+        }
     }
     [[unroll]] for (uint r = 0u; r < RPG; r++)
         [[unroll]] for (uint t = 0u; t < ntc; t++)
@@ -81,7 +87,27 @@ void reduce(inout float acc[RPG][NT], const uint ntc, uint lid, uint lane)
             acc[r][t] = red[(r * NT + t) * WG + lid];
 }
 
-// One workgroup's tile with ntc tokens per invocation (a constant once inlined).
+// acc[r][t] += v[r][j] * X[t][k0 + j], j < 32, every lane of the subgroup on its own rows and
+// the same columns: each lane loads XPL of the 32 values of X, subgroupBroadcast hands them round.
+void fma_broadcast(inout float acc[RPG][NT], float v[RPG][32], uint xb[NT], uint k0,
+                   const uint ntc)
+{
+    uint sl = gl_SubgroupInvocationID * XPL;
+    [[unroll]] for (uint t = 0u; t < ntc; t++) {
+        float xs[XPL];
+        [[unroll]] for (uint i = 0u; i < XPL; i++)
+            xs[i] = xload(xb[t], k0 + sl + i);
+        [[unroll]] for (uint j = 0u; j < 32u; j++) {
+            float xv = subgroupBroadcast(xs[j % XPL], j / XPL);
+            [[unroll]] for (uint r = 0u; r < RPG; r++)
+                acc[r][t] += v[r][j] * xv;
+        }
+    }
+}
+
+// One workgroup's tile with ntc tokens per invocation (a constant once inlined). Conditions
+// on specialization constants stay apart from run-time values (no `&&` mixing them): mixed,
+// glslang emits short-circuit branches that lavapipe then compiles, dead path and all.
 void run(const uint ntc)
 {
     const uint rows_per_wg = WG / LPR * RPG;
@@ -107,28 +133,44 @@ void run(const uint ntc)
             acc[r][t] = 0.0;
 
     uint n_items = (pc.K + ITEM - 1u) / ITEM;
-    for (uint it = lane; it < n_items; it += LPR) {
-        float v[RPG][ITEM];
-        [[unroll]] for (uint r = 0u; r < RPG; r++)
-            decode_item(rb[r], it, v[r]);
-        uint k0 = it * ITEM;
-        if (LPR == 1u && XBC != 0u) {
-            // each lane loads XPL of the slice's 32 values, then every lane reads all 32
-            uint sl = gl_SubgroupInvocationID * XPL;
-            [[unroll]] for (uint g = 0u; g < ITEM / 32u; g++)
-                [[unroll]] for (uint t = 0u; t < ntc; t++) {
-                    float xs[XPL];
-                    [[unroll]] for (uint i = 0u; i < XPL; i++)
-                        xs[i] = xload(xb[t], k0 + 32u * g + sl + i);
-                    [[unroll]] for (uint j = 0u; j < 32u; j++) {
-                        float xv = subgroupBroadcast(xs[j % XPL], j / XPL);
-                        [[unroll]] for (uint r = 0u; r < RPG; r++)
-                            acc[r][t] += v[r][32u * g + j] * xv;
-                    }
+    const bool per_row = LPR == 1u && XBC != 0u;
+    if (per_row) {
+        if (ntc == 1u) {
+            // decode: whole items, so each word of W is loaded once
+            for (uint it = 0u; it < n_items; it++) {
+                float v[RPG][ITEM];
+                [[unroll]] for (uint r = 0u; r < RPG; r++)
+                    decode_item(rb[r], it, v[r]);
+                [[unroll]] for (uint g = 0u; g < ITEM / 32u; g++) {
+                    float vg[RPG][32];
+                    [[unroll]] for (uint r = 0u; r < RPG; r++)
+                        [[unroll]] for (uint j = 0u; j < 32u; j++)
+                            vg[r][j] = v[r][32u * g + j];
+                    fma_broadcast(acc, vg, xb, it * ITEM + 32u * g, ntc);
                 }
+            }
         } else {
+            // batch: 32 columns at a time keep the unrolled body (RPG * ntc * 32 products)
+            // small enough for lavapipe to compile in seconds; the repeated header loads are
+            // shared by ntc tokens
+            for (uint it = 0u; it < n_items; it++)
+                [[dont_unroll]] for (uint g = 0u; g < ITEM / 32u; g++) {
+                    float v[RPG][32];
+                    [[unroll]] for (uint r = 0u; r < RPG; r++)
+                        decode_group(rb[r], it, g, v[r]);
+                    fma_broadcast(acc, v, xb, it * ITEM + 32u * g, ntc);
+                }
+        }
+    } else {
+        // lanes take 32-column groups in turn: adjacent lanes read adjacent blocks
+        uint n_units = n_items * (ITEM / 32u);
+        for (uint u = lane; u < n_units; u += LPR) {
+            uint it = u / (ITEM / 32u), g = u % (ITEM / 32u), k0 = u * 32u;
+            float v[RPG][32];
+            [[unroll]] for (uint r = 0u; r < RPG; r++)
+                decode_group(rb[r], it, g, v[r]);
             [[unroll]] for (uint t = 0u; t < ntc; t++)
-                [[unroll]] for (uint j = 0u; j < ITEM; j++) {
+                [[unroll]] for (uint j = 0u; j < 32u; j++) {
                     float xv = xload(xb[t], k0 + j);
                     [[unroll]] for (uint r = 0u; r < RPG; r++)
                         acc[r][t] += v[r][j] * xv;
