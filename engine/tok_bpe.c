@@ -361,6 +361,81 @@ static void bpe_piece(const eng_vocab *v, bpe_ctx *c, const unsigned char *p, si
     }
 }
 
+/* Pieces repeat a lot in real text ("the", " and", "\n"), so the merge result of each distinct
+ * piece (up to CACHE_MAX_PIECE bytes) is kept for the rest of the call: a hash of the piece's
+ * bytes to where its ids sit in the output. Results cannot differ between occurrences, since a
+ * piece is merged on its own. */
+#define CACHE_MAX_PIECE 48
+
+typedef struct piece_cache {
+    struct { uint64_t hash; size_t off, len; uint32_t ids_at, n_ids; } *slot;
+    size_t mask, used;
+} piece_cache;
+
+static bool cache_init(piece_cache *c)
+{
+    c->mask = 4095;
+    c->used = 0;
+    c->slot = calloc(c->mask + 1, sizeof *c->slot);
+    return c->slot != NULL;
+}
+
+/* The slot for piece (text + off, len): a match, or the empty slot where it belongs. */
+static size_t cache_find(const piece_cache *c, const char *text, size_t off, size_t len, uint64_t h)
+{
+    for (size_t i = h & c->mask;; i = (i + 1) & c->mask) {
+        if (!c->slot[i].len)
+            return i;
+        if (c->slot[i].hash == h && c->slot[i].len == len &&
+            !memcmp(text + c->slot[i].off, text + off, len))
+            return i;
+    }
+}
+
+static void cache_grow(piece_cache *c)
+{
+    piece_cache n = { calloc(2 * (c->mask + 1), sizeof *c->slot), 2 * c->mask + 1, c->used };
+    if (!n.slot)
+        return;
+    for (size_t i = 0; i <= c->mask; i++)
+        if (c->slot[i].len) {
+            size_t j = c->slot[i].hash & n.mask;
+            while (n.slot[j].len)
+                j = (j + 1) & n.mask;
+            n.slot[j] = c->slot[i];
+        }
+    free(c->slot);
+    *c = n;
+}
+
+/* Merge a piece, or copy the ids of an earlier identical piece from the output. */
+static void cached_piece(const eng_vocab *v, bpe_ctx *ctx, piece_cache *c, const char *text,
+                         size_t off, size_t len, tok_out *out)
+{
+    if (len > CACHE_MAX_PIECE || !c->slot) {
+        bpe_piece(v, ctx, (const unsigned char *)text + off, len, out);
+        return;
+    }
+    uint64_t h = tok_hash(text + off, len);
+    size_t i = cache_find(c, text, off, len, h);
+    if (c->slot[i].len) {
+        for (uint32_t k = 0; k < c->slot[i].n_ids; k++)
+            tok_out_push(out, out->ids[c->slot[i].ids_at + k]);
+        return;
+    }
+    size_t before = out->n;
+    bpe_piece(v, ctx, (const unsigned char *)text + off, len, out);
+    if (out->oom || out->n - before > UINT32_MAX || before > UINT32_MAX)
+        return;
+    c->slot[i].hash = h;
+    c->slot[i].off = off;
+    c->slot[i].len = len;
+    c->slot[i].ids_at = (uint32_t)before;
+    c->slot[i].n_ids = (uint32_t)(out->n - before);
+    if (++c->used * 2 > c->mask)
+        cache_grow(c);
+}
+
 void tok_bpe_fragment(const eng_vocab *v, const char *text, size_t len, tok_out *out)
 {
     span_list a = { 0 }, b = { 0 };
@@ -381,11 +456,14 @@ void tok_bpe_fragment(const eng_vocab *v, const char *text, size_t len, tok_out 
     c.sym = malloc((longest + 1) * sizeof *c.sym);
     c.heap = malloc((3 * longest + 1) * sizeof *c.heap);
     c.mapped = malloc(2 * longest + 1);
+    piece_cache pc;
+    cache_init(&pc); /* without it (no memory) every piece is merged afresh */
     if (!md || a.oom || b.oom || !c.sym || !c.heap || !c.mapped)
         out->oom = true;
     else
         for (size_t i = 0; i < a.n; i++)
-            bpe_piece(v, &c, (const unsigned char *)text + a.s[i].off, a.s[i].len, out);
+            cached_piece(v, &c, &pc, text, a.s[i].off, a.s[i].len, out);
+    free(pc.slot);
     free(c.sym);
     free(c.heap);
     free(c.mapped);
