@@ -91,6 +91,27 @@ static bool name_in(const char *list, const char *name)
     return false;
 }
 
+/* The bytes a match of re can start with, from PCRE2's own analysis (a first code unit or a
+ * start bitmap); all bytes when it found neither. A piece containing none of them cannot match,
+ * so the pattern need not run on it (Deepseek's CJK pattern on ASCII text, say). */
+static void start_bytes(const pcre2_code *re, uint8_t map[32])
+{
+    uint32_t first_type = 0, first = 0;
+    const uint8_t *bitmap = NULL;
+    pcre2_pattern_info(re, PCRE2_INFO_FIRSTCODETYPE, &first_type);
+    /* (no pattern here is caseless, so a first code unit is exactly one byte) */
+    if (first_type == 1 && pcre2_pattern_info(re, PCRE2_INFO_FIRSTCODEUNIT, &first) == 0) {
+        memset(map, 0, 32);
+        map[first >> 3] |= (uint8_t)(1u << (first & 7));
+        return;
+    }
+    if (pcre2_pattern_info(re, PCRE2_INFO_FIRSTBITMAP, &bitmap) == 0 && bitmap) {
+        memcpy(map, bitmap, 32);
+        return;
+    }
+    memset(map, 0xff, 32);
+}
+
 static eng_tok_status compile_pre(eng_vocab *v, const pre_def *d, char *err, size_t errlen)
 {
     v->ignore_merges = d->ignore_merges;
@@ -109,6 +130,7 @@ static eng_tok_status compile_pre(eng_vocab *v, const pre_def *d, char *err, siz
             return ENG_TOK_ERR_FORMAT;
         }
         pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if absent */
+        start_bytes(re, v->re_first[v->n_re]);
         v->re[v->n_re++] = re;
     }
     return ENG_TOK_OK;
@@ -224,14 +246,28 @@ static void span_push(span_list *l, size_t off, size_t len)
     l->s[l->n++] = (span){ off, len };
 }
 
+static bool may_match(const uint8_t first[32], const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = (uint8_t)s[i];
+        if (first[b >> 3] & (1u << (b & 7)))
+            return true;
+    }
+    return false;
+}
+
 /* Refine every span with one pattern: matches and the gaps between them both become spans. */
-static void split_with(const pcre2_code *re, pcre2_match_data *md, const char *text,
-                       const span_list *in, span_list *out)
+static void split_with(const pcre2_code *re, const uint8_t first[32], pcre2_match_data *md,
+                       const char *text, const span_list *in, span_list *out)
 {
     out->n = 0;
     for (size_t i = 0; i < in->n; i++) {
         const char *sub = text + in->s[i].off;
         size_t len = in->s[i].len, at = 0;
+        if (!may_match(first, sub, len)) {
+            span_push(out, in->s[i].off, len);
+            continue;
+        }
         while (at < len) {
             int rc = pcre2_match(re, (PCRE2_SPTR)sub, len, at, 0, md, NULL);
             if (rc < 0)
@@ -443,7 +479,7 @@ void tok_bpe_fragment(const eng_vocab *v, const char *text, size_t len, tok_out 
     bpe_ctx c = { 0 };
     span_push(&a, 0, len);
     for (int i = 0; i < v->n_re && md && !a.oom && !b.oom; i++) {
-        split_with(v->re[i], md, text, &a, &b);
+        split_with(v->re[i], v->re_first[i], md, text, &a, &b);
         span_list t = a;
         a = b;
         b = t;

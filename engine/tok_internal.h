@@ -50,6 +50,7 @@ struct eng_vocab {
     bool spm_word_split;    /* SPM: no token has "▁" after other text, so merging may run word
                              * by word (see tok_spm.c) */
     pcre2_code *re[TOK_MAX_REGEX];
+    uint8_t re_first[TOK_MAX_REGEX][32]; /* bytes a match can start with (bitmap), or all ones */
     int n_re;
 };
 
