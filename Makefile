@@ -166,13 +166,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined
 FUZZ_CORPUS  := $(BUILD)/fuzz/corpus
 
-$(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_write.c engine/gguf.h
+$(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/gguf.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_write.c
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c
 
-$(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_write.c engine/gguf.h
+$(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/gguf.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -I. -o $@ tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_write.c
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -I. -o $@ tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c
 
 fuzz: deps
 	@$(MAKE) --no-print-directory $(BUILD)/fuzz/fuzz_gguf $(BUILD)/fuzz/mkseeds
