@@ -4,15 +4,19 @@
  *
  * One shader serves every device; the work split comes from specialization constants chosen
  * here from what the probe found (DESIGN.md section 4):
- *   - CPU devices (lavapipe): one invocation per row, a workgroup of one subgroup, 4 rows per
- *     invocation, 8 tokens per invocation in batches, X shared through subgroupBroadcast.
+ *   - CPU devices (lavapipe): one invocation per row, a workgroup of one subgroup, 8 rows per
+ *     invocation when decoding, 4 rows x 8 tokens in batches, X shared through
+ *     subgroupBroadcast.
  *     lavapipe (Mesa 22.3) turns each storage-buffer load into a scalar loop over the 8 lanes,
  *     about 25 cycles per lane and word, uniform address or not: streaming a buffer that way
  *     peaks near 0.7 GB/s on the 2-core test machine, and every choice here minimises loads.
  *     Q8_0 4096 x 4096, one token: invocation per row 0.37 GB/s with 1 row per invocation,
  *     0.47 with 2, 0.52 with 4, 0.55 with 8; X loaded by every lane instead of broadcast 0.15;
- *     a subgroup per row with subgroupAdd 0.11 (0.26 with 4 rows). Batches (N = 64): 4 rows x
- *     8 tokens 2.5-3.0 GFLOP/s, 8 x 8 3.6-3.9 but 9-13 s of LLVM compile per type, 4 x 4 2.0.
+ *     a subgroup per row with subgroupAdd 0.11 (0.26 with 4 rows); Q4_K 8 rows 21% faster than
+ *     4. Batches (N = 64): 4 rows x 8 tokens 2.5-3.0 GFLOP/s, 8 x 8 3.6-3.9 but 9-13 s of LLVM
+ *     compile per type at first use (Mesa caches it on disk), 4 x 4 2.0. Texel buffers would
+ *     stream W about 13 times faster than storage buffers there (vk_seq binds storage buffers
+ *     only, so they are not used).
  *   - GPUs: a subgroup per row group (2 rows), lanes on adjacent 32-column groups, subgroupAdd;
  *     shared-memory reduction where the device lacks subgroup arithmetic. Untested for speed
  *     (no GPU where this was written); tests run these splits on lavapipe for correctness.
@@ -24,7 +28,7 @@
 #include "engine/vk_internal.h"
 #include "engine/vk_ops.h"
 
-/* Specialization constants, ids 0..6 in shaders/mul_mat.glsl order. */
+/* Specialization constants, ids 0..7 in shaders/mul_mat.glsl order. */
 typedef struct mm_config {
     uint32_t wg;  /* invocations per workgroup */
     uint32_t lpr; /* lanes per row group */
@@ -33,8 +37,9 @@ typedef struct mm_config {
     uint32_t sgs; /* subgroup size assumed by the X broadcast */
     uint32_t xbc; /* 1: lanes share X through subgroupBroadcast (lpr = 1 only) */
     uint32_t red; /* 0: no reduction, 1: subgroupAdd, 2: shared memory */
+    uint32_t rpd; /* rows per row group when N = 1 */
 } mm_config;
-#define MM_N_SPEC 7u
+#define MM_N_SPEC 8u
 _Static_assert(sizeof(mm_config) == MM_N_SPEC * sizeof(uint32_t), "spec constants are uints");
 
 static const struct {
@@ -71,13 +76,14 @@ static mm_config choose_config(const vk_device_info *d)
         max_wg = 128; /* not reported: Vulkan's minimum */
     if (d->type == VK_DEVTYPE_CPU) {
         mm_config c = { .wg = sg <= max_wg ? sg : max_wg, .lpr = 1, .rpg = 4, .nt = 8,
-                        .sgs = sg, .xbc = ballot && sg <= 32 && sg <= max_wg, .red = 0 };
+                        .sgs = sg, .xbc = ballot && sg <= 32 && sg <= max_wg, .red = 0,
+                        .rpd = 8 };
         if (!c.xbc)
             c.sgs = 8; /* unused, but XPL = 32 / sgs must stay a whole number */
         return c;
     }
     mm_config c = { .lpr = arith && sg <= 128 ? sg : 32, .rpg = 2, .nt = 4, .sgs = sg,
-                    .xbc = 0, .red = arith && sg <= 128 ? 1 : 2 };
+                    .xbc = 0, .red = arith && sg <= 128 ? 1 : 2, .rpd = 2 };
     while (c.lpr > max_wg)
         c.lpr /= 2;
     /* shared memory holds one float per invocation, row and token (the reduction) */
@@ -96,7 +102,7 @@ vk_status vk_ops_create_matmul(vk_ops *ops)
 {
     vk_ctx *ctx = ops->ctx;
     mm_config c = choose_config(chosen_device(ctx));
-    uint32_t spec[MM_N_SPEC] = { c.wg, c.lpr, c.rpg, c.nt, c.sgs, c.xbc, c.red };
+    uint32_t spec[MM_N_SPEC] = { c.wg, c.lpr, c.rpg, c.nt, c.sgs, c.xbc, c.red, c.rpd };
     size_t n = sizeof mm_shaders / sizeof mm_shaders[0];
     for (size_t i = 0; i < n; i++) {
         vk_kernel **slot = &ops->mul_mat[mm_shaders[i].type];
@@ -117,6 +123,8 @@ bool vk_ops_has_type(const vk_ops *ops, uint32_t type)
 {
     return type < GGUF_T_COUNT && ops->mul_mat[type] != NULL;
 }
+
+#define MM_MAX_K (65535u * 32u)
 
 /* bytes = (first + count) * unit fits in a buffer of `size` bytes. */
 static int fits(uint64_t first, uint64_t count, uint64_t unit, uint64_t size)
@@ -141,6 +149,12 @@ static vk_status check_mul_mat(vk_ops *ops, uint32_t type, vk_buffer *w, vk_buff
     if (p->K % ti->block_elems)
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: K=%u is not a multiple of the "
                             "block size %u", ti->name, p->K, ti->block_elems);
+    /* lavapipe (gallivm) silently ends any loop after 65535 iterations; the shader's longest
+     * loop runs over a row's 32-column groups */
+    if (p->K > MM_MAX_K)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: K=%u exceeds %u (65535 groups "
+                            "of 32 columns, the longest loop a CPU driver runs)", ti->name, p->K,
+                            MM_MAX_K);
     if (p->flags & ~(uint32_t)(VK_MM_BIAS | VK_MM_ACCUMULATE))
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: unknown flags 0x%x", ti->name,
                             p->flags);
@@ -187,7 +201,7 @@ vk_status vk_op_mul_mat(vk_ops *ops, vk_seq *s, uint32_t type, vk_buffer *w, vk_
         return st;
     const vk_device_info *d = chosen_device(ctx);
     mm_config c = choose_config(d);
-    uint32_t rows_per_wg = c.wg / c.lpr * c.rpg;
+    uint32_t rows_per_wg = c.wg / c.lpr * (p->N == 1 ? c.rpd : c.rpg);
     uint32_t tiles = (p->M + rows_per_wg - 1) / rows_per_wg;
     /* Row tiles past the x limit wrap into z; the shader skips the rectangle's spare tiles. */
     uint32_t gx = tiles < d->max_compute_workgroup_count[0] ? tiles

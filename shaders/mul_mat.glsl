@@ -3,8 +3,8 @@
 // includes this file (engine/vk_matmul.c creates the pipelines and picks the specialization
 // per device; the measurements behind it are in its file comment).
 //
-// Work split. A "row group" of LPR invocations computes RPG consecutive rows for up to NT
-// tokens. A workgroup holds WG / LPR row groups; workgroup (x + z * num_x, y) covers row tile
+// Work split. A "row group" of LPR invocations computes RPG consecutive rows (RPD when
+// decoding, N = 1) for up to NT tokens. A workgroup holds WG / LPR row groups; workgroup (x + z * num_x, y) covers row tile
 // x + z * num_x and token tile y. Every weight decoded is used for all the tile's tokens, so a
 // batch reads W once per NT tokens; sums are fp32. Two shapes:
 //   - LPR = 1, XBC = 1: one invocation per row (CPU devices: lavapipe). No reduction. lavapipe
@@ -38,6 +38,8 @@ layout(constant_id = 3) const uint NT = 4;   // tokens per invocation when N > 1
 layout(constant_id = 4) const uint SGS = 8;  // subgroup size the broadcast of X assumes
 layout(constant_id = 5) const uint XBC = 0;  // 1: LPR = 1 lanes share X through broadcasts
 layout(constant_id = 6) const uint RED = 0;  // 0: none (LPR = 1), 1: subgroupAdd, 2: shared
+layout(constant_id = 7) const uint RPD = 1;  // rows per row group when N = 1
+const uint RMAX = RPD > RPG ? RPD : RPG;
 
 layout(binding = 0) readonly buffer WBuf { uint w[]; };  // raw GGUF bytes
 layout(binding = 1) readonly buffer XBuf { float x[]; };
@@ -49,7 +51,7 @@ uint w_last; // index of the last word of W, for the loads that may run past a r
 #include "dequant.glsl"
 
 const uint XPL = 32u / SGS;                 // X floats per lane per 32-column broadcast slice
-const uint RED_SIZE = RED != 0u ? WG * RPG * NT : 1u;
+const uint RED_SIZE = RED != 0u ? WG * RMAX * NT : 1u;
 shared float red[RED_SIZE];
 
 // X[t][k] for k < K (float tails clamp to the last column; their weights are 0).
@@ -59,38 +61,38 @@ float xload(uint xb, uint k)
 }
 
 // Sums acc over the LPR lanes of each row group; the total ends up in lane 0's acc.
-void reduce(inout float acc[RPG][NT], const uint ntc, uint lid, uint lane)
+void reduce(inout float acc[RMAX][NT], const uint ntc, const uint nr, uint lid, uint lane)
 {
     // subgroupAdd only where the subgroup is the row group (a driver may pick another size)
     const bool sg_red = RED == 1u;
     if (sg_red) {
         if (gl_SubgroupSize == LPR) {
-            [[unroll]] for (uint r = 0u; r < RPG; r++)
+            [[unroll]] for (uint r = 0u; r < nr; r++)
                 [[unroll]] for (uint t = 0u; t < ntc; t++)
                     acc[r][t] = subgroupAdd(acc[r][t]);
             return;
         }
     }
-    [[unroll]] for (uint r = 0u; r < RPG; r++)
+    [[unroll]] for (uint r = 0u; r < nr; r++)
         [[unroll]] for (uint t = 0u; t < ntc; t++)
             red[(r * NT + t) * WG + lid] = acc[r][t];
     barrier();
     for (uint s = LPR / 2u; s > 0u; s >>= 1) {
         if (lane < s)
-            [[unroll]] for (uint r = 0u; r < RPG; r++)
+            [[unroll]] for (uint r = 0u; r < nr; r++)
                 [[unroll]] for (uint t = 0u; t < ntc; t++)
                     red[(r * NT + t) * WG + lid] += red[(r * NT + t) * WG + lid + s];
         barrier();
     }
-    [[unroll]] for (uint r = 0u; r < RPG; r++)
+    [[unroll]] for (uint r = 0u; r < nr; r++)
         [[unroll]] for (uint t = 0u; t < ntc; t++)
             acc[r][t] = red[(r * NT + t) * WG + lid];
 }
 
 // acc[r][t] += v[r][j] * X[t][k0 + j], j < 32, every lane of the subgroup on its own rows and
 // the same columns: each lane loads XPL of the 32 values of X, subgroupBroadcast hands them round.
-void fma_broadcast(inout float acc[RPG][NT], float v[RPG][32], uint xb[NT], uint k0,
-                   const uint ntc)
+void fma_broadcast(inout float acc[RMAX][NT], float v[RMAX][32], uint xb[NT], uint k0,
+                   const uint ntc, const uint nr)
 {
     uint sl = gl_SubgroupInvocationID * XPL;
     [[unroll]] for (uint t = 0u; t < ntc; t++) {
@@ -99,7 +101,7 @@ void fma_broadcast(inout float acc[RPG][NT], float v[RPG][32], uint xb[NT], uint
             xs[i] = xload(xb[t], k0 + sl + i);
         [[unroll]] for (uint j = 0u; j < 32u; j++) {
             float xv = subgroupBroadcast(xs[j % XPL], j / XPL);
-            [[unroll]] for (uint r = 0u; r < RPG; r++)
+            [[unroll]] for (uint r = 0u; r < nr; r++)
                 acc[r][t] += v[r][j] * xv;
         }
     }
@@ -110,25 +112,26 @@ void fma_broadcast(inout float acc[RPG][NT], float v[RPG][32], uint xb[NT], uint
 // glslang emits short-circuit branches that lavapipe then compiles, dead path and all.
 void run(const uint ntc)
 {
-    const uint rows_per_wg = WG / LPR * RPG;
+    uint nr = ntc == 1u ? RPD : RPG;
+    uint rows_per_wg = WG / LPR * nr;
     uint n_tiles = (pc.M + rows_per_wg - 1u) / rows_per_wg;
     uint tile = gl_WorkGroupID.z * gl_NumWorkGroups.x + gl_WorkGroupID.x;
     if (tile >= n_tiles) // whole workgroup: the grid was rounded up to a rectangle
         return;
     uint lid = gl_LocalInvocationID.x, lane = lid % LPR;
-    uint row0 = tile * rows_per_wg + lid / LPR * RPG;
+    uint row0 = tile * rows_per_wg + lid / LPR * nr;
     uint t0 = gl_WorkGroupID.y * ntc;
     uint row_bytes = pc.K / BLK * BLK_BYTES;
     w_last = uint(w.length()) - 1u;
 
-    uint rb[RPG];
-    [[unroll]] for (uint r = 0u; r < RPG; r++)
+    uint rb[RMAX];
+    [[unroll]] for (uint r = 0u; r < nr; r++)
         rb[r] = (pc.w_row0 + min(row0 + r, pc.M - 1u)) * row_bytes;
     uint xb[NT];
     [[unroll]] for (uint t = 0u; t < ntc; t++)
         xb[t] = pc.x_off + min(t0 + t, pc.N - 1u) * pc.x_stride;
-    float acc[RPG][NT];
-    [[unroll]] for (uint r = 0u; r < RPG; r++)
+    float acc[RMAX][NT];
+    [[unroll]] for (uint r = 0u; r < nr; r++)
         [[unroll]] for (uint t = 0u; t < ntc; t++)
             acc[r][t] = 0.0;
 
@@ -138,27 +141,27 @@ void run(const uint ntc)
         if (ntc == 1u) {
             // decode: whole items, so each word of W is loaded once
             for (uint it = 0u; it < n_items; it++) {
-                float v[RPG][ITEM];
-                [[unroll]] for (uint r = 0u; r < RPG; r++)
+                float v[RMAX][ITEM];
+                [[unroll]] for (uint r = 0u; r < nr; r++)
                     decode_item(rb[r], it, v[r]);
                 [[unroll]] for (uint g = 0u; g < ITEM / 32u; g++) {
-                    float vg[RPG][32];
-                    [[unroll]] for (uint r = 0u; r < RPG; r++)
+                    float vg[RMAX][32];
+                    [[unroll]] for (uint r = 0u; r < nr; r++)
                         [[unroll]] for (uint j = 0u; j < 32u; j++)
                             vg[r][j] = v[r][32u * g + j];
-                    fma_broadcast(acc, vg, xb, it * ITEM + 32u * g, ntc);
+                    fma_broadcast(acc, vg, xb, it * ITEM + 32u * g, ntc, nr);
                 }
             }
         } else {
-            // batch: 32 columns at a time keep the unrolled body (RPG * ntc * 32 products)
+            // batch: 32 columns at a time keep the unrolled body (nr * ntc * 32 products)
             // small enough for lavapipe to compile in seconds; the repeated header loads are
             // shared by ntc tokens
             for (uint it = 0u; it < n_items; it++)
                 [[dont_unroll]] for (uint g = 0u; g < ITEM / 32u; g++) {
-                    float v[RPG][32];
-                    [[unroll]] for (uint r = 0u; r < RPG; r++)
+                    float v[RMAX][32];
+                    [[unroll]] for (uint r = 0u; r < nr; r++)
                         decode_group(rb[r], it, g, v[r]);
-                    fma_broadcast(acc, v, xb, it * ITEM + 32u * g, ntc);
+                    fma_broadcast(acc, v, xb, it * ITEM + 32u * g, ntc, nr);
                 }
         }
     } else {
@@ -166,23 +169,23 @@ void run(const uint ntc)
         uint n_units = n_items * (ITEM / 32u);
         for (uint u = lane; u < n_units; u += LPR) {
             uint it = u / (ITEM / 32u), g = u % (ITEM / 32u), k0 = u * 32u;
-            float v[RPG][32];
-            [[unroll]] for (uint r = 0u; r < RPG; r++)
+            float v[RMAX][32];
+            [[unroll]] for (uint r = 0u; r < nr; r++)
                 decode_group(rb[r], it, g, v[r]);
             [[unroll]] for (uint t = 0u; t < ntc; t++)
                 [[unroll]] for (uint j = 0u; j < 32u; j++) {
                     float xv = xload(xb[t], k0 + j);
-                    [[unroll]] for (uint r = 0u; r < RPG; r++)
+                    [[unroll]] for (uint r = 0u; r < nr; r++)
                         acc[r][t] += v[r][j] * xv;
                 }
         }
     }
 
     if (LPR > 1u)
-        reduce(acc, ntc, lid, lane);
+        reduce(acc, ntc, nr, lid, lane);
     if (lane != 0u)
         return;
-    [[unroll]] for (uint r = 0u; r < RPG; r++) {
+    [[unroll]] for (uint r = 0u; r < nr; r++) {
         uint row = row0 + r;
         [[unroll]] for (uint t = 0u; t < ntc; t++) {
             if (row >= pc.M || t0 + t >= pc.N)
