@@ -6,17 +6,16 @@
  * here from what the probe found (DESIGN.md section 4):
  *   - CPU devices (lavapipe): one invocation per row, a workgroup of one subgroup, 8 rows per
  *     invocation when decoding, 4 rows x 8 tokens in batches, X shared through
- *     subgroupBroadcast.
- *     lavapipe (Mesa 22.3) turns each storage-buffer load into a scalar loop over the 8 lanes,
- *     about 25 cycles per lane and word, uniform address or not: streaming a buffer that way
- *     peaks near 0.7 GB/s on the 2-core test machine, and every choice here minimises loads.
- *     Q8_0 4096 x 4096, one token: invocation per row 0.37 GB/s with 1 row per invocation,
- *     0.47 with 2, 0.52 with 4, 0.55 with 8; X loaded by every lane instead of broadcast 0.15;
- *     a subgroup per row with subgroupAdd 0.11 (0.26 with 4 rows); Q4_K 8 rows 21% faster than
- *     4. Batches (N = 64): 4 rows x 8 tokens 2.5-3.0 GFLOP/s, 8 x 8 3.6-3.9 but 9-13 s of LLVM
- *     compile per type at first use (Mesa caches it on disk), 4 x 4 2.0. Texel buffers would
- *     stream W about 13 times faster than storage buffers there (vk_seq binds storage buffers
- *     only, so they are not used).
+ *     subgroupBroadcast. lavapipe (Mesa 22.3) turns each storage-buffer load into a scalar
+ *     loop over the 8 lanes, about 25 cycles per lane and word, uniform address or not:
+ *     streaming a buffer that way peaks near 0.7 GB/s on the 2-core AVX2 test machine, so
+ *     every choice here minimises loads. Measured there, Q8_0 4096 x 4096, one token:
+ *     invocation per row 0.37 GB/s with 1 row per invocation, 0.47 with 2, 0.52 with 4, 0.56
+ *     with 8 (8 also wins on 192- to 1536-row matrices); X loaded by every lane instead of
+ *     broadcast 0.15; a subgroup per row with subgroupAdd 0.11 (0.26 with 4 rows). Batches
+ *     (N = 64): 4 rows x 8 tokens 2.5-3.0 GFLOP/s; 8 x 8 3.6-3.9 but 9-13 s of LLVM compile
+ *     per type at first use (Mesa caches it on disk); 4 x 4 2.0. Uniform texel buffers stream
+ *     about 13 times faster than storage buffers there (vk_seq binds storage buffers only).
  *   - GPUs: a subgroup per row group (2 rows), lanes on adjacent 32-column groups, subgroupAdd;
  *     shared-memory reduction where the device lacks subgroup arithmetic. Untested for speed
  *     (no GPU where this was written); tests run these splits on lavapipe for correctness.
