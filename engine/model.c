@@ -3,6 +3,7 @@
  * backend never meets a surprise. Errors name the file and the tensor or key. */
 #include "engine/model.h"
 
+#include "engine/quant.h"
 #include "engine/vk_backend.h"
 
 #include <stdarg.h>
@@ -31,18 +32,6 @@ static eng_model_status lfail(loader *l, eng_model_status st, const char *fmt, .
     return st;
 }
 
-bool eng_weight_type_supported(uint32_t type)
-{
-    switch (type) {
-    case GGUF_T_F32: case GGUF_T_F16: case GGUF_T_BF16: case GGUF_T_Q4_0: case GGUF_T_Q4_1:
-    case GGUF_T_Q5_0: case GGUF_T_Q5_1: case GGUF_T_Q8_0: case GGUF_T_Q2_K: case GGUF_T_Q3_K:
-    case GGUF_T_Q4_K: case GGUF_T_Q5_K: case GGUF_T_Q6_K:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Find a tensor and check it is [ne0] (ne1 == 0) or [ne0, ne1]. */
 static eng_model_status get_w(loader *l, eng_weight *w, const char *name, int64_t ne0,
                               int64_t ne1, bool required)
@@ -60,7 +49,7 @@ static eng_model_status get_w(loader *l, eng_weight *w, const char *name, int64_
                      "expected [%lld, %lld]", name, (unsigned long long)t->ne[0],
                      (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
                      (long long)ne0, (long long)(ne1 ? ne1 : 1));
-    if (!eng_weight_type_supported(t->type))
+    if (!eng_type_supported(t->type))
         return lfail(l, ENG_MODEL_ERR_UNSUPPORTED, "tensor '%s' has type %s, which sizeup "
                      "cannot compute yet", name, gguf_type_get(t->type)->name);
     if (ne1 == 0 && t->type != GGUF_T_F32)

@@ -91,7 +91,5 @@ typedef enum eng_model_status {
 eng_model_status eng_model_load(const char *path, eng_model **out, char *err, size_t errlen);
 void eng_model_free(eng_model *m);
 
-/* True for the tensor types the engine computes with. */
-bool eng_weight_type_supported(uint32_t type);
 
 #endif

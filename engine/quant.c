@@ -234,6 +234,19 @@ static void encode_q8_0(const float *x, void *dst, int64_t nb)
     }
 }
 
+/* The element of largest magnitude in a 32-value block, its sign kept (the first one on ties),
+ * which Q4_0 and Q5_0 map to their most negative code. */
+static float signed_absmax(const float *x)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QUANT_QK; j++)
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    return max;
+}
+
 /* ggml's quantize_row_q4_0_ref: the element of largest magnitude, `max` (sign kept), maps to
  * code 0 through d = max / -8, so it is reproduced exactly; the codes run 0..15 = -8..7 times
  * d, and an element near -max, which would need code 16, is clamped to 15 (an error up to |d|
@@ -242,12 +255,7 @@ static void encode_q4_0(const float *x, void *dst, int64_t nb)
 {
     blk_q4_0 *b = dst;
     for (int64_t i = 0; i < nb; i++, b++, x += QUANT_QK) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QUANT_QK; j++)
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
+        float max = signed_absmax(x);
         float d = max / -8.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         quant_put_f16(b->d, d);
@@ -268,12 +276,7 @@ static void encode_q5_0(const float *x, void *dst, int64_t nb)
 {
     blk_q5_0 *b = dst;
     for (int64_t i = 0; i < nb; i++, b++, x += QUANT_QK) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < QUANT_QK; j++)
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
+        float max = signed_absmax(x);
         float d = max / -16.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         quant_put_f16(b->d, d);
