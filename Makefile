@@ -17,7 +17,8 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian packages the build, the tests and the fuzzer need.
 DEB_PKGS := make gcc clang pkg-config libncurses-dev libreadline-dev libcurl4-openssl-dev \
             libvulkan-dev glslc libcmocka-dev libpcre2-dev libssl-dev libjansson-dev \
-            mesa-vulkan-drivers vulkan-validationlayers libclang-rt-14-dev tmux
+            mesa-vulkan-drivers vulkan-validationlayers libclang-rt-14-dev tmux \
+            nginx openssl
 
 PKGS        := ncursesw readline libcurl vulkan libpcre2-8 libcrypto jansson
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -1,0 +1,238 @@
+/* Model downloads: references, catalog, resumable verified transfers, remote header peek, and
+ * the local model store. Public header of downloads/.
+ *
+ * downloads/ knows nothing of the engine, curses or the command line. It never prints or exits;
+ * every failure comes back as a dl_status with a message on the context (dl_errmsg) that names
+ * the URL, file or value at fault. Progress is reported through a callback, so the command line
+ * can draw a bar and the TUI can post events to its own thread.
+ *
+ * Threads: a dl_ctx is used by one thread at a time, except dl_cancel, which any thread (or a
+ * signal handler) may call. Several contexts may transfer at once in one process; two processes
+ * pulling the same file serialise on a lock file beside it, so neither corrupts the other.
+ *
+ * Files on disk (the store, DESIGN.md section 1):
+ *   STORE/OWNER/REPO/FILE.gguf          a verified model file (one folder per repository;
+ *                                       URL references use STORE/HOST/DIR.../FILE.gguf)
+ *   STORE/OWNER/REPO/FILE.gguf.part     bytes received so far
+ *   STORE/OWNER/REPO/FILE.gguf.part.json  sidecar: URL, ETag, expected size and SHA-256
+ *   STORE/OWNER/REPO/FILE.gguf.json     record of a finished file: source URL, ETag, size,
+ *                                       SHA-256, pulled-at and last-used times
+ *   STORE/OWNER/REPO/FILE.gguf.lock     flock()ed while a transfer of FILE runs
+ * STORE is $SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else ~/.cache/sizeup/models.
+ */
+#ifndef SIZEUP_DL_H
+#define SIZEUP_DL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum dl_status {
+    DL_OK = 0,
+    DL_ERR_ARG,         /* a malformed reference, URL or option value */
+    DL_ERR_OFFLINE,     /* the host could not be resolved or reached (DNS, refused, no route) */
+    DL_ERR_NETWORK,     /* the transfer failed after retries (reset, timeout, too slow, 5xx) */
+    DL_ERR_HTTP,        /* the server refused with a 4xx (not found, gated, unauthorised) */
+    DL_ERR_NOT_FOUND,   /* no such catalog name / quant / file in the repository / store entry */
+    DL_ERR_VERIFY,      /* size or SHA-256 mismatch: the part was deleted */
+    DL_ERR_DISK_FULL,   /* not enough space: the message says how much is needed and free */
+    DL_ERR_IO,          /* another local file-system failure (named in the message) */
+    DL_ERR_CANCELLED,   /* dl_cancel was called: a resumable part is left behind */
+    DL_ERR_FORMAT,      /* an answer that cannot be understood (JSON listing, catalog file) */
+    DL_ERR_TLS,         /* certificate or TLS handshake failure */
+} dl_status;
+
+typedef struct dl_ctx dl_ctx;
+
+/* A context with settings from the environment: SIZEUP_MODELS / XDG_CACHE_HOME (store),
+ * HF_ENDPOINT (default https://huggingface.co, trailing slash dropped), HF_TOKEN (bearer token
+ * sent to the HF endpoint only), CURL_CA_BUNDLE (CA file), SIZEUP_CATALOG (catalog file).
+ * Returns NULL only when out of memory. Caller frees with dl_close; dl_close(NULL) is a no-op. */
+dl_ctx *dl_open(void);
+void dl_close(dl_ctx *c);
+/* The detail of the last failure on this context; borrowed until the next call on it. */
+const char *dl_errmsg(const dl_ctx *c);
+/* "offline", "network error", ... for a status. Static string. */
+const char *dl_status_name(dl_status s);
+
+/* ---- settings (each copies its string; NULL restores the default) ---- */
+void dl_set_store_dir(dl_ctx *c, const char *dir);
+void dl_set_cacert(dl_ctx *c, const char *pem_path);     /* overrides CURL_CA_BUNDLE */
+void dl_set_hf_endpoint(dl_ctx *c, const char *base_url);
+void dl_set_hf_token(dl_ctx *c, const char *token);
+void dl_set_catalog_path(dl_ctx *c, const char *path);
+/* Transient failures are retried max_retries times, waiting backoff_ms, then twice that, ...
+ * (defaults 5 and 1000). A transfer slower than low_speed_bps for low_speed_s seconds is a
+ * transient failure (defaults 1024 B/s for 30 s). connect_s: connect timeout (default 15). */
+void dl_set_retry(dl_ctx *c, int max_retries, long backoff_ms);
+void dl_set_low_speed(dl_ctx *c, long low_speed_bps, long low_speed_s);
+void dl_set_connect_timeout(dl_ctx *c, long connect_s);
+const char *dl_store_dir(const dl_ctx *c);               /* borrowed */
+const char *dl_hf_endpoint(const dl_ctx *c);             /* borrowed */
+
+/* ---- progress and cancel ---- */
+typedef struct dl_progress {
+    const char *name;        /* file being transferred (base name); borrowed for the call */
+    int part, n_parts;       /* 1-based file index and count (split GGUFs), 1 and 1 otherwise */
+    uint64_t done;           /* bytes of this file on disk so far, resumed bytes included */
+    uint64_t total;          /* expected size of this file, 0 when unknown */
+    uint64_t resumed_from;   /* bytes already there when this transfer started */
+    double bytes_per_s;      /* recent transfer speed (not counting resumed bytes) */
+    double eta_s;            /* seconds left, < 0 when unknown */
+    int attempt;             /* 1 for the first try, 2.. for retries */
+    bool finished;           /* last call for this file (verified and renamed) */
+} dl_progress;
+/* Called from the transferring thread, at most about ten times a second and once with
+ * finished = true. Return nonzero to cancel (same effect as dl_cancel). */
+typedef int (*dl_progress_fn)(const dl_progress *p, void *user);
+void dl_set_progress(dl_ctx *c, dl_progress_fn fn, void *user);
+/* Ask the running transfer on c to stop soon; it returns DL_ERR_CANCELLED and leaves a
+ * resumable part. Async-signal-safe (sets a flag). */
+void dl_cancel(dl_ctx *c);
+
+/* ---- one file ---- */
+typedef struct dl_expect {
+    uint64_t size;           /* 0: unknown (then the server's length or X-Linked-Size is used) */
+    const char *sha256_hex;  /* 64 lowercase hex digits, or NULL: then X-Linked-ETag is used when
+                              * the server sends one, else the file is verified by size only */
+} dl_expect;
+/* Transfer url to dest_path: dest_path.part plus sidecar, resumed with a Range request when a
+ * part with a matching sidecar exists (206 required; a 200 restarts from zero; a changed ETag
+ * restarts), retried on transient failures, verified, renamed atomically, and recorded in
+ * dest_path.json. Returns DL_OK at once if dest_path exists with a matching record. exp may be
+ * NULL. Creates dest_path's folders. */
+dl_status dl_fetch_file(dl_ctx *c, const char *url, const char *dest_path, const dl_expect *exp);
+/* GET url into memory (for JSON listings): *body is NUL-terminated, caller frees with free(). */
+dl_status dl_get(dl_ctx *c, const char *url, char **body, size_t *len);
+/* Bytes [offset, offset+len) of url into buf; *got may be less than len at the end of the file.
+ * *file_size gets the whole size from Content-Range when known (may be NULL). */
+dl_status dl_get_range(dl_ctx *c, const char *url, uint64_t offset, size_t len, void *buf,
+                       size_t *got, uint64_t *file_size);
+
+/* ---- references ---- */
+typedef enum dl_ref_kind {
+    DL_REF_LOCAL,            /* a path to an existing file (or any text that is not one of the
+                              * forms below: then it is a missing local file) */
+    DL_REF_CATALOG,          /* "qwen2.5:0.5b", "llama3.2:1b:Q8_0" */
+    DL_REF_HF_REPO,          /* "hf.co/OWNER/REPO[:QUANT]" (also huggingface.co/...) */
+    DL_REF_HF_FILE,          /* "hf.co/OWNER/REPO/PATH/FILE.gguf" */
+    DL_REF_URL,              /* "https://..." or "http://..." */
+} dl_ref_kind;
+
+typedef struct dl_ref {
+    dl_ref_kind kind;
+    char *text;              /* the reference as given */
+    char *name;              /* catalog name ("qwen2.5:0.5b") or NULL */
+    char *repo;              /* "OWNER/REPO" (catalog and hf forms) or NULL */
+    char *file;              /* path inside the repository (HF_FILE), or NULL */
+    char *quant;             /* requested quant, upper case ("Q4_K_M"), or NULL for the default */
+    char *url;               /* URL form, or NULL */
+    char *path;              /* local path (LOCAL), or NULL */
+} dl_ref;
+/* Parse text without touching the network or the disk (LOCAL is chosen for anything that is not
+ * a catalog name, hf.co/... or URL form; a catalog name needs the catalog loaded, so
+ * "name:tag" forms are classified CATALOG only when c's catalog has the name; c may be NULL to
+ * skip that). Free with dl_ref_free (NULL-safe; frees the strings, not the struct). */
+dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out);
+void dl_ref_free(dl_ref *r);
+
+/* One file of a resolved reference. */
+typedef struct dl_file {
+    char *url;               /* where to fetch it */
+    char *path;              /* where it lives (or will live) in the store, or the local path */
+    char *rel_name;          /* file name inside its repository ("Qwen2.5-0.5B-Q4_K_M.gguf") */
+    uint64_t size;           /* expected bytes, 0 when unknown */
+    char *sha256_hex;        /* expected SHA-256 or NULL */
+    bool present;            /* already complete on disk */
+} dl_file;
+
+typedef struct dl_resolved {
+    dl_ref_kind kind;
+    char *repo;              /* "OWNER/REPO" or NULL */
+    char *quant;             /* quant chosen ("Q4_K_M") or NULL when unknown */
+    size_t n_files;          /* > 1 for split GGUFs, in part order */
+    dl_file *files;
+} dl_resolved;
+/* Turn a reference into the files to fetch: a catalog entry's file per quant; an HF repository's
+ * file listing ({endpoint}/api/models/OWNER/REPO/tree/main?recursive=true) filtered by quant
+ * (default Q4_K_M; the message lists the quants there when the one asked for is missing); the
+ * other parts of a split GGUF; resolve URLs {endpoint}/OWNER/REPO/resolve/main/PATH. Local
+ * references resolve without the network; others need it only when not already in the store
+ * (offline=true: never touch the network, DL_ERR_NOT_FOUND if not stored).
+ * Free with dl_resolved_free (NULL-safe). */
+dl_status dl_resolve(dl_ctx *c, const char *ref, bool offline, dl_resolved *out);
+void dl_resolved_free(dl_resolved *r);
+
+/* Resolve and fetch every file of ref; *path_out (caller frees) is the local path of the first
+ * file (the one to open). A local reference returns its own path. */
+dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out);
+/* The local path for ref if it is a local file or complete in the store, without the network;
+ * DL_ERR_NOT_FOUND otherwise. Updates the record's last-used time. Caller frees *path_out. */
+dl_status dl_locate(dl_ctx *c, const char *ref, char **path_out);
+
+/* ---- remote peek: read only the head of a remote file ---- */
+/* Called with the bytes read so far (from offset 0) and the file size: return 0 when they are
+ * enough (e.g. the GGUF header and tensor table parse), 1 to ask for more, -1 to give up
+ * (then dl_peek returns DL_ERR_FORMAT with msg, if set, in the message). */
+typedef int (*dl_peek_enough_fn)(const void *buf, size_t len, uint64_t file_size, void *user,
+                                 char *msg, size_t msglen);
+/* Resolve ref (first file) and read its first bytes with Range requests, starting at 256 KiB and
+ * doubling until enough() is satisfied or max_bytes is reached. *buf (caller frees) holds *len
+ * bytes from offset 0; *file_size the whole file's size; *transferred the bytes actually received
+ * over the network (for the "read 512 KiB of 2.1 GiB" line). */
+dl_status dl_peek(dl_ctx *c, const char *ref, dl_peek_enough_fn enough, void *user,
+                  size_t max_bytes, void **buf, size_t *len, uint64_t *file_size,
+                  uint64_t *transferred);
+
+/* ---- catalog ---- */
+typedef struct dl_cat_file {
+    const char *quant;       /* "Q4_K_M" */
+    const char *file;        /* path inside the repository */
+    uint64_t size;           /* bytes (approximate where the catalog says so) */
+    const char *sha256_hex;  /* or NULL */
+} dl_cat_file;
+
+typedef struct dl_cat_entry {
+    const char *name;        /* "qwen2.5:0.5b" */
+    const char *family;      /* "Qwen2.5 Instruct" */
+    const char *params;      /* "0.5B" as written */
+    uint64_t n_params;       /* parameter count */
+    const char *license;
+    const char *repo;        /* "OWNER/REPO" */
+    const char *default_quant;
+    const char *description; /* one line, may be NULL */
+    size_t n_files;
+    const dl_cat_file *files;
+} dl_cat_entry;
+/* Load the catalog (SIZEUP_CATALOG, dl_set_catalog_path, else the installed file
+ * PREFIX/share/sizeup/catalog.json next to the binary's ../share, else downloads/catalog.json in
+ * the source tree). Entries are borrowed until dl_close. */
+dl_status dl_catalog_load(dl_ctx *c);
+size_t dl_catalog_count(const dl_ctx *c);
+const dl_cat_entry *dl_catalog_entry(const dl_ctx *c, size_t i);
+const dl_cat_entry *dl_catalog_find(const dl_ctx *c, const char *name);
+/* The default small/large comparison pair (catalog names), borrowed. */
+void dl_catalog_default_pair(const dl_ctx *c, const char **small, const char **large);
+
+/* ---- the store ---- */
+typedef struct dl_stored {
+    char *path;              /* full path of the .gguf */
+    char *repo;              /* "OWNER/REPO" (or "HOST/DIR") from the folder */
+    char *file;              /* base name */
+    char *quant;             /* guessed from the file name ("Q4_K_M"), or NULL */
+    uint64_t size;
+    int64_t pulled_at, last_used;  /* Unix seconds, 0 when unknown */
+    char *source_url;        /* from the record, or NULL */
+} dl_stored;
+/* Every finished .gguf in the store, sorted by repo then file. Parts are not listed.
+ * Free with dl_stored_free(list, n). */
+dl_status dl_store_list(dl_ctx *c, dl_stored **list, size_t *n);
+void dl_stored_free(dl_stored *list, size_t n);
+/* Bytes in unfinished parts under the store (shown by `sizeup list`). */
+uint64_t dl_store_partial_bytes(dl_ctx *c);
+/* Remove what ref names from the store: the file(s), record(s), part and sidecar. *removed gets
+ * the number of model files removed. DL_ERR_NOT_FOUND when nothing matches. Refuses (DL_ERR_ARG)
+ * a local path outside the store. */
+dl_status dl_store_remove(dl_ctx *c, const char *ref, size_t *removed);
+
+#endif

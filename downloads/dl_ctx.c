@@ -1,0 +1,169 @@
+/* The download context: settings taken from the environment and the caller, the last error
+ * message, and the cancel flag. Transfers live in dl_http.c, references in dl_ref.c. */
+#include "downloads/dl_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_HF_ENDPOINT "https://huggingface.co"
+
+char *dl_strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+dl_status dl_fail(dl_ctx *c, dl_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static void set_str(char **field, const char *value)
+{
+    free(*field);
+    *field = (value && *value) ? strdup(value) : NULL;
+}
+
+static char *join_path(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+/* SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else $HOME/.cache/sizeup/models. */
+static char *default_store_dir(void)
+{
+    const char *s = getenv("SIZEUP_MODELS");
+    if (s && *s)
+        return strdup(s);
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    if (xdg && *xdg == '/')
+        return join_path(xdg, "sizeup/models");
+    const char *home = getenv("HOME");
+    return join_path(home && *home ? home : "/tmp", ".cache/sizeup/models");
+}
+
+void dl_set_store_dir(dl_ctx *c, const char *dir)
+{
+    free(c->store_dir);
+    c->store_dir = (dir && *dir) ? strdup(dir) : default_store_dir();
+    size_t n = c->store_dir ? strlen(c->store_dir) : 0;
+    while (n > 1 && c->store_dir[n - 1] == '/')
+        c->store_dir[--n] = 0;
+}
+
+void dl_set_hf_endpoint(dl_ctx *c, const char *base_url)
+{
+    const char *v = (base_url && *base_url) ? base_url : getenv("HF_ENDPOINT");
+    set_str(&c->hf_endpoint, (v && *v) ? v : DEFAULT_HF_ENDPOINT);
+    size_t n = c->hf_endpoint ? strlen(c->hf_endpoint) : 0;
+    while (n > 0 && c->hf_endpoint[n - 1] == '/')
+        c->hf_endpoint[--n] = 0;
+}
+
+void dl_set_cacert(dl_ctx *c, const char *pem_path)
+{
+    set_str(&c->cacert, pem_path ? pem_path : getenv("CURL_CA_BUNDLE"));
+}
+
+void dl_set_hf_token(dl_ctx *c, const char *token)
+{
+    set_str(&c->hf_token, token ? token : getenv("HF_TOKEN"));
+}
+
+void dl_set_catalog_path(dl_ctx *c, const char *path)
+{
+    set_str(&c->catalog_path, path ? path : getenv("SIZEUP_CATALOG"));
+}
+
+void dl_set_retry(dl_ctx *c, int max_retries, long backoff_ms)
+{
+    c->max_retries = max_retries < 0 ? 0 : max_retries;
+    c->backoff_ms = backoff_ms < 0 ? 0 : backoff_ms;
+}
+
+void dl_set_low_speed(dl_ctx *c, long low_speed_bps, long low_speed_s)
+{
+    c->low_speed_bps = low_speed_bps;
+    c->low_speed_s = low_speed_s;
+}
+
+void dl_set_connect_timeout(dl_ctx *c, long connect_s)
+{
+    c->connect_s = connect_s > 0 ? connect_s : 15;
+}
+
+void dl_set_progress(dl_ctx *c, dl_progress_fn fn, void *user)
+{
+    c->progress = fn;
+    c->progress_user = user;
+}
+
+void dl_cancel(dl_ctx *c)
+{
+    c->cancel = 1;
+}
+
+const char *dl_store_dir(const dl_ctx *c) { return c->store_dir; }
+const char *dl_hf_endpoint(const dl_ctx *c) { return c->hf_endpoint; }
+const char *dl_errmsg(const dl_ctx *c) { return c->err; }
+
+dl_ctx *dl_open(void)
+{
+    dl_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    dl_set_store_dir(c, NULL);
+    dl_set_hf_endpoint(c, NULL);
+    dl_set_cacert(c, NULL);
+    dl_set_hf_token(c, NULL);
+    dl_set_catalog_path(c, NULL);
+    dl_set_retry(c, 5, 1000);
+    dl_set_low_speed(c, 1024, 30);
+    dl_set_connect_timeout(c, 15);
+    if (!c->store_dir || !c->hf_endpoint) {
+        dl_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+void dl_close(dl_ctx *c)
+{
+    if (!c)
+        return;
+    dl_catalog_free(c->cat);
+    free(c->store_dir);
+    free(c->cacert);
+    free(c->hf_endpoint);
+    free(c->hf_token);
+    free(c->catalog_path);
+    free(c);
+}
+
+const char *dl_status_name(dl_status s)
+{
+    switch (s) {
+    case DL_OK: return "ok";
+    case DL_ERR_ARG: return "bad argument";
+    case DL_ERR_OFFLINE: return "offline";
+    case DL_ERR_NETWORK: return "network error";
+    case DL_ERR_HTTP: return "refused by the server";
+    case DL_ERR_NOT_FOUND: return "not found";
+    case DL_ERR_VERIFY: return "verification failed";
+    case DL_ERR_DISK_FULL: return "disk full";
+    case DL_ERR_IO: return "file error";
+    case DL_ERR_CANCELLED: return "cancelled";
+    case DL_ERR_FORMAT: return "unreadable answer";
+    case DL_ERR_TLS: return "TLS error";
+    }
+    return "unknown error";
+}
