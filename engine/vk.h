@@ -101,6 +101,7 @@ typedef struct vk_device_info {
     int storage8;            /* storageBuffer8BitAccess */
     int has_compute_queue;
     uint64_t max_storage_buffer_range;
+    uint32_t max_texel_buffer_elements;  /* of a uniform texel buffer view */
     uint64_t max_memory_allocation_size; /* VkPhysicalDeviceMaintenance3Properties */
     uint32_t max_compute_workgroup_count[3];
     uint32_t max_compute_workgroup_size[3];
@@ -210,6 +211,18 @@ vk_status vk_kernel_create(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
                            uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
                            vk_kernel **out);
 void vk_kernel_free(vk_kernel *k);
+
+/* The same with some bindings as uniform texel buffers of 32-bit words (R32_UINT): bit i of
+ * texel_mask makes binding i one (GLSL `uniform usamplerBuffer`). CPU drivers (lavapipe) load
+ * through texel buffers several times faster than through storage buffers. A buffer bound there
+ * must have a texel view (vk_buffer_has_texel_view). */
+vk_status vk_kernel_create_texel(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
+                                 uint32_t texel_mask, uint32_t push_size, const uint32_t *spec,
+                                 uint32_t n_spec, vk_kernel **out);
+
+/* 1 when the whole buffer can be bound as a uniform texel buffer of 32-bit words (every buffer
+ * whose word count is within maxTexelBufferElements has such a view). */
+int vk_buffer_has_texel_view(const vk_buffer *buf);
 
 /* Binds bufs[0..n_buffers-1], pushes `push` (push_size bytes), dispatches groups[0..2]
  * workgroups, and waits until the results are visible to vk_buffer_download. Serialised on

@@ -620,7 +620,7 @@ void eng_vk_kv_shift(eng_vk *v, int p0, int p1, int n_past)
 /* ---- device read bandwidth ---- */
 
 static double time_kernel(vk_kernel *k, vk_buffer *src, vk_buffer *dst, const vk_push_bw *p,
-                          uint32_t groups)
+                          uint32_t groups, uint64_t bytes)
 {
     vk_buffer *b[2] = { src, dst };
     uint32_t g[3] = { groups, 1, 1 };
@@ -632,7 +632,7 @@ static double time_kernel(vk_kernel *k, vk_buffer *src, vk_buffer *dst, const vk
             return 0;
         clock_gettime(CLOCK_MONOTONIC, &c);
         double s = (double)(c.tv_sec - a.tv_sec) + (c.tv_nsec - a.tv_nsec) * 1e-9;
-        double gbps = (double)p->n_vec4 * 16 / s / 1e9;
+        double gbps = (double)bytes / s / 1e9;
         if (rep && gbps > best) /* the first run pays for page faults and pipeline start */
             best = gbps;
     }
@@ -640,9 +640,10 @@ static double time_kernel(vk_kernel *k, vk_buffer *src, vk_buffer *dst, const vk
 }
 
 /* The best of several access patterns (contiguous ranges per invocation, as a CPU driver
- * streams; interleaved, as a GPU coalesces) of storage-buffer reads over the largest buffer
- * the device allows, up to 128 MiB, filled with data first (untouched pages would all read the
- * one zero page). */
+ * streams; interleaved, as a GPU coalesces) and two ways of loading (storage buffer; texel
+ * buffer, which the matrix kernels use on CPU devices) over the largest buffer the device
+ * allows, up to 128 MiB, filled with data first (untouched pages would all read the one zero
+ * page). */
 double eng_vk_read_gbps(eng_vk *v)
 {
     vk_ctx *ctx = v->vm->ctx;
@@ -664,15 +665,20 @@ double eng_vk_read_gbps(eng_vk *v)
     }
     /* Every loop stays under 65536 iterations per invocation: lavapipe silently ends longer
      * loops, which once made a 2-workgroup variant "read" 19 GB/s here. */
-    struct { uint32_t wg, mode, groups; } cfg[] = { { sg, 0, 1024 }, { 256, 1, 1024 },
-                                                    { 64, 1, 4096 } };
+    struct { uint32_t wg, mode, groups, texel; } cfg[] = {
+        { sg, 0, 1024, 0 }, { 256, 1, 1024, 0 }, { 64, 1, 4096, 0 },
+        { sg, 0, 1024, 1 }, { sg, 0, 4096, 1 }, { 256, 1, 1024, 1 },
+    };
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
         uint32_t spec[2] = { cfg[i].wg, cfg[i].mode };
         vk_kernel *k;
-        if (vk_kernel_create(ctx, "bw_read", 2, sizeof(vk_push_bw), spec, 2, &k))
+        if (cfg[i].texel && !vk_buffer_has_texel_view(src))
             continue;
-        vk_push_bw p = { (uint32_t)(bytes / 16), cfg[i].wg * cfg[i].groups };
-        double g = time_kernel(k, src, dst, &p, cfg[i].groups);
+        if (vk_kernel_create_texel(ctx, cfg[i].texel ? "bw_read_tex" : "bw_read", 2,
+                                   cfg[i].texel, sizeof(vk_push_bw), spec, 2, &k))
+            continue;
+        vk_push_bw p = { (uint32_t)(bytes / (cfg[i].texel ? 4 : 16)), cfg[i].wg * cfg[i].groups };
+        double g = time_kernel(k, src, dst, &p, cfg[i].groups, bytes);
         best = g > best ? g : best;
         vk_kernel_free(k);
     }

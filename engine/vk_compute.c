@@ -110,7 +110,7 @@ static vk_status buffer_create(vk_ctx *ctx, uint64_t size, int device, vk_buffer
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
         .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                 VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
     VK_TRY(ctx->fn.CreateBuffer(ctx->dev, &bi, NULL, &b->buf));
@@ -130,6 +130,18 @@ static vk_status buffer_create(vk_ctx *ctx, uint64_t size, int device, vk_buffer
     VK_TRY(ctx->fn.BindBufferMemory(ctx->dev, b->buf, b->mem, 0));
     if (mapped)
         VK_TRY(ctx->fn.MapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
+    /* R32_UINT uniform texel buffers are required of every device (Vulkan's format table);
+     * only the element limit decides which buffers get a view */
+    if (size >= 4 && size / 4 <= ctx->devices[ctx->choice.index].max_texel_buffer_elements) {
+        VkBufferViewCreateInfo vi = {
+            .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+            .buffer = b->buf,
+            .format = VK_FORMAT_R32_UINT,
+            .offset = 0,
+            .range = size / 4 * 4,
+        };
+        VK_TRY(ctx->fn.CreateBufferView(ctx->dev, &vi, NULL, &b->view));
+    }
     *out = b;
     return VK_STATUS_OK;
 fail:
@@ -152,6 +164,8 @@ void vk_buffer_free(vk_buffer *b)
     if (!b)
         return;
     vk_ctx *ctx = b->ctx;
+    if (b->view)
+        ctx->fn.DestroyBufferView(ctx->dev, b->view, NULL);
     if (b->map)
         ctx->fn.UnmapMemory(ctx->dev, b->mem);
     if (b->buf)
@@ -162,6 +176,7 @@ void vk_buffer_free(vk_buffer *b)
 }
 
 uint64_t vk_buffer_size(const vk_buffer *b) { return b->size; }
+int vk_buffer_has_texel_view(const vk_buffer *b) { return b->view != VK_NULL_HANDLE; }
 
 /* offset + n <= size without overflow. */
 static int in_bounds(const vk_buffer *b, uint64_t offset, uint64_t n)
@@ -277,14 +292,40 @@ static vk_status check_kernel_args(vk_ctx *ctx, const char *shader, uint32_t n_b
     return VK_STATUS_OK;
 }
 
-/* Set layout with bindings 0..n-1 as storage buffers, and the pipeline layout around it. */
+static VkDescriptorType binding_type(const vk_kernel *k, uint32_t i)
+{
+    return (k->texel_mask >> i) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                     : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
+void vk_kernel_writes(const vk_kernel *k, vk_buffer *const *bufs, VkDescriptorSet set,
+                      VkDescriptorBufferInfo *info, VkWriteDescriptorSet *w)
+{
+    for (uint32_t i = 0; i < k->n_buffers; i++) {
+        info[i] = (VkDescriptorBufferInfo){ bufs[i]->buf, 0, VK_WHOLE_SIZE };
+        w[i] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = set,
+            .dstBinding = i,
+            .descriptorCount = 1,
+            .descriptorType = binding_type(k, i),
+        };
+        if (w[i].descriptorType == VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER)
+            w[i].pTexelBufferView = &bufs[i]->view;
+        else
+            w[i].pBufferInfo = &info[i];
+    }
+}
+
+/* Set layout with bindings 0..n-1 (storage or texel buffers), and the pipeline layout around
+ * it. */
 static vk_status create_layouts(vk_ctx *ctx, vk_kernel *k)
 {
     VkDescriptorSetLayoutBinding bind[VK_KERNEL_MAX_BUFFERS];
     for (uint32_t i = 0; i < k->n_buffers; i++)
         bind[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = binding_type(k, i),
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };
@@ -303,12 +344,13 @@ static vk_status create_layouts(vk_ctx *ctx, vk_kernel *k)
         .pPushConstantRanges = &range,
     };
     VK_TRY(ctx->fn.CreatePipelineLayout(ctx->dev, &pci, NULL, &k->layout));
-    VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, k->n_buffers };
+    VkDescriptorPoolSize ps[2] = { { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, k->n_buffers },
+                                   { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, k->n_buffers } };
     VkDescriptorPoolCreateInfo poi = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
         .maxSets = 1,
-        .poolSizeCount = 1,
-        .pPoolSizes = &ps,
+        .poolSizeCount = 2,
+        .pPoolSizes = ps,
     };
     VK_TRY(ctx->fn.CreateDescriptorPool(ctx->dev, &poi, NULL, &k->pool));
     VkDescriptorSetAllocateInfo sai = {
@@ -357,6 +399,13 @@ vk_status vk_kernel_create(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
                            uint32_t push_size, const uint32_t *spec, uint32_t n_spec,
                            vk_kernel **out)
 {
+    return vk_kernel_create_texel(ctx, shader, n_buffers, 0, push_size, spec, n_spec, out);
+}
+
+vk_status vk_kernel_create_texel(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
+                                 uint32_t texel_mask, uint32_t push_size, const uint32_t *spec,
+                                 uint32_t n_spec, vk_kernel **out)
+{
     *out = NULL;
     vk_status st = check_kernel_args(ctx, shader, n_buffers, push_size, n_spec);
     if (st)
@@ -366,6 +415,7 @@ vk_status vk_kernel_create(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
         return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "out of memory for kernel '%s'", shader);
     k->ctx = ctx;
     k->n_buffers = n_buffers;
+    k->texel_mask = texel_mask & ((1u << n_buffers) - 1u);
     k->push_size = push_size;
     st = create_layouts(ctx, k);
     if (!st)
@@ -405,6 +455,10 @@ static vk_status check_run_args(vk_kernel *k, vk_buffer *const *bufs, const void
         if (!bufs[i] || bufs[i]->ctx != ctx)
             return vk_set_error(ctx, VK_STATUS_BAD_ARG,
                                 "kernel run: buffer %u is missing or from another context", i);
+        else if (((k->texel_mask >> i) & 1u) && !bufs[i]->view)
+            return vk_set_error(ctx, VK_STATUS_BAD_ARG, "kernel run: buffer %u (%llu bytes) "
+                                "has no texel view for texel binding %u", i,
+                                (unsigned long long)bufs[i]->size, i);
     if (k->push_size && !push)
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "kernel run: push constants missing");
     for (int i = 0; i < 3; i++)
@@ -424,17 +478,7 @@ static vk_status record_and_submit(vk_kernel *k, vk_buffer *const *bufs, const v
     VkDescriptorBufferInfo info[VK_KERNEL_MAX_BUFFERS];
     VkWriteDescriptorSet w[VK_KERNEL_MAX_BUFFERS];
     VK_TRY(ctx->fn.ResetCommandBuffer(ctx->cmd, 0));
-    for (uint32_t i = 0; i < k->n_buffers; i++) {
-        info[i] = (VkDescriptorBufferInfo){ bufs[i]->buf, 0, VK_WHOLE_SIZE };
-        w[i] = (VkWriteDescriptorSet){
-            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-            .dstSet = k->set,
-            .dstBinding = i,
-            .descriptorCount = 1,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-            .pBufferInfo = &info[i],
-        };
-    }
+    vk_kernel_writes(k, bufs, k->set, info, w);
     ctx->fn.UpdateDescriptorSets(ctx->dev, k->n_buffers, w, 0, NULL);
     VkCommandBufferBeginInfo begin = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,

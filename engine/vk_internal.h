@@ -45,7 +45,8 @@
     X(DestroyCommandPool) X(AllocateCommandBuffers) X(ResetCommandBuffer)                    \
     X(BeginCommandBuffer) X(EndCommandBuffer) X(CmdBindPipeline) X(CmdBindDescriptorSets)    \
     X(CmdPushConstants) X(CmdDispatch) X(CmdPipelineBarrier) X(CreateFence) X(DestroyFence)  \
-    X(ResetFences) X(WaitForFences) X(ResetDescriptorPool) X(CmdCopyBuffer) X(FreeCommandBuffers)
+    X(ResetFences) X(WaitForFences) X(ResetDescriptorPool) X(CmdCopyBuffer) X(FreeCommandBuffers)  \
+    X(CreateBufferView) X(DestroyBufferView)
 
 #define VK_FN_FIELD(name) PFN_vk##name name;
 typedef struct vk_fns {
@@ -101,11 +102,13 @@ struct vk_buffer {
     VkDeviceMemory mem;
     void *map; /* persistent mapping of the whole allocation */
     uint64_t size;
+    VkBufferView view; /* R32_UINT view of the whole buffer, or VK_NULL_HANDLE when too big */
 };
 
 struct vk_kernel {
     vk_ctx *ctx;
     uint32_t n_buffers, push_size;
+    uint32_t texel_mask; /* bit i: binding i is a uniform texel buffer, else a storage buffer */
     VkShaderModule module;
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout layout;
@@ -113,6 +116,11 @@ struct vk_kernel {
     VkDescriptorPool pool;
     VkDescriptorSet set; /* rewritten by each run, under ctx->submit_lock */
 };
+
+/* Descriptor writes binding bufs[0..k->n_buffers-1] to set as k's layout declares them;
+ * info and views are the caller's storage (VK_KERNEL_MAX_BUFFERS entries). */
+void vk_kernel_writes(const vk_kernel *k, vk_buffer *const *bufs, VkDescriptorSet set,
+                      VkDescriptorBufferInfo *info, VkWriteDescriptorSet *w);
 
 /* Records status + message on ctx and returns the status. */
 vk_status vk_set_error(vk_ctx *ctx, vk_status st, const char *fmt, ...)

@@ -151,8 +151,7 @@ void vk_ops_free(vk_ops *ops)
     vk_kernel_free(ops->kv_store);
     vk_kernel_free(ops->rope);
     vk_kernel_free(ops->rms_norm);
-    for (int i = 0; i < GGUF_T_COUNT; i++)
-        vk_kernel_free(ops->mul_mat[i]);
+    vk_ops_free_matmul(ops);
     free(im);
 }
 

@@ -125,6 +125,8 @@ typedef struct vk_ops {
     vk_ctx *ctx;
     uint32_t subgroup_size;
     vk_kernel *mul_mat[GGUF_T_COUNT];  /* NULL for types without a kernel */
+    vk_kernel *mul_mat_tex[GGUF_T_COUNT]; /* W through a texel buffer (CPU devices), or NULL:
+                                           * used when set and W has a texel view */
     vk_kernel *rms_norm, *rope, *kv_store, *attn, *swiglu, *add, *argmax;
 } vk_ops;
 
@@ -133,6 +135,8 @@ vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out);
 void vk_ops_free(vk_ops *ops);
 /* Matrix kernels (engine/vk_matmul.c), called by vk_ops_new. */
 vk_status vk_ops_create_matmul(vk_ops *ops);
+/* Frees the matrix kernels and sets their slots to NULL. */
+void vk_ops_free_matmul(vk_ops *ops);
 bool vk_ops_has_type(const vk_ops *ops, uint32_t type);
 
 /* Recording functions: one dispatch each (barriers are the caller's: add vk_seq_barrier

@@ -136,6 +136,7 @@ static void probe_basic(const vk_ctx *ctx, VkPhysicalDevice pd, vk_device_info *
     out->driver_version_raw = p.driverVersion;
     const VkPhysicalDeviceLimits *l = &p.limits;
     out->max_storage_buffer_range = l->maxStorageBufferRange;
+    out->max_texel_buffer_elements = l->maxTexelBufferElements;
     for (int i = 0; i < 3; i++) {
         out->max_compute_workgroup_count[i] = l->maxComputeWorkGroupCount[i];
         out->max_compute_workgroup_size[i] = l->maxComputeWorkGroupSize[i];

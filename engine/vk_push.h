@@ -21,13 +21,14 @@ _Static_assert(offsetof(vk_push_selfcheck, b) == 8, "matches Push in shaders/sel
 
 #define VK_SELFCHECK_WG 64 /* workgroup size the self-check specializes; any size works */
 
-/* shaders/bw_read.comp: XOR-reduce n_vec4 16-byte words; bindings 0 = source, 1 = one uint per
- * invocation. Specialization constants 0 = workgroup size, 1 = access pattern (0 contiguous
- * ranges per invocation, 1 interleaved). */
+/* shaders/bw_read.glsl: XOR-reduce n_units words (16-byte words from a storage buffer in
+ * bw_read, 4-byte texels in bw_read_tex); bindings 0 = source, 1 = one uint per invocation.
+ * Specialization constants 0 = workgroup size, 1 = access pattern (0 contiguous ranges per
+ * invocation, 1 interleaved). */
 typedef struct vk_push_bw {
-    uint32_t n_vec4;
+    uint32_t n_units;
     uint32_t n_inv;
 } vk_push_bw;
-_Static_assert(sizeof(vk_push_bw) == 8, "matches PushBw in shaders/bw_read.comp");
+_Static_assert(sizeof(vk_push_bw) == 8, "matches PushBw in shaders/bw_read.glsl");
 
 #endif

@@ -58,13 +58,15 @@ vk_status vk_seq_new(vk_ctx *ctx, uint32_t max_dispatches, vk_seq **out)
         .commandBufferCount = 1,
     };
     VK_TRY(ctx->fn.AllocateCommandBuffers(ctx->dev, &ai, &s->cmd));
-    VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                s->max_dispatches * VK_KERNEL_MAX_BUFFERS };
+    VkDescriptorPoolSize ps[2] = {
+        { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, s->max_dispatches * VK_KERNEL_MAX_BUFFERS },
+        { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, s->max_dispatches * VK_KERNEL_MAX_BUFFERS },
+    };
     VkDescriptorPoolCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
         .maxSets = s->max_dispatches,
-        .poolSizeCount = 1,
-        .pPoolSizes = &ps,
+        .poolSizeCount = 2,
+        .pPoolSizes = ps,
     };
     VK_TRY(ctx->fn.CreateDescriptorPool(ctx->dev, &dci, NULL, &s->dpool));
     VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
@@ -116,6 +118,11 @@ vk_status vk_seq_dispatch(vk_seq *s, vk_kernel *k, vk_buffer *const *bufs, const
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "dispatch %u of a sequence of at most %u "
                             "(recording %d, groups %u x %u x %u)", s->n_dispatches,
                             s->max_dispatches, s->recording, gx, gy, gz);
+    for (uint32_t i = 0; i < k->n_buffers; i++)
+        if (((k->texel_mask >> i) & 1u) && !bufs[i]->view)
+            return vk_set_error(ctx, VK_STATUS_BAD_ARG, "dispatch: buffer %u (%llu bytes) has "
+                                "no texel view for texel binding %u", i,
+                                (unsigned long long)bufs[i]->size, i);
     VkDescriptorSet set;
     VkDescriptorSetAllocateInfo sai = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
@@ -126,17 +133,7 @@ vk_status vk_seq_dispatch(vk_seq *s, vk_kernel *k, vk_buffer *const *bufs, const
     VK_TRY(ctx->fn.AllocateDescriptorSets(ctx->dev, &sai, &set));
     VkDescriptorBufferInfo info[VK_KERNEL_MAX_BUFFERS];
     VkWriteDescriptorSet w[VK_KERNEL_MAX_BUFFERS];
-    for (uint32_t i = 0; i < k->n_buffers; i++) {
-        info[i] = (VkDescriptorBufferInfo){ bufs[i]->buf, 0, VK_WHOLE_SIZE };
-        w[i] = (VkWriteDescriptorSet){
-            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-            .dstSet = set,
-            .dstBinding = i,
-            .descriptorCount = 1,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-            .pBufferInfo = &info[i],
-        };
-    }
+    vk_kernel_writes(k, bufs, set, info, w);
     ctx->fn.UpdateDescriptorSets(ctx->dev, k->n_buffers, w, 0, NULL);
     if (s->pending_barrier) {
         barrier(s, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,

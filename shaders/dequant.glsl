@@ -2,7 +2,8 @@
 // mirroring engine/quant.c and engine/quant_k.c operation for operation (same float products in
 // the same order), so a decoded weight equals the CPU reference's up to fma contraction.
 //
-// Included by mul_mat.glsl after the W binding (`uint w[]`) and `w_last` (its last word index).
+// Included by mul_mat.glsl after the W binding, WRD(i) (word i of W) and `w_last` (its last
+// word index).
 // The including .comp defines exactly one TYPE_* macro; this file then defines
 //   BLK, BLK_BYTES  the GGUF block: elements and bytes (rows are K / BLK blocks)
 //   ITEM_GROUPS     ITEM / 32, for the preprocessor
@@ -17,11 +18,11 @@
 //                   registers or code size matter more than a few repeated header loads.
 // Blocks are 2-byte aligned at worst (every block size is even), so a field is at most 16 bits
 // off a word boundary: LOAD_SPAN reads the words covering a byte range once and shifts them
-// into place; types whose blocks are a multiple of 4 bytes index w[] directly.
+// into place; types whose blocks are a multiple of 4 bytes read words directly.
 
 // Word i, clamped to the buffer: only spans that may run past a row's end (float tails, the
 // extra word of a misaligned span) need it.
-uint wld(uint i) { return w[min(i, w_last)]; }
+uint wld(uint i) { return WRD(min(i, w_last)); }
 
 // a[0 .. (NB+3)/4) = the bytes [B, B + NB) as little-endian words (B even, NB a constant). The
 // top half of the last word is garbage when NB % 4 == 2.
@@ -110,10 +111,10 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint i0 = (rb + it * 20u) >> 2;
-    uint dm = w[i0];
+    uint dm = WRD(i0);
     float d = f16_lo(dm), m = f16_hi(dm);
     [[unroll]] for (uint i = 0u; i < 4u; i++) {
-        uint q = w[i0 + 1u + i];
+        uint q = WRD(i0 + 1u + i);
         [[unroll]] for (uint c = 0u; c < 4u; c++) {
             uint b = (q >> (8u * c)) & 0xffu;
             v[4u * i + c] = float(b & 15u) * d + m;
@@ -156,10 +157,10 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint i0 = (rb + it * 24u) >> 2;
-    uint dm = w[i0], qh = w[i0 + 1u];
+    uint dm = WRD(i0), qh = WRD(i0 + 1u);
     float d = f16_lo(dm), m = f16_hi(dm);
     [[unroll]] for (uint i = 0u; i < 4u; i++) {
-        uint q = w[i0 + 2u + i];
+        uint q = WRD(i0 + 2u + i);
         [[unroll]] for (uint c = 0u; c < 4u; c++) {
             uint j = 4u * i + c;
             uint b = (q >> (8u * c)) & 0xffu;
@@ -203,11 +204,11 @@ void decode_item(uint rb, uint it, out float v[ITEM])
     uint h = it & 1u;
     uint i0 = (rb + (it >> 1) * 84u) >> 2;
     uint sc[2], qs[8];
-    sc[0] = w[i0 + 2u * h];
-    sc[1] = w[i0 + 2u * h + 1u];
+    sc[0] = WRD(i0 + 2u * h);
+    sc[1] = WRD(i0 + 2u * h + 1u);
     [[unroll]] for (uint i = 0u; i < 8u; i++)
-        qs[i] = w[i0 + 4u + 8u * h + i];
-    uint dd = w[i0 + 20u];
+        qs[i] = WRD(i0 + 4u + 8u * h + i);
+    uint dd = WRD(i0 + 20u);
     float d = f16_lo(dd), dmin = f16_hi(dd);
     [[unroll]] for (uint s = 0u; s < 4u; s++)
         [[unroll]] for (uint g = 0u; g < 2u; g++) {
@@ -224,8 +225,8 @@ void decode_group(uint rb, uint it, uint s, out float v[32])
 {
     uint h = it & 1u;
     uint i0 = (rb + (it >> 1) * 84u) >> 2;
-    uint scw = w[i0 + 2u * h + (s >> 1)] >> (16u * (s & 1u)); // scales[8h + 2s], [8h + 2s + 1]
-    uint dd = w[i0 + 20u];
+    uint scw = WRD(i0 + 2u * h + (s >> 1)) >> (16u * (s & 1u)); // scales[8h + 2s], [8h + 2s + 1]
+    uint dd = WRD(i0 + 20u);
     float d = f16_lo(dd), dmin = f16_hi(dd);
     float dl[2], ml[2];
     [[unroll]] for (uint g = 0u; g < 2u; g++) {
@@ -234,7 +235,7 @@ void decode_group(uint rb, uint it, uint s, out float v[32])
         ml[g] = dmin * float(scb >> 4);
     }
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        uint q = w[i0 + 4u + 8u * h + i] >> (2u * s);
+        uint q = WRD(i0 + 4u + 8u * h + i) >> (2u * s);
         [[unroll]] for (uint b = 0u; b < 4u; b++)
             v[4u * i + b] = dl[i / 4u] * float((q >> (8u * b)) & 3u) - ml[i / 4u];
     }
@@ -333,12 +334,12 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint h = it & 1u;
     uint i0 = (rb + (it >> 1) * BLK_BYTES) >> 2;
-    uint dm = w[i0], s0 = w[i0 + 1u], s1 = w[i0 + 2u], s2 = w[i0 + 3u];
+    uint dm = WRD(i0), s0 = WRD(i0 + 1u), s1 = WRD(i0 + 2u), s2 = WRD(i0 + 3u);
     float d = f16_lo(dm), dmin = f16_hi(dm);
 #ifdef TYPE_Q5_K
     uint qh[8];
     [[unroll]] for (uint i = 0u; i < 8u; i++)
-        qh[i] = w[i0 + 4u + i];
+        qh[i] = WRD(i0 + 4u + i);
 #endif
     [[unroll]] for (uint cc = 0u; cc < 2u; cc++) {
         uint c = 2u * h + cc;
@@ -347,7 +348,7 @@ void decode_item(uint rb, uint it, out float v[ITEM])
         k4_scale_min(h, 2u * cc + 1u, s0, s1, s2, sc1, mn1);
         float d0 = d * sc0, m0 = dmin * mn0, d1 = d * sc1, m1 = dmin * mn1;
         [[unroll]] for (uint i = 0u; i < 8u; i++) {
-            uint q = w[i0 + QS_WORD + 8u * c + i];
+            uint q = WRD(i0 + QS_WORD + 8u * c + i);
             [[unroll]] for (uint b = 0u; b < 4u; b++) {
                 uint l = 4u * i + b;
                 uint lo = (q >> (8u * b)) & 15u, hi = (q >> (8u * b + 4u)) & 15u;
@@ -368,16 +369,16 @@ void decode_group(uint rb, uint it, uint g, out float v[32])
 {
     uint h = it & 1u;
     uint i0 = (rb + (it >> 1) * BLK_BYTES) >> 2;
-    uint dm = w[i0], s0 = w[i0 + 1u], s1 = w[i0 + 2u], s2 = w[i0 + 3u];
+    uint dm = WRD(i0), s0 = WRD(i0 + 1u), s1 = WRD(i0 + 2u), s2 = WRD(i0 + 3u);
     float d = f16_lo(dm), dmin = f16_hi(dm);
     uint c = 2u * h + (g >> 1), nib = 4u * (g & 1u);
     float sc, mn;
     k4_scale_min(h, g, s0, s1, s2, sc, mn);
     float d0 = d * sc, m0 = dmin * mn;
     [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        uint q = w[i0 + QS_WORD + 8u * c + i] >> nib;
+        uint q = WRD(i0 + QS_WORD + 8u * c + i) >> nib;
 #ifdef TYPE_Q5_K
-        uint qh = w[i0 + 4u + i] >> (2u * c + (g & 1u));
+        uint qh = WRD(i0 + 4u + i) >> (2u * c + (g & 1u));
 #endif
         [[unroll]] for (uint b = 0u; b < 4u; b++) {
             uint x = (q >> (8u * b)) & 15u;

@@ -41,7 +41,18 @@ layout(constant_id = 6) const uint RED = 0;  // 0: none (LPR = 1), 1: subgroupAd
 layout(constant_id = 7) const uint RPD = 1;  // rows per row group when N = 1
 const uint RMAX = RPD > RPG ? RPD : RPG;
 
-layout(binding = 0) readonly buffer WBuf { uint w[]; };  // raw GGUF bytes
+// W: the raw GGUF bytes as 32-bit words. W_TEXEL (the mul_mat_<type>_tex variants, used on
+// CPU devices) reads them through a uniform texel buffer: lavapipe loads texels with vector
+// gathers but storage buffers one lane at a time (engine/vk_matmul.c has the figures).
+#ifdef W_TEXEL
+layout(binding = 0) uniform usamplerBuffer wtex;
+#define WRD(i) texelFetch(wtex, int(i)).x
+#define W_WORDS uint(textureSize(wtex))
+#else
+layout(binding = 0) readonly buffer WBuf { uint w[]; };
+#define WRD(i) w[i]
+#define W_WORDS uint(w.length())
+#endif
 layout(binding = 1) readonly buffer XBuf { float x[]; };
 layout(binding = 2) buffer YBuf { float y[]; };
 layout(binding = 3) readonly buffer BBuf { float bias[]; };
@@ -122,7 +133,7 @@ void run(const uint ntc)
     uint row0 = tile * rows_per_wg + lid / LPR * nr;
     uint t0 = gl_WorkGroupID.y * ntc;
     uint row_bytes = pc.K / BLK * BLK_BYTES;
-    w_last = uint(w.length()) - 1u;
+    w_last = W_WORDS - 1u;
 
     uint rb[RMAX];
     [[unroll]] for (uint r = 0u; r < nr; r++)

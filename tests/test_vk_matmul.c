@@ -92,8 +92,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     vk_seq_free(f->seq);
-    for (uint32_t t = 0; t < GGUF_T_COUNT; t++)
-        vk_kernel_free(f->ops.mul_mat[t]);
+    vk_ops_free_matmul(&f->ops);
     unsigned n = vk_ctx_validation_count(f->ctx);
     if (n)
         fprintf(stderr, "%u validation messages, first: %s\n", n,
@@ -539,6 +538,33 @@ static void test_other_work_splits(void **state)
         }
 }
 
+/* On a CPU device every type has a texel-buffer kernel (the one the tests above ran); the
+ * storage-buffer kernels with the same work split, used where a weight buffer has no texel
+ * view, give the same products. */
+static void test_storage_and_texel_kernels(void **state)
+{
+    fixture *f = *state;
+    const vk_device_info *d = vk_ctx_device_info(f->ctx, vk_ctx_choice(f->ctx)->index);
+    vk_kernel *tex[GGUF_T_COUNT];
+    for (size_t i = 0; i < N_TYPES; i++) {
+        if (d->type == VK_DEVTYPE_CPU && !f->ops.mul_mat_tex[all_types[i]])
+            fail_msg("CPU device without a texel kernel for %s",
+                     gguf_type_get(all_types[i])->name);
+        if (d->type != VK_DEVTYPE_CPU && f->ops.mul_mat_tex[all_types[i]])
+            fail_msg("texel kernel created on a %s", vk_device_type_str(d->type));
+    }
+    memcpy(tex, f->ops.mul_mat_tex, sizeof tex);
+    memset(f->ops.mul_mat_tex, 0, sizeof f->ops.mul_mat_tex);
+    for (size_t i = 0; i < N_TYPES; i++) {
+        mm_case c = { .type = all_types[i], .K = case_k(all_types[i], 2), .M = 37, .N = 1,
+                      .x_off = 3, .y_off = 1, .flags = VK_MM_BIAS };
+        check_case(f, &c);
+        c.N = 6;
+        check_case(f, &c);
+    }
+    memcpy(f->ops.mul_mat_tex, tex, sizeof tex);
+}
+
 /* Bad arguments come back as errors naming the values, and record nothing. */
 static void test_argument_errors(void **state)
 {
@@ -604,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_many_rows),
         cmocka_unit_test(test_other_work_splits),
+        cmocka_unit_test(test_storage_and_texel_kernels),
         cmocka_unit_test(test_argument_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
