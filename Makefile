@@ -205,8 +205,9 @@ run: deps
 	./$(BUILD)/sizeup $(ARGS)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sizeup
 	install -m 755 $(BUILD)/sizeup $(DESTDIR)$(PREFIX)/bin/sizeup
+	install -m 644 downloads/catalog.json $(DESTDIR)$(PREFIX)/share/sizeup/catalog.json
 
 clean:
 	rm -rf build

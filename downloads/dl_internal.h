@@ -21,7 +21,8 @@ struct dl_ctx {
     long connect_s;
     dl_progress_fn progress;
     void *progress_user;
-    volatile sig_atomic_t cancel;   /* set by dl_cancel; cleared when a transfer starts */
+    volatile sig_atomic_t cancel;   /* set by dl_cancel; cleared by the call it stops, so a
+                                     * Ctrl-C between two parts still stops the pull */
     struct dl_catalog *cat;         /* loaded catalog or NULL; freed by dl_close */
     char err[1024];
 };
@@ -33,5 +34,30 @@ dl_status dl_fail(dl_ctx *c, dl_status st, const char *fmt, ...)
 void dl_catalog_free(struct dl_catalog *cat);
 /* strdup that tolerates NULL. */
 char *dl_strdup(const char *s);
+
+/* ---- the store's records and folders (dl_store.c) ---- */
+
+/* The record DEST.json of a finished file (dl.h, "Files on disk"). Strings are malloc'd (NULL
+ * when the record lacks them); dl_record_free frees them, not the struct. */
+typedef struct dl_record {
+    char *url;
+    char *etag;
+    char *sha256;            /* 64 lowercase hex digits, or NULL when the file was verified by
+                              * size only */
+    uint64_t size;
+    int64_t pulled_at, last_used;  /* Unix seconds, 0 when unknown */
+} dl_record;
+/* Read dest_path + ".json". DL_ERR_NOT_FOUND when there is none, DL_ERR_FORMAT when it does
+ * not parse. Does not touch c's message (c is not needed). */
+dl_status dl_record_read(const char *dest_path, dl_record *r);
+void dl_record_free(dl_record *r);
+/* Set the record's last_used to now (for dl_locate); rewritten atomically. DL_ERR_NOT_FOUND
+ * when there is no record, DL_ERR_IO when it cannot be rewritten. */
+dl_status dl_record_touch(const char *dest_path);
+/* Write r as dest_path + ".json" (through a temporary file and rename, so a reader never sees
+ * half a record). 0, or -1 with errno set. */
+int dl_record_write(const char *dest_path, const dl_record *r);
+/* mkdir -p dir (mode 0755 for what it creates); 0, or -1 with errno set. */
+int dl_mkdir_parents(const char *dir);
 
 #endif

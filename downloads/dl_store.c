@@ -1,0 +1,303 @@
+/* The local model store on disk: the record written beside each finished file (FILE.gguf.json),
+ * folder creation, and the listing behind `sizeup list`. The layout is described in dl.h
+ * ("Files on disk"); transfers (dl_http.c) write into it, dl_ref.c removes from it. */
+#include "downloads/dl_internal.h"
+#include "downloads/dl_ref_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Deeper than any OWNER/REPO/sub/folder layout; stops a runaway walk (bind mounts). */
+#define MAX_DEPTH 16
+
+/* ---- records ---- */
+
+static char *path_plus(const char *a, const char *suffix)
+{
+    size_t n = strlen(a) + strlen(suffix) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s", a, suffix);
+    return p;
+}
+
+static char *json_str_dup(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return (s && *s) ? strdup(s) : NULL;
+}
+
+static int64_t json_int_or0(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+dl_status dl_record_read(const char *dest_path, dl_record *r)
+{
+    memset(r, 0, sizeof *r);
+    char *path = path_plus(dest_path, ".json");
+    if (!path)
+        return DL_ERR_IO;
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    bool missing = !o && access(path, F_OK) != 0;
+    free(path);
+    if (!o)
+        return missing ? DL_ERR_NOT_FOUND : DL_ERR_FORMAT;
+    if (!json_is_object(o) || !json_is_integer(json_object_get(o, "size"))) {
+        json_decref(o);
+        return DL_ERR_FORMAT;
+    }
+    r->url = json_str_dup(o, "url");
+    r->etag = json_str_dup(o, "etag");
+    r->sha256 = json_str_dup(o, "sha256");
+    int64_t size = json_int_or0(o, "size");
+    r->size = size > 0 ? (uint64_t)size : 0;
+    r->pulled_at = json_int_or0(o, "pulled_at");
+    r->last_used = json_int_or0(o, "last_used");
+    json_decref(o);
+    return DL_OK;
+}
+
+void dl_record_free(dl_record *r)
+{
+    if (!r)
+        return;
+    free(r->url);
+    free(r->etag);
+    free(r->sha256);
+    memset(r, 0, sizeof *r);
+}
+
+int dl_record_write(const char *dest_path, const dl_record *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return errno = ENOMEM, -1;
+    int bad = 0;
+    bad |= json_object_set_new(o, "url", json_string(r->url ? r->url : ""));
+    bad |= json_object_set_new(o, "etag", json_string(r->etag ? r->etag : ""));
+    bad |= json_object_set_new(o, "size", json_integer((json_int_t)r->size));
+    bad |= json_object_set_new(o, "sha256", json_string(r->sha256 ? r->sha256 : ""));
+    bad |= json_object_set_new(o, "pulled_at", json_integer((json_int_t)r->pulled_at));
+    bad |= json_object_set_new(o, "last_used", json_integer((json_int_t)r->last_used));
+    /* A temporary name of our own: two processes may rewrite one record (dl_locate) at once. */
+    static atomic_uint seq;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, ".json.%ld.%u.tmp", (long)getpid(), atomic_fetch_add(&seq, 1));
+    char *path = path_plus(dest_path, ".json");
+    char *tmp = path_plus(dest_path, suffix);
+    int rc = -1;
+    errno = 0;
+    if (bad || !path || !tmp) {
+        errno = ENOMEM;
+    } else if (json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
+        int e = errno ? errno : EIO;
+        unlink(tmp);
+        errno = e;
+    } else if ((rc = rename(tmp, path)) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+    }
+    json_decref(o);
+    free(path);
+    free(tmp);
+    return rc;
+}
+
+dl_status dl_record_touch(const char *dest_path)
+{
+    dl_record r;
+    dl_status st = dl_record_read(dest_path, &r);
+    if (st != DL_OK)
+        return st;
+    r.last_used = (int64_t)time(NULL);
+    int rc = dl_record_write(dest_path, &r);
+    dl_record_free(&r);
+    return rc == 0 ? DL_OK : DL_ERR_IO;
+}
+
+int dl_mkdir_parents(const char *dir)
+{
+    if (!dir || !*dir)
+        return errno = EINVAL, -1;
+    char *p = strdup(dir);
+    if (!p)
+        return errno = ENOMEM, -1;
+    /* Create each prefix in turn; EEXIST is fine as long as the last one is a folder. */
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s != 0)
+            continue;
+        char keep = *s;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
+        *s = keep;
+        if (!keep)
+            break;
+    }
+    free(p);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return -1;
+    return S_ISDIR(st.st_mode) ? 0 : (errno = ENOTDIR, -1);
+}
+
+/* ---- walking the store ---- */
+
+/* Called for every regular file: its full path, its folder relative to the store ("" at the
+ * top), its name and stat. Nonzero stops the walk. */
+typedef int (*walk_fn)(const char *path, const char *rel_dir, const char *name,
+                       const struct stat *st, void *user);
+
+/* Depth-first over root/rel. Symbolic links are not followed (no loops, and a link to a file
+ * elsewhere is not the store's to list). 0, or the callback's nonzero / -1 on no memory. */
+static int walk(const char *root, const char *rel, int depth, walk_fn fn, void *user)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;                     /* missing or unreadable folder: nothing stored there */
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;                 /* ".", "..", and hidden temporary files */
+        char path[4096], sub[4096];
+        int n1 = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        int n2 = snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        struct stat st;
+        if (n1 >= (int)sizeof path || n2 >= (int)sizeof sub || lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth < MAX_DEPTH)
+            rc = walk(root, sub, depth + 1, fn, user);
+        else if (S_ISREG(st.st_mode))
+            rc = fn(path, rel, e->d_name, &st, user);
+    }
+    closedir(d);
+    return rc;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+typedef struct list_acc {
+    dl_stored *items;
+    size_t n, cap;
+} list_acc;
+
+static int fill_stored(dl_stored *s, const char *path, const char *rel_dir, const char *name,
+                       const struct stat *st)
+{
+    memset(s, 0, sizeof *s);
+    s->path = strdup(path);
+    s->repo = strdup(rel_dir);
+    s->file = strdup(name);
+    char q[32];
+    if (dl_name_guess_quant(name, q, sizeof q))
+        s->quant = strdup(q);
+    s->size = (uint64_t)st->st_size;
+    dl_record r;
+    if (dl_record_read(path, &r) == DL_OK) {
+        s->pulled_at = r.pulled_at;
+        s->last_used = r.last_used;
+        s->source_url = r.url;
+        r.url = NULL;
+        dl_record_free(&r);
+    } else {
+        s->pulled_at = (int64_t)st->st_mtime;
+    }
+    return (s->path && s->repo && s->file) ? 0 : -1;
+}
+
+static int list_one(const char *path, const char *rel_dir, const char *name,
+                    const struct stat *st, void *user)
+{
+    list_acc *a = user;
+    size_t n = strlen(name);
+    /* Only finished model files: "x.gguf", never "x.gguf.part" or records. */
+    if (n < 6 || strcasecmp(name + n - 5, ".gguf") != 0)
+        return 0;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        dl_stored *p = realloc(a->items, cap * sizeof *p);
+        if (!p)
+            return -1;
+        a->items = p;
+        a->cap = cap;
+    }
+    int rc = fill_stored(&a->items[a->n], path, rel_dir, name, st);
+    a->n++;                           /* counted even when partly filled, so it gets freed */
+    return rc;
+}
+
+static int cmp_stored(const void *pa, const void *pb)
+{
+    const dl_stored *a = pa, *b = pb;
+    int r = strcmp(a->repo, b->repo);
+    return r ? r : strcmp(a->file, b->file);
+}
+
+dl_status dl_store_list(dl_ctx *c, dl_stored **list, size_t *n)
+{
+    *list = NULL;
+    *n = 0;
+    list_acc a = { 0 };
+    if (walk(c->store_dir, "", 0, list_one, &a) != 0) {
+        dl_stored_free(a.items, a.n);
+        return dl_fail(c, DL_ERR_IO, "out of memory listing the store %s", c->store_dir);
+    }
+    if (a.n > 1)
+        qsort(a.items, a.n, sizeof *a.items, cmp_stored);
+    *list = a.items;
+    *n = a.n;
+    return DL_OK;
+}
+
+void dl_stored_free(dl_stored *list, size_t n)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(list[i].path);
+        free(list[i].repo);
+        free(list[i].file);
+        free(list[i].quant);
+        free(list[i].source_url);
+    }
+    free(list);
+}
+
+static int sum_part(const char *path, const char *rel_dir, const char *name,
+                    const struct stat *st, void *user)
+{
+    (void)path;
+    (void)rel_dir;
+    if (ends_with(name, ".part"))
+        *(uint64_t *)user += (uint64_t)st->st_size;
+    return 0;
+}
+
+uint64_t dl_store_partial_bytes(dl_ctx *c)
+{
+    uint64_t total = 0;
+    walk(c->store_dir, "", 0, sum_part, &total);
+    return total;
+}
