@@ -212,17 +212,21 @@ vk_status vk_kernel_create(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
                            vk_kernel **out);
 void vk_kernel_free(vk_kernel *k);
 
-/* The same with some bindings as uniform texel buffers of 32-bit words (R32_UINT): bit i of
- * texel_mask makes binding i one (GLSL `uniform usamplerBuffer`). CPU drivers (lavapipe) load
- * through texel buffers several times faster than through storage buffers. A buffer bound there
- * must have a texel view (vk_buffer_has_texel_view). */
+/* The same with some bindings as uniform texel buffers: bit i of texel_mask makes binding i one
+ * of 32-bit words (R32_UINT, GLSL `uniform usamplerBuffer` read as .x), bit 8 + i one of 16-byte
+ * words (R32G32B32A32_UINT, read as uvec4). CPU drivers (lavapipe) load through texel buffers
+ * several times faster than through storage buffers. A buffer bound there must have the view
+ * (vk_buffer_has_texel_view). */
+#define VK_TEXEL_R32(i) (1u << (i))
+#define VK_TEXEL_RGBA32(i) (1u << (8 + (i)))
 vk_status vk_kernel_create_texel(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
                                  uint32_t texel_mask, uint32_t push_size, const uint32_t *spec,
                                  uint32_t n_spec, vk_kernel **out);
 
-/* 1 when the whole buffer can be bound as a uniform texel buffer of 32-bit words (every buffer
- * whose word count is within maxTexelBufferElements has such a view). */
-int vk_buffer_has_texel_view(const vk_buffer *buf);
+/* 1 when the buffer can be bound as a uniform texel buffer of 32-bit words (vec4 = 0: every
+ * buffer whose word count is within maxTexelBufferElements) or of 16-byte words (vec4 = 1: its
+ * whole 16-byte words, when their count is within the limit). */
+int vk_buffer_has_texel_view(const vk_buffer *buf, int vec4);
 
 /* Binds bufs[0..n_buffers-1], pushes `push` (push_size bytes), dispatches groups[0..2]
  * workgroups, and waits until the results are visible to vk_buffer_download. Serialised on

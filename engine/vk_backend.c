@@ -115,6 +115,26 @@ static void w_free(vk_w *w)
     memset(w, 0, sizeof *w);
 }
 
+/* Rows [r, r + n) of src into buf in the layout the matrix kernels read (vk_mm_pack_rows),
+ * through a bounded bounce buffer. */
+static bool w_pack_upload(eng_vk_model *vm, vk_buffer *buf, const eng_weight *src, int64_t r,
+                          int64_t n, uint64_t out_row)
+{
+    uint32_t K = (uint32_t)src->ne0;
+    int64_t piece = (int64_t)((16u << 20) / out_row);
+    piece = piece < 1 ? 1 : piece;
+    uint8_t *tmp = malloc((size_t)((n < piece ? n : piece) * out_row));
+    bool ok = tmp != NULL;
+    for (int64_t i = 0; ok && i < n; i += piece) {
+        int64_t k = n - i < piece ? n - i : piece;
+        vk_mm_pack_rows(vm->ops, src->type, K, (uint32_t)k,
+                        src->data + (size_t)(r + i) * src->row_bytes, tmp);
+        ok = !vk_buffer_upload(buf, (uint64_t)i * out_row, tmp, (uint64_t)k * out_row);
+    }
+    free(tmp);
+    return ok;
+}
+
 static bool w_upload(eng_vk_model *vm, vk_w *dst, const eng_weight *src, char *err, size_t errlen)
 {
     memset(dst, 0, sizeof *dst);
@@ -122,7 +142,9 @@ static bool w_upload(eng_vk_model *vm, vk_w *dst, const eng_weight *src, char *e
         return true;
     dst->w = src;
     uint64_t range = vk_ctx_device_info(vm->ctx, vk_ctx_choice(vm->ctx)->index)->max_storage_buffer_range;
-    uint64_t rows_per = range / src->row_bytes;
+    /* the row stride the kernels read (packed rows are a few bytes longer than GGUF's) */
+    uint64_t out_row = vk_mm_row_bytes(vm->ops, src->type, (uint32_t)src->ne0);
+    uint64_t rows_per = out_row ? range / out_row : 0;
     if (rows_per == 0 || (uint64_t)src->ne1 > rows_per * VK_MAX_CHUNKS) {
         snprintf(err, errlen, "tensor '%.*s' (%.0f MiB) cannot be split into %d buffers of at "
                  "most %.0f MiB", (int)src->t->name.len, src->t->name.ptr,
@@ -132,10 +154,10 @@ static bool w_upload(eng_vk_model *vm, vk_w *dst, const eng_weight *src, char *e
     for (int64_t r = 0; r < src->ne1; r += (int64_t)rows_per) {
         int64_t n = src->ne1 - r < (int64_t)rows_per ? src->ne1 - r : (int64_t)rows_per;
         int i = dst->n;
-        uint64_t bytes = (uint64_t)n * src->row_bytes;
+        uint64_t bytes = (uint64_t)n * out_row;
         /* word-aligned size: shaders read 32-bit words past a block's last byte */
         if (vk_buffer_create_device(vm->ctx, (bytes + 3) & ~3ull, &dst->buf[i]) ||
-            vk_buffer_upload(dst->buf[i], 0, src->data + (size_t)r * src->row_bytes, bytes)) {
+            !w_pack_upload(vm, dst->buf[i], src, r, n, out_row)) {
             snprintf(err, errlen, "uploading '%.*s': %s", (int)src->t->name.len,
                      src->t->name.ptr, vk_ctx_errmsg(vm->ctx));
             return false;
@@ -665,19 +687,22 @@ double eng_vk_read_gbps(eng_vk *v)
     }
     /* Every loop stays under 65536 iterations per invocation: lavapipe silently ends longer
      * loops, which once made a 2-workgroup variant "read" 19 GB/s here. */
+    /* texel: 0 storage buffer (uvec4), 1 R32 texels, 2 RGBA32 texels */
     struct { uint32_t wg, mode, groups, texel; } cfg[] = {
         { sg, 0, 1024, 0 }, { 256, 1, 1024, 0 }, { 64, 1, 4096, 0 },
         { sg, 0, 1024, 1 }, { sg, 0, 4096, 1 }, { 256, 1, 1024, 1 },
+        { sg, 0, 1024, 2 }, { sg, 0, 4096, 2 }, { 256, 1, 1024, 2 },
     };
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
-        uint32_t spec[2] = { cfg[i].wg, cfg[i].mode };
+        uint32_t spec[2] = { cfg[i].wg, cfg[i].mode }, t = cfg[i].texel;
         vk_kernel *k;
-        if (cfg[i].texel && !vk_buffer_has_texel_view(src))
+        if (t && !vk_buffer_has_texel_view(src, t == 2))
             continue;
-        if (vk_kernel_create_texel(ctx, cfg[i].texel ? "bw_read_tex" : "bw_read", 2,
-                                   cfg[i].texel, sizeof(vk_push_bw), spec, 2, &k))
+        uint32_t mask = t == 1 ? VK_TEXEL_R32(0) : t == 2 ? VK_TEXEL_RGBA32(0) : 0;
+        if (vk_kernel_create_texel(ctx, t ? "bw_read_tex" : "bw_read", 2, mask,
+                                   sizeof(vk_push_bw), spec, 2, &k))
             continue;
-        vk_push_bw p = { (uint32_t)(bytes / (cfg[i].texel ? 4 : 16)), cfg[i].wg * cfg[i].groups };
+        vk_push_bw p = { (uint32_t)(bytes / (t == 1 ? 4 : 16)), cfg[i].wg * cfg[i].groups };
         double g = time_kernel(k, src, dst, &p, cfg[i].groups, bytes);
         best = g > best ? g : best;
         vk_kernel_free(k);

@@ -130,17 +130,21 @@ static vk_status buffer_create(vk_ctx *ctx, uint64_t size, int device, vk_buffer
     VK_TRY(ctx->fn.BindBufferMemory(ctx->dev, b->buf, b->mem, 0));
     if (mapped)
         VK_TRY(ctx->fn.MapMemory(ctx->dev, b->mem, 0, VK_WHOLE_SIZE, 0, &b->map));
-    /* R32_UINT uniform texel buffers are required of every device (Vulkan's format table);
-     * only the element limit decides which buffers get a view */
-    if (size >= 4 && size / 4 <= ctx->devices[ctx->choice.index].max_texel_buffer_elements) {
+    /* R32_UINT and R32G32B32A32_UINT uniform texel buffers are required of every device
+     * (Vulkan's format table); only the element limit decides which buffers get views */
+    uint32_t max_el = ctx->devices[ctx->choice.index].max_texel_buffer_elements;
+    for (int v4 = 0; v4 < 2; v4++) {
+        uint64_t unit = v4 ? 16 : 4;
+        if (size < unit || size / unit > max_el)
+            continue;
         VkBufferViewCreateInfo vi = {
             .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
             .buffer = b->buf,
-            .format = VK_FORMAT_R32_UINT,
+            .format = v4 ? VK_FORMAT_R32G32B32A32_UINT : VK_FORMAT_R32_UINT,
             .offset = 0,
-            .range = size / 4 * 4,
+            .range = size / unit * unit,
         };
-        VK_TRY(ctx->fn.CreateBufferView(ctx->dev, &vi, NULL, &b->view));
+        VK_TRY(ctx->fn.CreateBufferView(ctx->dev, &vi, NULL, v4 ? &b->view4 : &b->view));
     }
     *out = b;
     return VK_STATUS_OK;
@@ -166,6 +170,8 @@ void vk_buffer_free(vk_buffer *b)
     vk_ctx *ctx = b->ctx;
     if (b->view)
         ctx->fn.DestroyBufferView(ctx->dev, b->view, NULL);
+    if (b->view4)
+        ctx->fn.DestroyBufferView(ctx->dev, b->view4, NULL);
     if (b->map)
         ctx->fn.UnmapMemory(ctx->dev, b->mem);
     if (b->buf)
@@ -176,7 +182,30 @@ void vk_buffer_free(vk_buffer *b)
 }
 
 uint64_t vk_buffer_size(const vk_buffer *b) { return b->size; }
-int vk_buffer_has_texel_view(const vk_buffer *b) { return b->view != VK_NULL_HANDLE; }
+int vk_buffer_has_texel_view(const vk_buffer *b, int vec4)
+{
+    return (vec4 ? b->view4 : b->view) != VK_NULL_HANDLE;
+}
+
+/* The view a binding of k needs, or VK_NULL_HANDLE for a storage binding. */
+static const VkBufferView *binding_view(const vk_kernel *k, const vk_buffer *b, uint32_t i)
+{
+    if ((k->texel_mask >> (8 + i)) & 1u)
+        return &b->view4;
+    return (k->texel_mask >> i) & 1u ? &b->view : NULL;
+}
+
+const char *vk_kernel_missing_view(const vk_kernel *k, vk_buffer *const *bufs, uint32_t *index)
+{
+    for (uint32_t i = 0; i < k->n_buffers; i++) {
+        const VkBufferView *v = binding_view(k, bufs[i], i);
+        if (v && !*v) {
+            *index = i;
+            return (k->texel_mask >> (8 + i)) & 1u ? "R32G32B32A32_UINT" : "R32_UINT";
+        }
+    }
+    return NULL;
+}
 
 /* offset + n <= size without overflow. */
 static int in_bounds(const vk_buffer *b, uint64_t offset, uint64_t n)
@@ -294,8 +323,8 @@ static vk_status check_kernel_args(vk_ctx *ctx, const char *shader, uint32_t n_b
 
 static VkDescriptorType binding_type(const vk_kernel *k, uint32_t i)
 {
-    return (k->texel_mask >> i) & 1u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                     : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+    return (k->texel_mask >> i) & 0x101u ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                         : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
 }
 
 void vk_kernel_writes(const vk_kernel *k, vk_buffer *const *bufs, VkDescriptorSet set,
@@ -311,7 +340,7 @@ void vk_kernel_writes(const vk_kernel *k, vk_buffer *const *bufs, VkDescriptorSe
             .descriptorType = binding_type(k, i),
         };
         if (w[i].descriptorType == VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER)
-            w[i].pTexelBufferView = &bufs[i]->view;
+            w[i].pTexelBufferView = binding_view(k, bufs[i], i);
         else
             w[i].pBufferInfo = &info[i];
     }
@@ -415,7 +444,7 @@ vk_status vk_kernel_create_texel(vk_ctx *ctx, const char *shader, uint32_t n_buf
         return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "out of memory for kernel '%s'", shader);
     k->ctx = ctx;
     k->n_buffers = n_buffers;
-    k->texel_mask = texel_mask & ((1u << n_buffers) - 1u);
+    k->texel_mask = texel_mask & (((1u << n_buffers) - 1u) * 0x101u);
     k->push_size = push_size;
     st = create_layouts(ctx, k);
     if (!st)
@@ -455,10 +484,12 @@ static vk_status check_run_args(vk_kernel *k, vk_buffer *const *bufs, const void
         if (!bufs[i] || bufs[i]->ctx != ctx)
             return vk_set_error(ctx, VK_STATUS_BAD_ARG,
                                 "kernel run: buffer %u is missing or from another context", i);
-        else if (((k->texel_mask >> i) & 1u) && !bufs[i]->view)
-            return vk_set_error(ctx, VK_STATUS_BAD_ARG, "kernel run: buffer %u (%llu bytes) "
-                                "has no texel view for texel binding %u", i,
-                                (unsigned long long)bufs[i]->size, i);
+    uint32_t vi;
+    const char *fmt = vk_kernel_missing_view(k, bufs, &vi);
+    if (fmt)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "kernel run: buffer %u (%llu bytes) has no "
+                            "%s texel view for texel binding %u", vi,
+                            (unsigned long long)bufs[vi]->size, fmt, vi);
     if (k->push_size && !push)
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "kernel run: push constants missing");
     for (int i = 0; i < 3; i++)

@@ -102,13 +102,15 @@ struct vk_buffer {
     VkDeviceMemory mem;
     void *map; /* persistent mapping of the whole allocation */
     uint64_t size;
-    VkBufferView view; /* R32_UINT view of the whole buffer, or VK_NULL_HANDLE when too big */
+    VkBufferView view;  /* R32_UINT view of the whole buffer, or VK_NULL_HANDLE when too big */
+    VkBufferView view4; /* R32G32B32A32_UINT view of its whole 16-byte words, or NULL */
 };
 
 struct vk_kernel {
     vk_ctx *ctx;
     uint32_t n_buffers, push_size;
-    uint32_t texel_mask; /* bit i: binding i is a uniform texel buffer, else a storage buffer */
+    uint32_t texel_mask; /* bit i: binding i is an R32_UINT uniform texel buffer, bit 8 + i an
+                          * R32G32B32A32_UINT one; else a storage buffer */
     VkShaderModule module;
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout layout;
@@ -121,6 +123,10 @@ struct vk_kernel {
  * info and views are the caller's storage (VK_KERNEL_MAX_BUFFERS entries). */
 void vk_kernel_writes(const vk_kernel *k, vk_buffer *const *bufs, VkDescriptorSet set,
                       VkDescriptorBufferInfo *info, VkWriteDescriptorSet *w);
+
+/* NULL when every texel binding of k has its view in bufs, else the missing view's format
+ * name, with the binding in *index. */
+const char *vk_kernel_missing_view(const vk_kernel *k, vk_buffer *const *bufs, uint32_t *index);
 
 /* Records status + message on ctx and returns the status. */
 vk_status vk_set_error(vk_ctx *ctx, vk_status st, const char *fmt, ...)

@@ -31,6 +31,7 @@
  * path goes unused, so a device without them cannot create these kernels.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "engine/vk_internal.h"
 #include "engine/vk_ops.h"
@@ -103,24 +104,41 @@ static mm_config choose_config(const vk_device_info *d)
     return c;
 }
 
-/* Fills ops->mul_mat (entries must be NULL), and on CPU devices ops->mul_mat_tex too. On
+/* Quant bytes per block of the types with a packed kernel, else 0. */
+static uint32_t packed_qbytes(uint32_t type)
+{
+    return type == GGUF_T_Q8_0 ? 32 : type == GGUF_T_Q4_0 ? 16 : 0;
+}
+
+static vk_status create_type(vk_ops *ops, size_t i, const uint32_t *spec, bool cpu)
+{
+    vk_ctx *ctx = ops->ctx;
+    uint32_t t = mm_shaders[i].type;
+    char name[64];
+    vk_status st = vk_kernel_create(ctx, mm_shaders[i].shader, 4, sizeof(vk_push_mul_mat), spec,
+                                    MM_N_SPEC, &ops->mul_mat[t]);
+    if (st || !cpu)
+        return st;
+    snprintf(name, sizeof name, "%s_tex", mm_shaders[i].shader);
+    st = vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_R32(0), sizeof(vk_push_mul_mat), spec,
+                                MM_N_SPEC, &ops->mul_mat_tex[t]);
+    if (st || !packed_qbytes(t))
+        return st;
+    snprintf(name, sizeof name, "%s_t4", mm_shaders[i].shader);
+    return vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_RGBA32(0), sizeof(vk_push_mul_mat),
+                                  spec, MM_N_SPEC, &ops->mul_mat_t4[t]);
+}
+
+/* Fills ops->mul_mat (entries must be NULL), and on CPU devices the texel kernels too. On
  * failure none is left set. lavapipe compiles a pipeline at its first dispatch, so types a
  * model does not use cost nothing there. */
 vk_status vk_ops_create_matmul(vk_ops *ops)
 {
-    vk_ctx *ctx = ops->ctx;
-    const vk_device_info *d = chosen_device(ctx);
+    const vk_device_info *d = chosen_device(ops->ctx);
     mm_config c = choose_config(d);
     uint32_t spec[MM_N_SPEC] = { c.wg, c.lpr, c.rpg, c.nt, c.sgs, c.xbc, c.red, c.rpd };
-    char name[64];
     for (size_t i = 0; i < sizeof mm_shaders / sizeof mm_shaders[0]; i++) {
-        uint32_t t = mm_shaders[i].type;
-        vk_status st = vk_kernel_create(ctx, mm_shaders[i].shader, 4, sizeof(vk_push_mul_mat),
-                                        spec, MM_N_SPEC, &ops->mul_mat[t]);
-        snprintf(name, sizeof name, "%s_tex", mm_shaders[i].shader);
-        if (!st && d->type == VK_DEVTYPE_CPU)
-            st = vk_kernel_create_texel(ctx, name, 4, 1u, sizeof(vk_push_mul_mat), spec,
-                                        MM_N_SPEC, &ops->mul_mat_tex[t]);
+        vk_status st = create_type(ops, i, spec, d->type == VK_DEVTYPE_CPU);
         if (st) {
             vk_ops_free_matmul(ops);
             return st;
@@ -134,7 +152,38 @@ void vk_ops_free_matmul(vk_ops *ops)
     for (int i = 0; i < GGUF_T_COUNT; i++) {
         vk_kernel_free(ops->mul_mat[i]);
         vk_kernel_free(ops->mul_mat_tex[i]);
-        ops->mul_mat[i] = ops->mul_mat_tex[i] = NULL;
+        vk_kernel_free(ops->mul_mat_t4[i]);
+        ops->mul_mat[i] = ops->mul_mat_tex[i] = ops->mul_mat_t4[i] = NULL;
+    }
+}
+
+static uint64_t scale_bytes(uint32_t K) { return ((uint64_t)K / 16 + 15) / 16 * 16; }
+
+uint64_t vk_mm_row_bytes(const vk_ops *ops, uint32_t type, uint32_t K)
+{
+    if (type < GGUF_T_COUNT && ops->mul_mat_t4[type])
+        return scale_bytes(K) + (uint64_t)K / 32 * packed_qbytes(type);
+    const gguf_type_info *ti = gguf_type_get(type);
+    return ti ? (uint64_t)K / ti->block_elems * ti->block_bytes : 0;
+}
+
+void vk_mm_pack_rows(const vk_ops *ops, uint32_t type, uint32_t K, uint32_t rows,
+                     const void *src, void *dst)
+{
+    uint64_t out_row = vk_mm_row_bytes(ops, type, K);
+    if (type >= GGUF_T_COUNT || !ops->mul_mat_t4[type]) {
+        memcpy(dst, src, (size_t)(rows * out_row));
+        return;
+    }
+    uint32_t qb = packed_qbytes(type), nb = K / 32;
+    const uint8_t *s = src;
+    for (uint32_t r = 0; r < rows; r++) {
+        uint8_t *o = (uint8_t *)dst + (size_t)r * out_row, *q = o + scale_bytes(K);
+        memset(o, 0, (size_t)scale_bytes(K));
+        for (uint32_t b = 0; b < nb; b++, s += 2 + qb) {
+            memcpy(o + 2 * b, s, 2);
+            memcpy(q + (size_t)b * qb, s + 2, qb);
+        }
     }
 }
 
@@ -181,7 +230,7 @@ static vk_status check_mul_mat(vk_ops *ops, uint32_t type, vk_buffer *w, vk_buff
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: VK_MM_BIAS without a bias "
                             "buffer", ti->name);
     /* The shader reads W as whole words: the last used byte's word must be in the buffer. */
-    uint64_t row_bytes = (uint64_t)p->K / ti->block_elems * ti->block_bytes;
+    uint64_t row_bytes = vk_mm_row_bytes(ops, type, p->K);
     uint64_t w_end = ((p->w_row0 + (uint64_t)p->M) * row_bytes + 3) / 4 * 4;
     if (w_end > vk_buffer_size(w))
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W rows %u..%llu of %llu bytes "
@@ -234,7 +283,11 @@ vk_status vk_op_mul_mat(vk_ops *ops, vk_seq *s, uint32_t type, vk_buffer *w, vk_
                             d->max_compute_workgroup_count[1],
                             d->max_compute_workgroup_count[2]);
     vk_buffer *bufs[4] = { w, x, y, bias ? bias : x };
-    vk_kernel *k = ops->mul_mat_tex[type] && vk_buffer_has_texel_view(w) ? ops->mul_mat_tex[type]
-                                                                          : ops->mul_mat[type];
+    /* packed rows need their kernel (and lavapipe's texel limit covers every buffer); the
+     * others take the texel kernel where W has a view */
+    vk_kernel *k = ops->mul_mat_t4[type] ? ops->mul_mat_t4[type]
+                   : ops->mul_mat_tex[type] && vk_buffer_has_texel_view(w, 0)
+                       ? ops->mul_mat_tex[type]
+                       : ops->mul_mat[type];
     return vk_seq_dispatch(s, k, bufs, p, gx, gy, gz);
 }

@@ -35,7 +35,7 @@ enum {
 };
 
 /* Y[t][y_row0 + r] (op)= sum_k W[w_row0 + r][k] * X[t][k], r < M, t < N.
- * Bindings: 0 W (words), 1 X, 2 Y, 3 bias. */
+ * Bindings: 0 W (rows as vk_mm_pack_rows writes them), 1 X, 2 Y, 3 bias. */
 typedef struct vk_push_mul_mat {
     uint32_t K, M, N;
     uint32_t w_row0;            /* first row used, counted from the start of the W buffer */
@@ -127,6 +127,8 @@ typedef struct vk_ops {
     vk_kernel *mul_mat[GGUF_T_COUNT];  /* NULL for types without a kernel */
     vk_kernel *mul_mat_tex[GGUF_T_COUNT]; /* W through a texel buffer (CPU devices), or NULL:
                                            * used when set and W has a texel view */
+    vk_kernel *mul_mat_t4[GGUF_T_COUNT];  /* W packed for 16-byte texel loads (CPU devices,
+                                           * Q4_0 and Q8_0), or NULL; see vk_mm_pack_rows */
     vk_kernel *rms_norm, *rope, *kv_store, *attn, *swiglu, *add, *argmax;
 } vk_ops;
 
@@ -137,6 +139,14 @@ void vk_ops_free(vk_ops *ops);
 vk_status vk_ops_create_matmul(vk_ops *ops);
 /* Frees the matrix kernels and sets their slots to NULL. */
 void vk_ops_free_matmul(vk_ops *ops);
+/* Weight rows as vk_op_mul_mat reads them: GGUF's own rows, except for types with a packed
+ * kernel (mul_mat_t4), whose rows hold the K/32 f16 scales first (padded to 16 bytes) and then
+ * the quant bytes of every block, so each block's quants are whole 16-byte texels.
+ * vk_mm_row_bytes is the row stride in W buffers; vk_mm_pack_rows writes `rows` such rows to
+ * dst (rows * vk_mm_row_bytes bytes) from GGUF rows at src. */
+uint64_t vk_mm_row_bytes(const vk_ops *ops, uint32_t type, uint32_t K);
+void vk_mm_pack_rows(const vk_ops *ops, uint32_t type, uint32_t K, uint32_t rows,
+                     const void *src, void *dst);
 bool vk_ops_has_type(const vk_ops *ops, uint32_t type);
 
 /* Recording functions: one dispatch each (barriers are the caller's: add vk_seq_barrier

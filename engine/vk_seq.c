@@ -118,11 +118,12 @@ vk_status vk_seq_dispatch(vk_seq *s, vk_kernel *k, vk_buffer *const *bufs, const
         return vk_set_error(ctx, VK_STATUS_BAD_ARG, "dispatch %u of a sequence of at most %u "
                             "(recording %d, groups %u x %u x %u)", s->n_dispatches,
                             s->max_dispatches, s->recording, gx, gy, gz);
-    for (uint32_t i = 0; i < k->n_buffers; i++)
-        if (((k->texel_mask >> i) & 1u) && !bufs[i]->view)
-            return vk_set_error(ctx, VK_STATUS_BAD_ARG, "dispatch: buffer %u (%llu bytes) has "
-                                "no texel view for texel binding %u", i,
-                                (unsigned long long)bufs[i]->size, i);
+    uint32_t vi;
+    const char *fmt = vk_kernel_missing_view(k, bufs, &vi);
+    if (fmt)
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "dispatch: buffer %u (%llu bytes) has no %s "
+                            "texel view for texel binding %u", vi,
+                            (unsigned long long)vk_buffer_size(bufs[vi]), fmt, vi);
     VkDescriptorSet set;
     VkDescriptorSetAllocateInfo sai = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,

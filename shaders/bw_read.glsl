@@ -1,7 +1,7 @@
 // Streaming read of a large buffer, to measure the device's own read bandwidth (sizeup bench
 // reports decode speed as a share of it). Included by bw_read.comp (a storage buffer read as
-// 16-byte words) and bw_read_tex.comp (BW_TEXEL: a uniform texel buffer read as 4-byte words,
-// how the matrix kernels read weights on CPU devices). MODE 0: each invocation reads one
+// 16-byte words) and bw_read_tex.comp (BW_TEXEL: a uniform texel buffer, as the matrix kernels
+// read weights on CPU devices; its view's format, R32 or RGBA32, decides the word size). MODE 0: each invocation reads one
 // contiguous range (how a CPU driver such as lavapipe streams best); MODE 1: consecutive
 // invocations read consecutive words (coalesced, how GPUs stream best). The XOR result is
 // written so the reads cannot be optimised away.
@@ -18,7 +18,7 @@ layout(std430, binding = 0) readonly buffer Src { uvec4 src[]; };
 layout(std430, binding = 1) writeonly buffer Dst { uint dst[]; };
 
 layout(push_constant) uniform PushBw {
-    uint n_units;  // words in src (16-byte words, or 4-byte texels with BW_TEXEL)
+    uint n_units;  // words (texels) in src
     uint n_inv;    // invocations in the dispatch
 } pc;
 

@@ -50,6 +50,21 @@ float f16_hi(uint u) { return unpackHalf2x16(u).y; }
 #define QWORD(a, off, i) (((off) & 3u) == 0u ? a[((off) >> 2) + (i)] \
     : ((a[((off) >> 2) + (i)] >> 16) | (a[((off) >> 2) + (i) + 1u] << 16)))
 
+// Packed rows (W_TEXEL4, engine/vk_matmul.c vk_mm_pack_rows) for the types whose block is one
+// f16 scale and QB quant bytes (Q4_0, Q8_0): the row's K/32 scales, padded to a multiple of 16
+// bytes, then its K/32 quant runs, so a block's quants are whole 16-byte texels.
+#define PACKED_ROW_BYTES(K, QB) (((K) / 16u + 15u) / 16u * 16u + (K) / 32u * (QB))
+#if defined(W_TEXEL4)
+// The scale of block `it` of the packed row starting at byte rb.
+float packed_scale(uint rb, uint it)
+{
+    uint sw = texelFetch(wtex4, int((rb >> 4) + (it >> 3)))[(it >> 1) & 3u];
+    return (it & 1u) != 0u ? f16_hi(sw) : f16_lo(sw);
+}
+// The texel index of the row's first quant run.
+uint packed_quants(uint rb) { return (rb + (pc.K / 16u + 15u) / 16u * 16u) >> 4; }
+#endif
+
 // ---------------------------------------------------------------------------------------------
 #if defined(TYPE_F32)
 #define BLK 1u
@@ -87,6 +102,22 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK 32u
 #define BLK_BYTES 18u
 #define ITEM 32u
+#if defined(W_TEXEL4)
+#define ROW_BYTES(K) PACKED_ROW_BYTES(K, 16u)
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    float d = packed_scale(rb, it);
+    uvec4 q4 = texelFetch(wtex4, int(packed_quants(rb) + it));
+    [[unroll]] for (uint i = 0u; i < 4u; i++) {
+        uint q = q4[i];
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uint b = (q >> (8u * c)) & 0xffu;
+            v[4u * i + c] = float(int(b & 15u) - 8) * d;
+            v[4u * i + c + 16u] = float(int(b >> 4) - 8) * d;
+        }
+    }
+}
+#else
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint a[5];
@@ -101,6 +132,7 @@ void decode_item(uint rb, uint it, out float v[ITEM])
         }
     }
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 #elif defined(TYPE_Q4_1)
@@ -178,6 +210,19 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK 32u
 #define BLK_BYTES 34u
 #define ITEM 32u
+#if defined(W_TEXEL4)
+#define ROW_BYTES(K) PACKED_ROW_BYTES(K, 32u)
+void decode_item(uint rb, uint it, out float v[ITEM])
+{
+    float d = packed_scale(rb, it);
+    uint qv = packed_quants(rb) + 2u * it;
+    uvec4 q0 = texelFetch(wtex4, int(qv)), q1 = texelFetch(wtex4, int(qv + 1u));
+    uint qw[8] = uint[8](q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w);
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        [[unroll]] for (uint c = 0u; c < 4u; c++)
+            v[4u * i + c] = float(bitfieldExtract(int(qw[i]), int(8u * c), 8)) * d;
+}
+#else
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint a[9];
@@ -189,6 +234,7 @@ void decode_item(uint rb, uint it, out float v[ITEM])
             v[4u * i + c] = float(bitfieldExtract(q, int(8u * c), 8)) * d;
     }
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 #elif defined(TYPE_Q2_K)
@@ -455,6 +501,10 @@ void decode_group(uint rb, uint it, uint q, out float v[32])
 
 #ifndef ITEM_TAIL
 #define ITEM_TAIL 0
+#endif
+
+#ifndef ROW_BYTES
+#define ROW_BYTES(K) ((K) / BLK * BLK_BYTES)
 #endif
 
 #ifndef ITEM_GROUPS

@@ -44,7 +44,11 @@ const uint RMAX = RPD > RPG ? RPD : RPG;
 // W: the raw GGUF bytes as 32-bit words. W_TEXEL (the mul_mat_<type>_tex variants, used on
 // CPU devices) reads them through a uniform texel buffer: lavapipe loads texels with vector
 // gathers but storage buffers one lane at a time (engine/vk_matmul.c has the figures).
-#ifdef W_TEXEL
+#if defined(W_TEXEL4)
+layout(binding = 0) uniform usamplerBuffer wtex4;
+#define WRD(i) texelFetch(wtex4, int((i) >> 2))[(i) & 3u]
+#define W_WORDS (uint(textureSize(wtex4)) * 4u)
+#elif defined(W_TEXEL)
 layout(binding = 0) uniform usamplerBuffer wtex;
 #define WRD(i) texelFetch(wtex, int(i)).x
 #define W_WORDS uint(textureSize(wtex))
@@ -132,7 +136,7 @@ void run(const uint ntc)
     uint lid = gl_LocalInvocationID.x, lane = lid % LPR;
     uint row0 = tile * rows_per_wg + lid / LPR * nr;
     uint t0 = gl_WorkGroupID.y * ntc;
-    uint row_bytes = pc.K / BLK * BLK_BYTES;
+    uint row_bytes = ROW_BYTES(pc.K);
     w_last = W_WORDS - 1u;
 
     uint rb[RMAX];

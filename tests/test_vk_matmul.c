@@ -216,10 +216,23 @@ static vk_buffer *upload(fixture *f, const void *src, size_t n)
 
 /* Records the given pushes (several dispatches: one product split in row ranges) and submits;
  * Y starts as d->y0 and comes back in y_out (d->y_len floats). */
+/* W in the layout the kernels of f->ops read (vk_mm_pack_rows). */
+static vk_buffer *upload_w(fixture *f, const mm_case *c, const mm_data *d)
+{
+    uint64_t row = vk_mm_row_bytes(&f->ops, c->type, c->K);
+    size_t n = (size_t)((row * c->M + 3) / 4 * 4);
+    uint8_t *packed = calloc(1, n);
+    assert_non_null(packed);
+    vk_mm_pack_rows(&f->ops, c->type, c->K, c->M, d->w, packed);
+    vk_buffer *w = upload(f, packed, n);
+    free(packed);
+    return w;
+}
+
 static void run_device(fixture *f, const mm_case *c, const mm_data *d,
                        const vk_push_mul_mat *push, int n_push, float *y_out)
 {
-    vk_buffer *w = upload(f, d->w, d->w_bytes);
+    vk_buffer *w = upload_w(f, c, d);
     vk_buffer *x = upload(f, d->x, sizeof(float) * d->x_len);
     vk_buffer *y = upload(f, d->y0, sizeof(float) * d->y_len);
     vk_buffer *b = upload(f, d->bias, sizeof(float) * (c->M + 5));
@@ -538,37 +551,76 @@ static void test_other_work_splits(void **state)
         }
 }
 
-/* On a CPU device every type has a texel-buffer kernel (the one the tests above ran); the
- * storage-buffer kernels with the same work split, used where a weight buffer has no texel
- * view, give the same products. */
+/* On a CPU device every type has a texel-buffer kernel and Q4_0/Q8_0 a packed-row one (what
+ * the tests above ran); with those switched off, the texel kernels on GGUF rows and then the
+ * storage-buffer kernels with the same work split (used where a weight buffer has no texel
+ * view, and on GPUs) give the same products. */
 static void test_storage_and_texel_kernels(void **state)
 {
     fixture *f = *state;
     const vk_device_info *d = vk_ctx_device_info(f->ctx, vk_ctx_choice(f->ctx)->index);
-    vk_kernel *tex[GGUF_T_COUNT];
+    bool cpu = d->type == VK_DEVTYPE_CPU;
     for (size_t i = 0; i < N_TYPES; i++) {
-        if (d->type == VK_DEVTYPE_CPU && !f->ops.mul_mat_tex[all_types[i]])
-            fail_msg("CPU device without a texel kernel for %s",
-                     gguf_type_get(all_types[i])->name);
-        if (d->type != VK_DEVTYPE_CPU && f->ops.mul_mat_tex[all_types[i]])
-            fail_msg("texel kernel created on a %s", vk_device_type_str(d->type));
+        uint32_t t = all_types[i];
+        bool packed = t == GGUF_T_Q4_0 || t == GGUF_T_Q8_0;
+        if (!f->ops.mul_mat_tex[t] != !cpu || !f->ops.mul_mat_t4[t] != !(cpu && packed))
+            fail_msg("%s on a %s: texel kernel %s, packed kernel %s", gguf_type_get(t)->name,
+                     vk_device_type_str(d->type), f->ops.mul_mat_tex[t] ? "yes" : "no",
+                     f->ops.mul_mat_t4[t] ? "yes" : "no");
     }
+    vk_kernel *tex[GGUF_T_COUNT], *t4[GGUF_T_COUNT];
     memcpy(tex, f->ops.mul_mat_tex, sizeof tex);
-    memset(f->ops.mul_mat_tex, 0, sizeof f->ops.mul_mat_tex);
-    for (size_t i = 0; i < N_TYPES; i++) {
-        mm_case c = { .type = all_types[i], .K = case_k(all_types[i], 2), .M = 37, .N = 1,
-                      .x_off = 3, .y_off = 1, .flags = VK_MM_BIAS };
-        check_case(f, &c);
-        c.N = 6;
-        check_case(f, &c);
+    memcpy(t4, f->ops.mul_mat_t4, sizeof t4);
+    for (int variant = 0; variant < 2; variant++) {
+        memset(f->ops.mul_mat_t4, 0, sizeof f->ops.mul_mat_t4);
+        if (variant == 1)
+            memset(f->ops.mul_mat_tex, 0, sizeof f->ops.mul_mat_tex);
+        for (size_t i = 0; i < N_TYPES; i++) {
+            mm_case c = { .type = all_types[i], .K = case_k(all_types[i], 2), .M = 37, .N = 1,
+                          .x_off = 3, .y_off = 1, .flags = VK_MM_BIAS };
+            check_case(f, &c);
+            c.N = 6;
+            check_case(f, &c);
+        }
     }
     memcpy(f->ops.mul_mat_tex, tex, sizeof tex);
+    memcpy(f->ops.mul_mat_t4, t4, sizeof t4);
+}
+
+/* Packed rows: the scales first, padded to 16 bytes, then each block's quant bytes. */
+static void test_packed_layout(void **state)
+{
+    fixture *f = *state;
+    if (!f->ops.mul_mat_t4[GGUF_T_Q8_0])
+        skip(); /* GPUs read GGUF rows; nothing is packed there */
+    uint8_t src[2 * 3 * 34], dst[2 * 144];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q8_0, 96), 16 + 96);
+    assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q4_0, 96), 16 + 48);
+    assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q4_0, 288), 32 + 144);
+    assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q6_K, 256), 210);
+    memset(dst, 0xee, sizeof dst);
+    vk_mm_pack_rows(&f->ops, GGUF_T_Q8_0, 96, 2, src, dst);
+    for (int r = 0; r < 2; r++) {
+        const uint8_t *row = dst + r * 112, *in = src + r * 102;
+        for (int b = 0; b < 3; b++) {
+            assert_memory_equal(row + 2 * b, in + 34 * b, 2);
+            assert_memory_equal(row + 16 + 32 * b, in + 34 * b + 2, 32);
+        }
+        for (int i = 6; i < 16; i++)
+            assert_int_equal(row[i], 0);
+    }
 }
 
 /* Bad arguments come back as errors naming the values, and record nothing. */
 static void test_argument_errors(void **state)
 {
     fixture *f = *state;
+    /* GGUF rows, so the byte counts below are Q8_0's own (packed rows are longer) */
+    vk_kernel *t4[GGUF_T_COUNT];
+    memcpy(t4, f->ops.mul_mat_t4, sizeof t4);
+    memset(f->ops.mul_mat_t4, 0, sizeof f->ops.mul_mat_t4);
     uint8_t zeros[4096] = { 0 };
     vk_buffer *w = upload(f, zeros, 34 * 4);   /* 4 rows of one Q8_0 block */
     vk_buffer *w34 = upload(f, zeros, 34);     /* 1 row, not a whole number of words */
@@ -618,6 +670,7 @@ static void test_argument_errors(void **state)
     vk_buffer_free(x);
     vk_buffer_free(w34);
     vk_buffer_free(w);
+    memcpy(f->ops.mul_mat_t4, t4, sizeof t4);
     check_no_validation(f);
 }
 
@@ -631,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_many_rows),
         cmocka_unit_test(test_other_work_splits),
         cmocka_unit_test(test_storage_and_texel_kernels),
+        cmocka_unit_test(test_packed_layout),
         cmocka_unit_test(test_argument_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
