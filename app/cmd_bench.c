@@ -19,7 +19,7 @@
 #define MAX_REPS 100
 
 typedef struct bench_opts {
-    const char *model, *format, *device;
+    const char *model, *format, *device, *cacert;
     int pp[MAX_TESTS], n_pp, tg, reps;
     eng_session_opts so;
 } bench_opts;
@@ -42,11 +42,13 @@ static void usage(FILE *to)
 {
     fprintf(to,
         "usage: sizeup bench -m MODEL [-p 128,512] [-n 64] [-r 5] [--backend vulkan|cpu]\n"
-        "                    [-o md|json|csv] [-t THREADS] [--device N]\n\n"
+        "                    [-o md|json|csv] [-t THREADS] [--device N] [--cacert FILE]\n\n"
         "Measure prompt processing (pp: N prompt tokens in batches) and generation (tg: N\n"
         "tokens one at a time) in tokens/s: median and spread of -r repeats after a warm-up.\n"
         "tg also reports the weight bytes read per second and their share of the device's\n"
-        "streaming-read bandwidth, measured by sizeup on the same device.\n");
+        "streaming-read bandwidth, measured by sizeup on the same device.\n\n"
+        "MODEL is a GGUF file or a model reference (qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT],\n"
+        "a URL), downloaded first when it is not in the store (--cacert FILE for HTTPS).\n");
 }
 
 static int parse_list(const char *s, int *out, int max)
@@ -94,6 +96,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             o->so.n_threads = atoi(v);
         else if (!strcmp(a, "--device"))
             o->device = v;
+        else if (!strcmp(a, "--cacert"))
+            o->cacert = v;
         else if (!strcmp(a, "-o")) {
             if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv"))
                 return app_fail(CMD, "-o '%s': expected md, json or csv", v) + 1;
@@ -291,15 +295,20 @@ int app_cmd_bench(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     eng_model *m;
     eng_session *s;
-    char err[512];
-    if (eng_model_open(o.model, &m, err, sizeof err))
+    char err[512], *path;
+    if ((rc = app_model_path(CMD, o.model, o.cacert, &path)) != 0)
+        return rc;
+    if (eng_model_open(path, &m, err, sizeof err)) {
+        free(path);
         return app_fail(CMD, "%s", err);
+    }
     int max_pp = 1;
     for (int i = 0; i < o.n_pp; i++)
         max_pp = o.pp[i] > max_pp ? o.pp[i] : max_pp;
     o.so.n_ctx = (uint32_t)(max_pp > o.tg + 1 ? max_pp : o.tg + 1) + 8;
     if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
         eng_model_close(m);
+        free(path);
         return app_fail(CMD, "%s", err);
     }
     int32_t *toks = malloc((size_t)(max_pp > 65 ? max_pp : 65) * sizeof *toks);
@@ -312,7 +321,7 @@ int app_cmd_bench(int argc, char **argv)
         r[n++].n_prompt = o.pp[i];
     if (o.tg > 0)
         r[n++].n_gen = o.tg;
-    bench_info bi = { m, o.model, { 0 }, step_bytes(m), 0 };
+    bench_info bi = { m, path, { 0 }, step_bytes(m), 0 };
     eng_session_stats(s, &bi.st);
     bi.device_gbps = eng_session_read_bandwidth(s);
     for (int i = 0; i < n && !rc; i++) {
@@ -327,5 +336,6 @@ int app_cmd_bench(int argc, char **argv)
     free(toks);
     eng_session_free(s);
     eng_model_close(m);
+    free(path);
     return rc;
 }

@@ -4,9 +4,16 @@
  * this file only parses the command line, opens the file and formats. Text and JSON show the
  * same facts; JSON field names are stable (scripts and tests read them), absent metadata is
  * null rather than 0, and sizes are plain byte counts.
+ *
+ * MODEL may also be a model reference (catalog name, hf.co/..., URL). One in the store is read
+ * from there; any other is peeked at: only the GGUF header is fetched, with Range requests
+ * (dl_peek), and the card comes from it, with one more line saying how much was read and
+ * whether the model would fit the Vulkan device. Nothing is stored.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,9 +27,10 @@
 #include "engine/model_info.h"
 
 #define CMD "inspect"
+#define PEEK_MAX_BYTES ((size_t)64 << 20) /* the largest header sizeup will fetch to read */
 
 typedef struct inspect_opts {
-    const char *model;
+    const char *model, *cacert, *device;
     uint32_t n_ctx;    /* 0: the model's default (eng_model_default_ctx) */
     bool json;
     bool tensors;
@@ -32,14 +40,22 @@ typedef struct inspect_opts {
 static void usage(FILE *to)
 {
     fprintf(to,
-            "usage: sizeup inspect MODEL [-c N] [--json] [--tensors]\n\n"
+            "usage: sizeup inspect MODEL [-c N] [--json] [--tensors] [--device N]\n"
+            "                      [--cacert FILE]\n\n"
             "Print a model card for a GGUF file: architecture, parameter count, tensor types,\n"
-            "hyperparameters, RoPE, tokenizer, special tokens, and the memory needed to run it.\n\n"
-            "  -c, --ctx N   context length for the memory estimate (default: the model's own,\n"
-            "                capped at %u)\n"
-            "  --json        print one JSON object instead of text\n"
-            "  --tensors     also list every tensor: name, type, shape, offset, bytes\n"
-            "  -h, --help    show this help\n",
+            "hyperparameters, RoPE, tokenizer, special tokens, and the memory needed to run it.\n"
+            "MODEL may be a model reference (qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT],\n"
+            "hf.co/OWNER/REPO/FILE.gguf, an https URL): one not downloaded yet is inspected from\n"
+            "its GGUF header alone, fetched with Range requests, and a last line says how much\n"
+            "was read and whether the model would fit the Vulkan device.\n\n"
+            "  -c, --ctx N     context length for the memory estimate (default: the model's own,\n"
+            "                  capped at %u)\n"
+            "  --json          print one JSON object instead of text\n"
+            "  --tensors       also list every tensor: name, type, shape, offset, bytes\n"
+            "  --device N      the Vulkan device for the fit of a remote model (default:\n"
+            "                  $SIZEUP_DEVICE, else the one sizeup would use)\n"
+            "  --cacert FILE   CA certificates (PEM) for HTTPS (default: $CURL_CA_BUNDLE)\n"
+            "  -h, --help      show this help\n",
             ENG_DEFAULT_CTX_CAP);
 }
 
@@ -80,7 +96,11 @@ static int parse_args(int argc, char **argv, inspect_opts *o)
             o->json = true;
         else if (!strcmp(a, "--tensors"))
             o->tensors = true;
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
+        else if (!strcmp(a, "--cacert") || !strcmp(a, "--device")) {
+            if (i + 1 >= argc)
+                return app_fail(CMD, "option '%s' needs a value", a) + 1;
+            *(a[2] == 'c' ? &o->cacert : &o->device) = argv[++i];
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             if (i + 1 >= argc)
                 return app_fail(CMD, "option '%s' needs a value (a context length)", a) + 1;
             val = argv[++i];
@@ -100,22 +120,6 @@ static int parse_args(int argc, char **argv, inspect_opts *o)
 }
 
 /* ---- text ---- */
-
-/* "292.8K", "135.0M", "1.24B": parameter counts the way model names spell them. */
-static const char *fmt_count(uint64_t n, char *buf, size_t len)
-{
-    if (n < 1000)
-        snprintf(buf, len, "%" PRIu64, n);
-    else if (n < 1000000)
-        snprintf(buf, len, "%.1fK", (double)n / 1e3);
-    else if (n < 1000000000)
-        snprintf(buf, len, "%.1fM", (double)n / 1e6);
-    else if (n < 1000000000000ull)
-        snprintf(buf, len, "%.2fB", (double)n / 1e9);
-    else
-        snprintf(buf, len, "%.2fT", (double)n / 1e12);
-    return buf;
-}
 
 /* One aligned "key: value" line. */
 static void line(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -157,7 +161,7 @@ static void print_weights(const eng_model_info *mi)
         line("weights", "0 B, bits per weight n/a");
         return;
     }
-    line("parameters", "%s (%" PRIu64 ")", fmt_count(mi->n_params, a, sizeof a), mi->n_params);
+    line("parameters", "%s (%" PRIu64 ")", app_fmt_count(mi->n_params, a, sizeof a), mi->n_params);
     line("weights", "%s, %.2f bits per weight%s", app_fmt_bytes(mi->tensor_bytes, b, sizeof b),
          mi->bits_per_weight, mi->tied_embeddings ? ", output tied to token_embd" : "");
     for (uint32_t i = 0; i < mi->n_types; i++) {
@@ -443,8 +447,27 @@ static json_t *json_tensors(const gguf_file *f)
     return arr;
 }
 
+/* What a remote inspect adds to the card: how much was read and the fit on a device. */
+typedef struct remote_info {
+    uint64_t transferred;    /* bytes received over the network */
+    uint64_t header_len;     /* bytes from offset 0 the card was read from */
+    uint64_t file_size;      /* the whole file */
+    app_fit_device dev;
+} remote_info;
+
+static json_t *json_remote(const remote_info *r, const eng_mem_estimate *me)
+{
+    json_t *dev = r->dev.ok ? json_pack("{s:i, s:s, s:I}", "index", (int)r->dev.index, "name",
+                                        r->dev.name, "capacity", (json_int_t)r->dev.capacity)
+                            : json_null();
+    return json_pack("{s:I, s:I, s:I, s:o, s:o}", "bytes_read", (json_int_t)r->transferred,
+                     "header_bytes", (json_int_t)r->header_len, "file_size",
+                     (json_int_t)r->file_size, "device", dev, "fits",
+                     r->dev.ok ? json_boolean(me->total <= r->dev.capacity) : json_null());
+}
+
 static int print_json(const char *path, const gguf_file *f, const eng_model_info *mi,
-                      const eng_mem_estimate *me, bool tensors)
+                      const eng_mem_estimate *me, bool tensors, const remote_info *rem)
 {
     json_t *o = json_object();
     put(o, "file", jstr_n(path, strlen(path)));
@@ -463,12 +486,174 @@ static int print_json(const char *path, const gguf_file *f, const eng_model_info
     put(o, "memory", json_memory(me));
     if (tensors)
         put(o, "tensors", json_tensors(f));
+    if (rem)
+        put(o, "remote", json_remote(rem, me));
     int rc = json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (rc != 0)
         return app_fail(CMD, "could not write the JSON output (out of memory?)");
     putchar('\n');
     return 0;
+}
+
+static void print_remote(const remote_info *r, const eng_mem_estimate *me)
+{
+    char a[32], b[32], t[32];
+    printf("\nremote: read %s of %s (%s); memory estimate %s; ",
+           app_fmt_bytes(r->transferred, a, sizeof a), app_fmt_bytes(r->file_size, b, sizeof b),
+           r->header_len < r->file_size ? "header only" : "the whole file",
+           app_fmt_bytes(me->total, t, sizeof t));
+    if (r->dev.ok)
+        printf("fits device %u (%s): %s\n", r->dev.index, r->dev.name,
+               me->total <= r->dev.capacity ? "yes" : "no");
+    else
+        printf("fit: unknown (%s)\n", r->dev.why);
+}
+
+/* The card (or JSON) for an open file; what names it in the output. */
+static int show(const inspect_opts *o, const char *what, const gguf_file *f,
+                const remote_info *rem)
+{
+    eng_model_info mi;
+    if (eng_model_info_read(f, &mi) != GGUF_OK)
+        return app_fail(CMD, "%s", mi.err);
+    eng_mem_estimate me;
+    eng_model_mem_estimate(&mi, o->n_ctx ? o->n_ctx : eng_model_default_ctx(&mi), &me);
+    int rc = 0;
+    if (o->json) {
+        rc = print_json(what, f, &mi, &me, o->tensors, rem);
+    } else {
+        print_card(what, &mi, &me);
+        if (rem)
+            print_remote(rem, &me);
+        if (o->tensors)
+            print_tensors(f);
+    }
+    if (fflush(stdout) != 0 && !rc)
+        rc = app_fail(CMD, "could not write the output");
+    return rc;
+}
+
+static int inspect_file(const inspect_opts *o, const char *path)
+{
+    char err[512];
+    gguf_file *f = NULL;
+    if (gguf_open(path, &f, err, sizeof err) != GGUF_OK)
+        return app_fail(CMD, "%s", err);
+    int rc = show(o, path, f, NULL);
+    gguf_close(f);
+    return rc;
+}
+
+/* ---- remote: the header alone ---- */
+
+/* The parsed header of a remote file. The GGUF reader checks that every tensor's data lies
+ * inside the file, so the header bytes are copied to the front of a zero-filled anonymous
+ * mapping as large as the whole file: MAP_NORESERVE, and pages never written cost no memory,
+ * so a 5 GiB model needs only its header's worth. */
+typedef struct peek_state {
+    const char *what;
+    void *map;
+    size_t map_len;
+    gguf_file *f;            /* open on map once the header is complete */
+} peek_state;
+
+static void peek_state_free(peek_state *ps)
+{
+    gguf_close(ps->f);
+    if (ps->map)
+        munmap(ps->map, ps->map_len);
+    ps->f = NULL;
+    ps->map = NULL;
+}
+
+/* dl_peek's enough(): 0 when the header and tensor table parse from the bytes so far, 1 for
+ * more, -1 when they never will. A parse that succeeds with the tensor table ending past the
+ * bytes read read zeros from the mapping, not the file, so it too asks for more. */
+static int header_enough(const void *buf, size_t len, uint64_t file_size, void *user, char *msg,
+                         size_t msglen)
+{
+    peek_state *ps = user;
+    const uint8_t *b = buf;
+    if (len >= 4 && memcmp(b, "GGUF", 4)) {
+        snprintf(msg, msglen, "not a GGUF file (it starts with %02x %02x %02x %02x)", b[0],
+                 b[1], b[2], b[3]);
+        return -1;
+    }
+    uint64_t size = file_size > len ? file_size : len;
+    size_t map_len = size > SIZE_MAX / 2 ? 0 : size ? (size_t)size : 1;
+    void *m = map_len ? mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                      : MAP_FAILED;
+    if (m == MAP_FAILED) {
+        snprintf(msg, msglen, "cannot map %" PRIu64 " bytes: %s", size, strerror(errno));
+        return -1;
+    }
+    memcpy(m, buf, len);
+    char err[512] = "";
+    gguf_file *f = NULL;
+    bool whole = len >= size;
+    if (gguf_open_buffer(m, (size_t)size, ps->what, &f, err, sizeof err) == GGUF_OK &&
+        (whole || gguf_data_offset(f) <= len)) {
+        ps->map = m;
+        ps->map_len = map_len;
+        ps->f = f;
+        return 0;
+    }
+    gguf_close(f);
+    munmap(m, map_len);
+    snprintf(msg, msglen, "%s", err[0] ? err : "the tensor table goes on past the bytes read");
+    return whole ? -1 : 1;
+}
+
+static int inspect_remote(const inspect_opts *o, dl_ctx *c)
+{
+    remote_info rem = { 0 };
+    int idx;
+    if (app_device_index(CMD, o->device, &idx))
+        return 2;
+    peek_state ps = { o->model, NULL, 0, NULL };
+    void *buf = NULL;
+    size_t len = 0;
+    dl_status st = dl_peek(c, o->model, header_enough, &ps, PEEK_MAX_BYTES, &buf, &len,
+                           &rem.file_size, &rem.transferred);
+    free(buf); /* the card is read from ps's copy */
+    rem.header_len = len;
+    int rc;
+    if (st)
+        rc = app_dl_fail(CMD, c, st, o->model);
+    else if (app_fit_device_probe(CMD, idx, &rem.dev))
+        rc = 2;
+    else
+        rc = show(o, o->model, ps.f, &rem);
+    peek_state_free(&ps);
+    return rc;
+}
+
+/* MODEL is not a file here: a reference, read from the store when it is there. */
+static int inspect_ref(const inspect_opts *o)
+{
+    dl_ctx *c = app_dl_open(CMD, o->cacert);
+    if (!c)
+        return 1;
+    dl_ref r;
+    char *path = NULL;
+    int rc;
+    dl_status st = dl_ref_parse(c, o->model, &r);
+    if (st)
+        rc = app_dl_fail(CMD, c, st, o->model);
+    else if (r.kind == DL_REF_LOCAL)
+        rc = inspect_file(o, o->model); /* a missing file: the reader names it */
+    else if ((st = dl_locate(c, o->model, &path)) == DL_OK)
+        rc = inspect_file(o, path);
+    else if (st == DL_ERR_NOT_FOUND)
+        rc = inspect_remote(o, c);
+    else
+        rc = app_dl_fail(CMD, c, st, o->model);
+    free(path);
+    dl_ref_free(&r);
+    dl_close(c);
+    return rc;
 }
 
 int app_cmd_inspect(int argc, char **argv)
@@ -481,27 +666,8 @@ int app_cmd_inspect(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    char err[512];
-    gguf_file *f = NULL;
-    if (gguf_open(o.model, &f, err, sizeof err) != GGUF_OK)
-        return app_fail(CMD, "%s", err);
-    eng_model_info mi;
-    if (eng_model_info_read(f, &mi) != GGUF_OK) {
-        app_fail(CMD, "%s", mi.err);
-        gguf_close(f);
-        return 1;
-    }
-    eng_mem_estimate me;
-    eng_model_mem_estimate(&mi, o.n_ctx ? o.n_ctx : eng_model_default_ctx(&mi), &me);
-    if (o.json) {
-        rc = print_json(o.model, f, &mi, &me, o.tensors);
-    } else {
-        print_card(o.model, &mi, &me);
-        if (o.tensors)
-            print_tensors(f);
-    }
-    gguf_close(f);
-    if (fflush(stdout) != 0 && !rc)
-        rc = app_fail(CMD, "could not write the output");
-    return rc;
+    struct stat sb;
+    if (stat(o.model, &sb) == 0) /* an existing file: no download context, no network */
+        return inspect_file(&o, o.model);
+    return inspect_ref(&o);
 }

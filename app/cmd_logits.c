@@ -15,10 +15,12 @@ static void usage(FILE *to)
 {
     fprintf(to,
         "usage: sizeup logits -m MODEL (--text T | --tokens 1,403,407) [--all-positions]\n"
-        "                     [--backend vulkan|cpu] [--device N] [-c CTX]\n\n"
+        "                     [--backend vulkan|cpu] [--device N] [-c CTX] [--cacert FILE]\n\n"
         "Decode the tokens in one batch and print {\"tokens\": [...], \"logits\": [[...], ...]}:\n"
         "the logits of the last position, or of every position with --all-positions.\n"
-        "--text is tokenized with the model's tokenizer, BOS added as the model asks.\n");
+        "--text is tokenized with the model's tokenizer, BOS added as the model asks.\n"
+        "MODEL is a GGUF file or a model reference (qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT],\n"
+        "a URL), downloaded first when it is not in the store (--cacert FILE for HTTPS).\n");
 }
 
 /* "1,403,407" -> ids; false names the bad element. */
@@ -62,7 +64,7 @@ static void print_json(const int32_t *ids, size_t n, const float *lg, size_t row
 
 int app_cmd_logits(int argc, char **argv)
 {
-    const char *model = NULL, *text = NULL, *toks = NULL, *device = NULL;
+    const char *model = NULL, *text = NULL, *toks = NULL, *device = NULL, *cacert = NULL;
     bool all = false;
     eng_session_opts so = eng_session_defaults();
     for (int i = 1; i < argc; i++) {
@@ -78,6 +80,8 @@ int app_cmd_logits(int argc, char **argv)
             model = argv[++i];
         } else if (!strcmp(a, "--device")) {
             device = argv[++i];
+        } else if (!strcmp(a, "--cacert")) {
+            cacert = argv[++i];
         } else if (!strcmp(a, "--text")) {
             text = argv[++i];
         } else if (!strcmp(a, "--tokens")) {
@@ -99,12 +103,16 @@ int app_cmd_logits(int argc, char **argv)
         return 2;
     eng_model *m;
     eng_session *s = NULL;
-    char err[512];
-    if (eng_model_open(model, &m, err, sizeof err))
-        return app_fail(CMD, "%s", err);
+    char err[512], *path;
+    int rc = app_model_path(CMD, model, cacert, &path);
+    if (rc)
+        return rc;
+    rc = eng_model_open(path, &m, err, sizeof err) ? app_fail(CMD, "%s", err) : 0;
+    free(path);
+    if (rc)
+        return rc;
     int32_t *ids = NULL;
     size_t n = 0;
-    int rc = 0;
     if (toks ? !parse_ids(toks, &ids, &n)
              : eng_tokenize(eng_model_vocab(m), text, strlen(text), true, false, &ids, &n) != ENG_TOK_OK) {
         rc = app_fail(CMD, "--tokens '%s': expected comma-separated token ids", toks ? toks : "") + 1;

@@ -18,7 +18,7 @@
 #define CMD "run"
 
 typedef struct run_opts {
-    const char *model, *prompt, *file, *system, *tmpl, *device;
+    const char *model, *prompt, *file, *system, *tmpl, *device, *cacert;
     int n_predict;
     bool chat, ids, echo, help;
     eng_session_opts so;
@@ -37,11 +37,14 @@ static void usage(FILE *to)
     fprintf(to,
         "usage: sizeup run -m MODEL [-p TEXT | -f FILE] [-n N] [--chat] [--system S]\n"
         "                  [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
-        "                  [--seed S] [-c CTX] [--backend vulkan|cpu] [--device N] [--ids]\n\n"
+        "                  [--seed S] [-c CTX] [--backend vulkan|cpu] [--device N] [--ids]\n"
+        "                  [--cacert FILE]\n\n"
         "Generate text with a model. Text goes to stdout as it is produced; one line of\n"
         "statistics goes to stderr at the end. --chat wraps the prompt in the model's chat\n"
         "template; --chat without -p/-f starts an interactive chat (Ctrl-D or /bye to leave).\n\n"
-        "  -m, --model MODEL     a GGUF model file\n"
+        "  -m, --model MODEL     a GGUF file, or a model reference (qwen2.5:0.5b,\n"
+        "                        hf.co/OWNER/REPO[:QUANT], a URL): downloaded first if it is\n"
+        "                        not in the store yet (see sizeup pull --help)\n"
         "  -p, --prompt TEXT     the prompt\n"
         "  -f, --file FILE       read the prompt from FILE ('-' for standard input)\n"
         "  -n, --n-predict N     generate at most N tokens (default 256; -1 = until the model stops)\n"
@@ -61,6 +64,7 @@ static void usage(FILE *to)
         "  -t, --threads N       CPU threads (default: all cores)\n"
         "  --ids                 print the generated token ids as a JSON array instead of text\n"
         "  --echo                print the prompt before the generated text\n"
+        "  --cacert FILE         CA certificates (PEM) for a download over HTTPS\n"
         "  -h, --help            show this help\n");
 }
 
@@ -87,6 +91,7 @@ static int value_opt(run_opts *o, const char *a, const char *v)
     else if (!strcmp(a, "--system")) o->system = v;
     else if (!strcmp(a, "--template")) o->tmpl = v;
     else if (!strcmp(a, "--device")) o->device = v;
+    else if (!strcmp(a, "--cacert")) o->cacert = v;
     else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUM(-1, 1e9); o->n_predict = (int)d; }
     else if (!strcmp(a, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
     else if (!strcmp(a, "--top-k")) { NUM(0, 1e9); sp->top_k = (int32_t)d; }
@@ -467,11 +472,17 @@ int app_cmd_run(int argc, char **argv)
                         strerror(errno));
     eng_model *m;
     eng_session *s;
-    char err[512];
-    if (eng_model_open(o.model, &m, err, sizeof err)) {
+    char err[512], *path;
+    if ((rc = app_model_path(CMD, o.model, o.cacert, &path)) != 0) {
+        free(prompt);
+        return rc;
+    }
+    if (eng_model_open(path, &m, err, sizeof err)) {
+        free(path);
         free(prompt);
         return app_fail(CMD, "%s", err);
     }
+    free(path);
     if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
         eng_model_close(m);
         free(prompt);

@@ -18,7 +18,7 @@
 typedef enum out_mode { OUT_TABLE, OUT_IDS, OUT_PIECES, OUT_COUNT } out_mode;
 
 typedef struct tok_opts {
-    const char *model, *text, *bench;
+    const char *model, *text, *bench, *cacert;
     out_mode mode;
     bool no_bos, special, help;
     int repeat;
@@ -27,11 +27,15 @@ typedef struct tok_opts {
 static void usage(FILE *to)
 {
     fprintf(to,
-        "usage: sizeup tokenize -m MODEL [--ids|--pieces|--count] [--no-bos] [--special] TEXT|-\n"
+        "usage: sizeup tokenize -m MODEL [--ids|--pieces|--count] [--no-bos] [--special]\n"
+        "                       [--cacert FILE] TEXT|-\n"
         "       sizeup tokenize -m MODEL --bench FILE [-r N]\n\n"
         "Tokenize TEXT (or standard input, read byte for byte, with '-') with the model's own\n"
         "tokenizer. Without an output option each token is printed as 'id -> 'piece''.\n\n"
-        "  -m, --model MODEL  a GGUF file (a full model or a vocab-only file)\n"
+        "  -m, --model MODEL  a GGUF file (a full model or a vocab-only file), or a model\n"
+        "                     reference (qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT], a URL),\n"
+        "                     downloaded first when it is not in the store\n"
+        "  --cacert FILE      CA certificates (PEM) for a download over HTTPS\n"
         "  --ids              print the ids as one JSON array: [1, 403, 407]\n"
         "  --pieces           print the token texts as one JSON array of strings\n"
         "  --count            print the number of tokens\n"
@@ -49,7 +53,7 @@ static int parse_args(int argc, char **argv, tok_opts *o)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             o->help = true;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--bench") ||
-                   !strcmp(a, "-r")) {
+                   !strcmp(a, "-r") || !strcmp(a, "--cacert")) {
             if (i + 1 >= argc)
                 return app_fail(CMD, "%s needs a value", a) + 1;
             const char *val = argv[++i];
@@ -61,6 +65,8 @@ static int parse_args(int argc, char **argv, tok_opts *o)
                 o->repeat = (int)r;
             } else if (!strcmp(a, "--bench")) {
                 o->bench = val;
+            } else if (!strcmp(a, "--cacert")) {
+                o->cacert = val;
             } else {
                 o->model = val;
             }
@@ -231,8 +237,12 @@ int app_cmd_tokenize(int argc, char **argv)
     }
     gguf_file *f;
     eng_vocab *v;
-    char err[512];
-    if (gguf_open(o.model, &f, err, sizeof err) != GGUF_OK)
+    char err[512], *path;
+    if ((rc = app_model_path(CMD, o.model, o.cacert, &path)) != 0)
+        return rc;
+    gguf_status gst = gguf_open(path, &f, err, sizeof err);
+    free(path);
+    if (gst != GGUF_OK)
         return app_fail(CMD, "%s", err);
     if (eng_vocab_load(f, &v, err, sizeof err) != ENG_TOK_OK) {
         gguf_close(f);

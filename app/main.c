@@ -17,7 +17,11 @@ static const app_command commands[] = {
     { "bench", app_cmd_bench, "measure prompt and generation speed (pp/tg), llama-bench style" },
     { "quantize", app_cmd_quantize, "write a copy of a GGUF model with its matrices in another type" },
     { "gen-model", app_cmd_gen_model, "write a random-weight model with a real model's shapes" },
-    { "inspect", app_cmd_inspect, "print a model card for a GGUF file (--json, --tensors)" },
+    { "inspect", app_cmd_inspect, "print a model card for a GGUF file or a remote model (--json)" },
+    { "pull", app_cmd_pull, "download models into the store (resumable, verified)" },
+    { "list", app_cmd_list, "list the models in the store" },
+    { "rm", app_cmd_rm, "delete models from the store" },
+    { "catalog", app_cmd_catalog, "list the models sizeup knows by name, and whether they fit" },
     { "devices", app_cmd_devices, "list Vulkan devices and the one sizeup would use" },
     { "tokenize", app_cmd_tokenize, "turn text into token ids with a model's tokenizer" },
 };

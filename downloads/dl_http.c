@@ -752,7 +752,7 @@ static dl_status curl_failure(xfer *x, CURLcode rc, bool *transient)
     const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
     if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
         rc == CURLE_COULDNT_CONNECT)
-        return dl_fail(c, DL_ERR_OFFLINE, "cannot reach %s (%s): check the network "
+        return dl_fail(c, DL_ERR_OFFLINE, "cannot reach %s (%s): offline? check the network "
                        "connection, or name a local .gguf file instead", host, why);
     if (is_tls_error(rc))
         return dl_fail(c, DL_ERR_TLS, "TLS failure with %s: %s%s%s%s", host, why,
@@ -940,6 +940,7 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     if (EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL) != 1)
         return dl_fail(c, DL_ERR_IO, "SHA-256 could not start (OpenSSL)");
     f->want_size = exp ? exp->size : 0;
+    f->total = f->want_size; /* known before the answer: the first progress report shows it */
     f->sha_from_exp = want_sha[0] != 0;
     memcpy(f->want_sha, want_sha, 65);
     f->fd = open(f->part_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -953,6 +954,8 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     if (resume) {
         dl_status s = hash_part(c, f, url, size);
         f->resumed_from = f->written;
+        if (!f->total)
+            f->total = f->side_size;
         return s;
     }
     /* No usable sidecar: the bytes cannot be trusted to belong to this file. */

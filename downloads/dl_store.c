@@ -198,6 +198,17 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* The repository of a stored file: the first two folders under the store (OWNER/REPO, or
+ * HOST/DIR for URL references); deeper folders are inside the repository (split parts often
+ * sit in a folder per quant). */
+static char *repo_of(const char *rel_dir)
+{
+    const char *p = strchr(rel_dir, '/');
+    if (p)
+        p = strchr(p + 1, '/');
+    return strndup(rel_dir, p ? (size_t)(p - rel_dir) : strlen(rel_dir));
+}
+
 typedef struct list_acc {
     dl_stored *items;
     size_t n, cap;
@@ -208,7 +219,7 @@ static int fill_stored(dl_stored *s, const char *path, const char *rel_dir, cons
 {
     memset(s, 0, sizeof *s);
     s->path = strdup(path);
-    s->repo = strdup(rel_dir);
+    s->repo = repo_of(rel_dir);
     s->file = strdup(name);
     char q[32];
     if (dl_name_guess_quant(name, q, sizeof q))

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Model downloads from the command line against a real nginx on 127.0.0.1 that imitates
+# Hugging Face (a file listing at /api/models/OWNER/REPO/tree/main, resolve URLs that redirect
+# to storage): `sizeup pull` piped (plain lines, no \r) and on a terminal (a bar, in tmux),
+# list / rm, inspect of a remote file from its header alone, run -m with a reference (from the
+# store, and pulled on demand), the offline message, and Ctrl-C then resume. Every pulled file
+# is compared byte for byte with its source. Fails with the reason (and the screen, for tmux).
+set -u
+BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
+FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+M="$FIX/models"
+T=$(mktemp -d /tmp/sizeup-pull-XXXXXX)
+S=sizeup-pull-$$
+NGINX_PID=
+passed=0
+
+cleanup() {
+    tmux kill-session -t "$S" 2>/dev/null
+    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL: $1"
+    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err"
+    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out"
+    tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  tty| /'
+    exit 1
+}
+ok() { passed=$((passed + 1)); }
+wait_for() { # text, seconds: until the tmux pane shows text
+    for _ in $(seq 1 $(($2 * 10))); do
+        tmux capture-pane -p -t "$S" | grep -qF -- "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+for tool in nginx tmux sha256sum; do
+    command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] ||
+        { echo "FAIL: $tool is not installed (make deps installs it)"; exit 1; }
+done
+[ -d "$M" ] || { echo "FAIL: fixtures not found at $FIX (set SIZEUP_FIXTURES)"; exit 1; }
+
+# ---- the server: test/tiny (a listing and three quants), test/slow (one 8 MiB file) ----
+W="$T/www"
+mkdir -p "$W/storage/test/tiny" "$T/store" "$T/logs"
+cp "$M/tiny/llama-Q8_0.gguf" "$W/storage/test/tiny/tiny-Q8_0.gguf"
+cp "$M/tiny/llama-Q4_K_M.gguf" "$W/storage/test/tiny/tiny-Q4_K_M.gguf"
+cp "$M/tiny/llama-F16.gguf" "$W/storage/test/tiny/tiny-F16.gguf"
+head -c 8388608 /dev/urandom >"$W/big.gguf" # pull checks bytes, not GGUF structure
+{
+    echo '['
+    sep=
+    for f in "$W"/storage/test/tiny/*.gguf; do
+        sha=$(sha256sum "$f" | cut -d' ' -f1)
+        size=$(stat -c %s "$f")
+        printf '%s{"type":"file","path":"%s","size":%s,"lfs":{"oid":"%s","size":%s}}\n' \
+            "$sep" "$(basename "$f")" "$size" "$sha" "$size"
+        sep=,
+    done
+    echo ']'
+} >"$W/tree.json"
+BIG_SHA=$(sha256sum "$W/big.gguf" | cut -d' ' -f1)
+
+start_nginx() {
+    PORT=$((20000 + RANDOM % 40000))
+    cat >"$T/nginx.conf" <<EOF
+daemon off;
+master_process off;
+pid $T/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  default_type application/octet-stream;
+  client_body_temp_path $T/tmp_body; proxy_temp_path $T/tmp_proxy;
+  fastcgi_temp_path $T/tmp_fcgi; uwsgi_temp_path $T/tmp_uwsgi; scgi_temp_path $T/tmp_scgi;
+  server {
+    listen 127.0.0.1:$PORT;
+    root $W;
+    absolute_redirect off;
+    location = /api/models/test/tiny/tree/main {
+      default_type application/json;
+      try_files /tree.json =404;
+    }
+    location ~ ^/test/tiny/resolve/main/(.+)\$ { return 302 /storage/test/tiny/\$1; }
+    # slow enough to watch a bar and to interrupt; "fast" lifts the limit for the resume
+    location = /storage/test/tiny/tiny-F16.gguf { limit_rate 1m; }
+    location = /test/slow/resolve/main/big.gguf {
+      set \$limit_rate 200k;
+      if (-f $W/fast) { set \$limit_rate 0; }
+      add_header X-Linked-Etag '"$BIG_SHA"';
+      rewrite ^ /big.gguf break;
+    }
+  }
+}
+EOF
+    /usr/sbin/nginx -e stderr -p "$T" -c "$T/nginx.conf" 2>"$T/logs/nginx.log" &
+    NGINX_PID=$!
+    for _ in $(seq 1 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
+        kill -0 "$NGINX_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$NGINX_PID" 2>/dev/null
+    wait "$NGINX_PID" 2>/dev/null
+    NGINX_PID=
+    return 1
+}
+for _ in 1 2 3 4 5; do start_nginx && break; done
+[ -n "$NGINX_PID" ] || { cat "$T/logs/nginx.log"; echo "FAIL: nginx did not start"; exit 1; }
+
+export HF_ENDPOINT="http://127.0.0.1:$PORT" SIZEUP_MODELS="$T/store"
+unset HF_TOKEN CURL_CA_BUNDLE SIZEUP_CATALOG
+STORED="$T/store/test/tiny"
+# A tmux server already running (another test's) would hand its own environment to new
+# sessions, so the settings go on the command line.
+TENV=$(printf '%q ' "HF_ENDPOINT=$HF_ENDPOINT" "SIZEUP_MODELS=$SIZEUP_MODELS" \
+    "ASAN_OPTIONS=${ASAN_OPTIONS:-}" "UBSAN_OPTIONS=${UBSAN_OPTIONS:-}" \
+    "LSAN_OPTIONS=${LSAN_OPTIONS:-}")
+in_tmux() { # command line, run in a 100x10 terminal; its exit status is shown after it
+    tmux new-session -d -s "$S" -x 100 -y 10 \
+        "env -u HF_TOKEN -u CURL_CA_BUNDLE -u SIZEUP_CATALOG $TENV $1; echo EXIT-STATUS:\$?;
+         sleep 30"
+}
+
+# (a) piped: plain lines on stderr, no carriage returns, the path and verification on stdout
+"$BIN" pull hf.co/test/tiny:Q8_0 >"$T/out" 2>"$T/err" || fail "(a) pull exited $?"
+grep -q $'\r' "$T/err" && fail "(a) a carriage return in piped progress"
+grep -q '^pulling hf.co/test/tiny:Q8_0: tiny-Q8_0.gguf (1.48 MiB) into ' "$T/err" ||
+    fail "(a) no 'pulling ...' line"
+grep -q '^tiny-Q8_0.gguf: 100% (1.48 MiB of 1.48 MiB), done$' "$T/err" ||
+    fail "(a) no final progress line"
+grep -q "^$STORED/tiny-Q8_0.gguf (1.48 MiB, verified sha256 [0-9a-f]\{64\})\$" "$T/out" ||
+    fail "(a) no final line with the path and sha256"
+cmp -s "$STORED/tiny-Q8_0.gguf" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(a) file differs"
+ok
+
+# (e) run -m REF from the store: no network needed (the endpoint now points nowhere)
+HF_ENDPOINT=http://127.0.0.1:1 "$BIN" run -m hf.co/test/tiny:Q8_0 -p hello -n 4 --temp 0 \
+    --backend cpu >"$T/out" 2>"$T/err" || fail "(e) run -m REF from the store exited $?"
+grep -q '^\[sizeup\] prompt' "$T/err" || fail "(e) no stats line from run"
+grep -q pulling "$T/err" && fail "(e) run pulled a model that is in the store"
+ok
+
+# (c) list shows it; rm removes it and says so; list no longer shows it
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(c) list exited $?"
+grep -q "^test/tiny  Q8_0 .* 1.48 MiB .*just now .*$STORED/tiny-Q8_0.gguf\$" "$T/out" ||
+    fail "(c) list does not show the model"
+"$BIN" list --json >"$T/out" 2>"$T/err" || fail "(c) list --json exited $?"
+grep -q '"quant": "Q8_0"' "$T/out" || fail "(c) list --json lacks the model"
+"$BIN" rm hf.co/test/tiny:Q8_0 >"$T/out" 2>"$T/err" || fail "(c) rm exited $?"
+grep -q "^removed $STORED/tiny-Q8_0.gguf\$" "$T/out" || fail "(c) rm did not say what it removed"
+grep -q '1 model file removed, 1.48 MiB freed' "$T/out" || fail "(c) rm did not say what it freed"
+[ -e "$STORED/tiny-Q8_0.gguf" ] && fail "(c) the file is still there"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(c) list after rm exited $?"
+grep -q 'tiny-Q8_0' "$T/out" && fail "(c) list still shows the removed model"
+"$BIN" rm hf.co/test/tiny:Q8_0 >"$T/out" 2>"$T/err" && fail "(c) rm of nothing exited 0"
+ok
+
+# (d) inspect a remote file: the same card as for the local copy, from the header alone
+"$BIN" inspect hf.co/test/tiny/tiny-Q4_K_M.gguf >"$T/out" 2>"$T/err" || fail "(d) inspect exited $?"
+"$BIN" inspect "$M/tiny/llama-Q4_K_M.gguf" >"$T/local" 2>/dev/null ||
+    fail "(d) local inspect failed"
+for key in format architecture parameters weights layers vocabulary total; do
+    diff <(grep "^$key:" "$T/local") <(grep "^$key:" "$T/out") >/dev/null ||
+        fail "(d) '$key' differs from the local file's card"
+done
+fit='\(fits device [0-9]* (.*): \(yes\|no\)\|fit: unknown (.*)\)'
+grep -q "^remote: read .* of 884 KiB (header only); memory estimate .*; $fit\$" "$T/out" ||
+    fail "(d) no 'remote: read ...' line"
+[ -z "$(find "$T/store" -name 'tiny-Q4_K_M*')" ] || fail "(d) inspect stored the file"
+ok
+
+# run -m REF not in the store: pulled first, then run
+"$BIN" run -m hf.co/test/tiny:Q4_K_M -p hello -n 2 --temp 0 --backend cpu >"$T/out" 2>"$T/err" ||
+    fail "(e) run -m REF (pull on demand) exited $?"
+grep -q '^pulling hf.co/test/tiny:Q4_K_M: tiny-Q4_K_M.gguf' "$T/err" || fail "(e) no pulling line"
+cmp -s "$STORED/tiny-Q4_K_M.gguf" "$W/storage/test/tiny/tiny-Q4_K_M.gguf" || fail "(e) file differs"
+ok
+
+# (f) offline: one line that says so and how to use a local file
+HF_ENDPOINT=http://127.0.0.1:1 "$BIN" pull hf.co/x/y >"$T/out" 2>"$T/err" &&
+    fail "(f) exited 0 offline"
+[ "$(wc -l <"$T/err")" -eq 1 ] || fail "(f) not exactly one line"
+grep -q 'cannot reach' "$T/err" && grep -q 'offline' "$T/err" &&
+    grep -q -- '-m ./model.gguf' "$T/err" ||
+    fail "(f) the line does not say offline / how to use a local file"
+ok
+
+# (b) on a terminal: a bar, redrawn on one line, and the final line
+in_tmux "$(printf %q "$BIN") pull hf.co/test/tiny:F16"
+wait_for "EXIT-STATUS:" 20 || fail "(b) pull in tmux did not finish"
+wait_for "EXIT-STATUS:0" 1 || fail "(b) pull in tmux failed"
+tmux capture-pane -p -t "$S" >"$T/screen"
+grep -q '^\[#*\]  100%  2.77 MiB/2.77 MiB' "$T/screen" || fail "(b) no finished bar on the screen"
+grep -q "^$STORED/tiny-F16.gguf (2.77 MiB, verified sha256 " "$T/screen" || fail "(b) no final line"
+cmp -s "$STORED/tiny-F16.gguf" "$W/storage/test/tiny/tiny-F16.gguf" || fail "(b) file differs"
+tmux kill-session -t "$S"
+ok
+
+# (g) Ctrl-C: a resumable part and a message; the same pull again completes the file
+in_tmux "$(printf %q "$BIN") pull hf.co/test/slow/big.gguf"
+wait_for "%" 10 || fail "(g) no progress bar"
+sleep 1
+tmux send-keys -t "$S" C-c
+wait_for "EXIT-STATUS:" 10 || fail "(g) Ctrl-C did not end the pull"
+wait_for "EXIT-STATUS:130" 1 || fail "(g) exit status after Ctrl-C is not 130"
+wait_for "cancelled; run the same command again to resume (" 1 || fail "(g) no resume message"
+tmux kill-session -t "$S"
+part="$T/store/test/slow/big.gguf.part"
+[ -s "$part" ] || fail "(g) no .part left"
+kept=$(stat -c %s "$part")
+[ "$kept" -lt 8388608 ] || fail "(g) the part is already complete"
+touch "$W/fast"
+"$BIN" pull hf.co/test/slow/big.gguf >"$T/out" 2>"$T/err" || fail "(g) second pull exited $?"
+grep -q "resumed at" "$T/err" || fail "(g) the second pull did not resume"
+grep -q "verified sha256 $BIG_SHA" "$T/out" || fail "(g) not verified against X-Linked-Etag"
+cmp -s "$T/store/test/slow/big.gguf" "$W/big.gguf" || fail "(g) resumed file differs"
+[ -e "$part" ] && fail "(g) the part is still there"
+ok
+
+echo "pull: $passed passed, 0 failed"
