@@ -14,6 +14,15 @@ char *dl_strdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+char *dl_concat(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s%s", a, b);
+    return p;
+}
+
 dl_status dl_fail(dl_ctx *c, dl_status st, const char *fmt, ...)
 {
     va_list ap;

@@ -143,15 +143,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static char *str_plus(const char *a, const char *b)
-{
-    size_t n = strlen(a) + strlen(b) + 1;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s%s", a, b);
-    return p;
-}
-
 /* Copy s into out (65 bytes) lower-cased when it is exactly 64 hex digits. */
 static bool sha_hex_copy(const char *s, char out[65])
 {
@@ -427,7 +418,7 @@ static bool sidecar_write(xfer *x)
     file_sink *f = x->f;
     json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "url", x->url, "etag", f->etag, "size",
                           (json_int_t)f->total, "sha256", f->want_sha);
-    char *tmp = str_plus(f->side_path, ".tmp");
+    char *tmp = dl_concat(f->side_path, ".tmp");
     errno = 0;
     bool ok = o && tmp && json_dump_file(o, tmp, JSON_COMPACT) == 0 &&
               rename(tmp, f->side_path) == 0;
@@ -932,8 +923,8 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     memset(f, 0, sizeof *f);
     f->fd = -1;
     f->dest = dest;
-    f->part_path = str_plus(dest, ".part");
-    f->side_path = str_plus(dest, ".part.json");
+    f->part_path = dl_concat(dest, ".part");
+    f->side_path = dl_concat(dest, ".part.json");
     f->sha = EVP_MD_CTX_new();
     if (!f->part_path || !f->side_path || !f->sha)
         return dl_fail(c, DL_ERR_IO, "out of memory");
@@ -1182,7 +1173,7 @@ dl_status dl_fetch_file(dl_ctx *c, const char *url, const char *dest_path, const
     st = prepare_dest(c, dest_path, exp);
     if (st != DL_OK)
         return st;
-    char *lock_path = str_plus(dest_path, ".lock");
+    char *lock_path = dl_concat(dest_path, ".lock");
     if (!lock_path)
         return dl_fail(c, DL_ERR_IO, "out of memory");
     int lock_fd = -1;

@@ -34,6 +34,8 @@ dl_status dl_fail(dl_ctx *c, dl_status st, const char *fmt, ...)
 void dl_catalog_free(struct dl_catalog *cat);
 /* strdup that tolerates NULL. */
 char *dl_strdup(const char *s);
+/* a followed by b in a new string (caller frees), or NULL when out of memory. */
+char *dl_concat(const char *a, const char *b);
 
 /* ---- the store's records and folders (dl_store.c) ---- */
 

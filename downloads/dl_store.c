@@ -21,15 +21,6 @@
 
 /* ---- records ---- */
 
-static char *path_plus(const char *a, const char *suffix)
-{
-    size_t n = strlen(a) + strlen(suffix) + 1;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s%s", a, suffix);
-    return p;
-}
-
 static char *json_str_dup(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -45,7 +36,7 @@ static int64_t json_int_or0(json_t *o, const char *key)
 dl_status dl_record_read(const char *dest_path, dl_record *r)
 {
     memset(r, 0, sizeof *r);
-    char *path = path_plus(dest_path, ".json");
+    char *path = dl_concat(dest_path, ".json");
     if (!path)
         return DL_ERR_IO;
     json_error_t jerr;
@@ -95,8 +86,8 @@ int dl_record_write(const char *dest_path, const dl_record *r)
     static atomic_uint seq;
     char suffix[64];
     snprintf(suffix, sizeof suffix, ".json.%ld.%u.tmp", (long)getpid(), atomic_fetch_add(&seq, 1));
-    char *path = path_plus(dest_path, ".json");
-    char *tmp = path_plus(dest_path, suffix);
+    char *path = dl_concat(dest_path, ".json");
+    char *tmp = dl_concat(dest_path, suffix);
     int rc = -1;
     errno = 0;
     if (bad || !path || !tmp) {
