@@ -452,6 +452,8 @@ typedef struct remote_info {
     uint64_t transferred;    /* bytes received over the network */
     uint64_t header_len;     /* bytes from offset 0 the card was read from */
     uint64_t file_size;      /* the whole file */
+    size_t n_parts;          /* > 1: a split GGUF, the card read from part 1 only */
+    uint64_t parts_size;     /* bytes of all parts (0 when a size is unknown) */
     app_fit_device dev;
 } remote_info;
 
@@ -508,6 +510,24 @@ static void print_remote(const remote_info *r, const eng_mem_estimate *me)
                me->total <= r->dev.capacity ? "yes" : "no");
     else
         printf("fit: unknown (%s)\n", r->dev.why);
+    if (r->n_parts > 1)
+        printf("split GGUF: %zu parts, %s in all; the card, the estimate and the fit above "
+               "count part 1's tensors only (loading split models is not supported yet)\n",
+               r->n_parts, r->parts_size ? app_fmt_bytes(r->parts_size, a, sizeof a) : "size unknown");
+}
+
+/* Parts of a split reference (the listing was just read by dl_peek; a failure here only
+ * leaves the split line out). */
+static void remote_parts(dl_ctx *c, const char *ref, remote_info *r)
+{
+    dl_resolved res;
+    if (dl_resolve(c, ref, false, &res) != DL_OK)
+        return;
+    r->n_parts = res.n_files;
+    for (size_t i = 0; i < res.n_files; i++)
+        r->parts_size = res.files[i].size && (i == 0 || r->parts_size)
+                            ? r->parts_size + res.files[i].size : 0;
+    dl_resolved_free(&res);
 }
 
 /* The card (or JSON) for an open file; what names it in the output. */
@@ -624,8 +644,10 @@ static int inspect_remote(const inspect_opts *o, dl_ctx *c)
         rc = app_dl_fail(CMD, c, st, o->model);
     else if (app_fit_device_probe(CMD, idx, &rem.dev))
         rc = 2;
-    else
+    else {
+        remote_parts(c, o->model, &rem);
         rc = show(o, o->model, ps.f, &rem);
+    }
     peek_state_free(&ps);
     return rc;
 }

@@ -464,7 +464,7 @@ static void cat_row_fill(dl_ctx *c, const dl_cat_entry *e, const app_fit_device 
     size_t n = 0;
     for (size_t i = 0; i < e->n_files; i++) {
         const dl_cat_file *f = &e->files[i];
-        if (!strcmp(f->quant, e->default_quant))
+        if (e->default_quant && f->quant && !strcmp(f->quant, e->default_quant))
             row->size += f->size;
         bool seen = false; /* a split quant has several files: look at it once */
         for (size_t j = 0; j < i; j++)
@@ -482,6 +482,19 @@ static void cat_row_fill(dl_ctx *c, const dl_cat_entry *e, const app_fit_device 
     row->fits = dev->ok ? row->need <= dev->capacity : -1;
 }
 
+/* The catalog loader requires these fields, but a listing is no place to crash if a future
+ * loader lets one through: an absent string prints as "-". */
+static const char *or_dash(const char *s)
+{
+    return s && *s ? s : "-";
+}
+
+static int max_len(int w, const char *s)
+{
+    int n = (int)strlen(or_dash(s));
+    return n > w ? n : w;
+}
+
 /* Column widths that fit the longest name, family and licence. */
 typedef struct cat_widths {
     int name, family, license;
@@ -492,9 +505,9 @@ static cat_widths catalog_widths(const dl_ctx *c)
     cat_widths w = { 4, 6, 7 };
     for (size_t i = 0; i < dl_catalog_count(c); i++) {
         const dl_cat_entry *e = dl_catalog_entry(c, i);
-        w.name = (int)strlen(e->name) > w.name ? (int)strlen(e->name) : w.name;
-        w.family = (int)strlen(e->family) > w.family ? (int)strlen(e->family) : w.family;
-        w.license = (int)strlen(e->license) > w.license ? (int)strlen(e->license) : w.license;
+        w.name = max_len(w.name, e->name);
+        w.family = max_len(w.family, e->family);
+        w.license = max_len(w.license, e->license);
     }
     return w;
 }
@@ -509,9 +522,10 @@ static void catalog_text(dl_ctx *c, const app_fit_device *dev)
         const dl_cat_entry *e = dl_catalog_entry(c, i);
         cat_row row;
         cat_row_fill(c, e, dev, &row);
-        printf("%-*s  %-*s  %-6s  %-7s  %9s  %-*s  %-12s  %s\n", w.name, e->name, w.family,
-               e->family, e->params, e->default_quant, app_fmt_bytes(row.size, a, sizeof a),
-               w.license, e->license, row.have[0] ? row.have : "-",
+        printf("%-*s  %-*s  %-6s  %-7s  %9s  %-*s  %-12s  %s\n", w.name, or_dash(e->name),
+               w.family, or_dash(e->family), or_dash(e->params), or_dash(e->default_quant),
+               app_fmt_bytes(row.size, a, sizeof a), w.license, or_dash(e->license),
+               row.have[0] ? row.have : "-",
                row.fits < 0 ? "?" : row.fits ? "yes" : "no");
     }
     const char *small = NULL, *large = NULL;
@@ -534,7 +548,8 @@ static json_t *catalog_entry_json(dl_ctx *c, const dl_cat_entry *e, const app_fi
         end = q + strcspn(q, ",");
         json_array_append_new(have, json_stringn(q, (size_t)(end - q)));
     }
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s?, s:I, s:o, s:I, s:o}", "name",
+    /* s? writes null for an absent string where json_pack would fail on s. */
+    return json_pack("{s:s?, s:s?, s:s?, s:I, s:s?, s:s?, s:s?, s:s?, s:I, s:o, s:I, s:o}", "name",
                      e->name, "family", e->family, "params", e->params, "n_params",
                      (json_int_t)e->n_params, "license", e->license, "repo", e->repo,
                      "default_quant", e->default_quant, "description", e->description, "size",

@@ -108,6 +108,18 @@ static uint64_t catalog_size(dl_ctx *c, const char *ref, const dl_resolved *r)
     return total;
 }
 
+/* s with control characters as '?', in a fresh string (NULL when out of memory): names come
+ * from a server's listing, and an escape sequence in one must not reach the terminal. */
+static char *printable(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    if (out)
+        out[n] = 0;
+    return out;
+}
+
 /* "pulling REF: FILE (491 MiB) into DIR", or "FILE and 2 more parts (...)" for a split model. */
 static void announce(dl_ctx *c, const char *ref, const dl_resolved *r)
 {
@@ -131,9 +143,13 @@ static void announce(dl_ctx *c, const char *ref, const dl_resolved *r)
         app_fmt_bytes(total, size, sizeof size);
     else if (approx)
         snprintf(size, sizeof size, "about %s", app_fmt_bytes(approx, tmp, sizeof tmp));
-    fprintf(stderr, "pulling %s: %s%s (%s%s) into %.*s\n", ref, base, more,
-            known || approx ? size : "size unknown", r->n_files > 1 ? " in all" : "", dir_len,
-            slash ? f->path : ".");
+    char *pbase = printable(base, strlen(base));
+    char *pdir = printable(slash ? f->path : ".", (size_t)dir_len);
+    fprintf(stderr, "pulling %s: %s%s (%s%s) into %s\n", ref, pbase ? pbase : "?", more,
+            known || approx ? size : "size unknown", r->n_files > 1 ? " in all" : "",
+            pdir ? pdir : "?");
+    free(pbase);
+    free(pdir);
 }
 
 /* Copies the resolved file list into out, with the sizes now on disk. */
@@ -215,11 +231,52 @@ int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled
     return rc;
 }
 
+/* The engine opens one file and does not read split.count yet, so the other parts of a split
+ * GGUF would never be loaded: refuse it here, before gigabytes are fetched for nothing. */
+static int refuse_split(const char *cmd, const char *ref, const dl_resolved *r)
+{
+    if (r->n_files < 2)
+        return 0;
+    return app_fail(cmd, "%s is a split GGUF (%zu parts); sizeup pull fetches it, but loading "
+                    "split models is not supported yet", ref, r->n_files);
+}
+
+/* A reference that is not a local file: from the store without the network, else pulled. The
+ * file list is resolved first (from the store, else the listing alone), so a split model is
+ * refused before any of it is downloaded. */
+static int locate_or_pull(const char *cmd, dl_ctx *c, const char *ref, char **path_out)
+{
+    dl_resolved r;
+    dl_status st = dl_resolve(c, ref, true, &r);
+    bool stored = st == DL_OK;
+    if (st == DL_ERR_NOT_FOUND)
+        st = dl_resolve(c, ref, false, &r);
+    if (st)
+        return app_dl_fail(cmd, c, st, ref);
+    int rc = refuse_split(cmd, ref, &r);
+    dl_resolved_free(&r);
+    if (rc)
+        return rc;
+    if (stored && (st = dl_locate(c, ref, path_out)) == DL_OK)
+        return 0;
+    if (stored && st != DL_ERR_NOT_FOUND)   /* gone since: pull it again below */
+        return app_dl_fail(cmd, c, st, ref);
+    app_pulled p;
+    rc = app_pull(cmd, c, ref, false, &p);
+    *path_out = p.path;
+    p.path = NULL;
+    app_pulled_free(&p);
+    return rc;
+}
+
 int app_model_path(const char *cmd, const char *ref, const char *cacert, char **path_out)
 {
     struct stat sb;
     *path_out = NULL;
     if (stat(ref, &sb) == 0) { /* a file that exists is used as is, with no network */
+        if (S_ISDIR(sb.st_mode))
+            return app_fail(cmd, "%s is a directory, not a model file (give the path of a "
+                            ".gguf file)", ref);
         *path_out = strdup(ref);
         return *path_out ? 0 : app_fail(cmd, "out of memory");
     }
@@ -235,15 +292,8 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
         rc = app_fail(cmd, "%s: %s (nor is it a model reference: a catalog name such as "
                       "qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT] or a URL; see sizeup catalog)",
                       ref, strerror(ENOENT));
-    else if ((st = dl_locate(c, ref, path_out)) != DL_OK && st != DL_ERR_NOT_FOUND)
-        rc = app_dl_fail(cmd, c, st, ref);
-    else if (st == DL_ERR_NOT_FOUND) {
-        app_pulled p;
-        rc = app_pull(cmd, c, ref, false, &p);
-        *path_out = p.path;
-        p.path = NULL;
-        app_pulled_free(&p);
-    }
+    else
+        rc = locate_or_pull(cmd, c, ref, path_out);
     dl_ref_free(&r);
     dl_close(c);
     return rc;

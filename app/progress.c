@@ -179,9 +179,21 @@ size_t app_progress_bar(const dl_progress *p, int width, char *buf, size_t len)
 
 /* ---- plain lines ---- */
 
+/* name with control characters as '?': a file name comes from a server's listing, and an
+ * escape sequence in it must not reach the terminal. */
+static const char *printable_name(const char *name, char *buf, size_t len)
+{
+    size_t i = 0;
+    for (; name[i] && i + 1 < len; i++)
+        buf[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
+    buf[i] = 0;
+    return buf;
+}
+
 size_t app_progress_plain(const dl_progress *p, char *buf, size_t len)
 {
     char a[24], b[24], r[24], s[24], e[16], part[32] = "", what[128], resumed[64] = "";
+    char name[256];
     if (p->n_parts > 1)
         snprintf(part, sizeof part, " (part %d/%d)", p->part, p->n_parts);
     uint64_t done = p->total && p->done > p->total ? p->total : p->done;
@@ -194,7 +206,9 @@ size_t app_progress_plain(const dl_progress *p, char *buf, size_t len)
                  app_fmt_bytes(p->total, b, sizeof b), resumed);
     else
         snprintf(what, sizeof what, "%s of unknown size%s", a, resumed);
-    int n = snprintf(buf, len, "%s%s: %s", p->name ? p->name : "download", part, what);
+    int n = snprintf(buf, len, "%s%s: %s",
+                     p->name ? printable_name(p->name, name, sizeof name) : "download", part,
+                     what);
     if (n < 0 || (size_t)n >= len)
         return strlen(buf);
     size_t k = (size_t)n;

@@ -63,18 +63,6 @@ static bool is_sha256_hex(const char *s)
     return true;
 }
 
-/* "OWNER/REPO": two non-empty components without "." or ".." (they become folder names). */
-static bool is_repo_name(const char *s)
-{
-    const char *slash = s ? strchr(s, '/') : NULL;
-    if (!slash || slash == s || !slash[1] || strchr(slash + 1, '/'))
-        return false;
-    if (!strcmp(slash + 1, ".") || !strcmp(slash + 1, "..") || !strncmp(s, "./", 2) ||
-        !strncmp(s, "../", 3))
-        return false;
-    return true;
-}
-
 /* A file path inside a repository: relative, no empty, "." or ".." component. */
 static bool is_repo_path(const char *s)
 {
@@ -132,15 +120,25 @@ static dl_status load_entry(dl_ctx *c, struct dl_catalog *cat, size_t i, json_t 
     d->repo = opt_str(e, "repo");
     if (!d->name || !*d->name || strchr(d->name, '/') || strchr(d->name, ' '))
         return entry_fail(c, cat->path, i, e, "needs a \"name\" without '/' or spaces");
-    if (!is_repo_name(d->repo))
+    if (!dl_name_is_repo(d->repo))
         return entry_fail(c, cat->path, i, e, "needs a \"repo\" of the form OWNER/REPO");
     if (!json_is_array(files) || json_array_size(files) == 0)
         return entry_fail(c, cat->path, i, e, "needs a non-empty \"files\" array");
-    if (np && (!json_is_integer(np) || json_integer_value(np) < 0))
-        return entry_fail(c, cat->path, i, e, "\"n_params\" must be a non-negative integer");
+    /* The listings print these columns unguarded, so a missing one must fail here. */
+    static const char *const required[] = { "family", "params", "license" };
+    for (size_t k = 0; k < sizeof required / sizeof *required; k++) {
+        const char *v = opt_str(e, required[k]);
+        if (!v || !*v) {
+            char what[64];
+            snprintf(what, sizeof what, "needs a non-empty \"%s\" string", required[k]);
+            return entry_fail(c, cat->path, i, e, what);
+        }
+    }
+    if (!json_is_integer(np) || json_integer_value(np) < 0)
+        return entry_fail(c, cat->path, i, e, "needs \"n_params\", a non-negative integer");
     d->family = opt_str(e, "family");
     d->params = opt_str(e, "params");
-    d->n_params = np ? (uint64_t)json_integer_value(np) : 0;
+    d->n_params = (uint64_t)json_integer_value(np);
     d->license = opt_str(e, "license");
     d->description = opt_str(e, "description");
     d->default_quant = opt_str(e, "default_quant");

@@ -56,6 +56,7 @@
 typedef struct resp {
     long status;
     char etag[HDR_VALUE];
+    char last_modified[HDR_VALUE];
     bool has_length;
     uint64_t length;            /* Content-Length */
     bool has_range;
@@ -87,6 +88,8 @@ typedef struct file_sink {
     char want_sha[65];          /* exp's, else X-Linked-Etag's, else the sidecar's; "" unknown */
     bool sha_from_exp;
     char etag[HDR_VALUE];       /* ETag of the bytes in the part, "" unknown */
+    char last_mod[HDR_VALUE];   /* their Last-Modified date, "" unknown: the If-Range
+                                 * validator when there is no strong ETag */
     char got_sha[65];
     uint64_t net;               /* bytes received over the network in this call */
     double t_start, t_report, t_sample, speed;
@@ -105,6 +108,7 @@ typedef struct xfer {
     char linked_etag[HDR_VALUE];   /* X-Linked-Etag from any response of the chain */
     uint64_t linked_size;          /* X-Linked-Size likewise, 0 when none */
     bool begun;                    /* the final response's body has started */
+    int connect_timeouts;          /* attempts that timed out before connecting */
     stop_why stop;
     dl_status stop_status;
     file_sink *f;                                  /* SINK_FILE */
@@ -179,14 +183,28 @@ static void fmt_size(uint64_t b, char *out, size_t cap)
     snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", v, unit[i]);
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
+/* Leading decimal digits of s; *end gets what follows them. */
+static bool parse_u64_prefix(const char *s, uint64_t *out, const char **end)
 {
     if (!isdigit((unsigned char)*s))
         return false;
-    char *end;
+    char *e;
     errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long v = strtoull(s, &e, 10);
     if (errno)
+        return false;
+    *out = v;
+    *end = e;
+    return true;
+}
+
+/* A whole header value that is a number: "123abc" is not 123 (a size read from it would
+ * fail verification or, worse, pass a truncated file). */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    const char *end;
+    uint64_t v;
+    if (!parse_u64_prefix(s, &v, &end) || *end)
         return false;
     *out = v;
     return true;
@@ -283,8 +301,9 @@ static void parse_content_range(const char *v, resp *r)
     if (!slash)
         return;
     uint64_t start = 0, total = 0;
+    const char *end;
     if (*v != '*') {
-        if (!parse_u64(v, &start))
+        if (!parse_u64_prefix(v, &start, &end) || *end != '-')
             return;
         r->has_range = true;
         r->range_start = start;
@@ -317,6 +336,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *user)
     copy_value(colon + 1, val, sizeof val);
     if (strcasecmp(line, "ETag") == 0)
         memcpy(x->r.etag, val, sizeof val);
+    else if (strcasecmp(line, "Last-Modified") == 0)
+        memcpy(x->r.last_modified, val, sizeof val);
     else if (strcasecmp(line, "Content-Length") == 0)
         x->r.has_length = parse_u64(val, &x->r.length);
     else if (strcasecmp(line, "Content-Range") == 0)
@@ -365,6 +386,7 @@ static dl_status file_reset(xfer *x)
     f->written = f->resumed_from = 0;
     f->side_size = 0;
     f->etag[0] = 0;
+    f->last_mod[0] = 0;
     if (!f->sha_from_exp)
         f->want_sha[0] = 0;
     return DL_OK;
@@ -385,6 +407,13 @@ static bool file_settle(xfer *x, uint64_t server_total)
     char sha[65];
     if (!f->sha_from_exp && sha_hex_copy(linked, sha))
         memcpy(f->want_sha, sha, sizeof sha);
+    /* The sidecar's size is only what the file was when the part began: another length now
+     * means the file changed (a server without ETags cannot say so otherwise), so the part
+     * is stale and the transfer starts over rather than failing verification. */
+    if (f->side_size && server_total && f->side_size != server_total) {
+        x->stop = STOP_RESTART;
+        return false;
+    }
     uint64_t want = f->want_size ? f->want_size
                   : x->linked_size ? x->linked_size
                   : f->side_size ? f->side_size : server_total;
@@ -416,8 +445,9 @@ static bool file_space_ok(xfer *x)
 static bool sidecar_write(xfer *x)
 {
     file_sink *f = x->f;
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "url", x->url, "etag", f->etag, "size",
-                          (json_int_t)f->total, "sha256", f->want_sha);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "url", x->url, "etag", f->etag,
+                          "last_modified", f->last_mod, "size", (json_int_t)f->total,
+                          "sha256", f->want_sha);
     char *tmp = dl_concat(f->side_path, ".tmp");
     errno = 0;
     bool ok = o && tmp && json_dump_file(o, tmp, JSON_COMPACT) == 0 &&
@@ -441,7 +471,9 @@ static bool file_begin(xfer *x)
     if (r->status == 206) {
         bool same_start = r->has_range && r->range_start == f->written;
         bool same_etag = !f->etag[0] || !r->etag[0] || strcmp(f->etag, r->etag) == 0;
-        if (!same_start || !same_etag) {
+        bool same_date = !f->last_mod[0] || !r->last_modified[0] ||
+                         strcmp(f->last_mod, r->last_modified) == 0;
+        if (!same_start || !same_etag || !same_date) {
             x->stop = STOP_RESTART;
             return false;
         }
@@ -454,6 +486,7 @@ static bool file_begin(xfer *x)
     }
     uint64_t server_total = r->status == 206 ? r->range_total : r->has_length ? r->length : 0;
     memcpy(f->etag, r->etag, sizeof f->etag);
+    memcpy(f->last_mod, r->last_modified, sizeof f->last_mod);
     if (f->t_start == 0)
         f->t_start = f->t_sample = now_s();
     return file_settle(x, server_total) && file_space_ok(x) && sidecar_write(x);
@@ -675,9 +708,23 @@ static dl_status handle_setup(xfer *x)
     return DL_OK;
 }
 
+/* The If-Range value that guards resuming the part into buf ("" when none): a strong ETag,
+ * else the Last-Modified date (a weak ETag cannot guard a range, RFC 9110). False when nothing
+ * can tell whether the server's file is still the one the part holds and no SHA-256 will
+ * check the result either: then resuming would risk splicing two versions. */
+static bool resume_guard(const file_sink *f, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    if (f->etag[0] && strncmp(f->etag, "W/", 2) != 0)
+        snprintf(buf, cap, "If-Range: %s", f->etag);
+    else if (f->last_mod[0])
+        snprintf(buf, cap, "If-Range: %s", f->last_mod);
+    return buf[0] || f->want_sha[0];
+}
+
 /* Per attempt: a file resumes from what the part holds, guarded by If-Range so a server whose
- * file changed answers 200 with the new one instead of a 206 that would splice two versions.
- * A weak ETag cannot guard a range (RFC 9110), so then only our own ETag check does. */
+ * file changed answers 200 with the new one instead of a 206 that would splice two versions;
+ * an unguarded part starts over. */
 static dl_status attempt_prepare(xfer *x)
 {
     memset(&x->r, 0, sizeof x->r);
@@ -690,9 +737,13 @@ static dl_status attempt_prepare(xfer *x)
     x->headers = NULL;
     file_sink *f = x->f;
     char range[32], if_range[HDR_VALUE + 16];
+    if (f->written > 0 && !resume_guard(f, if_range, sizeof if_range)) {
+        dl_status st = file_reset(x);
+        if (st != DL_OK)
+            return st;
+    }
     snprintf(range, sizeof range, "%" PRIu64 "-", f->written);
-    if (f->written > 0 && f->etag[0] && strncmp(f->etag, "W/", 2) != 0) {
-        snprintf(if_range, sizeof if_range, "If-Range: %s", f->etag);
+    if (f->written > 0 && if_range[0]) {
         x->headers = curl_slist_append(NULL, if_range);
         if (!x->headers)
             return dl_fail(x->c, DL_ERR_IO, "out of memory");
@@ -733,6 +784,16 @@ static bool is_transient(CURLcode rc)
     }
 }
 
+/* A timeout before any connection was made (a connect time of zero) is a host that cannot be
+ * reached, like a refused connection, not a transfer that stalled: a blackholed network or a
+ * dead route. Worth one more try, not the whole ladder of backoffs. */
+static bool never_connected(xfer *x, CURLcode rc)
+{
+    curl_off_t us = -1;
+    return rc == CURLE_OPERATION_TIMEDOUT &&
+           curl_easy_getinfo(x->h, CURLINFO_CONNECT_TIME_T, &us) == CURLE_OK && us == 0;
+}
+
 static dl_status curl_failure(xfer *x, CURLcode rc, bool *transient)
 {
     dl_ctx *c = x->c;
@@ -741,8 +802,11 @@ static dl_status curl_failure(xfer *x, CURLcode rc, bool *transient)
     bool have_eff = curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff;
     url_host(have_eff ? eff : x->url, host, sizeof host);
     const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+    bool timed_out = never_connected(x, rc);
+    if (timed_out)
+        *transient = ++x->connect_timeouts < 2;
     if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
-        rc == CURLE_COULDNT_CONNECT)
+        rc == CURLE_COULDNT_CONNECT || timed_out)
         return dl_fail(c, DL_ERR_OFFLINE, "cannot reach %s (%s): offline? check the network "
                        "connection, or name a local .gguf file instead", host, why);
     if (is_tls_error(rc))
@@ -787,6 +851,20 @@ static dl_status file_416(xfer *x)
     return DL_ERR_NETWORK;
 }
 
+/* A body without Content-Length ends when the connection closes, so curl calls a connection
+ * that broke cleanly a success. Short of a size known from elsewhere (the caller, X-Linked-Size,
+ * the sidecar, Content-Range), that is a broken transfer to resume, not a file to verify. */
+static dl_status file_ended(xfer *x, bool *transient)
+{
+    const file_sink *f = x->f;
+    if (!f->total || f->written >= f->total)
+        return DL_OK;
+    *transient = true;
+    return dl_fail(x->c, DL_ERR_NETWORK, "transfer of %s ended early: %" PRIu64 " of %" PRIu64
+                   " bytes; the partial download is kept and will resume", x->url, f->written,
+                   f->total);
+}
+
 /* One attempt's outcome; *transient says whether another attempt may help. */
 static dl_status attempt_status(xfer *x, CURLcode rc, bool *transient)
 {
@@ -815,14 +893,16 @@ static dl_status attempt_status(xfer *x, CURLcode rc, bool *transient)
         if (!sink_begin(x))
             return x->stop == STOP_FAILED ? x->stop_status : DL_ERR_NETWORK;
     }
-    return DL_OK;
+    return x->kind == SINK_FILE ? file_ended(x, transient) : DL_OK;
 }
 
-static dl_status gave_up(dl_ctx *c, int attempts)
+/* An unreachable host stays DL_ERR_OFFLINE, so the caller can say so. */
+static dl_status gave_up(dl_ctx *c, dl_status st, int attempts)
 {
     char why[sizeof c->err];
     memcpy(why, c->err, sizeof why);
-    return dl_fail(c, DL_ERR_NETWORK, "%s (gave up after %d attempts)", why, attempts);
+    return dl_fail(c, st == DL_ERR_OFFLINE ? st : DL_ERR_NETWORK,
+                   "%s (gave up after %d attempts)", why, attempts);
 }
 
 /* Attempts until one succeeds, fails for good, or the retries are spent. A restart (the file
@@ -853,7 +933,7 @@ static dl_status run_attempts(xfer *x)
         if (st == DL_OK || !transient)
             return st;
         if (attempt > c->max_retries)
-            return gave_up(c, attempt);
+            return gave_up(c, st, attempt);
         if (!backoff_sleep(c, wait_ms))
             return cancelled(c, x->url, x->kind == SINK_FILE);
         wait_ms = wait_ms * 2 < MAX_BACKOFF_MS ? wait_ms * 2 : MAX_BACKOFF_MS;
@@ -870,6 +950,7 @@ static bool sidecar_matches(file_sink *f, const char *url)
     json_t *o = json_load_file(f->side_path, 0, NULL);
     const char *s_url = json_string_value(json_object_get(o, "url"));
     const char *s_etag = json_string_value(json_object_get(o, "etag"));
+    const char *s_date = json_string_value(json_object_get(o, "last_modified"));
     const char *s_sha = json_string_value(json_object_get(o, "sha256"));
     json_int_t s_size = json_integer_value(json_object_get(o, "size"));
     char sha[65] = "";
@@ -882,6 +963,7 @@ static bool sidecar_matches(file_sink *f, const char *url)
         ok = false;
     if (ok) {
         snprintf(f->etag, sizeof f->etag, "%s", s_etag ? s_etag : "");
+        snprintf(f->last_mod, sizeof f->last_mod, "%s", s_date ? s_date : "");
         f->side_size = s_size > 0 ? (uint64_t)s_size : 0;
         if (!f->sha_from_exp)
             memcpy(f->want_sha, sha, sizeof sha);
@@ -951,6 +1033,7 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     }
     /* No usable sidecar: the bytes cannot be trusted to belong to this file. */
     f->etag[0] = 0;
+    f->last_mod[0] = 0;
     f->side_size = 0;
     if (!f->sha_from_exp)
         f->want_sha[0] = 0;
@@ -1033,40 +1116,15 @@ static dl_status file_install(xfer *x)
 
 /* ---- dl_fetch_file: lock, checks, the transfer ---- */
 
-/* flock DEST.lock. The holder unlinks the file before unlocking, so a waiter that then gets
- * the lock on the unlinked file notices (another inode at the path) and locks the new one;
- * no lock files are left behind. Polls, so a cancel is noticed while waiting. */
+/* flock DEST.lock (dl_lock_try has the protocol). Polls, so a cancel is noticed while
+ * waiting. */
 static dl_status lock_take(dl_ctx *c, const char *path, const char *url, int *out)
 {
-    for (;;) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return io_fail(c, errno, "create the lock file", path);
-        while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            if (errno != EWOULDBLOCK && errno != EINTR) {
-                int err = errno;
-                close(fd);
-                return io_fail(c, err, "lock", path);
-            }
-            if (!backoff_sleep(c, 50)) {
-                close(fd);
-                return cancelled(c, url, true);
-            }
-        }
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
-            a.st_dev == b.st_dev) {
-            *out = fd;
-            return DL_OK;
-        }
-        close(fd);
-    }
-}
-
-static void lock_drop(const char *path, int fd)
-{
-    unlink(path);
-    close(fd);
+    int err;
+    while ((err = dl_lock_try(path, out)) == EWOULDBLOCK)
+        if (!backoff_sleep(c, 50))
+            return cancelled(c, url, true);
+    return err ? io_fail(c, err, "lock", path) : DL_OK;
 }
 
 /* DEST is there with a record that matches it and what the caller expects. */
@@ -1184,7 +1242,7 @@ dl_status dl_fetch_file(dl_ctx *c, const char *url, const char *dest_path, const
             st = done_early(c, dest_path);
         else
             st = fetch_locked(c, url, dest_path, exp, want_sha);
-        lock_drop(lock_path, lock_fd);
+        dl_lock_drop(lock_path, lock_fd);
     }
     free(lock_path);
     return st;

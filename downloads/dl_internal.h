@@ -59,6 +59,19 @@ dl_status dl_record_touch(const char *dest_path);
 /* Write r as dest_path + ".json" (through a temporary file and rename, so a reader never sees
  * half a record). 0, or -1 with errno set. */
 int dl_record_write(const char *dest_path, const dl_record *r);
+/* ---- the transfer lock FILE.lock (dl_store.c), shared by transfers and removal ---- */
+
+/* One try, without waiting, at the flock on lock_path (created if missing): 0 with *fd holding
+ * the lock on the file that is at lock_path now, EWOULDBLOCK when another holds it, or another
+ * errno (ENOENT: the folder is not there). The holder's pid is written into the file for
+ * messages. Whoever holds it releases it with dl_lock_drop, which unlinks the file before
+ * unlocking, so no lock files are left behind and a waiter that locked the unlinked inode
+ * notices and tries again. */
+int dl_lock_try(const char *lock_path, int *fd);
+/* The pid written into lock_path by its holder, or 0 when unknown. */
+long dl_lock_holder(const char *lock_path);
+void dl_lock_drop(const char *lock_path, int fd);
+
 /* mkdir -p dir (mode 0755 for what it creates); 0, or -1 with errno set. */
 int dl_mkdir_parents(const char *dir);
 

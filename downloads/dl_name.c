@@ -33,6 +33,27 @@ const char *dl_name_base(const char *path)
     return slash ? slash + 1 : path;
 }
 
+/* One folder name of a repository: the store joins it into a path, so it must not climb
+ * ("..") or stay put ("."), and control characters would corrupt messages and listings. */
+static bool is_repo_component(const char *s, size_t n)
+{
+    if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '\\')
+            return false;
+    return true;
+}
+
+bool dl_name_is_repo(const char *s)
+{
+    const char *slash = s ? strchr(s, '/') : NULL;
+    if (!slash || strchr(slash + 1, '/'))
+        return false;
+    return is_repo_component(s, (size_t)(slash - s)) &&
+           is_repo_component(slash + 1, strlen(slash + 1));
+}
+
 bool dl_name_ends_with(const char *name, const char *suffix)
 {
     size_t n = strlen(name), k = strlen(suffix);

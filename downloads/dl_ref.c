@@ -129,10 +129,13 @@ static dl_status set_repo(dl_ctx *c, dl_ref *r, char **comp, bool quant_ok)
         return ref_fail(c, DL_ERR_ARG, "'%s': a quant (':Q8_0') goes after the repository, "
                         "not inside a file path", r->text);
     size_t repo_len = colon ? (size_t)(colon - comp[1]) : strlen(comp[1]);
-    if (repo_len == 0)
-        return ref_fail(c, DL_ERR_ARG, "'%s': empty repository name", r->text);
     if (!(r->repo = dl_strfmt("%s/%.*s", comp[0], (int)repo_len, comp[1])))
         return oom(c, r->text);
+    /* Checked only now that the quant is cut off: "a/..:Q4_K_M" passed split_components
+     * as "..:Q4_K_M" but names the folder "..", which would reach another repository. */
+    if (!dl_name_is_repo(r->repo))
+        return ref_fail(c, DL_ERR_ARG, "'%s': '%s' is not a repository name (OWNER/REPO, "
+                        "neither empty, '.' nor '..')", r->text, r->repo);
     return colon ? set_quant(c, r, colon + 1, strlen(colon + 1)) : DL_OK;
 }
 
@@ -1079,23 +1082,23 @@ static dl_status named_paths(dl_ctx *c, const dl_ref *ref, path_list *out)
     return st;
 }
 
-/* Delete path and everything a transfer keeps beside it. *model: the finished file was there;
- * *any: something was. */
-static dl_status remove_one(dl_ctx *c, const char *path, bool *model, bool *any)
+/* Hold FILE.lock for the removal, so that no transfer of FILE is running or can start while
+ * its part goes; a lock held now means one is running, and its part must stay. *fd is -1 when
+ * the folder is not there (nothing to remove, nothing to lock). */
+static dl_status remove_lock(dl_ctx *c, const char *lock_path, const char *path, int *fd)
 {
-    static const char *const suffix[] = { "", ".json", ".part", ".part.json", ".lock" };
-    char p[PATH_MAX];
-    *model = *any = false;
-    for (size_t k = 0; k < sizeof suffix / sizeof *suffix; k++) {
-        snprintf(p, sizeof p, "%s%s", path, suffix[k]);
-        if (unlink(p) == 0) {
-            *any = true;
-            *model |= k == 0;
-        } else if (errno != ENOENT) {
-            return dl_fail(c, DL_ERR_IO, "cannot remove %s: %s", p, strerror(errno));
-        }
-    }
-    return DL_OK;
+    *fd = -1;
+    int err = dl_lock_try(lock_path, fd);
+    if (err == 0 || err == ENOENT)
+        return DL_OK;
+    if (err != EWOULDBLOCK)
+        return dl_fail(c, DL_ERR_IO, "cannot lock %s: %s", lock_path, strerror(err));
+    long pid = dl_lock_holder(lock_path);
+    char who[48] = "";
+    if (pid > 0)
+        snprintf(who, sizeof who, " (pid %ld)", pid);
+    return dl_fail(c, DL_ERR_IO, "%s is being downloaded%s \u2014 try again when it finishes",
+                   path, who);
 }
 
 /* rmdir the emptied folders from path's folder up to, not including, root. */
@@ -1111,6 +1114,71 @@ static void prune_dirs(const char *root, const char *path)
     }
 }
 
+/* Delete path and everything a transfer keeps beside it (its lock is the caller's).
+ * *model: the finished file was there; *any: something was. */
+static dl_status remove_one(dl_ctx *c, const char *path, bool *model, bool *any)
+{
+    static const char *const suffix[] = { "", ".json", ".part", ".part.json" };
+    char p[PATH_MAX];
+    *model = *any = false;
+    for (size_t k = 0; k < sizeof suffix / sizeof *suffix; k++) {
+        snprintf(p, sizeof p, "%s%s", path, suffix[k]);
+        if (unlink(p) == 0) {
+            *any = true;
+            *model |= k == 0;
+        } else if (errno != ENOENT) {
+            return dl_fail(c, DL_ERR_IO, "cannot remove %s: %s", p, strerror(errno));
+        }
+    }
+    return DL_OK;
+}
+
+/* Lock every file's FILE.lock before deleting any, so a split set is never left half
+ * removed because one part is being downloaded. fds[i] is -1 where nothing was locked. */
+static dl_status remove_locks(dl_ctx *c, const path_list *l, int *fds)
+{
+    char lock_path[PATH_MAX];
+    dl_status st = DL_OK;
+    for (size_t i = 0; i < l->n; i++)
+        fds[i] = -1;
+    for (size_t i = 0; !st && i < l->n; i++) {
+        snprintf(lock_path, sizeof lock_path, "%s.lock", l->v[i]);
+        st = remove_lock(c, lock_path, l->v[i], &fds[i]);
+    }
+    return st;
+}
+
+static void remove_unlock(const path_list *l, int *fds)
+{
+    char lock_path[PATH_MAX];
+    for (size_t i = 0; i < l->n; i++) {
+        snprintf(lock_path, sizeof lock_path, "%s.lock", l->v[i]);
+        if (fds[i] >= 0)
+            dl_lock_drop(lock_path, fds[i]);
+    }
+}
+
+/* Every file of l deleted under its lock; emptied folders pruned up to root. */
+static dl_status remove_all(dl_ctx *c, const char *root, const path_list *l, size_t *removed,
+                            bool *any_removed)
+{
+    int *fds = malloc((l->n + 1) * sizeof *fds);
+    if (!fds)
+        return oom(c, root);
+    dl_status st = remove_locks(c, l, fds);
+    for (size_t i = 0; !st && i < l->n; i++) {
+        bool model, any;
+        st = remove_one(c, l->v[i], &model, &any);
+        *removed += model;
+        *any_removed |= any;
+    }
+    remove_unlock(l, fds);
+    free(fds);
+    for (size_t i = 0; i < l->n; i++)
+        prune_dirs(root, l->v[i]);
+    return st;
+}
+
 dl_status dl_store_remove(dl_ctx *c, const char *text, size_t *removed)
 {
     dl_ref ref;
@@ -1124,13 +1192,8 @@ dl_status dl_store_remove(dl_ctx *c, const char *text, size_t *removed)
         st = ref.kind == DL_REF_LOCAL     ? local_paths(c, &ref, root, &l)
              : ref.kind == DL_REF_HF_REPO ? repo_paths(c, &ref, &l)
                                           : named_paths(c, &ref, &l);
-    for (size_t i = 0; !st && i < l.n; i++) {
-        bool model, any;
-        st = remove_one(c, l.v[i], &model, &any);
-        *removed += model;
-        any_removed |= any;
-        prune_dirs(root, l.v[i]);
-    }
+    if (!st)
+        st = remove_all(c, root, &l, removed, &any_removed);
     if (!st && !any_removed)
         st = dl_fail(c, DL_ERR_NOT_FOUND, "%s: nothing of it is in the model store (%s)", text,
                      dl_store_dir(c));

@@ -26,6 +26,10 @@ bool dl_name_guess_quant(const char *name, char *buf, size_t buflen);
 bool dl_name_split(const char *name, size_t *prefix_len, int *part, int *n_parts);
 /* Part `part` of the split set `name` belongs to (malloc'd), or NULL (out of memory). */
 char *dl_name_split_part(const char *name, int part);
+/* "OWNER/REPO": exactly two components, neither empty, "." nor "..", without control
+ * characters or '\\' (they become folder names in the store). The one check for catalog entries
+ * and parsed references alike. */
+bool dl_name_is_repo(const char *s);
 /* The last path component (borrowed from path). */
 const char *dl_name_base(const char *path);
 /* True when name ends with suffix, ignoring case. */

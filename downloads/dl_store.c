@@ -6,18 +6,74 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 /* Deeper than any OWNER/REPO/sub/folder layout; stops a runaway walk (bind mounts). */
 #define MAX_DEPTH 16
+
+/* ---- the transfer lock (dl.h: FILE.gguf.lock) ---- */
+
+int dl_lock_try(const char *lock_path, int *out)
+{
+    for (;;) {
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            close(fd);
+            if (err == EINTR)
+                continue;
+            return err == EAGAIN ? EWOULDBLOCK : err;
+        }
+        /* The holder before us unlinks the file before it unlocks: a lock on an inode that is
+         * no longer at the path protects nothing, so lock the file there now. */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(lock_path, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev) {
+            /* Best effort: only a message that names the holder depends on it. */
+            char pid[32];
+            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) != n)
+                (void)ftruncate(fd, 0);
+            *out = fd;
+            return 0;
+        }
+        close(fd);
+    }
+}
+
+long dl_lock_holder(const char *lock_path)
+{
+    char buf[32];
+    int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    return pid > 0 && end != buf && (*end == '\n' || !*end) ? pid : 0;
+}
+
+void dl_lock_drop(const char *lock_path, int fd)
+{
+    unlink(lock_path);
+    close(fd);
+}
 
 /* ---- records ---- */
 

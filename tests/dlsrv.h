@@ -282,6 +282,59 @@ static inline int dlsrv_nginx_put(const dlsrv_nginx *s, const char *rel, const v
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* a port that never answers                                                                  */
+
+/* A listener that never accepts, its queue filled by connections of its own: Linux then drops
+ * further SYNs, so a client's connect hangs until its timeout, as behind a blackholed route
+ * (a local stand-in for an unreachable address; loopback itself never times out). */
+typedef struct dlsrv_blackhole {
+    int port;
+    int listen_fd;
+    int fill[8];             /* the connections that fill the queue, -1 when unused */
+} dlsrv_blackhole;
+
+static inline void dlsrv_blackhole_stop(dlsrv_blackhole *b)
+{
+    for (int i = 0; i < 8; i++)
+        if (b->fill[i] >= 0)
+            close(b->fill[i]);
+    if (b->listen_fd >= 0)
+        close(b->listen_fd);
+    b->listen_fd = -1;
+    for (int i = 0; i < 8; i++)
+        b->fill[i] = -1;
+}
+
+/* 0 once a connect to the port no longer completes within 200 ms, else -1. */
+static inline int dlsrv_blackhole_start(dlsrv_blackhole *b)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t al = sizeof a;
+    for (int i = 0; i < 8; i++)
+        b->fill[i] = -1;
+    b->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (b->listen_fd < 0 || bind(b->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(b->listen_fd, (struct sockaddr *)&a, &al) != 0 || listen(b->listen_fd, 0))
+        goto fail;
+    b->port = ntohs(a.sin_port);
+    for (int i = 0; i < 8; i++) {
+        b->fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (b->fill[i] < 0)
+            goto fail;
+        if (connect(b->fill[i], (struct sockaddr *)&a, sizeof a) == 0)
+            continue;
+        if (errno != EINPROGRESS)
+            goto fail;
+        struct pollfd p = { .fd = b->fill[i], .events = POLLOUT };
+        if (poll(&p, 1, 200) == 0)
+            return 0;           /* this one hangs: so will the client's */
+    }
+fail:
+    dlsrv_blackhole_stop(b);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* fault-injecting server                                                                      */
 
 /* What to do wrong. Zero everywhere (the default) is a well-behaved server. The fields may be
@@ -298,7 +351,18 @@ typedef struct dlsrv_faults {
     long corrupt_at;         /* >= 0: flip the bits of the body byte at this offset (when the
                               * server is made, it is -1) */
     bool no_etag;            /* send no ETag header */
+    bool no_length;          /* no Content-Length: the body ends when the connection closes,
+                              * so with drop_after a short body ends cleanly */
+    bool linked_size;        /* send X-Linked-Size with the whole length, as Hugging Face does */
+    const char *linked_text; /* with linked_size: this value instead of the length */
+    bool last_modified;      /* send Last-Modified (another date for version 2) and honour an
+                              * If-Range date as well as an ETag */
+    size_t v2_len;           /* > 0: version 2 (change_after) is the first v2_len bytes only */
 } dlsrv_faults;
+
+/* The Last-Modified dates of the two versions. */
+#define DLSRV_DATE_V1 "Wed, 21 Oct 2015 07:28:00 GMT"
+#define DLSRV_DATE_V2 "Thu, 22 Oct 2015 08:00:00 GMT"
 
 /* One answered request, for assertions. */
 typedef struct dlsrv_req {
@@ -309,6 +373,7 @@ typedef struct dlsrv_req {
     bool auth;               /* an Authorization header came with it */
     char authorization[128]; /* its value */
     char if_range[64];
+    bool has_length;         /* a Content-Length went with it */
 } dlsrv_req;
 
 #define DLSRV_MAX_REQS 64
@@ -454,7 +519,8 @@ static inline void dlsrv_parse_range(const char *v, long *a, long *b)
 
 /* Decide the status for one request and fill in the record; *from and *to get the body slice. */
 static inline int dlsrv_decide(dlsrv_fault *s, int n, const char *head, dlsrv_req *r,
-                               size_t *from, size_t *to, const char *etag)
+                               size_t *from, size_t *to, const char *etag, const char *date,
+                               size_t len)
 {
     char v[128];
     r->range_start = r->range_end = -1;
@@ -463,7 +529,7 @@ static inline int dlsrv_decide(dlsrv_fault *s, int n, const char *head, dlsrv_re
     r->auth = dlsrv_header(head, "Authorization", r->authorization, sizeof r->authorization);
     bool if_range = dlsrv_header(head, "If-Range", r->if_range, sizeof r->if_range);
     *from = 0;
-    *to = s->len;
+    *to = len;
     if (s->f.not_found)
         return 404;
     if (s->fails_done < s->f.fail_500) {
@@ -472,14 +538,17 @@ static inline int dlsrv_decide(dlsrv_fault *s, int n, const char *head, dlsrv_re
     }
     (void)n;
     bool use_range = r->range_start >= 0 && !s->f.ignore_range;
-    if (use_range && if_range && !s->f.ignore_if_range && strcmp(r->if_range, etag) != 0)
-        use_range = false;            /* RFC 9110: a stale validator gets the whole body */
+    /* RFC 9110: a stale validator (an ETag, or a date when dates are on) gets the whole body */
+    bool fresh = !strcmp(r->if_range, etag) ||
+                 (s->f.last_modified && !strcmp(r->if_range, date));
+    if (use_range && if_range && !s->f.ignore_if_range && !fresh)
+        use_range = false;
     if (!use_range)
         return 200;
-    if ((size_t)r->range_start >= s->len)
+    if ((size_t)r->range_start >= len)
         return 416;
     *from = (size_t)r->range_start;
-    if (r->range_end >= 0 && (size_t)r->range_end + 1 < s->len)
+    if (r->range_end >= 0 && (size_t)r->range_end + 1 < len)
         *to = (size_t)r->range_end + 1;
     return 206;
 }
@@ -497,25 +566,35 @@ static inline void dlsrv_serve_one(dlsrv_fault *s, int fd)
     s->seen++;
     const uint8_t *body = v2 ? s->body2 : s->body;
     const char *etag = v2 ? "\"v2\"" : "\"v1\"";
+    const char *date = v2 ? DLSRV_DATE_V2 : DLSRV_DATE_V1;
+    size_t len = v2 && s->f.v2_len && s->f.v2_len < s->len ? s->f.v2_len : s->len;
     size_t from, to;
-    r->status = dlsrv_decide(s, n, head, r, &from, &to, etag);
+    r->status = dlsrv_decide(s, n, head, r, &from, &to, etag, date, len);
     bool is_head = strncmp(head, "HEAD ", 5) == 0;
-    char hdr[1024], et[64] = "";
+    char hdr[1024], et[64] = "", cl[64] = "", extra[160] = "", lsz[32];
     if (!s->f.no_etag)
         snprintf(et, sizeof et, "ETag: %s\r\n", etag);
     const char *reason = r->status == 200 ? "OK" : r->status == 206 ? "Partial Content"
                        : r->status == 404 ? "Not Found" : r->status == 416 ? "Range Not Satisfiable"
                        : "Internal Server Error";
     bool ok = r->status == 200 || r->status == 206;
+    r->has_length = !(ok && s->f.no_length);
+    if (r->has_length)
+        snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", ok ? to - from : 0);
+    if (s->f.linked_size)
+        snprintf(extra, sizeof extra, "X-Linked-Size: %s\r\n", s->f.linked_text ? s->f.linked_text
+                 : (snprintf(lsz, sizeof lsz, "%zu", len), lsz));
+    if (s->f.last_modified)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                 "Last-Modified: %s\r\n", date);
     int hl = snprintf(hdr, sizeof hdr,
-                      "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%sAccept-Ranges: bytes\r\n"
-                      "Connection: close\r\n",
-                      r->status, reason, ok ? to - from : 0, et);
+                      "HTTP/1.1 %d %s\r\n%s%s%sAccept-Ranges: bytes\r\nConnection: close\r\n",
+                      r->status, reason, cl, et, extra);
     if (r->status == 206)
         hl += snprintf(hdr + hl, sizeof hdr - (size_t)hl, "Content-Range: bytes %zu-%zu/%zu\r\n",
-                       from, to - 1, s->len);
+                       from, to - 1, len);
     if (r->status == 416)
-        hl += snprintf(hdr + hl, sizeof hdr - (size_t)hl, "Content-Range: bytes */%zu\r\n", s->len);
+        hl += snprintf(hdr + hl, sizeof hdr - (size_t)hl, "Content-Range: bytes */%zu\r\n", len);
     hl += snprintf(hdr + hl, sizeof hdr - (size_t)hl, "\r\n");
     atomic_fetch_add(&s->requests, 1);
     if (!dlsrv_send_all(fd, hdr, (size_t)hl) || !ok || is_head)

@@ -3,9 +3,11 @@
  * the transfer tests run against nginx on 127.0.0.1 (tests/dlsrv.h). */
 #include "tests/testutil.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <strings.h>
 #include <jansson.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,6 +236,24 @@ static void test_parse_bad(void **state)
     expect_bad(fx->c, "hf.co/a/b/x.gguf:Q8_0", DL_ERR_ARG);
     expect_bad(fx->c, "https:///x.gguf", DL_ERR_ARG);
     expect_bad(fx->c, "https://huggingface.co/a", DL_ERR_ARG);
+    /* the quant is cut off before the names are checked: these must not name "a/.." */
+    expect_bad(fx->c, "hf.co/a/..:Q4_K_M", DL_ERR_ARG);
+    expect_bad(fx->c, "hf.co/own/.:Q4", DL_ERR_ARG);
+    expect_bad(fx->c, "hf.co/a/:Q4", DL_ERR_ARG);
+    expect_bad(fx->c, "huggingface.co/a/..:Q8_0", DL_ERR_ARG);
+    expect_bad(fx->c, "https://huggingface.co/a/..:Q8_0", DL_ERR_ARG);
+    expect_bad(NULL, "hf.co/a/..:Q4_K_M", DL_ERR_ARG);
+    assert_true(dl_name_is_repo("o/r"));
+    assert_true(dl_name_is_repo("o.x/r..y"));
+    assert_false(dl_name_is_repo("o/.."));
+    assert_false(dl_name_is_repo("../r"));
+    assert_false(dl_name_is_repo("./r"));
+    assert_false(dl_name_is_repo("o/."));
+    assert_false(dl_name_is_repo("o/"));
+    assert_false(dl_name_is_repo("/r"));
+    assert_false(dl_name_is_repo("o/r/x"));
+    assert_false(dl_name_is_repo("o/r\n"));
+    assert_false(dl_name_is_repo(NULL));
 }
 
 /* ======================================================================================
@@ -421,32 +441,58 @@ static void expect_bad_catalog(fixture *fx, const char *text, dl_status want, co
     dl_close(c);
 }
 
+/* The descriptive fields every entry needs, so that the malformed cases below fail on what
+ * they mean to test. */
+#define CAT_META "\"family\":\"F\",\"params\":\"1M\",\"n_params\":1,\"license\":\"mit\","
+
 static void test_catalog_malformed(void **state)
 {
     fixture *fx = *state;
     expect_bad_catalog(fx, "{ \"models\": [ {", DL_ERR_FORMAT, "line");
     expect_bad_catalog(fx, "[]", DL_ERR_FORMAT, "models");
-    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"files\":[{\"quant\":\"Q8_0\","
-                       "\"file\":\"a.gguf\",\"size\":1}],\"default_quant\":\"Q8_0\"}]}",
+    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\"," CAT_META "\"files\":[{\"quant\":"
+                       "\"Q8_0\",\"file\":\"a.gguf\",\"size\":1}],\"default_quant\":\"Q8_0\"}]}",
                        DL_ERR_FORMAT, "\"a:b\"");
-    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\","
+    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\"," CAT_META
                        "\"default_quant\":\"Q8_0\"}]}", DL_ERR_FORMAT, "files");
-    expect_bad_catalog(fx, "{\"models\":[{\"repo\":\"o/r\",\"files\":[{\"quant\":\"Q8_0\","
-                       "\"file\":\"a.gguf\",\"size\":1}],\"default_quant\":\"Q8_0\"}]}",
+    expect_bad_catalog(fx, "{\"models\":[{\"repo\":\"o/r\"," CAT_META "\"files\":[{\"quant\":"
+                       "\"Q8_0\",\"file\":\"a.gguf\",\"size\":1}],\"default_quant\":\"Q8_0\"}]}",
                        DL_ERR_FORMAT, "entry 1");
-    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\",\"files\":"
-                       "[{\"quant\":\"Q8_0\",\"file\":\"a.gguf\",\"size\":1}],"
+    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\"," CAT_META
+                       "\"files\":[{\"quant\":\"Q8_0\",\"file\":\"a.gguf\",\"size\":1}],"
                        "\"default_quant\":\"Q4_K_M\"}]}", DL_ERR_FORMAT, "default_quant");
-    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\",\"files\":"
-                       "[{\"quant\":\"Q8_0\",\"file\":\"../a.gguf\",\"size\":1}],"
+    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\"," CAT_META
+                       "\"files\":[{\"quant\":\"Q8_0\",\"file\":\"../a.gguf\",\"size\":1}],"
                        "\"default_quant\":\"Q8_0\"}]}", DL_ERR_FORMAT, "../a.gguf");
-    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\",\"files\":"
-                       "[{\"quant\":\"Q8_0\",\"file\":\"a.gguf\",\"size\":1,\"sha256\":\"ab\"}],"
-                       "\"default_quant\":\"Q8_0\"}]}", DL_ERR_FORMAT, "sha256");
+    expect_bad_catalog(fx, "{\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\"," CAT_META
+                       "\"files\":[{\"quant\":\"Q8_0\",\"file\":\"a.gguf\",\"size\":1,"
+                       "\"sha256\":\"ab\"}],\"default_quant\":\"Q8_0\"}]}", DL_ERR_FORMAT, "sha256");
     expect_bad_catalog(fx, "{\"default_pair\":{\"small\":\"x:y\",\"large\":\"a:b\"},"
-                       "\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\",\"files\":"
+                       "\"models\":[{\"name\":\"a:b\",\"repo\":\"o/r\"," CAT_META "\"files\":"
                        "[{\"quant\":\"Q8_0\",\"file\":\"a.gguf\",\"size\":1}],"
                        "\"default_quant\":\"Q8_0\"}]}", DL_ERR_FORMAT, "x:y");
+    /* Each descriptive field missing in turn (the listings print them): the entry is named. */
+    static const char *const missing[][2] = {
+        { "\"params\":\"1M\",\"n_params\":1,\"license\":\"mit\",", "family" },
+        { "\"family\":\"F\",\"n_params\":1,\"license\":\"mit\",", "params" },
+        { "\"family\":\"F\",\"params\":\"1M\",\"n_params\":1,", "license" },
+        { "\"family\":\"F\",\"params\":\"1M\",\"license\":\"mit\",", "n_params" },
+        { "\"family\":\"\",\"params\":\"1M\",\"n_params\":1,\"license\":\"mit\",", "family" },
+        { "\"family\":\"F\",\"params\":3,\"n_params\":1,\"license\":\"mit\",", "params" },
+        { "\"family\":\"F\",\"params\":\"1M\",\"n_params\":\"1\",\"license\":\"mit\",",
+          "n_params" },
+    };
+    for (size_t i = 0; i < sizeof missing / sizeof *missing; i++) {
+        char text[1024], needle[64];
+        snprintf(text, sizeof text, "{\"models\":[{\"name\":\"ok:1\",\"repo\":\"o/r\"," CAT_META
+                 "\"files\":[{\"quant\":\"Q8_0\",\"file\":\"a.gguf\",\"size\":1}],"
+                 "\"default_quant\":\"Q8_0\"},{\"name\":\"m:1\",\"repo\":\"o/r\",%s"
+                 "\"files\":[{\"quant\":\"Q8_0\",\"file\":\"a.gguf\",\"size\":1}],"
+                 "\"default_quant\":\"Q8_0\"}]}", missing[i][0]);
+        snprintf(needle, sizeof needle, "entry 2 (\"m:1\"): needs %s\"%s\"",
+                 strcmp(missing[i][1], "n_params") ? "a non-empty " : "", missing[i][1]);
+        expect_bad_catalog(fx, text, DL_ERR_FORMAT, needle);
+    }
 
     dl_ctx *c = dl_open();
     assert_non_null(c);
@@ -588,6 +634,91 @@ static void test_store_offline(void **state)
     assert_int_equal(dl_store_remove(fx->c, fixture_path("models/stories260K.gguf"), &removed),
                      DL_ERR_ARG);
     assert_true(exists(fixture_path("models/stories260K.gguf")));
+}
+
+/* "hf.co/a/..:Q4_K_M" once named the folder a/.. (the store itself), so rm deleted another
+ * repository's Q4_K_M; "own/.:Q4" named own/. the same way. Now refused, nothing deleted. */
+static void test_store_remove_escape(void **state)
+{
+    fixture *fx = *state;
+    char victim[4200], sub[4200], dir[4200];
+    fake_stored(fx, "other/repo/m-Q4_K_M.gguf", "q4");
+    fake_stored(fx, "own/sub/n-Q4_K_M.gguf", "q4");
+    snprintf(victim, sizeof victim, "%s/other/repo/m-Q4_K_M.gguf", fx->store);
+    snprintf(sub, sizeof sub, "%s/own/sub/n-Q4_K_M.gguf", fx->store);
+    snprintf(dir, sizeof dir, "%s/a", fx->store);
+    mkdir(dir, 0755);
+    static const char *const refs[] = { "hf.co/a/..:Q4_K_M", "hf.co/own/.:Q4_K_M",
+                                        "hf.co/other/..:Q4_K_M", "hf.co/a/..", "hf.co/own/." };
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+        size_t removed = 99;
+        dl_status st = dl_store_remove(fx->c, refs[i], &removed);
+        if (st != DL_ERR_ARG)
+            fail_msg("rm %s: %s (%s), expected %s", refs[i], dl_status_name(st),
+                     dl_errmsg(fx->c), dl_status_name(DL_ERR_ARG));
+        assert_int_equal(removed, 0);
+        assert_true(exists(victim));
+        assert_true(exists(sub));
+    }
+}
+
+/* Hold path's transfer lock the way a running pull does: flock, pid inside. */
+static int hold_lock(const char *path)
+{
+    char lock[4300], pid[32];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    assert_int_equal(write(fd, pid, (size_t)n), n);
+    return fd;
+}
+
+/* rm while a pull holds the lock: refused, the part, its sidecar and the lock stay; a split
+ * set is not half removed when only one part is locked; after the release rm works. */
+static void test_store_remove_locked(void **state)
+{
+    fixture *fx = *state;
+    char part[4200], side[4300], lock[4300], p1[4200], p2[4200], want[64];
+    fake_stored(fx, "test/tiny/tiny-Q8_0.gguf.part", "par");
+    snprintf(part, sizeof part, "%s/test/tiny/tiny-Q8_0.gguf.part", fx->store);
+    snprintf(side, sizeof side, "%s.json", part);
+    snprintf(lock, sizeof lock, "%s/test/tiny/tiny-Q8_0.gguf.lock", fx->store);
+    fake_stored(fx, "test/split/s-F16-00001-of-00002.gguf", "a");
+    fake_stored(fx, "test/split/s-F16-00002-of-00002.gguf", "b");
+    snprintf(p1, sizeof p1, "%s/test/split/s-F16-00001-of-00002.gguf", fx->store);
+    snprintf(p2, sizeof p2, "%s/test/split/s-F16-00002-of-00002.gguf", fx->store);
+    snprintf(want, sizeof want, "being downloaded (pid %ld)", (long)getpid());
+    size_t removed;
+
+    char dest[4200];
+    snprintf(dest, sizeof dest, "%s/test/tiny/tiny-Q8_0.gguf", fx->store);
+    int fd = hold_lock(dest);
+    removed = 99;
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/tiny:Q8_0", &removed), DL_ERR_IO);
+    assert_non_null(strstr(dl_errmsg(fx->c), want));
+    assert_non_null(strstr(dl_errmsg(fx->c), "try again when it finishes"));
+    assert_int_equal(removed, 0);
+    assert_true(exists(part));
+    assert_true(exists(side));
+    assert_true(exists(lock));
+    close(fd);
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/tiny:Q8_0", &removed), DL_OK);
+    assert_false(exists(part));
+    assert_false(exists(side));
+    assert_false(exists(lock));
+
+    close(hold_lock(p1));   /* a lock file nobody holds (a crashed pull) does not block */
+    fd = hold_lock(p2);
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/split:F16", &removed), DL_ERR_IO);
+    assert_non_null(strstr(dl_errmsg(fx->c), "s-F16-00002-of-00002.gguf is being downloaded"));
+    assert_true(exists(p1));
+    assert_true(exists(p2));
+    close(fd);
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/split:F16", &removed), DL_OK);
+    assert_int_equal(removed, 2);
+    assert_false(exists(p1));
 }
 
 /* ======================================================================================
@@ -906,7 +1037,8 @@ static void test_catalog_pull(void **state)
         "                \"sha256\": \"%s\"},"
         "               {\"quant\": \"Q4_0\", \"file\": \"tiny-Q4_0.gguf\", \"size\": 5,"
         "                \"size_approx\": true}]},\n"
-        "  {\"name\": \"bad:sha\", \"repo\": \"test/tiny\", \"default_quant\": \"Q4_K_M\","
+        "  {\"name\": \"bad:sha\", \"family\": \"Test\", \"params\": \"1M\", \"n_params\": 1,"
+        "   \"license\": \"mit\", \"repo\": \"test/tiny\", \"default_quant\": \"Q4_K_M\","
         "   \"files\": [{\"quant\": \"Q4_K_M\", \"file\": \"tiny-Q4_K_M.gguf\", \"size\": %zu,"
         "                \"sha256\": \"%064d\"}]}\n"
         " ]}\n", NET->f[S_Q8].len, NET->f[S_Q8].sha, NET->f[S_Q4KM].len, 0);
@@ -1064,6 +1196,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_contents, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_catalog_resolve, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_catalog_malformed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_remove_escape, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_remove_locked, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_resolve_local_split, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_url_store_paths, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_offline, fx_setup, fx_teardown),

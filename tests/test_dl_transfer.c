@@ -564,6 +564,156 @@ static void test_changed_etag_restarts(void **state)
     }
 }
 
+/* A body without Content-Length that stops short but cleanly (curl calls that a success) while
+ * the size is known from elsewhere: the caller (a catalog size), X-Linked-Size, or the sidecar
+ * of an earlier call. A broken transfer, resumed at once; never a verification failure that
+ * deletes the part. */
+static void test_close_delimited_short(void **state)
+{
+    (void)state;
+    for (int how = 0; how < 3; how++) {
+        dlsrv_fault *s = fault_new(baby, baby_len, NULL);
+        env *e = env_new();
+        char url[512];
+        snprintf(url, sizeof url, "%s", dlsrv_fault_url(s, "/m.gguf"));
+        if (how == 2)
+            make_part(e, s, url);   /* the sidecar remembers the size */
+        dlsrv_faults f = dlsrv_no_faults();
+        f.no_length = true;
+        f.drop_after = DROP_AT;
+        f.linked_size = how == 1;
+        dlsrv_fault_set(s, &f);
+        dl_expect exp = { .size = baby_len };
+        dl_status st = dl_fetch_file(e->c, url, e->dest, how == 0 ? &exp : NULL);
+        if (st)
+            fail_msg("size from %s: %s: %s", how == 0 ? "caller" : how == 1 ? "X-Linked-Size"
+                     : "sidecar", dl_status_name(st), dl_errmsg(e->c));
+        assert_finished(e, url, baby, baby_len);
+        assert_int_equal(dlsrv_fault_requests(s), 2);
+        assert_false(s->reqs[0].has_length);
+        long first = how == 2 ? DROP_AT : 0;
+        assert_int_equal(s->reqs[0].range_start, how == 2 ? DROP_AT : -1);
+        assert_int_equal(s->reqs[1].range_start, first + DROP_AT);
+        assert_int_equal(s->reqs[1].status, 206);
+        env_free(e);
+        fault_free(s);
+    }
+}
+
+/* A header number with trailing garbage ("X-Linked-Size: 1000 bytes") is no number at all,
+ * not 1000: the size comes from Content-Length instead of a misread that fails verification. */
+static void test_linked_size_junk(void **state)
+{
+    (void)state;
+    dlsrv_faults f = dlsrv_no_faults();
+    f.linked_size = true;
+    f.linked_text = "1000 bytes";
+    dlsrv_fault *s = fault_new(baby, baby_len, &f);
+    env *e = env_new();
+    const char *url = dlsrv_fault_url(s, "/m.gguf");
+    dl_status st = dl_fetch_file(e->c, url, e->dest, NULL);
+    if (st)
+        fail_msg("%s: %s", dl_status_name(st), dl_errmsg(e->c));
+    assert_finished(e, url, baby, baby_len);
+    env_free(e);
+    fault_free(s);
+}
+
+/* Leave a part of DROP_AT bytes from a server without ETags; with dates when `dated`. */
+static void make_undated_part(env *e, dlsrv_fault *s, const char *url, bool dated)
+{
+    dlsrv_faults f = dlsrv_no_faults();
+    f.no_etag = true;
+    f.last_modified = dated;
+    f.drop_after = DROP_AT;
+    dlsrv_fault_set(s, &f);
+    dl_set_retry(e->c, 0, 20);
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_ERR_NETWORK);
+    assert_resumable(e, url, DROP_AT);
+    dl_set_retry(e->c, 3, 20);
+    dlsrv_fault_reset_counts(s);
+}
+
+/* Without an ETag the part is guarded by the Last-Modified date the sidecar recorded. The file
+ * unchanged: resumed with If-Range: DATE. Changed: a server that honours If-Range sends the new
+ * file whole; one that ignores it (and now sends no date to compare) answers 206 with another
+ * total than the sidecar's size, so the transfer starts over instead of failing verification
+ * and deleting the part. */
+static void test_no_etag_dated(void **state)
+{
+    (void)state;
+    for (int change = 0; change < 3; change++) {
+        dlsrv_fault *s = fault_new(baby, baby_len, NULL);
+        env *e = env_new();
+        char url[512];
+        snprintf(url, sizeof url, "%s", dlsrv_fault_url(s, "/m.gguf"));
+        make_undated_part(e, s, url, true);
+        json_t *o = json_load_file(with(e, ".part.json"), 0, NULL);
+        assert_string_equal(json_string_value(json_object_get(o, "last_modified")),
+                            DLSRV_DATE_V1);
+        json_decref(o);
+        dlsrv_faults f = dlsrv_no_faults();
+        f.no_etag = true;
+        f.last_modified = change < 2;   /* 2: a server that now sends no date at all */
+        f.change_after = change ? 1 : 0;
+        f.v2_len = baby_len - 4096;
+        f.ignore_if_range = change == 2;
+        dlsrv_fault_set(s, &f);
+        dl_status st = dl_fetch_file(e->c, url, e->dest, NULL);
+        if (st)
+            fail_msg("change %d: %s: %s", change, dl_status_name(st), dl_errmsg(e->c));
+        assert_string_equal(s->reqs[0].if_range, DLSRV_DATE_V1);
+        assert_int_equal(s->reqs[0].range_start, DROP_AT);
+        if (change == 0) {
+            assert_finished(e, url, baby, baby_len);
+            assert_int_equal(dlsrv_fault_requests(s), 1);
+            assert_int_equal(s->reqs[0].status, 206);
+        } else {
+            assert_finished(e, url, s->body2, baby_len - 4096);
+            assert_int_equal(dlsrv_fault_requests(s), change == 2 ? 2 : 1);
+            assert_int_equal(s->reqs[change - 1].status, 200);
+        }
+        env_free(e);
+        fault_free(s);
+    }
+}
+
+/* Neither ETag nor date nor a known SHA-256: nothing could tell a changed file from the same
+ * one, so the part is not resumed blindly; the transfer starts over. With a SHA-256 to check
+ * the result, resuming is safe again. */
+static void test_no_validator_restarts(void **state)
+{
+    (void)state;
+    for (int with_sha = 0; with_sha < 2; with_sha++) {
+        dlsrv_fault *s = fault_new(baby, baby_len, NULL);
+        env *e = env_new();
+        char url[512], sha[65];
+        snprintf(url, sizeof url, "%s", dlsrv_fault_url(s, "/m.gguf"));
+        sha256_hex(baby, baby_len, sha);
+        dl_expect exp = { .size = 0, .sha256_hex = sha };
+        dlsrv_faults f = dlsrv_no_faults();
+        f.no_etag = true;
+        f.drop_after = DROP_AT;
+        dlsrv_fault_set(s, &f);
+        dl_set_retry(e->c, 0, 20);
+        assert_int_equal(dl_fetch_file(e->c, url, e->dest, with_sha ? &exp : NULL),
+                         DL_ERR_NETWORK);
+        assert_resumable(e, url, DROP_AT);
+        dl_set_retry(e->c, 3, 20);
+        dlsrv_fault_reset_counts(s);
+        f.drop_after = 0;
+        dlsrv_fault_set(s, &f);
+        assert_int_equal(dl_fetch_file(e->c, url, e->dest, with_sha ? &exp : NULL), DL_OK);
+        assert_finished(e, url, baby, baby_len);
+        assert_int_equal(dlsrv_fault_requests(s), 1);
+        assert_int_equal(s->reqs[0].range_start, with_sha ? DROP_AT : -1);
+        assert_int_equal(s->reqs[0].status, with_sha ? 206 : 200);
+        assert_string_equal(s->reqs[0].if_range, "");
+        env_free(e);
+        fault_free(s);
+    }
+}
+
 static void test_500_then_ok(void **state)
 {
     (void)state;
@@ -753,6 +903,40 @@ static void test_offline(void **state)
     char *body = NULL;
     assert_int_equal(dl_get(e->c, url, &body, NULL), DL_ERR_OFFLINE);
     assert_null(body);
+    env_free(e);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A host that never answers the connect (a blackholed route): offline after at most one
+ * retry, not a network error after the whole ladder of backoffs. */
+static void test_connect_timeout_offline(void **state)
+{
+    (void)state;
+    dlsrv_blackhole b = { 0 };
+    if (dlsrv_blackhole_start(&b) != 0)
+        fail_msg("could not make a port that never answers: %s", strerror(errno));
+    env *e = env_new();
+    char url[128], host[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/m.gguf", b.port);
+    snprintf(host, sizeof host, "127.0.0.1:%d", b.port);
+    dl_set_connect_timeout(e->c, 1);
+    dl_set_retry(e->c, 5, 20);
+    double t0 = mono_s();
+    dl_status st = dl_fetch_file(e->c, url, e->dest, NULL);
+    double took = mono_s() - t0;
+    dlsrv_blackhole_stop(&b);
+    if (st != DL_ERR_OFFLINE)
+        fail_msg("%s: %s (after %.1f s)", dl_status_name(st), dl_errmsg(e->c), took);
+    assert_msg_has(e, host);
+    assert_msg_has(e, "offline");
+    assert_true(took < 3.5);   /* two 1 s attempts; the full ladder takes 6 */
+    assert_store_empty(e);
     env_free(e);
 }
 
@@ -949,6 +1133,10 @@ int main(void)
         cmocka_unit_test_teardown(test_retry_resumes_in_call, teardown),
         cmocka_unit_test_teardown(test_200_on_range_restarts, teardown),
         cmocka_unit_test_teardown(test_changed_etag_restarts, teardown),
+        cmocka_unit_test_teardown(test_close_delimited_short, teardown),
+        cmocka_unit_test_teardown(test_no_etag_dated, teardown),
+        cmocka_unit_test_teardown(test_linked_size_junk, teardown),
+        cmocka_unit_test_teardown(test_no_validator_restarts, teardown),
         cmocka_unit_test_teardown(test_500_then_ok, teardown),
         cmocka_unit_test_teardown(test_404_no_retry, teardown),
         cmocka_unit_test_teardown(test_trickle, teardown),
@@ -956,6 +1144,7 @@ int main(void)
         cmocka_unit_test_teardown(test_size_mismatch, teardown),
         cmocka_unit_test_teardown(test_cancel, teardown),
         cmocka_unit_test_teardown(test_offline, teardown),
+        cmocka_unit_test_teardown(test_connect_timeout_offline, teardown),
         cmocka_unit_test_teardown(test_concurrent_same_file, teardown),
         cmocka_unit_test_teardown(test_disk_full, teardown),
         cmocka_unit_test_teardown(test_disk_full_on_write, teardown),

@@ -48,6 +48,11 @@ cp "$M/tiny/llama-Q8_0.gguf" "$W/storage/test/tiny/tiny-Q8_0.gguf"
 cp "$M/tiny/llama-Q4_K_M.gguf" "$W/storage/test/tiny/tiny-Q4_K_M.gguf"
 cp "$M/tiny/llama-F16.gguf" "$W/storage/test/tiny/tiny-F16.gguf"
 head -c 8388608 /dev/urandom >"$W/big.gguf" # pull checks bytes, not GGUF structure
+# a split quant (two parts; pull checks bytes, so halves of one file will do)
+Q2="$M/tiny/llama-Q2_K.gguf"
+half=$(($(stat -c %s "$Q2") / 2))
+head -c "$half" "$Q2" >"$W/storage/test/tiny/tiny-Q2_K-00001-of-00002.gguf"
+tail -c +"$((half + 1))" "$Q2" >"$W/storage/test/tiny/tiny-Q2_K-00002-of-00002.gguf"
 {
     echo '['
     sep=
@@ -218,6 +223,32 @@ grep -q "resumed at" "$T/err" || fail "(g) the second pull did not resume"
 grep -q "verified sha256 $BIG_SHA" "$T/out" || fail "(g) not verified against X-Linked-Etag"
 cmp -s "$T/store/test/slow/big.gguf" "$W/big.gguf" || fail "(g) resumed file differs"
 [ -e "$part" ] && fail "(g) the part is still there"
+ok
+
+# (h) a split model: run refuses it before fetching anything (the engine loads one file);
+# pull fetches every part; run still refuses it from the store, without the network
+split_msg='is a split GGUF (2 parts); sizeup pull fetches it, but loading split models is not supported yet'
+"$BIN" run -m hf.co/test/tiny:Q2_K -p hello -n 2 --backend cpu >"$T/out" 2>"$T/err" &&
+    fail "(h) run -m on a split model exited 0"
+grep -qF "hf.co/test/tiny:Q2_K $split_msg" "$T/err" || fail "(h) run does not say it is split"
+grep -q pulling "$T/err" && fail "(h) run started pulling a split model"
+[ -z "$(find "$T/store" -name '*Q2_K*')" ] || fail "(h) run left files of the split model"
+HF_ENDPOINT=http://127.0.0.1:1 "$BIN" run -m qwen2.5:7b -p hello -n 2 --backend cpu \
+    >"$T/out" 2>"$T/err" && fail "(h) run -m qwen2.5:7b exited 0"
+grep -qF "qwen2.5:7b $split_msg" "$T/err" || fail "(h) run -m qwen2.5:7b does not say it is split"
+[ -z "$(find "$T/store" -name '*qwen2.5*')" ] || fail "(h) run left files of qwen2.5:7b"
+"$BIN" pull hf.co/test/tiny:Q2_K >"$T/out" 2>"$T/err" || fail "(h) pull of a split model exited $?"
+for k in 1 2; do
+    cmp -s "$STORED/tiny-Q2_K-0000$k-of-00002.gguf" \
+        "$W/storage/test/tiny/tiny-Q2_K-0000$k-of-00002.gguf" || fail "(h) part $k differs"
+done
+HF_ENDPOINT=http://127.0.0.1:1 "$BIN" run -m hf.co/test/tiny:Q2_K -p hello -n 2 --backend cpu \
+    >"$T/out" 2>"$T/err" && fail "(h) run -m on a stored split model exited 0"
+grep -qF "$split_msg" "$T/err" || fail "(h) run does not say the stored model is split"
+# (i) a folder is not a model file
+"$BIN" run -m "$T/store" -p hello -n 2 --backend cpu >"$T/out" 2>"$T/err" &&
+    fail "(i) run -m FOLDER exited 0"
+grep -qF "$T/store is a directory" "$T/err" || fail "(i) run -m FOLDER does not say so"
 ok
 
 echo "pull: $passed passed, 0 failed"
