@@ -166,6 +166,7 @@ asan: deps
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined
 FUZZ_CORPUS  := $(BUILD)/fuzz/corpus
+DL_FUZZ_CORPUS := $(BUILD)/fuzz/corpus-dl
 
 $(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/gguf.h
 	@mkdir -p $(dir $@)
@@ -175,8 +176,14 @@ $(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engi
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -I. -o $@ tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c
 
+DL_FUZZ_SRC := tests/fuzz/fuzz_dl.c $(DL_SRC)
+$(BUILD)/fuzz/fuzz_dl: $(DL_FUZZ_SRC) $(wildcard downloads/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcurl jansson libcrypto) -o $@ \
+	  $(DL_FUZZ_SRC) $(shell pkg-config --libs libcurl jansson libcrypto) -lpthread
+
 fuzz: deps
-	@$(MAKE) --no-print-directory $(BUILD)/fuzz/fuzz_gguf $(BUILD)/fuzz/mkseeds
+	@$(MAKE) --no-print-directory $(BUILD)/fuzz/fuzz_gguf $(BUILD)/fuzz/mkseeds $(BUILD)/fuzz/fuzz_dl
 	@$(MAKE) --no-print-directory fuzz-run
 
 # Seeds: a small valid copy of every fixture GGUF (same keys, types and tensor names; arrays
@@ -188,6 +195,14 @@ fuzz-run: check-fixtures
 	for f in $$files; do head -c 65536 "$$f" > $(FUZZ_CORPUS)/head-$$(basename $$f); done
 	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -rss_limit_mb=2048 \
 	  -print_final_stats=1 $(FUZZ_CORPUS)
+	@# the download parsers: references and catalog files, seeded with the shipped catalog
+	@mkdir -p $(DL_FUZZ_CORPUS)
+	@{ printf '\001'; cat downloads/catalog.json; } > $(DL_FUZZ_CORPUS)/catalog
+	@for r in qwen2.5:0.5b llama3.2:1b:Q8_0 hf.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q8_0 \
+	  hf.co/o/r/sub/m-Q4_K_M-00001-of-00003.gguf https://h.example/x/y.gguf ./m.gguf; do \
+	  printf '\000%s' "$$r" > $(DL_FUZZ_CORPUS)/ref-$$(echo "$$r" | tr -c 'a-zA-Z0-9' _); done
+	$(BUILD)/fuzz/fuzz_dl -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  -print_final_stats=1 $(DL_FUZZ_CORPUS)
 
 # ---- packages ----
 deps:

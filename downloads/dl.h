@@ -132,7 +132,8 @@ typedef struct dl_ref {
 /* Parse text without touching the network or the disk (LOCAL is chosen for anything that is not
  * a catalog name, hf.co/... or URL form; a catalog name needs the catalog loaded, so
  * "name:tag" forms are classified CATALOG only when c's catalog has the name; c may be NULL to
- * skip that). Free with dl_ref_free (NULL-safe; frees the strings, not the struct). */
+ * skip that). Free with dl_ref_free (NULL-safe; frees the strings, not the struct); on failure
+ * *out holds nothing to free (dl_ref_free on it is still safe). */
 dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out);
 void dl_ref_free(dl_ref *r);
 

@@ -326,12 +326,8 @@ dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out)
     if (!st && other_rev)
         st = ref_fail(c, DL_ERR_ARG, "'%s': only the main revision has a short form; give the "
                       "https://huggingface.co/.../resolve/REVISION/... URL instead", text);
-    if (st) {
-        char *keep = out->text;
-        out->text = NULL;
+    if (st) /* nothing to free on failure, whatever the caller does */
         dl_ref_free(out);
-        out->text = keep;
-    }
     return st;
 }
 

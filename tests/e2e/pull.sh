@@ -3,7 +3,8 @@
 # Hugging Face (a file listing at /api/models/OWNER/REPO/tree/main, resolve URLs that redirect
 # to storage): `sizeup pull` piped (plain lines, no \r) and on a terminal (a bar, in tmux),
 # list / rm, inspect of a remote file from its header alone, run -m with a reference (from the
-# store, and pulled on demand), the offline message, and Ctrl-C then resume. Every pulled file
+# store, and pulled on demand), the offline message, Ctrl-C then resume, split models, and HTTPS
+# with a self-signed CA (--cacert, CURL_CA_BUNDLE). Every pulled file
 # is compared byte for byte with its source. Fails with the reason (and the screen, for tmux).
 set -u
 BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
@@ -66,9 +67,19 @@ tail -c +"$((half + 1))" "$Q2" >"$W/storage/test/tiny/tiny-Q2_K-00002-of-00002.g
     echo ']'
 } >"$W/tree.json"
 BIG_SHA=$(sha256sum "$W/big.gguf" | cut -d' ' -f1)
+# TLS: a fresh CA and a certificate for 127.0.0.1 signed by it
+( cd "$T" &&
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+      -subj /CN=sizeup-test-CA &&
+  openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 &&
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >srv.ext &&
+  openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem \
+      -days 2 -extfile srv.ext ) >"$T/logs/openssl.log" 2>&1 ||
+    { cat "$T/logs/openssl.log"; echo "FAIL: could not make the test certificates"; exit 1; }
 
 start_nginx() {
     PORT=$((20000 + RANDOM % 40000))
+    TPORT=$((PORT + 1))
     cat >"$T/nginx.conf" <<EOF
 daemon off;
 master_process off;
@@ -97,6 +108,12 @@ http {
       add_header X-Linked-Etag '"$BIG_SHA"';
       rewrite ^ /big.gguf break;
     }
+  }
+  server {
+    listen 127.0.0.1:$TPORT ssl;
+    ssl_certificate $T/srv.pem;
+    ssl_certificate_key $T/srv.key;
+    root $W;
   }
 }
 EOF
@@ -249,6 +266,20 @@ grep -qF "$split_msg" "$T/err" || fail "(h) run does not say the stored model is
 "$BIN" run -m "$T/store" -p hello -n 2 --backend cpu >"$T/out" 2>"$T/err" &&
     fail "(i) run -m FOLDER exited 0"
 grep -qF "$T/store is a directory" "$T/err" || fail "(i) run -m FOLDER does not say so"
+ok
+
+# (j) HTTPS with a self-signed CA: refused without it, accepted with --cacert or CURL_CA_BUNDLE
+TURL="https://127.0.0.1:$TPORT/storage/test/tiny/tiny-Q8_0.gguf"
+tls_stored() { find "$T/store" -path '*127.0.0.1*' -name tiny-Q8_0.gguf; }
+"$BIN" pull "$TURL" >"$T/out" 2>"$T/err" && fail "(j) pull over TLS without the CA exited 0"
+grep -qi 'TLS\|certificate' "$T/err" || fail "(j) the TLS failure is not named"
+[ -z "$(tls_stored)" ] || fail "(j) a file was stored without a trusted certificate"
+"$BIN" pull --cacert "$T/ca.pem" "$TURL" >"$T/out" 2>"$T/err" || fail "(j) pull --cacert exited $?"
+cmp -s "$(tls_stored)" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(j) --cacert file differs"
+"$BIN" rm "$TURL" >"$T/out" 2>"$T/err" || fail "(j) rm of the TLS file exited $?"
+CURL_CA_BUNDLE="$T/ca.pem" "$BIN" pull "$TURL" >"$T/out" 2>"$T/err" ||
+    fail "(j) pull with CURL_CA_BUNDLE exited $?"
+cmp -s "$(tls_stored)" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(j) CURL_CA_BUNDLE file differs"
 ok
 
 echo "pull: $passed passed, 0 failed"
