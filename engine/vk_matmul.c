@@ -104,10 +104,20 @@ static mm_config choose_config(const vk_device_info *d)
     return c;
 }
 
-/* Quant bytes per block of the types with a packed kernel, else 0. */
+/* Quant bytes per block of the types whose rows are packed for their RGBA32 kernel, else 0. */
 static uint32_t packed_qbytes(uint32_t type)
 {
-    return type == GGUF_T_Q8_0 ? 32 : type == GGUF_T_Q4_0 ? 16 : 0;
+    return type == GGUF_T_Q8_0 ? 32 : type == GGUF_T_Q4_0 || type == GGUF_T_Q5_0 ? 16 : 0;
+}
+
+/* High-bit bytes per block of a packed type (Q5_0's qh), after the f16 scale. */
+static uint32_t packed_hbytes(uint32_t type) { return type == GGUF_T_Q5_0 ? 4 : 0; }
+
+/* Types with an RGBA32 texel kernel: Q4_0, Q5_0 and Q8_0 on packed rows; Q4_K and Q5_K on their own
+ * rows, whose super-blocks (144 and 176 bytes) are whole 16-byte texels already. */
+static bool has_t4(uint32_t type)
+{
+    return packed_qbytes(type) || type == GGUF_T_Q4_K || type == GGUF_T_Q5_K;
 }
 
 static vk_status create_type(vk_ops *ops, size_t i, const uint32_t *spec, bool cpu)
@@ -122,7 +132,7 @@ static vk_status create_type(vk_ops *ops, size_t i, const uint32_t *spec, bool c
     snprintf(name, sizeof name, "%s_tex", mm_shaders[i].shader);
     st = vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_R32(0), sizeof(vk_push_mul_mat), spec,
                                 MM_N_SPEC, &ops->mul_mat_tex[t]);
-    if (st || !packed_qbytes(t))
+    if (st || !has_t4(t))
         return st;
     snprintf(name, sizeof name, "%s_t4", mm_shaders[i].shader);
     return vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_RGBA32(0), sizeof(vk_push_mul_mat),
@@ -157,12 +167,20 @@ void vk_ops_free_matmul(vk_ops *ops)
     }
 }
 
-static uint64_t scale_bytes(uint32_t K) { return ((uint64_t)K / 16 + 15) / 16 * 16; }
+static uint64_t pad16(uint64_t n) { return (n + 15) / 16 * 16; }
+
+/* Offsets in a packed row (shaders/dequant.glsl PACKED_ROW_BYTES): the scales' run, then the
+ * high bits' run, each padded to 16 bytes, then the quants. */
+static uint64_t high_at(uint32_t K) { return pad16((uint64_t)K / 16); }
+static uint64_t quants_at(uint32_t type, uint32_t K)
+{
+    return high_at(K) + pad16((uint64_t)K / 32 * packed_hbytes(type));
+}
 
 uint64_t vk_mm_row_bytes(const vk_ops *ops, uint32_t type, uint32_t K)
 {
-    if (type < GGUF_T_COUNT && ops->mul_mat_t4[type])
-        return scale_bytes(K) + (uint64_t)K / 32 * packed_qbytes(type);
+    if (type < GGUF_T_COUNT && ops->mul_mat_t4[type] && packed_qbytes(type))
+        return quants_at(type, K) + (uint64_t)K / 32 * packed_qbytes(type);
     const gguf_type_info *ti = gguf_type_get(type);
     return ti ? (uint64_t)K / ti->block_elems * ti->block_bytes : 0;
 }
@@ -171,18 +189,20 @@ void vk_mm_pack_rows(const vk_ops *ops, uint32_t type, uint32_t K, uint32_t rows
                      const void *src, void *dst)
 {
     uint64_t out_row = vk_mm_row_bytes(ops, type, K);
-    if (type >= GGUF_T_COUNT || !ops->mul_mat_t4[type]) {
+    if (type >= GGUF_T_COUNT || !ops->mul_mat_t4[type] || !packed_qbytes(type)) {
         memcpy(dst, src, (size_t)(rows * out_row));
         return;
     }
-    uint32_t qb = packed_qbytes(type), nb = K / 32;
+    uint32_t qb = packed_qbytes(type), hb = packed_hbytes(type), nb = K / 32;
     const uint8_t *s = src;
     for (uint32_t r = 0; r < rows; r++) {
-        uint8_t *o = (uint8_t *)dst + (size_t)r * out_row, *q = o + scale_bytes(K);
-        memset(o, 0, (size_t)scale_bytes(K));
-        for (uint32_t b = 0; b < nb; b++, s += 2 + qb) {
+        uint8_t *o = (uint8_t *)dst + (size_t)r * out_row;
+        uint8_t *h = o + high_at(K), *q = o + quants_at(type, K);
+        memset(o, 0, (size_t)quants_at(type, K)); /* the runs' padding */
+        for (uint32_t b = 0; b < nb; b++, s += 2 + hb + qb) {
             memcpy(o + 2 * b, s, 2);
-            memcpy(q + (size_t)b * qb, s + 2, qb);
+            memcpy(h + (size_t)b * hb, s + 2, hb);
+            memcpy(q + (size_t)b * qb, s + 2 + hb, qb);
         }
     }
 }

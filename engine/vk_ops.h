@@ -127,8 +127,9 @@ typedef struct vk_ops {
     vk_kernel *mul_mat[GGUF_T_COUNT];  /* NULL for types without a kernel */
     vk_kernel *mul_mat_tex[GGUF_T_COUNT]; /* W through a texel buffer (CPU devices), or NULL:
                                            * used when set and W has a texel view */
-    vk_kernel *mul_mat_t4[GGUF_T_COUNT];  /* W packed for 16-byte texel loads (CPU devices,
-                                           * Q4_0 and Q8_0), or NULL; see vk_mm_pack_rows */
+    vk_kernel *mul_mat_t4[GGUF_T_COUNT];  /* W read as 16-byte texels (CPU devices: Q4_0, Q5_0
+                                           * and Q8_0 on packed rows, see vk_mm_pack_rows;
+                                           * Q4_K and Q5_K on GGUF rows), or NULL */
     vk_kernel *rms_norm, *rope, *kv_store, *attn, *swiglu, *add, *argmax;
 } vk_ops;
 
@@ -139,9 +140,10 @@ void vk_ops_free(vk_ops *ops);
 vk_status vk_ops_create_matmul(vk_ops *ops);
 /* Frees the matrix kernels and sets their slots to NULL. */
 void vk_ops_free_matmul(vk_ops *ops);
-/* Weight rows as vk_op_mul_mat reads them: GGUF's own rows, except for types with a packed
- * kernel (mul_mat_t4), whose rows hold the K/32 f16 scales first (padded to 16 bytes) and then
- * the quant bytes of every block, so each block's quants are whole 16-byte texels.
+/* Weight rows as vk_op_mul_mat reads them: GGUF's own rows, except for Q4_0, Q5_0 and Q8_0 when
+ * they have a texel-4 kernel (mul_mat_t4), whose rows hold the K/32 f16 scales, then (Q5_0) the
+ * K/32 high-bit words, each run padded to 16 bytes, then the quant bytes of every block, so
+ * each block's quants are whole 16-byte texels.
  * vk_mm_row_bytes is the row stride in W buffers; vk_mm_pack_rows writes `rows` such rows to
  * dst (rows * vk_mm_row_bytes bytes) from GGUF rows at src. */
 uint64_t vk_mm_row_bytes(const vk_ops *ops, uint32_t type, uint32_t K);

@@ -51,9 +51,12 @@ float f16_hi(uint u) { return unpackHalf2x16(u).y; }
     : ((a[((off) >> 2) + (i)] >> 16) | (a[((off) >> 2) + (i) + 1u] << 16)))
 
 // Packed rows (W_TEXEL4, engine/vk_matmul.c vk_mm_pack_rows) for the types whose block is one
-// f16 scale and QB quant bytes (Q4_0, Q8_0): the row's K/32 scales, padded to a multiple of 16
-// bytes, then its K/32 quant runs, so a block's quants are whole 16-byte texels.
-#define PACKED_ROW_BYTES(K, QB) (((K) / 16u + 15u) / 16u * 16u + (K) / 32u * (QB))
+// f16 scale, HB high-bit bytes and QB quant bytes (Q4_0, Q5_0, Q8_0): the row's K/32 scales,
+// then its K/32 high-bit words (Q5_0), each run padded to a multiple of 16 bytes, then its K/32
+// quant runs, so a block's quants are whole 16-byte texels.
+#define PACKED_PAD16(n) (((n) + 15u) / 16u * 16u)
+#define PACKED_ROW_BYTES(K, HB, QB) \
+    (PACKED_PAD16((K) / 16u) + PACKED_PAD16((K) / 32u * (HB)) + (K) / 32u * (QB))
 #if defined(W_TEXEL4)
 // The scale of block `it` of the packed row starting at byte rb.
 float packed_scale(uint rb, uint it)
@@ -61,8 +64,16 @@ float packed_scale(uint rb, uint it)
     uint sw = texelFetch(wtex4, int((rb >> 4) + (it >> 3)))[(it >> 1) & 3u];
     return (it & 1u) != 0u ? f16_hi(sw) : f16_lo(sw);
 }
+// The high-bit word of block `it` (4 bytes per block).
+uint packed_high(uint rb, uint it)
+{
+    return texelFetch(wtex4, int(((rb + PACKED_PAD16(pc.K / 16u)) >> 4) + (it >> 2)))[it & 3u];
+}
 // The texel index of the row's first quant run.
-uint packed_quants(uint rb) { return (rb + (pc.K / 16u + 15u) / 16u * 16u) >> 4; }
+uint packed_quants(uint rb, uint hb)
+{
+    return (rb + PACKED_PAD16(pc.K / 16u) + PACKED_PAD16(pc.K / 32u * hb)) >> 4;
+}
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -103,11 +114,11 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK_BYTES 18u
 #define ITEM 32u
 #if defined(W_TEXEL4)
-#define ROW_BYTES(K) PACKED_ROW_BYTES(K, 16u)
+#define ROW_BYTES(K) PACKED_ROW_BYTES(K, 0u, 16u)
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     float d = packed_scale(rb, it);
-    uvec4 q4 = texelFetch(wtex4, int(packed_quants(rb) + it));
+    uvec4 q4 = texelFetch(wtex4, int(packed_quants(rb, 0u) + it));
     [[unroll]] for (uint i = 0u; i < 4u; i++) {
         uint q = q4[i];
         [[unroll]] for (uint c = 0u; c < 4u; c++) {
@@ -161,14 +172,26 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK 32u
 #define BLK_BYTES 22u
 #define ITEM 32u
+#if defined(W_TEXEL4)
+#define ROW_BYTES(K) PACKED_ROW_BYTES(K, 4u, 16u)
+#endif
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
+#if defined(W_TEXEL4)
+    float d = packed_scale(rb, it);
+    uint qh = packed_high(rb, it);
+    uvec4 q4 = texelFetch(wtex4, int(packed_quants(rb, 4u) + it));
+    uint a[4] = uint[4](q4.x, q4.y, q4.z, q4.w);
+#define Q5_WORD(i) a[i]
+#else
     uint a[6];
     LOAD_SPAN(a, 22u, rb + it * 22u);
     float d = f16_lo(a[0]);
     uint qh = (a[0] >> 16) | (a[1] << 16);
+#define Q5_WORD(i) QWORD(a, 6u, i)
+#endif
     [[unroll]] for (uint i = 0u; i < 4u; i++) {
-        uint q = QWORD(a, 6u, i);
+        uint q = Q5_WORD(i);
         [[unroll]] for (uint c = 0u; c < 4u; c++) {
             uint j = 4u * i + c;
             uint b = (q >> (8u * c)) & 0xffu;
@@ -211,11 +234,11 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 #define BLK_BYTES 34u
 #define ITEM 32u
 #if defined(W_TEXEL4)
-#define ROW_BYTES(K) PACKED_ROW_BYTES(K, 32u)
+#define ROW_BYTES(K) PACKED_ROW_BYTES(K, 0u, 32u)
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     float d = packed_scale(rb, it);
-    uint qv = packed_quants(rb) + 2u * it;
+    uint qv = packed_quants(rb, 0u) + 2u * it;
     uvec4 q0 = texelFetch(wtex4, int(qv)), q1 = texelFetch(wtex4, int(qv + 1u));
     uint qw[8] = uint[8](q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w);
     [[unroll]] for (uint i = 0u; i < 8u; i++)
@@ -376,16 +399,41 @@ void k4_scale_min(uint h, uint jj, uint s0, uint s1, uint s2, out float sc, out 
     mn = float(mn_i);
 }
 
+// The 8 words [i0 + o, i0 + o + 8) (o a multiple of 4): with W_TEXEL4 two 16-byte texels, as
+// super-blocks (144 / 176 bytes) and rows start on 16-byte boundaries.
+void k4_words8(uint i0, uint o, out uint a[8])
+{
+#if defined(W_TEXEL4)
+    int t = int((i0 + o) >> 2);
+    uvec4 t0 = texelFetch(wtex4, t), t1 = texelFetch(wtex4, t + 1);
+    a = uint[8](t0.x, t0.y, t0.z, t0.w, t1.x, t1.y, t1.z, t1.w);
+#else
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        a[i] = WRD(i0 + o + i);
+#endif
+}
+
+// The header words: d and dmin, then the three scale words.
+void k4_head(uint i0, out uint dm, out uint s0, out uint s1, out uint s2)
+{
+#if defined(W_TEXEL4)
+    uvec4 t = texelFetch(wtex4, int(i0 >> 2));
+    dm = t.x, s0 = t.y, s1 = t.z, s2 = t.w;
+#else
+    dm = WRD(i0), s0 = WRD(i0 + 1u), s1 = WRD(i0 + 2u), s2 = WRD(i0 + 3u);
+#endif
+}
+
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint h = it & 1u;
     uint i0 = (rb + (it >> 1) * BLK_BYTES) >> 2;
-    uint dm = WRD(i0), s0 = WRD(i0 + 1u), s1 = WRD(i0 + 2u), s2 = WRD(i0 + 3u);
+    uint dm, s0, s1, s2;
+    k4_head(i0, dm, s0, s1, s2);
     float d = f16_lo(dm), dmin = f16_hi(dm);
 #ifdef TYPE_Q5_K
     uint qh[8];
-    [[unroll]] for (uint i = 0u; i < 8u; i++)
-        qh[i] = WRD(i0 + 4u + i);
+    k4_words8(i0, 4u, qh);
 #endif
     [[unroll]] for (uint cc = 0u; cc < 2u; cc++) {
         uint c = 2u * h + cc;
@@ -393,8 +441,10 @@ void decode_item(uint rb, uint it, out float v[ITEM])
         k4_scale_min(h, 2u * cc, s0, s1, s2, sc0, mn0);
         k4_scale_min(h, 2u * cc + 1u, s0, s1, s2, sc1, mn1);
         float d0 = d * sc0, m0 = dmin * mn0, d1 = d * sc1, m1 = dmin * mn1;
+        uint qs[8];
+        k4_words8(i0, QS_WORD + 8u * c, qs);
         [[unroll]] for (uint i = 0u; i < 8u; i++) {
-            uint q = WRD(i0 + QS_WORD + 8u * c + i);
+            uint q = qs[i];
             [[unroll]] for (uint b = 0u; b < 4u; b++) {
                 uint l = 4u * i + b;
                 uint lo = (q >> (8u * b)) & 15u, hi = (q >> (8u * b + 4u)) & 15u;

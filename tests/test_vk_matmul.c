@@ -551,7 +551,7 @@ static void test_other_work_splits(void **state)
         }
 }
 
-/* On a CPU device every type has a texel-buffer kernel and Q4_0/Q8_0 a packed-row one (what
+/* On a CPU device every type has a texel-buffer kernel and Q4_0/Q5_0/Q8_0/Q4_K/Q5_K an RGBA32 one (what
  * the tests above ran); with those switched off, the texel kernels on GGUF rows and then the
  * storage-buffer kernels with the same work split (used where a weight buffer has no texel
  * view, and on GPUs) give the same products. */
@@ -562,7 +562,8 @@ static void test_storage_and_texel_kernels(void **state)
     bool cpu = d->type == VK_DEVTYPE_CPU;
     for (size_t i = 0; i < N_TYPES; i++) {
         uint32_t t = all_types[i];
-        bool packed = t == GGUF_T_Q4_0 || t == GGUF_T_Q8_0;
+        bool packed = t == GGUF_T_Q4_0 || t == GGUF_T_Q5_0 || t == GGUF_T_Q8_0 ||
+                      t == GGUF_T_Q4_K || t == GGUF_T_Q5_K;
         if (!f->ops.mul_mat_tex[t] != !cpu || !f->ops.mul_mat_t4[t] != !(cpu && packed))
             fail_msg("%s on a %s: texel kernel %s, packed kernel %s", gguf_type_get(t)->name,
                      vk_device_type_str(d->type), f->ops.mul_mat_tex[t] ? "yes" : "no",
@@ -600,6 +601,9 @@ static void test_packed_layout(void **state)
     assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q4_0, 96), 16 + 48);
     assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q4_0, 288), 32 + 144);
     assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q6_K, 256), 210);
+    assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q4_K, 512), 288); /* not packed */
+    assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q5_0, 96), 16 + 16 + 48);
+    assert_int_equal(vk_mm_row_bytes(&f->ops, GGUF_T_Q5_0, 160), 16 + 32 + 80);
     memset(dst, 0xee, sizeof dst);
     vk_mm_pack_rows(&f->ops, GGUF_T_Q8_0, 96, 2, src, dst);
     for (int r = 0; r < 2; r++) {
