@@ -1183,15 +1183,20 @@ static dl_status prepare_dest(dl_ctx *c, const char *dest, const dl_expect *exp)
     return DL_OK;
 }
 
+static void xfer_init(xfer *x, dl_ctx *c, const char *url, sink_kind kind)
+{
+    memset(x, 0, sizeof *x);
+    x->c = c;
+    x->url = url;
+    x->kind = kind;
+}
+
 static dl_status fetch_locked(dl_ctx *c, const char *url, const char *dest,
                               const dl_expect *exp, const char *want_sha)
 {
     file_sink f;
     xfer x;
-    memset(&x, 0, sizeof x);
-    x.c = c;
-    x.url = url;
-    x.kind = SINK_FILE;
+    xfer_init(&x, c, url, SINK_FILE);
     x.f = &f;
     dl_status st = file_open(c, &f, url, dest, exp, want_sha);
     if (st == DL_OK)
@@ -1262,10 +1267,7 @@ dl_status dl_get(dl_ctx *c, const char *url, char **body, size_t *len)
     if (st != DL_OK)
         return st;
     xfer x;
-    memset(&x, 0, sizeof x);
-    x.c = c;
-    x.url = url;
-    x.kind = SINK_MEM;
+    xfer_init(&x, c, url, SINK_MEM);
     st = handle_setup(&x);
     /* Listings compress well; curl decodes, and the cap applies to the decoded size. */
     CURLcode rc = st == DL_OK ? curl_easy_setopt(x.h, CURLOPT_ACCEPT_ENCODING, "") : CURLE_OK;
@@ -1301,10 +1303,7 @@ dl_status dl_get_range(dl_ctx *c, const char *url, uint64_t offset, size_t len, 
     if (st != DL_OK)
         return st;
     xfer x;
-    memset(&x, 0, sizeof x);
-    x.c = c;
-    x.url = url;
-    x.kind = SINK_RANGE;
+    xfer_init(&x, c, url, SINK_RANGE);
     x.rng.offset = offset;
     x.rng.want = len;
     x.rng.buf = buf;
