@@ -120,35 +120,44 @@ static bool has_t4(uint32_t type)
     return packed_qbytes(type) || type == GGUF_T_Q4_K || type == GGUF_T_Q5_K;
 }
 
-static vk_status create_type(vk_ops *ops, size_t i, const uint32_t *spec, bool cpu)
+/* Which kernels a type gets. CPU devices read W through texel buffers (RGBA32 where the type
+ * has such a kernel, else R32) when every buffer they may bind fits a texel view; everything else
+ * uses storage buffers. Production creates only that kernel per type: each pipeline costs
+ * lavapipe a second or more of NIR work at creation, and the unused ones doubled start-up.
+ * all_variants (the matrix tests) creates every kernel the device can run, so they can compare
+ * the variants. */
+static vk_status create_type(vk_ops *ops, size_t i, const uint32_t *spec, bool all_variants)
 {
     vk_ctx *ctx = ops->ctx;
+    const vk_device_info *d = chosen_device(ctx);
     uint32_t t = mm_shaders[i].type;
+    uint64_t range = d->max_storage_buffer_range, el = d->max_texel_buffer_elements;
+    bool cpu = d->type == VK_DEVTYPE_CPU;
+    bool t4 = cpu && has_t4(t) && el * 16 >= range, tex = cpu && el * 4 >= range;
     char name[64];
-    vk_status st = vk_kernel_create(ctx, mm_shaders[i].shader, 4, sizeof(vk_push_mul_mat), spec,
-                                    MM_N_SPEC, &ops->mul_mat[t]);
-    if (st || !cpu)
-        return st;
+    vk_status st = VK_STATUS_OK;
+    if (all_variants || (!t4 && !tex))
+        st = vk_kernel_create(ctx, mm_shaders[i].shader, 4, sizeof(vk_push_mul_mat), spec,
+                              MM_N_SPEC, &ops->mul_mat[t]);
     snprintf(name, sizeof name, "%s_tex", mm_shaders[i].shader);
-    st = vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_R32(0), sizeof(vk_push_mul_mat), spec,
-                                MM_N_SPEC, &ops->mul_mat_tex[t]);
-    if (st || !has_t4(t))
-        return st;
+    if (!st && tex && (all_variants || !t4))
+        st = vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_R32(0), sizeof(vk_push_mul_mat),
+                                    spec, MM_N_SPEC, &ops->mul_mat_tex[t]);
     snprintf(name, sizeof name, "%s_t4", mm_shaders[i].shader);
-    return vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_RGBA32(0), sizeof(vk_push_mul_mat),
-                                  spec, MM_N_SPEC, &ops->mul_mat_t4[t]);
+    if (!st && t4)
+        st = vk_kernel_create_texel(ctx, name, 4, VK_TEXEL_RGBA32(0), sizeof(vk_push_mul_mat),
+                                    spec, MM_N_SPEC, &ops->mul_mat_t4[t]);
+    return st;
 }
 
-/* Fills ops->mul_mat (entries must be NULL), and on CPU devices the texel kernels too. On
- * failure none is left set. lavapipe compiles a pipeline at its first dispatch, so types a
- * model does not use cost nothing there. */
-vk_status vk_ops_create_matmul(vk_ops *ops)
+/* Fills the matrix kernel slots (entries must be NULL); see create_type. On failure none is
+ * left set. */
+vk_status vk_ops_create_matmul(vk_ops *ops, bool all_variants)
 {
-    const vk_device_info *d = chosen_device(ops->ctx);
-    mm_config c = choose_config(d);
+    mm_config c = choose_config(chosen_device(ops->ctx));
     uint32_t spec[MM_N_SPEC] = { c.wg, c.lpr, c.rpg, c.nt, c.sgs, c.xbc, c.red, c.rpd };
     for (size_t i = 0; i < sizeof mm_shaders / sizeof mm_shaders[0]; i++) {
-        vk_status st = create_type(ops, i, spec, d->type == VK_DEVTYPE_CPU);
+        vk_status st = create_type(ops, i, spec, all_variants);
         if (st) {
             vk_ops_free_matmul(ops);
             return st;
@@ -209,7 +218,8 @@ void vk_mm_pack_rows(const vk_ops *ops, uint32_t type, uint32_t K, uint32_t rows
 
 bool vk_ops_has_type(const vk_ops *ops, uint32_t type)
 {
-    return type < GGUF_T_COUNT && ops->mul_mat[type] != NULL;
+    return type < GGUF_T_COUNT &&
+           (ops->mul_mat[type] || ops->mul_mat_tex[type] || ops->mul_mat_t4[type]);
 }
 
 #define MM_MAX_K (65535u * 32u)
@@ -309,5 +319,9 @@ vk_status vk_op_mul_mat(vk_ops *ops, vk_seq *s, uint32_t type, vk_buffer *w, vk_
                    : ops->mul_mat_tex[type] && vk_buffer_has_texel_view(w, 0)
                        ? ops->mul_mat_tex[type]
                        : ops->mul_mat[type];
+    if (!k) /* only the texel kernel exists, and create_type made sure every buffer has a view */
+        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W (%llu bytes) has no texel "
+                            "view", gguf_type_get(type)->name,
+                            (unsigned long long)vk_buffer_size(w));
     return vk_seq_dispatch(s, k, bufs, p, gx, gy, gz);
 }

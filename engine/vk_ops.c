@@ -204,7 +204,7 @@ vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out)
     vk_status st = create_kernels(ops, &im->shape);
     im->attn_generic = ops->attn;
     if (!st)
-        st = vk_ops_create_matmul(ops);
+        st = vk_ops_create_matmul(ops, false);
     if (st) {
         vk_ops_free(ops); /* frees only: the message still names what failed */
         return st;

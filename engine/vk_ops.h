@@ -124,7 +124,7 @@ _Static_assert(sizeof(vk_push_argmax) == 16, "mirror of PushArgmax in shaders/op
 typedef struct vk_ops {
     vk_ctx *ctx;
     uint32_t subgroup_size;
-    vk_kernel *mul_mat[GGUF_T_COUNT];  /* NULL for types without a kernel */
+    vk_kernel *mul_mat[GGUF_T_COUNT];  /* storage-buffer W; NULL where unused or no kernel */
     vk_kernel *mul_mat_tex[GGUF_T_COUNT]; /* W through a texel buffer (CPU devices), or NULL:
                                            * used when set and W has a texel view */
     vk_kernel *mul_mat_t4[GGUF_T_COUNT];  /* W read as 16-byte texels (CPU devices: Q4_0, Q5_0
@@ -136,8 +136,9 @@ typedef struct vk_ops {
 /* Create every kernel on ctx (device started). Caller frees with vk_ops_free. */
 vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out);
 void vk_ops_free(vk_ops *ops);
-/* Matrix kernels (engine/vk_matmul.c), called by vk_ops_new. */
-vk_status vk_ops_create_matmul(vk_ops *ops);
+/* Matrix kernels (engine/vk_matmul.c), called by vk_ops_new: per type the one kernel this
+ * device will use, or every variant it can run with all_variants (the matrix tests). */
+vk_status vk_ops_create_matmul(vk_ops *ops, bool all_variants);
 /* Frees the matrix kernels and sets their slots to NULL. */
 void vk_ops_free_matmul(vk_ops *ops);
 /* Weight rows as vk_op_mul_mat reads them: GGUF's own rows, except for Q4_0, Q5_0 and Q8_0 when

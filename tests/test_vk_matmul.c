@@ -71,7 +71,7 @@ static int setup(void **state)
     f->ops.ctx = f->ctx;
     vk_status st = vk_ctx_start_device(f->ctx);
     if (!st)
-        st = vk_ops_create_matmul(&f->ops);
+        st = vk_ops_create_matmul(&f->ops, true); /* every variant, to compare them */
     if (!st)
         st = vk_seq_new(f->ctx, 8, &f->seq);
     if (st) {
