@@ -319,16 +319,24 @@ void decode_group(uint rb, uint it, uint s, out float v[32])
 #define BLK_BYTES 110u
 #define ITEM 128u
 #define ITEM_GROUPS 4
+// The spans half h = it & 1 of super-block it >> 1 reads: hmask, its half of qs, the scales;
+// returns d.
+float q3k_load(uint rb, uint it, out uint hm[8], out uint qs[8], out uint sc[3])
+{
+    uint b0 = rb + (it >> 1) * 110u;
+    uint dw[1];
+    LOAD_SPAN(hm, 32u, b0);
+    LOAD_SPAN(qs, 32u, b0 + 32u + 32u * (it & 1u));
+    LOAD_SPAN(sc, 12u, b0 + 96u);
+    LOAD_SPAN(dw, 2u, b0 + 108u);
+    return f16_lo(dw[0]);
+}
+
 void decode_item(uint rb, uint it, out float v[ITEM])
 {
     uint h = it & 1u;
-    uint b0 = rb + (it >> 1) * 110u;
-    uint hm[8], qs[8], sc[3], dw[1];
-    LOAD_SPAN(hm, 32u, b0);
-    LOAD_SPAN(qs, 32u, b0 + 32u + 32u * h);
-    LOAD_SPAN(sc, 12u, b0 + 96u);
-    LOAD_SPAN(dw, 2u, b0 + 108u);
-    float d = f16_lo(dw[0]);
+    uint hm[8], qs[8], sc[3];
+    float d = q3k_load(rb, it, hm, qs, sc);
     [[unroll]] for (uint s = 0u; s < 4u; s++)
         [[unroll]] for (uint g = 0u; g < 2u; g++) {
             // sub-block i = 8h + 2s + g: low 4 bits in nibble h of byte (2s + g), top 2 bits at
@@ -349,13 +357,8 @@ void decode_item(uint rb, uint it, out float v[ITEM])
 void decode_group(uint rb, uint it, uint s, out float v[32])
 {
     uint h = it & 1u;
-    uint b0 = rb + (it >> 1) * 110u;
-    uint hm[8], qs[8], sc[3], dw[1];
-    LOAD_SPAN(hm, 32u, b0);
-    LOAD_SPAN(qs, 32u, b0 + 32u + 32u * h);
-    LOAD_SPAN(sc, 12u, b0 + 96u);
-    LOAD_SPAN(dw, 2u, b0 + 108u);
-    float d = f16_lo(dw[0]);
+    uint hm[8], qs[8], sc[3];
+    float d = q3k_load(rb, it, hm, qs, sc);
     float dl[2];
     [[unroll]] for (uint g = 0u; g < 2u; g++) {
         uint ii = 2u * s + g; // 0..7, as in decode_item
