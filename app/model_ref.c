@@ -59,6 +59,13 @@ dl_ctx *app_dl_open(const char *cmd, const char *cacert)
     }
     if (cacert)
         dl_set_cacert(c, cacert);
+    /* Every command that opens a context may use the store; with no safe place for it, say
+     * which variable to set before anything is resolved or fetched. */
+    if (dl_store_ready(c) != DL_OK) {
+        app_fail(cmd, "%s", dl_errmsg(c));
+        dl_close(c);
+        return NULL;
+    }
     return c;
 }
 

@@ -18,7 +18,9 @@
  *   STORE/OWNER/REPO/FILE.gguf.json     record of a finished file: source URL, ETag, size,
  *                                       SHA-256, pulled-at and last-used times
  *   STORE/OWNER/REPO/FILE.gguf.lock     flock()ed while a transfer of FILE runs
- * STORE is $SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else ~/.cache/sizeup/models.
+ * STORE is $SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models (an absolute XDG_CACHE_HOME only),
+ * else $HOME/.cache/sizeup/models (an absolute HOME only); with none of them there is no store
+ * (dl_store_ready), never a shared folder such as /tmp.
  */
 #ifndef SIZEUP_DL_H
 #define SIZEUP_DL_H
@@ -67,7 +69,11 @@ void dl_set_catalog_path(dl_ctx *c, const char *path);
 void dl_set_retry(dl_ctx *c, int max_retries, long backoff_ms);
 void dl_set_low_speed(dl_ctx *c, long low_speed_bps, long low_speed_s);
 void dl_set_connect_timeout(dl_ctx *c, long connect_s);
-const char *dl_store_dir(const dl_ctx *c);               /* borrowed */
+const char *dl_store_dir(const dl_ctx *c);               /* borrowed; NULL: no store */
+/* DL_OK when c has a store folder; else DL_ERR_ARG with a message naming the variables to
+ * set (HOME, XDG_CACHE_HOME, SIZEUP_MODELS). Every function below that touches the store
+ * fails the same way when there is none. */
+dl_status dl_store_ready(dl_ctx *c);
 const char *dl_hf_endpoint(const dl_ctx *c);             /* borrowed */
 
 /* ---- progress and cancel ---- */

@@ -4,13 +4,16 @@
 #define SIZEUP_DL_INTERNAL_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 #include "downloads/dl.h"
 
 struct dl_catalog;   /* dl_catalog.c */
 
 struct dl_ctx {
-    char *store_dir;         /* resolved store folder (no trailing slash) */
+    char *store_dir;         /* resolved store folder (no trailing slash), or NULL */
+    bool no_store;           /* store_dir is NULL because the environment names no safe
+                              * place for it (dl_store_ready says which variable to set) */
     char *cacert;            /* CA bundle path or NULL (curl's default) */
     char *hf_endpoint;       /* base URL without trailing slash */
     char *hf_token;          /* or NULL */

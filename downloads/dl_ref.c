@@ -907,6 +907,8 @@ dl_status dl_resolve_ref(dl_ctx *c, const dl_ref *ref, bool offline, dl_resolved
     dl_status st;
     memset(out, 0, sizeof *out);
     out->kind = ref->kind;
+    if (ref->kind != DL_REF_LOCAL && (st = dl_store_ready(c)) != DL_OK)
+        return st;
     switch (ref->kind) {
     case DL_REF_LOCAL: st = resolve_local(c, ref, out); break;
     case DL_REF_CATALOG: st = resolve_catalog(c, ref, out); break;
@@ -1182,7 +1184,10 @@ dl_status dl_store_remove(dl_ctx *c, const char *text, size_t *removed)
     char root[PATH_MAX];
     bool any_removed = false;
     *removed = 0;
-    dl_status st = dl_ref_parse(c, text, &ref);
+    dl_status st = dl_store_ready(c);
+    if (st)
+        return st;
+    st = dl_ref_parse(c, text, &ref);
     snprintf(root, sizeof root, "%s", dl_store_dir(c));
     if (!st)
         st = ref.kind == DL_REF_LOCAL     ? local_paths(c, &ref, root, &l)

@@ -318,6 +318,9 @@ dl_status dl_store_list(dl_ctx *c, dl_stored **list, size_t *n)
     *list = NULL;
     *n = 0;
     list_acc a = { 0 };
+    dl_status st = dl_store_ready(c);
+    if (st)
+        return st;
     if (walk(c->store_dir, "", 0, list_one, &a) != 0) {
         dl_stored_free(a.items, a.n);
         return dl_fail(c, DL_ERR_IO, "out of memory listing the store %s", c->store_dir);
@@ -356,6 +359,7 @@ static int sum_part(const char *path, const char *rel_dir, const char *name,
 uint64_t dl_store_partial_bytes(dl_ctx *c)
 {
     uint64_t total = 0;
-    walk(c->store_dir, "", 0, sum_part, &total);
+    if (c->store_dir)
+        walk(c->store_dir, "", 0, sum_part, &total);
     return total;
 }

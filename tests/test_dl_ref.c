@@ -662,6 +662,83 @@ static void test_store_remove_escape(void **state)
     }
 }
 
+/* The store settings, saved and restored around a test that changes them. */
+typedef struct env_save {
+    char *v[3];
+} env_save;
+static const char *const store_vars[3] = { "HOME", "XDG_CACHE_HOME", "SIZEUP_MODELS" };
+
+static env_save env_take(void)
+{
+    env_save e;
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(store_vars[i]);
+        e.v[i] = v ? strdup(v) : NULL;
+    }
+    return e;
+}
+
+static void env_put_back(env_save *e)
+{
+    for (int i = 0; i < 3; i++) {
+        if (e->v[i])
+            setenv(store_vars[i], e->v[i], 1);
+        else
+            unsetenv(store_vars[i]);
+        free(e->v[i]);
+    }
+}
+
+/* No store: every store call fails with a message naming the variables to set. */
+static void expect_no_store(dl_ctx *c, const char *why)
+{
+    dl_stored *list = NULL;
+    size_t n = 0, removed = 99;
+    dl_resolved r;
+    if (dl_store_dir(c))
+        fail_msg("%s: the store is %s, expected none", why, dl_store_dir(c));
+    assert_int_equal(dl_store_list(c, &list, &n), DL_ERR_ARG);
+    for (int i = 0; i < 3; i++)
+        if (!strstr(dl_errmsg(c), store_vars[i]))
+            fail_msg("%s: the message does not name %s: %s", why, store_vars[i], dl_errmsg(c));
+    assert_int_equal(dl_resolve(c, "hf.co/test/tiny:Q8_0", true, &r), DL_ERR_ARG);
+    assert_int_equal(dl_store_remove(c, "hf.co/test/tiny:Q8_0", &removed), DL_ERR_ARG);
+    assert_int_equal(removed, 0);
+    assert_int_equal(dl_store_partial_bytes(c), 0);
+}
+
+/* With HOME unset the store used to be /tmp/.cache/sizeup/models, a folder any user can
+ * write to (and plant models or links in). Now there is no store until HOME, an absolute
+ * XDG_CACHE_HOME or SIZEUP_MODELS names one; a relative XDG_CACHE_HOME counts as unset. */
+static void test_store_no_home(void **state)
+{
+    (void)state;
+    env_save saved = env_take();
+    unsetenv("HOME");
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("SIZEUP_MODELS");
+    dl_ctx *c = dl_open();
+    assert_non_null(c);
+    expect_no_store(c, "HOME unset");
+    dl_close(c);
+
+    setenv("XDG_CACHE_HOME", "relative/cache", 1);
+    c = dl_open();
+    assert_non_null(c);
+    expect_no_store(c, "HOME unset, XDG_CACHE_HOME relative");
+    setenv("HOME", "relative-home", 1);
+    dl_set_store_dir(c, NULL);
+    expect_no_store(c, "HOME relative, XDG_CACHE_HOME relative");
+    setenv("HOME", "/nonexistent-home", 1);
+    dl_set_store_dir(c, NULL);
+    assert_string_equal(dl_store_dir(c), "/nonexistent-home/.cache/sizeup/models");
+    setenv("XDG_CACHE_HOME", "/nonexistent-cache", 1);
+    dl_set_store_dir(c, NULL);
+    assert_string_equal(dl_store_dir(c), "/nonexistent-cache/sizeup/models");
+    dl_close(c);
+    env_put_back(&saved);
+}
+
 /* Hold path's transfer lock the way a running pull does: flock, pid inside. */
 static int hold_lock(const char *path)
 {
@@ -1198,6 +1275,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_malformed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_remove_escape, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_remove_locked, fx_setup, fx_teardown),
+        cmocka_unit_test(test_store_no_home),
         cmocka_unit_test_setup_teardown(test_resolve_local_split, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_url_store_paths, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_offline, fx_setup, fx_teardown),

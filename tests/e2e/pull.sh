@@ -210,6 +210,27 @@ grep -q 'cannot reach' "$T/err" && grep -q 'offline' "$T/err" &&
     fail "(f) the line does not say offline / how to use a local file"
 ok
 
+# (k) HOME unset, no XDG_CACHE_HOME or SIZEUP_MODELS: no store in a shared /tmp folder, but a
+# message naming the variables to set; a relative XDG_CACHE_HOME counts as unset
+had_tmp_store=no
+[ -e /tmp/.cache/sizeup/models ] && had_tmp_store=yes
+for xdg in unset relative/cache; do
+    for cmd in "pull hf.co/test/tiny:Q8_0" "list" "rm hf.co/test/tiny:Q8_0"; do
+        xenv=(-u XDG_CACHE_HOME)
+        [ "$xdg" = unset ] || xenv=(XDG_CACHE_HOME="$xdg")
+        # shellcheck disable=SC2086
+        (cd "$T" && env -u HOME -u SIZEUP_MODELS "${xenv[@]}" "$BIN" $cmd) >"$T/out" 2>"$T/err" &&
+            fail "(k) $cmd with HOME unset (XDG_CACHE_HOME $xdg) exited 0"
+        for v in HOME XDG_CACHE_HOME SIZEUP_MODELS; do
+            grep -q "$v" "$T/err" || fail "(k) $cmd with HOME unset: the message does not name $v"
+        done
+    done
+done
+[ "$had_tmp_store" = no ] && [ -e /tmp/.cache/sizeup/models ] &&
+    fail "(k) /tmp/.cache/sizeup/models was created"
+[ -e "$T/relative" ] && fail "(k) a relative XDG_CACHE_HOME was used"
+ok
+
 # (b) on a terminal: a bar, redrawn on one line, and the final line
 in_tmux "$(printf %q "$BIN") pull hf.co/test/tiny:F16"
 wait_for "EXIT-STATUS:" 20 || fail "(b) pull in tmux did not finish"
