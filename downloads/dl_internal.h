@@ -3,6 +3,7 @@
 #ifndef SIZEUP_DL_INTERNAL_H
 #define SIZEUP_DL_INTERNAL_H
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
 
@@ -62,6 +63,24 @@ dl_status dl_record_touch(const char *dest_path);
 /* Write r as dest_path + ".json" (through a temporary file and rename, so a reader never sees
  * half a record). 0, or -1 with errno set. */
 int dl_record_write(const char *dest_path, const dl_record *r);
+/* ---- paths inside the store (dl_store.c): nothing below the store folder is followed ---- */
+
+/* The part of path after "STORE/" (borrowed from path), or NULL when path is not written
+ * under the store folder. */
+const char *dl_store_rel(const dl_ctx *c, const char *path);
+/* Open the folder of path (a file path under the store) by walking down from the store with
+ * O_NOFOLLOW on every component. DL_OK with *dirfd open (caller closes), or with *dirfd = -1
+ * when a folder on the way is not there; DL_ERR_ARG (message) when one is a symbolic link or
+ * not a folder, or path is not a plain path under the store. */
+dl_status dl_store_open_dir(dl_ctx *c, const char *path, int *dirfd);
+/* DL_OK for a path outside the store (the caller's own destination), and for one inside
+ * whose folders are real folders (or not there yet) and which is not itself a symbolic link;
+ * else DL_ERR_ARG with a message naming the link. */
+dl_status dl_store_check_path(dl_ctx *c, const char *path);
+/* Write o as JSON to path through tmp (created afresh with O_EXCL | O_NOFOLLOW, so a link or
+ * file planted at tmp is never written through) and rename. 0, or -1 with errno set. */
+int dl_json_write_atomic(const char *path, const char *tmp, json_t *o, size_t flags);
+
 /* ---- the transfer lock FILE.lock (dl_store.c), shared by transfers and removal ---- */
 
 /* One try, without waiting, at the flock on lock_path (created if missing): 0 with *fd holding

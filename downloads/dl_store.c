@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,87 @@
 /* Deeper than any OWNER/REPO/sub/folder layout; stops a runaway walk (bind mounts). */
 #define MAX_DEPTH 16
 
+/* ---- paths inside the store: never through a link ----
+ *
+ * The store folder itself may be a link (a cache moved to another disk is the user's choice),
+ * but nothing below it is followed: a folder or file there that is a symbolic link may lead
+ * anywhere, and rm, pull and the records would then delete or overwrite files outside the
+ * store. Folders are opened one component at a time with O_NOFOLLOW from the store's root, so
+ * a link is refused even when it appears after a check. */
+
+const char *dl_store_rel(const dl_ctx *c, const char *path)
+{
+    size_t n = c->store_dir ? strlen(c->store_dir) : 0;
+    if (!n || strncmp(path, c->store_dir, n) || path[n] != '/')
+        return NULL;
+    return path + n + 1;
+}
+
+static dl_status link_refused(dl_ctx *c, const char *path, size_t len)
+{
+    return dl_fail(c, DL_ERR_ARG, "%.*s is a symbolic link (or not a folder) inside the model "
+                   "store %s; sizeup never follows links there, so that it cannot touch files "
+                   "outside the store (remove the link, or set SIZEUP_MODELS to the real folder)",
+                   (int)len, path, c->store_dir);
+}
+
+dl_status dl_store_open_dir(dl_ctx *c, const char *path, int *dirfd)
+{
+    *dirfd = -1;
+    const char *rel = dl_store_rel(c, path);
+    if (!rel)
+        return dl_fail(c, DL_ERR_ARG, "%s is outside the model store %s", path,
+                       c->store_dir ? c->store_dir : "(none)");
+    int fd = open(c->store_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? DL_OK : dl_fail(c, DL_ERR_IO, "cannot open the model store %s: "
+                                                 "%s", c->store_dir, strerror(errno));
+    for (const char *p = rel, *slash; (slash = strchr(p, '/')); p = slash + 1) {
+        char comp[NAME_MAX + 1];
+        size_t n = (size_t)(slash - p);
+        if (n == 0 || n > NAME_MAX || (p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')))) {
+            close(fd);
+            return dl_fail(c, DL_ERR_ARG, "%s: not a plain path inside the model store", path);
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        int sub = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int err = errno;
+        close(fd);
+        if (sub < 0 && err == ENOENT)
+            return DL_OK;               /* not there: nothing stored, nothing to follow */
+        if (sub < 0 && (err == ELOOP || err == ENOTDIR))
+            return link_refused(c, path, (size_t)(slash - path));
+        if (sub < 0)
+            return dl_fail(c, DL_ERR_IO, "cannot open %.*s: %s", (int)(slash - path), path,
+                           strerror(err));
+        fd = sub;
+    }
+    *dirfd = fd;
+    return DL_OK;
+}
+
+dl_status dl_store_check_path(dl_ctx *c, const char *path)
+{
+    if (!dl_store_rel(c, path))
+        return DL_OK;
+    int fd;
+    dl_status st = dl_store_open_dir(c, path, &fd);
+    if (st || fd < 0)
+        return st;
+    struct stat sb;
+    bool link = fstatat(fd, dl_name_base(path), &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(sb.st_mode);
+    close(fd);
+    return link ? link_refused(c, path, strlen(path)) : DL_OK;
+}
+
 /* ---- the transfer lock (dl.h: FILE.gguf.lock) ---- */
 
 int dl_lock_try(const char *lock_path, int *out)
 {
     for (;;) {
-        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0)
             return errno;
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -95,12 +171,15 @@ dl_status dl_record_read(const char *dest_path, dl_record *r)
     char *path = dl_concat(dest_path, ".json");
     if (!path)
         return DL_ERR_IO;
-    json_error_t jerr;
-    json_t *o = json_load_file(path, 0, &jerr);
-    bool missing = !o && access(path, F_OK) != 0;
+    /* A record that is a link is not ours: read as missing rather than followed. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    bool missing = fd < 0 && (errno == ENOENT || errno == ELOOP);
     free(path);
-    if (!o)
+    if (fd < 0)
         return missing ? DL_ERR_NOT_FOUND : DL_ERR_FORMAT;
+    json_error_t jerr;
+    json_t *o = json_loadfd(fd, 0, &jerr);
+    close(fd);
     if (!json_is_object(o) || !json_is_integer(json_object_get(o, "size"))) {
         json_decref(o);
         return DL_ERR_FORMAT;
@@ -145,21 +224,36 @@ int dl_record_write(const char *dest_path, const dl_record *r)
     char *path = dl_concat(dest_path, ".json");
     char *tmp = dl_concat(dest_path, suffix);
     int rc = -1;
-    errno = 0;
-    if (bad || !path || !tmp) {
+    if (bad || !path || !tmp)
         errno = ENOMEM;
-    } else if (json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
-        int e = errno ? errno : EIO;
-        unlink(tmp);
-        errno = e;
-    } else if ((rc = rename(tmp, path)) != 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-    }
+    else
+        rc = dl_json_write_atomic(path, tmp, o, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(o);
     free(path);
     free(tmp);
+    return rc;
+}
+
+int dl_json_write_atomic(const char *path, const char *tmp, json_t *o, size_t flags)
+{
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    errno = 0;
+    int rc = json_dumpfd(o, fd, flags);
+    int e = errno ? errno : EIO;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc == 0 && (rc = rename(tmp, path)) != 0)
+        e = errno;
+    if (rc != 0) {
+        unlink(tmp);
+        errno = e;
+    }
     return rc;
 }
 

@@ -662,6 +662,133 @@ static void test_store_remove_escape(void **state)
     }
 }
 
+static void expect_content(const char *path, const char *want)
+{
+    char buf[256] = "";
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("%s is gone", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    if (strcmp(buf, want))
+        fail_msg("%s holds '%s', expected '%s'", path, buf, want);
+}
+
+static void expect_refused_link(dl_ctx *c, dl_status st, const char *what)
+{
+    if (st != DL_ERR_ARG)
+        fail_msg("%s: %s (%s), expected %s", what, dl_status_name(st), dl_errmsg(c),
+                 dl_status_name(DL_ERR_ARG));
+    if (!strstr(dl_errmsg(c), "symbolic link"))
+        fail_msg("%s: the message does not name the link: %s", what, dl_errmsg(c));
+}
+
+/* A folder of the store that is a symbolic link (OWNER or OWNER/REPO) led rm to delete the
+ * files it points to, outside the store. Now rm, resolve and fetch refuse it and touch
+ * nothing there. */
+static void test_store_linked_folder(void **state)
+{
+    fixture *fx = *state;
+    char out[4200], victim[4300], link[4200], out2[4200], victim2[4300], path[4300];
+    snprintf(out, sizeof out, "%s/outside", fx->tmp);
+    snprintf(victim, sizeof victim, "%s/m-Q4_K_M.gguf", out);
+    make_parents(victim);
+    write_text(victim, "keep");
+    strcat(strcpy(path, victim), ".json");
+    write_text(path, "{\"url\": \"http://example/x\", \"size\": 4}");
+    fake_stored(fx, "evil/placeholder", "x");     /* makes STORE/evil */
+    snprintf(link, sizeof link, "%s/evil/repo", fx->store);
+    assert_int_equal(symlink(out, link), 0);
+    /* OWNER as a link: STORE/evil2 -> outside2, which holds repo/m-Q4_K_M.gguf */
+    snprintf(out2, sizeof out2, "%s/outside2", fx->tmp);
+    snprintf(victim2, sizeof victim2, "%s/repo/m-Q4_K_M.gguf", out2);
+    make_parents(victim2);
+    write_text(victim2, "keep");
+    strcat(strcpy(path, victim2), ".json");
+    write_text(path, "{\"url\": \"http://example/x\", \"size\": 4}");
+    snprintf(link, sizeof link, "%s/evil2", fx->store);
+    assert_int_equal(symlink(out2, link), 0);
+
+    static const char *const refs[] = { "hf.co/evil/repo", "hf.co/evil/repo:Q4_K_M",
+                                        "hf.co/evil/repo/m-Q4_K_M.gguf", "hf.co/evil2/repo",
+                                        "hf.co/evil2/repo/m-Q4_K_M.gguf" };
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+        size_t removed = 99;
+        char what[128];
+        snprintf(what, sizeof what, "rm %s", refs[i]);
+        expect_refused_link(fx->c, dl_store_remove(fx->c, refs[i], &removed), what);
+        assert_int_equal(removed, 0);
+        expect_content(victim, "keep");
+        expect_content(victim2, "keep");
+        char *got = NULL;
+        dl_status st = dl_locate(fx->c, refs[i], &got);
+        if (st == DL_OK)
+            fail_msg("locate %s: found %s through a link", refs[i], got);
+    }
+    dl_resolved r;
+    expect_refused_link(fx->c, dl_resolve(fx->c, "hf.co/evil/repo", true, &r), "resolve");
+    /* the local path through the link is outside the store once resolved */
+    snprintf(path, sizeof path, "%s/evil/repo/m-Q4_K_M.gguf", fx->store);
+    size_t removed;
+    assert_int_equal(dl_store_remove(fx->c, path, &removed), DL_ERR_ARG);
+    expect_content(victim, "keep");
+    /* nothing is downloaded into the linked folder (refused before the network) */
+    snprintf(path, sizeof path, "%s/evil/repo/new-Q8_0.gguf", fx->store);
+    expect_refused_link(fx->c, dl_fetch_file(fx->c, "http://127.0.0.1:9/new-Q8_0.gguf", path,
+                                             NULL), "fetch into a linked folder");
+    snprintf(path, sizeof path, "%s/new-Q8_0.gguf.lock", out);
+    assert_false(exists(path));
+    path[strlen(path) - 5] = 0;
+    strcat(path, ".part");
+    assert_false(exists(path));
+}
+
+/* A file of the store that is a link: not a stored model (locate, list), rm deletes the link
+ * and not its target, and a download neither writes through it nor through a linked part. */
+static void test_store_linked_file(void **state)
+{
+    fixture *fx = *state;
+    char victim[4200], link[4200], path[4300];
+    snprintf(victim, sizeof victim, "%s/victim.gguf", fx->tmp);
+    write_text(victim, "keep");
+    fake_stored(fx, "test/tiny/tiny-Q8_0.gguf", "q8");
+    snprintf(link, sizeof link, "%s/test/tiny/tiny-Q8_0.gguf", fx->store);
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(symlink(victim, link), 0);     /* the record beside it stays */
+
+    char *got = NULL;
+    dl_status st = dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got);
+    if (st == DL_OK)
+        fail_msg("locate found %s, a link to %s", got, victim);
+    st = dl_locate(fx->c, "hf.co/test/tiny/tiny-Q8_0.gguf", &got);
+    if (st == DL_OK)
+        fail_msg("locate found %s, a link to %s", got, victim);
+    dl_stored *list = NULL;
+    size_t n = 99;
+    assert_int_equal(dl_store_list(fx->c, &list, &n), DL_OK);
+    assert_int_equal(n, 0);
+    dl_stored_free(list, n);
+    expect_refused_link(fx->c, dl_fetch_file(fx->c, "http://127.0.0.1:9/tiny-Q8_0.gguf", link,
+                                             NULL), "fetch onto a link");
+    expect_content(victim, "keep");
+
+    /* a part that is a link: the download must not truncate or write its target */
+    snprintf(path, sizeof path, "%s/test/tiny/other-Q8_0.gguf.part", fx->store);
+    assert_int_equal(symlink(victim, path), 0);
+    path[strlen(path) - 5] = 0;
+    dl_set_retry(fx->c, 0, 0);
+    assert_int_not_equal(dl_fetch_file(fx->c, "http://127.0.0.1:9/other-Q8_0.gguf", path, NULL),
+                         DL_OK);
+    expect_content(victim, "keep");
+
+    size_t removed = 99;
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/tiny/tiny-Q8_0.gguf", &removed), DL_OK);
+    struct stat sb;
+    assert_int_not_equal(lstat(link, &sb), 0);      /* the link is gone ... */
+    expect_content(victim, "keep");                  /* ... not what it pointed to */
+}
+
 /* The store settings, saved and restored around a test that changes them. */
 typedef struct env_save {
     char *v[3];
@@ -1276,6 +1403,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_remove_escape, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_remove_locked, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_no_home),
+        cmocka_unit_test_setup_teardown(test_store_linked_folder, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_linked_file, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_resolve_local_split, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_url_store_paths, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_offline, fx_setup, fx_teardown),

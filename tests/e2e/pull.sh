@@ -210,6 +210,44 @@ grep -q 'cannot reach' "$T/err" && grep -q 'offline' "$T/err" &&
     fail "(f) the line does not say offline / how to use a local file"
 ok
 
+# (l) links inside the store are never followed: a repository folder that is a link to a
+# folder elsewhere, a model file that is a link to a file elsewhere. rm refuses the folder and
+# deletes only the link of the file; pull does not write through them; what they point to stays.
+E="$T/elsewhere"
+mkdir -p "$E" "$T/store/evil" "$STORED"
+cp "$M/tiny/llama-Q8_0.gguf" "$E/precious-Q4_K_M.gguf"
+printf '{"url": "http://x/y", "size": %s}\n' "$(stat -c %s "$E/precious-Q4_K_M.gguf")" \
+    >"$E/precious-Q4_K_M.gguf.json"
+ln -s "$E" "$T/store/evil/repo"
+for ref in hf.co/evil/repo hf.co/evil/repo:Q4_K_M hf.co/evil/repo/precious-Q4_K_M.gguf; do
+    "$BIN" rm "$ref" >"$T/out" 2>"$T/err" && fail "(l) rm $ref through a linked folder exited 0"
+    grep -q 'symbolic link' "$T/err" || fail "(l) rm $ref does not name the link"
+    cmp -s "$E/precious-Q4_K_M.gguf" "$M/tiny/llama-Q8_0.gguf" ||
+        fail "(l) rm $ref deleted or changed a file outside the store"
+    [ -e "$E/precious-Q4_K_M.gguf.json" ] || fail "(l) rm $ref deleted a record outside the store"
+done
+"$BIN" run -m hf.co/evil/repo -p hi -n 1 --backend cpu >"$T/out" 2>"$T/err" &&
+    fail "(l) run -m through a linked folder exited 0"
+grep -q 'symbolic link' "$T/err" || fail "(l) run -m through a linked folder does not say why"
+"$BIN" pull "$HF_ENDPOINT/storage/test/tiny/tiny-Q8_0.gguf" >/dev/null 2>&1 ||
+    fail "(l) pull by URL exited $?"
+rm -rf "$T/store/127.0.0.1:$PORT"
+ln -s "$E" "$T/store/127.0.0.1:$PORT"
+"$BIN" pull "$HF_ENDPOINT/storage/test/tiny/tiny-Q8_0.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(l) pull into a linked folder exited 0"
+[ -e "$E/storage" ] && fail "(l) pull wrote into the folder a link points to"
+rm "$T/store/127.0.0.1:$PORT" "$T/store/evil/repo"
+rmdir "$T/store/evil"
+ln -s "$E/precious-Q4_K_M.gguf" "$STORED/linked-Q4_0.gguf"
+cp "$E/precious-Q4_K_M.gguf.json" "$STORED/linked-Q4_0.gguf.json"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(l) list exited $?"
+grep -q linked-Q4_0 "$T/out" && fail "(l) list shows a link as a stored model"
+"$BIN" rm hf.co/test/tiny/linked-Q4_0.gguf >"$T/out" 2>"$T/err" || fail "(l) rm of a linked file exited $?"
+[ -L "$STORED/linked-Q4_0.gguf" ] && fail "(l) rm left the link"
+cmp -s "$E/precious-Q4_K_M.gguf" "$M/tiny/llama-Q8_0.gguf" ||
+    fail "(l) rm of a linked file deleted or changed its target"
+ok
+
 # (k) HOME unset, no XDG_CACHE_HOME or SIZEUP_MODELS: no store in a shared /tmp folder, but a
 # message naming the variables to set; a relative XDG_CACHE_HOME counts as unset
 had_tmp_store=no
