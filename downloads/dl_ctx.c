@@ -194,6 +194,7 @@ const char *dl_status_name(dl_status s)
     case DL_ERR_CANCELLED: return "cancelled";
     case DL_ERR_FORMAT: return "unreadable answer";
     case DL_ERR_TLS: return "TLS error";
+    case DL_ERR_DAMAGED: return "damaged file in the store";
     }
     return "unknown error";
 }

@@ -1013,8 +1013,11 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     f->total = f->want_size; /* known before the answer: the first progress report shows it */
     f->sha_from_exp = want_sha[0] != 0;
     memcpy(f->want_sha, want_sha, 65);
-    /* O_NOFOLLOW: a link planted at FILE.part would have us truncate and overwrite its target. */
-    f->fd = open(f->part_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* In the store, a link planted at FILE.part would have us truncate and overwrite its
+     * target (O_NOFOLLOW). A destination outside the store is the caller's own choice,
+     * links included. */
+    int nofollow = dl_store_rel(c, dest) ? O_NOFOLLOW : 0;
+    f->fd = open(f->part_path, O_RDWR | O_CREAT | nofollow | O_CLOEXEC, 0644);
     struct stat st;
     if (f->fd < 0 || fstat(f->fd, &st) != 0)
         return io_fail(c, errno, "open", f->part_path);
@@ -1101,9 +1104,13 @@ static dl_status file_install(xfer *x)
         return io_fail(x->c, errno, "rename the finished download to", f->dest);
     sync_parent(f->dest);
     int64_t now = (int64_t)time(NULL);
+    /* Only what file_verify actually compared: a plain server gives neither a hash nor
+     * always a length, and "verified" must not be claimed for what was not checked. */
     dl_record rec = {
         .url = (char *)x->url, .etag = f->etag[0] ? f->etag : NULL, .sha256 = f->got_sha,
         .size = f->written, .pulled_at = now, .last_used = now,
+        .verified = f->want_sha[0] ? DL_VERIFIED_SHA256 : f->total ? DL_VERIFIED_SIZE
+                                                                   : DL_VERIFIED_NONE,
     };
     if (dl_record_write(f->dest, &rec) != 0)
         return io_fail(x->c, errno, "write the record for", f->dest);

@@ -48,10 +48,12 @@ char *dl_concat(const char *a, const char *b);
 typedef struct dl_record {
     char *url;
     char *etag;
-    char *sha256;            /* 64 lowercase hex digits, or NULL when the file was verified by
-                              * size only */
+    char *sha256;            /* the file's SHA-256 (64 lowercase hex digits), computed while it
+                              * was received; compared with a known one only when verified
+                              * says DL_VERIFIED_SHA256 */
     uint64_t size;
     int64_t pulled_at, last_used;  /* Unix seconds, 0 when unknown */
+    dl_verified verified;    /* what was compared before the file was put in place */
 } dl_record;
 /* Read dest_path + ".json". DL_ERR_NOT_FOUND when there is none, DL_ERR_FORMAT when it does
  * not parse. Does not touch c's message (c is not needed). */

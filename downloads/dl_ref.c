@@ -368,6 +368,21 @@ static bool is_complete(dl_ctx *c, const char *path)
     return is_own_file(path) && is_own_file(rec) && dl_store_check_path(c, path) == DL_OK;
 }
 
+/* Complete and still the size its record says (checked on every resolve, so a file truncated
+ * or rewritten since it was verified is never used as if it were whole), or damaged: there,
+ * with a record, at another size. A record that does not parse counts as absent. */
+static void stored_state(dl_ctx *c, const char *path, bool *present, bool *damaged)
+{
+    struct stat st;
+    dl_record r;
+    *present = *damaged = false;
+    if (!is_complete(c, path) || lstat(path, &st) != 0 || dl_record_read(path, &r) != DL_OK)
+        return;
+    *damaged = r.size != (uint64_t)st.st_size;
+    *present = !*damaged;
+    dl_record_free(&r);
+}
+
 /* Append one file; url may be NULL (local files). Takes ownership of nothing. */
 static dl_status add_file(dl_ctx *c, dl_resolved *out, const char *url, const char *path,
                           const char *rel_name, uint64_t size, const char *sha)
@@ -383,7 +398,7 @@ static dl_status add_file(dl_ctx *c, dl_resolved *out, const char *url, const ch
     f->rel_name = strdup(rel_name);
     f->sha256_hex = dl_strdup(sha);
     f->size = size;
-    f->present = is_complete(c, path);
+    stored_state(c, path, &f->present, &f->damaged);
     if ((url && !f->url) || !f->path || !f->rel_name || (sha && !f->sha256_hex))
         return oom(c, path);
     return DL_OK;
@@ -405,9 +420,22 @@ static dl_status add_repo_file(dl_ctx *c, dl_resolved *out, const char *repo, co
     return st;
 }
 
-/* NOT_FOUND unless every file is complete on disk (the offline contract). */
+/* NOT_FOUND unless every file is complete on disk (the offline contract); DAMAGED first when
+ * one is there at another size than its record says. */
 static dl_status require_present(dl_ctx *c, const char *ref, const dl_resolved *r)
 {
+    for (size_t i = 0; i < r->n_files; i++) {
+        struct stat st;
+        dl_record rec;
+        const char *path = r->files[i].path;
+        if (!r->files[i].damaged || lstat(path, &st) != 0 || dl_record_read(path, &rec))
+            continue;
+        dl_status s = dl_fail(c, DL_ERR_DAMAGED, "%s: %s is damaged: %lld bytes on disk, but "
+                              "%llu when it was downloaded (it was truncated or changed since)",
+                              ref, path, (long long)st.st_size, (unsigned long long)rec.size);
+        dl_record_free(&rec);
+        return s;
+    }
     for (size_t i = 0; i < r->n_files; i++)
         if (!r->files[i].present)
             return dl_fail(c, DL_ERR_NOT_FOUND, "%s is not in the model store (no complete %s); "
@@ -793,13 +821,19 @@ static dl_status resolve_hf_repo(dl_ctx *c, const dl_ref *ref, bool offline, dl_
     cands_sort(&l);
     if (!st)
         st = pick(c, ref->text, where, &l, want, idx, &n, quant, sizeof quant);
-    if (!st || offline) {
-        if (!st)
-            st = add_picked(c, out, ref->repo, &l, idx, n, quant);
+    if (!st)
+        st = add_picked(c, out, ref->repo, &l, idx, n, quant);
+    /* A damaged file is fetched again: the listing gives its size and hash to check. */
+    bool damaged = false;
+    for (size_t i = 0; !st && i < out->n_files; i++)
+        damaged |= out->files[i].damaged;
+    if ((!st && !damaged) || offline) {
         cands_free(&l);
         return st;
     }
     cands_free(&l);
+    dl_resolved_free(out);
+    out->kind = ref->kind;
     snprintf(where, sizeof where, "in %s", ref->repo);
     st = fetch_listing(c, ref, &l);
     cands_sort(&l);

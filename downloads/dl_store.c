@@ -165,6 +165,17 @@ static int64_t json_int_or0(json_t *o, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
+/* The record's "verified" value: what was compared before the file was put in place. */
+static const char *const verified_names[] = { "", "none", "size", "sha256" };
+
+static dl_verified verified_parse(const char *s)
+{
+    for (int v = DL_VERIFIED_NONE; s && v <= DL_VERIFIED_SHA256; v++)
+        if (!strcmp(s, verified_names[v]))
+            return (dl_verified)v;
+    return DL_VERIFIED_UNKNOWN;
+}
+
 dl_status dl_record_read(const char *dest_path, dl_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -191,6 +202,7 @@ dl_status dl_record_read(const char *dest_path, dl_record *r)
     r->size = size > 0 ? (uint64_t)size : 0;
     r->pulled_at = json_int_or0(o, "pulled_at");
     r->last_used = json_int_or0(o, "last_used");
+    r->verified = verified_parse(json_string_value(json_object_get(o, "verified")));
     json_decref(o);
     return DL_OK;
 }
@@ -217,6 +229,8 @@ int dl_record_write(const char *dest_path, const dl_record *r)
     bad |= json_object_set_new(o, "sha256", json_string(r->sha256 ? r->sha256 : ""));
     bad |= json_object_set_new(o, "pulled_at", json_integer((json_int_t)r->pulled_at));
     bad |= json_object_set_new(o, "last_used", json_integer((json_int_t)r->last_used));
+    if (r->verified != DL_VERIFIED_UNKNOWN)
+        bad |= json_object_set_new(o, "verified", json_string(verified_names[r->verified]));
     /* A temporary name of our own: two processes may rewrite one record (dl_locate) at once. */
     static atomic_uint seq;
     char suffix[64];
@@ -371,7 +385,14 @@ static int fill_stored(dl_stored *s, const char *path, const char *rel_dir, cons
         s->pulled_at = r.pulled_at;
         s->last_used = r.last_used;
         s->source_url = r.url;
-        r.url = NULL;
+        s->recorded_size = r.size;
+        s->damaged = r.size != s->size;
+        s->verified = r.verified;
+        if (r.verified == DL_VERIFIED_SHA256)
+            s->sha256 = r.sha256;
+        else
+            free(r.sha256);
+        r.url = r.sha256 = NULL;
         dl_record_free(&r);
     } else {
         s->pulled_at = (int64_t)st->st_mtime;
@@ -436,8 +457,29 @@ void dl_stored_free(dl_stored *list, size_t n)
         free(list[i].file);
         free(list[i].quant);
         free(list[i].source_url);
+        free(list[i].sha256);
     }
     free(list);
+}
+
+dl_status dl_store_stat(dl_ctx *c, const char *path, dl_stored **out)
+{
+    *out = NULL;
+    struct stat st;
+    const char *rel = dl_store_rel(c, path);
+    if (!rel || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return dl_fail(c, DL_ERR_NOT_FOUND, "%s is not a file in the model store", path);
+    size_t dir_len = (size_t)(dl_name_base(rel) - rel);
+    char *dir = strndup(rel, dir_len ? dir_len - 1 : 0);   /* without the last '/' */
+    dl_stored *s = calloc(1, sizeof *s);
+    int rc = dir && s ? fill_stored(s, path, dir, dl_name_base(path), &st) : -1;
+    free(dir);
+    if (rc != 0) {
+        dl_stored_free(s, s ? 1 : 0);
+        return dl_fail(c, DL_ERR_IO, "%s: out of memory", path);
+    }
+    *out = s;
+    return DL_OK;
 }
 
 static int sum_part(const char *path, const char *rel_dir, const char *name,

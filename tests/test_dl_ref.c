@@ -579,7 +579,10 @@ static void fake_stored(fixture *fx, const char *rel, const char *content)
     snprintf(rec, sizeof rec, "%s.json", path);
     make_parents(path);
     write_text(path, content);
-    write_text(rec, "{\"url\": \"http://example/x\", \"size\": 2, \"last_used\": 0}");
+    char json[128];
+    snprintf(json, sizeof json, "{\"url\": \"http://example/x\", \"size\": %zu, "
+             "\"last_used\": 0}", strlen(content));
+    write_text(rec, json);
 }
 
 static void test_store_offline(void **state)
@@ -634,6 +637,45 @@ static void test_store_offline(void **state)
     assert_int_equal(dl_store_remove(fx->c, fixture_path("models/stories260K.gguf"), &removed),
                      DL_ERR_ARG);
     assert_true(exists(fixture_path("models/stories260K.gguf")));
+}
+
+/* A stored file truncated (or grown) after it was verified was still "in the store" and
+ * only failed when loaded. Its size is now checked against the record on every use: locate
+ * and an offline resolve say it is damaged (naming the file and both sizes), list marks it,
+ * and a pull is no longer satisfied by it. */
+static void test_store_damaged(void **state)
+{
+    fixture *fx = *state;
+    char path[4200], *got = NULL;
+    fake_stored(fx, "test/tiny/tiny-Q8_0.gguf", "q8 bytes");
+    snprintf(path, sizeof path, "%s/test/tiny/tiny-Q8_0.gguf", fx->store);
+    assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_OK);
+    free(got);
+    for (int grow = 0; grow < 2; grow++) {
+        assert_int_equal(truncate(path, grow ? 100 : 3), 0);
+        got = NULL;
+        assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_ERR_DAMAGED);
+        assert_null(got);
+        assert_non_null(strstr(dl_errmsg(fx->c), path));
+        assert_non_null(strstr(dl_errmsg(fx->c), grow ? "100 bytes on disk" : "3 bytes on disk"));
+        assert_non_null(strstr(dl_errmsg(fx->c), "but 8 when it was downloaded"));
+        assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny/tiny-Q8_0.gguf", &got),
+                         DL_ERR_DAMAGED);
+        dl_resolved r;
+        assert_int_equal(dl_resolve(fx->c, "hf.co/test/tiny", true, &r), DL_ERR_DAMAGED);
+        dl_stored *list = NULL;
+        size_t n = 0;
+        assert_int_equal(dl_store_list(fx->c, &list, &n), DL_OK);
+        assert_int_equal(n, 1);
+        assert_true(list[0].damaged);
+        assert_int_equal(list[0].size, grow ? 100 : 3);
+        assert_int_equal(list[0].recorded_size, 8);
+        dl_stored_free(list, n);
+    }
+    /* rm still removes it */
+    size_t removed = 0;
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/tiny:Q8_0", &removed), DL_OK);
+    assert_int_equal(removed, 1);
 }
 
 /* "hf.co/a/..:Q4_K_M" once named the folder a/.. (the store itself), so rm deleted another
@@ -1184,6 +1226,17 @@ static void test_hf_pull_locate_remove(void **state)
     expect_same_file(path, &NET->f[S_Q8]);
     strcat(want, ".json");
     assert_true(exists(want));
+    /* truncated since: damaged for locate, fetched again whole by pull */
+    assert_int_equal(truncate(path, 1000), 0);
+    char *got = NULL;
+    assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_ERR_DAMAGED);
+    free(path);
+    st = dl_pull(fx->c, "hf.co/test/tiny:Q8_0", &path);
+    if (st)
+        fail_msg("pull of a damaged file: %s: %s", dl_status_name(st), dl_errmsg(fx->c));
+    expect_same_file(path, &NET->f[S_Q8]);
+    assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_OK);
+    free(got);
     free(path);
 
     memset(&pr, 0, sizeof pr);
@@ -1408,6 +1461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resolve_local_split, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_url_store_paths, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_offline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_damaged, fx_setup, fx_teardown),
     };
     const struct CMUnitTest net[] = {
         cmocka_unit_test_setup_teardown(test_hf_quant_select, net_setup, fx_teardown),

@@ -210,6 +210,37 @@ grep -q 'cannot reach' "$T/err" && grep -q 'offline' "$T/err" &&
     fail "(f) the line does not say offline / how to use a local file"
 ok
 
+# (m) a stored file truncated (or grown) after it was verified: run, inspect and list say it is
+# damaged and give the command that fetches it again; that pull replaces it
+Q4="$STORED/tiny-Q4_K_M.gguf"
+for size in 4096 grow; do
+    if [ "$size" = grow ]; then printf 'x' >>"$Q4"; else truncate -s "$size" "$Q4"; fi
+    for cmd in "run -m hf.co/test/tiny:Q4_K_M -p hello -n 2 --backend cpu" \
+               "inspect hf.co/test/tiny:Q4_K_M"; do
+        # shellcheck disable=SC2086
+        HF_ENDPOINT=http://127.0.0.1:1 "$BIN" $cmd >"$T/out" 2>"$T/err" &&
+            fail "(m) $cmd on a damaged file exited 0"
+        grep -qF "$Q4 is damaged" "$T/err" || fail "(m) $cmd does not say the file is damaged"
+        grep -qF "sizeup pull hf.co/test/tiny:Q4_K_M" "$T/err" ||
+            fail "(m) $cmd does not give the command to fetch it again"
+    done
+    "$BIN" list >"$T/out" 2>"$T/err" || fail "(m) list exited $?"
+    grep -q "tiny-Q4_K_M.gguf  DAMAGED\$" "$T/out" || fail "(m) list does not mark the damaged file"
+    grep -qF "DAMAGED: $Q4 is $(stat -c %s "$Q4") bytes, but was $(stat -c %s "$W/storage/test/tiny/tiny-Q4_K_M.gguf") when it was downloaded; fetch it again with: sizeup pull hf.co/test/tiny/tiny-Q4_K_M.gguf" "$T/out" ||
+        fail "(m) list does not say how to fetch the damaged file again"
+    "$BIN" list --json >"$T/out" 2>"$T/err" || fail "(m) list --json exited $?"
+    grep -q '"damaged": true' "$T/out" || fail "(m) list --json does not mark the damaged file"
+done
+"$BIN" pull hf.co/test/tiny:Q4_K_M >"$T/out" 2>"$T/err" || fail "(m) pull of a damaged file exited $?"
+grep -qF "$Q4 is damaged" "$T/err" || fail "(m) pull does not say the file was damaged"
+grep -q "in the store" "$T/out" && fail "(m) pull reports a damaged file as in the store"
+grep -q "^$Q4 (884 KiB, verified sha256 [0-9a-f]\{64\})\$" "$T/out" ||
+    fail "(m) pull of a damaged file does not fetch and verify it again"
+cmp -s "$Q4" "$W/storage/test/tiny/tiny-Q4_K_M.gguf" || fail "(m) the file fetched again differs"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(m) list after the pull exited $?"
+grep -q DAMAGED "$T/out" && fail "(m) list still marks the file fetched again"
+ok
+
 # (l) links inside the store are never followed: a repository folder that is a link to a
 # folder elsewhere, a model file that is a link to a file elsewhere. rm refuses the folder and
 # deletes only the link of the file; pull does not write through them; what they point to stays.
@@ -335,6 +366,13 @@ grep -qi 'TLS\|certificate' "$T/err" || fail "(j) the TLS failure is not named"
 [ -z "$(tls_stored)" ] || fail "(j) a file was stored without a trusted certificate"
 "$BIN" pull --cacert "$T/ca.pem" "$TURL" >"$T/out" 2>"$T/err" || fail "(j) pull --cacert exited $?"
 cmp -s "$(tls_stored)" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(j) --cacert file differs"
+# a plain server knows no checksum: only the size (its Content-Length) was compared
+grep -q "tiny-Q8_0.gguf (1.48 MiB, verified size)\$" "$T/out" ||
+    fail "(j) a pull without a known checksum does not say 'verified size'"
+grep -q sha256 "$T/out" && fail "(j) 'sha256' claimed where no checksum was known"
+"$BIN" pull --cacert "$T/ca.pem" "$TURL" >"$T/out" 2>"$T/err" || fail "(j) second pull exited $?"
+grep -q "(1.48 MiB, in the store, verified size)\$" "$T/out" ||
+    fail "(j) a file already there does not say 'in the store, verified size'"
 "$BIN" rm "$TURL" >"$T/out" 2>"$T/err" || fail "(j) rm of the TLS file exited $?"
 CURL_CA_BUNDLE="$T/ca.pem" "$BIN" pull "$TURL" >"$T/out" 2>"$T/err" ||
     fail "(j) pull with CURL_CA_BUNDLE exited $?"
