@@ -244,21 +244,17 @@ static json_t *list_json(const dl_ctx *c, const dl_stored *s, size_t n, uint64_t
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        uint64_t np = file_params(s[i].path);
+        uint64_t np = s[i].damaged ? 0 : file_params(s[i].path);
+        const char *verified = verified_json[s[i].verified];
         json_array_append_new(
-            arr, json_pack("{s:s?, s:s?, s:s?, s:I, s:o, s:s?, s:I, s:I, s:s?}", "name",
-                           s[i].repo, "file", s[i].file, "quant", s[i].quant, "size",
-                           (json_int_t)s[i].size, "n_params",
+            arr, json_pack("{s:s?, s:s?, s:s?, s:I, s:o, s:s?, s:I, s:I, s:s?, s:I, s:b, s:s?, "
+                           "s:s?}", "name", s[i].repo, "file", s[i].file, "quant", s[i].quant,
+                           "size", (json_int_t)s[i].size, "n_params",
                            np ? json_integer((json_int_t)np) : json_null(), "path", s[i].path,
                            "pulled_at", (json_int_t)s[i].pulled_at, "last_used",
-                           (json_int_t)s[i].last_used, "source_url", s[i].source_url));
-        json_t *o = json_array_get(arr, json_array_size(arr) - 1);
-        json_object_set_new(o, "recorded_size", json_integer((json_int_t)s[i].recorded_size));
-        json_object_set_new(o, "damaged", json_boolean(s[i].damaged));
-        json_object_set_new(o, "verified", verified_json[s[i].verified]
-                                               ? json_string(verified_json[s[i].verified])
-                                               : json_null());
-        json_object_set_new(o, "sha256", s[i].sha256 ? json_string(s[i].sha256) : json_null());
+                           (json_int_t)s[i].last_used, "source_url", s[i].source_url,
+                           "recorded_size", (json_int_t)s[i].recorded_size, "damaged",
+                           (int)s[i].damaged, "verified", verified, "sha256", s[i].sha256));
     }
     return json_pack("{s:s, s:o, s:I}", "store", dl_store_dir(c), "models", arr,
                      "partial_bytes", (json_int_t)partial);
