@@ -45,7 +45,8 @@ const char *app_fmt_count(uint64_t n, char *buf, size_t len);
 int app_model_path(const char *cmd, const char *ref, const char *cacert, char **path_out);
 
 /* A download context with --cacert applied (NULL: CURL_CA_BUNDLE or curl's default), or NULL
- * after a message (out of memory). Caller frees with dl_close. */
+ * after a message (out of memory, or no place for the store: HOME, XDG_CACHE_HOME and
+ * SIZEUP_MODELS all unset). Caller frees with dl_close. */
 dl_ctx *app_dl_open(const char *cmd, const char *cacert);
 /* One line for a failed dl_* call about ref: the context's message, and for DL_ERR_OFFLINE how
  * to use a local file instead. Returns 1. */

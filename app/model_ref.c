@@ -59,6 +59,13 @@ dl_ctx *app_dl_open(const char *cmd, const char *cacert)
     }
     if (cacert)
         dl_set_cacert(c, cacert);
+    /* Every command that opens a context may use the store; with no safe place for it, say
+     * which variable to set before anything is resolved or fetched. */
+    if (dl_store_ready(c) != DL_OK) {
+        app_fail(cmd, "%s", dl_errmsg(c));
+        dl_close(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -67,6 +74,9 @@ int app_dl_fail(const char *cmd, const dl_ctx *c, dl_status st, const char *ref)
     const char *msg = *dl_errmsg(c) ? dl_errmsg(c) : dl_status_name(st);
     /* most messages already start with the reference or URL; do not say it twice */
     bool named = !ref || strstr(msg, ref);
+    if (st == DL_ERR_DAMAGED && ref)
+        return app_fail(cmd, "%s%s%s; fetch it again with: sizeup pull %s (it replaces the "
+                        "damaged file)", named ? "" : ref, named ? "" : ": ", msg, ref);
     if (st != DL_ERR_OFFLINE)
         return app_fail(cmd, "%s%s%s", named ? "" : ref, named ? "" : ": ", msg);
     char hint[80];
@@ -217,6 +227,10 @@ int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled
     out->already = true;
     for (size_t i = 0; i < r.n_files; i++)
         out->already = out->already && (r.files[i].present || r.kind == DL_REF_LOCAL);
+    for (size_t i = 0; i < r.n_files; i++)
+        if (r.files[i].damaged)   /* said even with --quiet: a file in the store is replaced */
+            fprintf(stderr, "sizeup %s: %s is damaged (not the size it had when it was "
+                    "downloaded); fetching it again\n", cmd, r.files[i].path);
     if (!out->already) {
         if (!quiet)
             announce(c, ref, &r);

@@ -18,7 +18,9 @@
  *   STORE/OWNER/REPO/FILE.gguf.json     record of a finished file: source URL, ETag, size,
  *                                       SHA-256, pulled-at and last-used times
  *   STORE/OWNER/REPO/FILE.gguf.lock     flock()ed while a transfer of FILE runs
- * STORE is $SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else ~/.cache/sizeup/models.
+ * STORE is $SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models (an absolute XDG_CACHE_HOME only),
+ * else $HOME/.cache/sizeup/models (an absolute HOME only); with none of them there is no store
+ * (dl_store_ready), never a shared folder such as /tmp.
  */
 #ifndef SIZEUP_DL_H
 #define SIZEUP_DL_H
@@ -40,7 +42,17 @@ typedef enum dl_status {
     DL_ERR_CANCELLED,   /* dl_cancel was called: a resumable part is left behind */
     DL_ERR_FORMAT,      /* an answer that cannot be understood (JSON listing, catalog file) */
     DL_ERR_TLS,         /* certificate or TLS handshake failure */
+    DL_ERR_DAMAGED,     /* a stored file no longer has the size its record says (truncated or
+                         * changed since it was verified); pulling it again replaces it */
 } dl_status;
+
+/* What was compared when a stored file was downloaded (its record says). */
+typedef enum dl_verified {
+    DL_VERIFIED_UNKNOWN = 0, /* no record, or one written before records said */
+    DL_VERIFIED_NONE,        /* nothing was known to compare against: neither size nor hash */
+    DL_VERIFIED_SIZE,        /* the size was compared; no checksum was known */
+    DL_VERIFIED_SHA256,      /* the SHA-256 was compared (and the size, when known) */
+} dl_verified;
 
 typedef struct dl_ctx dl_ctx;
 
@@ -67,7 +79,11 @@ void dl_set_catalog_path(dl_ctx *c, const char *path);
 void dl_set_retry(dl_ctx *c, int max_retries, long backoff_ms);
 void dl_set_low_speed(dl_ctx *c, long low_speed_bps, long low_speed_s);
 void dl_set_connect_timeout(dl_ctx *c, long connect_s);
-const char *dl_store_dir(const dl_ctx *c);               /* borrowed */
+const char *dl_store_dir(const dl_ctx *c);               /* borrowed; NULL: no store */
+/* DL_OK when c has a store folder; else DL_ERR_ARG with a message naming the variables to
+ * set (HOME, XDG_CACHE_HOME, SIZEUP_MODELS). Every function below that touches the store
+ * fails the same way when there is none. */
+dl_status dl_store_ready(dl_ctx *c);
 const char *dl_hf_endpoint(const dl_ctx *c);             /* borrowed */
 
 /* ---- progress and cancel ---- */
@@ -144,7 +160,8 @@ typedef struct dl_file {
     char *rel_name;          /* file name inside its repository ("Qwen2.5-0.5B-Q4_K_M.gguf") */
     uint64_t size;           /* expected bytes, 0 when unknown */
     char *sha256_hex;        /* expected SHA-256 or NULL */
-    bool present;            /* already complete on disk */
+    bool present;            /* already complete on disk, at the size its record says */
+    bool damaged;            /* on disk with a record, but another size: not present */
 } dl_file;
 
 typedef struct dl_resolved {
@@ -168,7 +185,9 @@ void dl_resolved_free(dl_resolved *r);
  * file (the one to open). A local reference returns its own path. */
 dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out);
 /* The local path for ref if it is a local file or complete in the store, without the network;
- * DL_ERR_NOT_FOUND otherwise. Updates the record's last-used time. Caller frees *path_out. */
+ * DL_ERR_NOT_FOUND otherwise, DL_ERR_DAMAGED when a file is there at another size than its
+ * record says (checked on every call). Updates the record's last-used time. Caller frees
+ * *path_out. */
 dl_status dl_locate(dl_ctx *c, const char *ref, char **path_out);
 
 /* ---- remote peek: read only the head of a remote file ---- */
@@ -221,14 +240,21 @@ typedef struct dl_stored {
     char *repo;              /* "OWNER/REPO" (or "HOST/DIR") from the folder */
     char *file;              /* base name */
     char *quant;             /* guessed from the file name ("Q4_K_M"), or NULL */
-    uint64_t size;
+    uint64_t size;           /* on disk now */
     int64_t pulled_at, last_used;  /* Unix seconds, 0 when unknown */
     char *source_url;        /* from the record, or NULL */
+    uint64_t recorded_size;  /* what the record says, 0 without a record */
+    bool damaged;            /* size != recorded_size (the file changed since it was verified) */
+    dl_verified verified;    /* what was compared when it was downloaded */
+    char *sha256;            /* the SHA-256 it was compared against (DL_VERIFIED_SHA256), or NULL */
 } dl_stored;
 /* Every finished .gguf in the store, sorted by repo then file. Parts are not listed.
  * Free with dl_stored_free(list, n). */
 dl_status dl_store_list(dl_ctx *c, dl_stored **list, size_t *n);
 void dl_stored_free(dl_stored *list, size_t n);
+/* The same facts for one file of the store (as dl_pull left it): *out is a list of one,
+ * freed with dl_stored_free(*out, 1). DL_ERR_NOT_FOUND when path is not a file there. */
+dl_status dl_store_stat(dl_ctx *c, const char *path, dl_stored **out);
 /* Bytes in unfinished parts under the store (shown by `sizeup list`). */
 uint64_t dl_store_partial_bytes(dl_ctx *c);
 /* Remove what ref names from the store: the file(s), record(s), part and sidecar. *removed gets

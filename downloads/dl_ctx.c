@@ -47,9 +47,14 @@ static char *join_path(const char *a, const char *b)
     return p;
 }
 
-/* SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else $HOME/.cache/sizeup/models. */
-static char *default_store_dir(void)
+/* SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else $HOME/.cache/sizeup/models; NULL
+ * (no store) when none is set. There is no fallback to /tmp: anyone can write there, so
+ * another user could plant a model (or a link) in the store before we create it. A relative
+ * XDG_CACHE_HOME is ignored, as the XDG Base Directory spec says, and a relative HOME too:
+ * the store would move with the working directory. */
+static char *default_store_dir(bool *none)
 {
+    *none = false;
     const char *s = getenv("SIZEUP_MODELS");
     if (s && *s)
         return strdup(s);
@@ -57,16 +62,32 @@ static char *default_store_dir(void)
     if (xdg && *xdg == '/')
         return join_path(xdg, "sizeup/models");
     const char *home = getenv("HOME");
-    return join_path(home && *home ? home : "/tmp", ".cache/sizeup/models");
+    if (home && *home == '/')
+        return join_path(home, ".cache/sizeup/models");
+    *none = true;
+    return NULL;
 }
 
 void dl_set_store_dir(dl_ctx *c, const char *dir)
 {
     free(c->store_dir);
-    c->store_dir = (dir && *dir) ? strdup(dir) : default_store_dir();
+    bool none = false;
+    c->store_dir = (dir && *dir) ? strdup(dir) : default_store_dir(&none);
+    c->no_store = none;
     size_t n = c->store_dir ? strlen(c->store_dir) : 0;
     while (n > 1 && c->store_dir[n - 1] == '/')
         c->store_dir[--n] = 0;
+}
+
+dl_status dl_store_ready(dl_ctx *c)
+{
+    if (c->store_dir)
+        return DL_OK;
+    return dl_fail(c, c->no_store ? DL_ERR_ARG : DL_ERR_IO, "%s",
+                   c->no_store ? "no place for the model store: HOME is not set (or not an "
+                                 "absolute path); set HOME, XDG_CACHE_HOME or SIZEUP_MODELS "
+                                 "(sizeup does not fall back to a shared folder such as /tmp)"
+                               : "out of memory choosing the model store");
 }
 
 void dl_set_hf_endpoint(dl_ctx *c, const char *base_url)
@@ -138,7 +159,7 @@ dl_ctx *dl_open(void)
     dl_set_retry(c, 5, 1000);
     dl_set_low_speed(c, 1024, 30);
     dl_set_connect_timeout(c, 15);
-    if (!c->store_dir || !c->hf_endpoint) {
+    if ((!c->store_dir && !c->no_store) || !c->hf_endpoint) {
         dl_close(c);
         return NULL;
     }
@@ -173,6 +194,7 @@ const char *dl_status_name(dl_status s)
     case DL_ERR_CANCELLED: return "cancelled";
     case DL_ERR_FORMAT: return "unreadable answer";
     case DL_ERR_TLS: return "TLS error";
+    case DL_ERR_DAMAGED: return "damaged file in the store";
     }
     return "unknown error";
 }
