@@ -3,9 +3,11 @@
  * Every metadata key is copied, then general.file_type names the new type the way llama.cpp
  * numbers it. Matrices are decoded row by row from whatever type engine/quant reads and encoded
  * with ggml's reference quantizers (engine/quant), so the result loads in llama.cpp as well as
- * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. The new
- * tensors stay in memory until the writer puts the whole file down through OUT.tmp and a
- * rename, so a failure at any point leaves no OUT behind (and an existing OUT untouched).
+ * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. OUT is
+ * checked before any work (never the input, never a device or folder, replaced only with
+ * --force); the new tensors stay in memory until the writer puts the whole file down through a
+ * fresh temp file beside OUT and a rename, so a failure at any point leaves no OUT behind (and
+ * an existing OUT untouched).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -43,13 +45,16 @@ static const quant_choice choices[] = {
 static void usage(FILE *to)
 {
     fprintf(to,
-            "usage: sizeup quantize IN OUT TYPE\n\n"
+            "usage: sizeup quantize [--force] IN OUT TYPE\n\n"
             "Write a copy of the GGUF model IN to OUT with its weight matrices stored as TYPE.\n"
             "Every metadata key is kept and general.file_type is set to TYPE. A matrix is\n"
             "converted when its rows are a whole number of TYPE's blocks (32 values, 256 for\n"
             "the K types); others are kept as they are, with a note. Vectors (norms, biases)\n"
             "are copied unchanged. IN may hold any type sizeup can run.\n\n"
+            "OUT must not be IN (under any name) and must be a regular file or not exist;\n"
+            "it is written through a new temporary file beside it and renamed into place.\n\n"
             "TYPE: Q8_0, Q6_K, Q4_K (also spelt Q4_K_M), Q4_0, F16, BF16, F32\n\n"
+            "  --force       replace OUT if it exists\n"
             "  -h, --help    show this help\n");
 }
 
@@ -206,7 +211,7 @@ static void report(const char *in, const char *out, const gguf_file *f, const qu
            bpw_in, bpw_out);
 }
 
-static int quantize_file(const char *in, const char *out, const quant_choice *c)
+static int quantize_file(const char *in, const char *out, const quant_choice *c, bool force)
 {
     char err[512];
     gguf_file *f = NULL;
@@ -225,7 +230,7 @@ static int quantize_file(const char *in, const char *out, const quant_choice *c)
     }
     if (copy_metadata(f, w, c) || add_tensors(f, w, c->type, bufs, &tot))
         goto fail;
-    if (gguf_writer_write(w, out)) {
+    if (gguf_writer_write_ex(w, out, force ? 0 : GGUF_WRITE_NO_REPLACE)) {
         app_fail(CMD, "%s", gguf_writer_errmsg(w));
         goto fail;
     }
@@ -244,7 +249,7 @@ int app_cmd_quantize(int argc, char **argv)
 {
     const char *pos[3];
     int n_pos = 0;
-    bool only_pos = false;
+    bool only_pos = false, force = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!only_pos && !strcmp(a, "--")) {
@@ -252,6 +257,8 @@ int app_cmd_quantize(int argc, char **argv)
         } else if (!only_pos && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             usage(stdout);
             return 0;
+        } else if (!only_pos && !strcmp(a, "--force")) {
+            force = true;
         } else if (!only_pos && a[0] == '-' && a[1]) {
             return app_fail(CMD, "unknown option '%s' (see 'sizeup quantize --help')", a) + 1;
         } else if (n_pos == 3) {
@@ -272,5 +279,7 @@ int app_cmd_quantize(int argc, char **argv)
                      choices[i].name);
         return app_fail(CMD, "unknown type '%s' (valid types: %s)", pos[2], list) + 1;
     }
-    return quantize_file(pos[0], pos[1], c);
+    if (app_check_output(CMD, pos[1], pos[0], force))
+        return 1;
+    return quantize_file(pos[0], pos[1], c, force);
 }
