@@ -366,7 +366,6 @@ static bool write_body(const gguf_writer *w, FILE *fp, const wbuf *hdr, uint64_t
 static gguf_status create_temp(gguf_writer *w, const char *path, int *fd_out, char **tmp_out)
 {
     static const char digits[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    static unsigned counter;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + sizeof ".XXXXXX.tmp");
     if (!tmp)
@@ -376,8 +375,8 @@ static gguf_status create_temp(gguf_writer *w, const char *path, int *fd_out, ch
     uint64_t x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec << 20 ^
                  (uint64_t)getpid() << 40;
     for (int attempt = 0; attempt < 100; attempt++) {
-        /* Unpredictable enough that collisions are rare; O_EXCL, not the name, is the safety. */
-        x += 0x9e3779b97f4a7c15ull * (++counter);
+        /* Varied (time, pid, attempt) so collisions are rare; O_EXCL, not the name, is the safety. */
+        x += 0x9e3779b97f4a7c15ull * (uint64_t)(attempt + 1);
         x ^= x >> 31;
         x *= 0xbf58476d1ce4e5b9ull;
         x ^= x >> 29;
