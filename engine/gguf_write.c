@@ -375,7 +375,8 @@ static gguf_status create_temp(gguf_writer *w, const char *path, int *fd_out, ch
     uint64_t x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec << 20 ^
                  (uint64_t)getpid() << 40;
     for (int attempt = 0; attempt < 100; attempt++) {
-        /* Varied (time, pid, attempt) so collisions are rare; O_EXCL, not the name, is the safety. */
+        /* Varied (time, pid, attempt) so collisions are rare; O_EXCL, not the name, is what
+         * makes it safe. */
         x += 0x9e3779b97f4a7c15ull * (uint64_t)(attempt + 1);
         x ^= x >> 31;
         x *= 0xbf58476d1ce4e5b9ull;

@@ -1008,7 +1008,9 @@ static uint32_t expected_type(uint32_t type, int64_t ne0)
 {
     if (eng_row_bytes(type, ne0))
         return type;
-    uint32_t fb = type == GGUF_T_Q4_K ? GGUF_T_Q5_0 : type == GGUF_T_Q6_K ? GGUF_T_Q8_0 : UINT32_MAX;
+    uint32_t fb = type == GGUF_T_Q4_K   ? GGUF_T_Q5_0
+                : type == GGUF_T_Q6_K ? GGUF_T_Q8_0
+                                      : UINT32_MAX;
     if (fb != UINT32_MAX && !eng_row_bytes(fb, ne0))
         fb = GGUF_T_F16;
     return fb;
