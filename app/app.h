@@ -31,6 +31,12 @@ const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
  * Returns 0, or 2 after a message naming a bad value. */
 int app_device_index(const char *cmd, const char *flag_value, int *out);
 
+/* Before any work, check that a command may write its output file `out`: not the file `in`
+ * (NULL: no input) under any name, not a directory, device, FIFO or socket, and not existing
+ * unless force. A symlink at out is replaced by the new file, never written through. Returns 0,
+ * or 1 after one line naming the path and the reason. Pass GGUF_WRITE_NO_REPLACE to the writer
+ * when force is false. */
+int app_check_output(const char *cmd, const char *out, const char *in, bool force);
 
 /* "292.8K", "135.0M", "1.24B": parameter counts the way model names spell them. Returns buf. */
 const char *app_fmt_count(uint64_t n, char *buf, size_t len);
