@@ -203,18 +203,19 @@ static double now_ms(void)
 
 /* Load (opening the file, starting the backend, weights to the device, pipelines) is its own
  * figure: on lavapipe it takes seconds and would otherwise swamp the prompt's speed and the
- * first token's time. */
+ * first token's time. It comes after the token figures, so the line still starts with
+ * "[sizeup] prompt", which scripts (tests/e2e/chat_tmux.sh) wait for. */
 static void print_stats(const eng_session *s, eng_stop_reason why)
 {
     eng_stats st;
     eng_session_stats(s, &st);
     char w[16], kv[16], sc[16];
     fprintf(stderr,
-            "\n[sizeup] load %.0f ms | prompt %u tokens, %.1f tokens/s | first token %.1f ms | "
-            "generated %u tokens, %.1f tokens/s | stop: %s | memory: weights %s + KV %s + "
+            "\n[sizeup] prompt %u tokens, %.1f tokens/s | first token %.1f ms | generated %u "
+            "tokens, %.1f tokens/s | stop: %s | load %.0f ms | memory: weights %s + KV %s + "
             "scratch %s | %s\n",
-            open_ms + st.load_ms, st.n_prompt, st.prompt_tps, st.ttft_ms, st.n_gen, st.gen_tps,
-            eng_stop_reason_str(why), app_fmt_bytes(st.mem_weights, w, sizeof w),
+            st.n_prompt, st.prompt_tps, st.ttft_ms, st.n_gen, st.gen_tps,
+            eng_stop_reason_str(why), open_ms + st.load_ms, app_fmt_bytes(st.mem_weights, w, sizeof w),
             app_fmt_bytes(st.mem_kv, kv, sizeof kv), app_fmt_bytes(st.mem_scratch, sc, sizeof sc),
             st.backend);
 }

@@ -83,7 +83,8 @@ stat_field() { # NAME: the number after NAME in the stats line of $T/err
 step "run --backend cpu: the stats line has a load figure"
 run run -m "$M" -p "Once upon a time" -n 4 --temp 0 --backend cpu
 [ $rc -eq 0 ] || fail "run --backend cpu failed"
-grep -qE '\[sizeup\] load [0-9]+ ms \| prompt ' "$T/err" || fail "no 'load N ms' before the prompt figures"
+grep -qE '^\[sizeup\] prompt .* \| stop: [a-z ]+ \| load [0-9]+ ms \| memory: ' "$T/err" ||
+    fail "no 'load N ms' figure of its own in the stats line"
 ok
 step "run --backend vulkan: load counts pipeline creation, the first token does not"
 run run -m "$M" -p "Once upon a time" -n 4 --temp 0 --backend vulkan
