@@ -28,7 +28,8 @@ int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 /* "1.23 GiB", "512 KiB", "17 B": binary units, 3 significant digits. buf >= 16 bytes. */
 const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
 /* The Vulkan device index from a --device value, else from SIZEUP_DEVICE, else -1 (automatic).
- * Returns 0, or 2 after a message naming a bad value. */
+ * Returns 0, or 2 after a message naming a bad value or an index past the last Vulkan device
+ * (with how many there are). */
 int app_device_index(const char *cmd, const char *flag_value, int *out);
 
 /* Before any work, check that a command may write its output file `out`: not the file `in`
@@ -37,6 +38,30 @@ int app_device_index(const char *cmd, const char *flag_value, int *out);
  * or 1 after one line naming the path and the reason. Pass GGUF_WRITE_NO_REPLACE to the writer
  * when force is false. */
 int app_check_output(const char *cmd, const char *out, const char *in, bool force);
+
+/* An integer option value: decimal digits, an optional sign, lo <= value <= hi. Returns 0 with
+ * *out set, or 2 after "sizeup CMD: OPT 'TEXT': expected an integer from LO to HI". */
+int app_parse_int(const char *cmd, const char *opt, const char *text, long long lo, long long hi,
+                  long long *out);
+/* The same for 0 .. UINT64_MAX (seeds). */
+int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out);
+
+/* Inputs larger than this are refused: no prompt or text to tokenize is near it, and reading
+ * /dev/zero or a runaway pipe must not eat the machine's memory. */
+#define APP_MAX_INPUT ((size_t)64 << 20)
+/* The whole of path ('-': standard input) in a malloc'd buffer with a NUL after its len bytes
+ * (the data itself may hold NULs; caller frees). Refuses a directory and more than max bytes.
+ * Returns 0, or 1 after "sizeup CMD: WHAT PATH: problem". */
+int app_read_input(const char *cmd, const char *what, const char *path, size_t max, char **buf,
+                   size_t *len);
+
+/* Flushes stdout; false once any write to it has failed (the first error is kept for
+ * app_stdout_close). Long output (generation) checks it to stop instead of running on. */
+bool app_stdout_ok(void);
+/* At exit (app/main.c, after the command): flush and close stdout. Returns 0, or 1 after
+ * "sizeup CMD: cannot write to stdout: ERROR" (silently for a closed pipe). */
+int app_stdout_close(const char *cmd);
+
 
 /* "292.8K", "135.0M", "1.24B": parameter counts the way model names spell them. Returns buf. */
 const char *app_fmt_count(uint64_t n, char *buf, size_t len);
