@@ -6,8 +6,13 @@
  * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. The new
  * tensors stay in memory until the writer puts the whole file down through OUT.tmp and a
  * rename, so a failure at any point leaves no OUT behind (and an existing OUT untouched).
+ *
+ * The work itself is app_quantize_file, which prints nothing of its own (a log stream and an
+ * error buffer are the caller's), so the built-in demo (app/demo.c) makes its Q4_0 file with
+ * exactly this code, from a command or from the TUI.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,9 +83,40 @@ typedef struct quant_totals {
     int converted, kept;
 } quant_totals;
 
+/* Where one app_quantize_file call reports: progress lines to log (NULL: none), the reason
+ * for a failure to err. */
+typedef struct quant_out {
+    FILE *log;
+    char *err;
+    size_t errlen;
+} quant_out;
+
+static int qfail(const quant_out *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int qfail(const quant_out *q, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q->err, q->errlen, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+static void qlog(const quant_out *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void qlog(const quant_out *q, const char *fmt, ...)
+{
+    if (!q->log)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(q->log, fmt, ap);
+    va_end(ap);
+    fflush(q->log);
+}
+
 /* Decode t row by row and encode each row as `type` into a new buffer (*out, caller frees).
  * Returns 0, or 1 after naming the tensor and row that could not be stored. */
-static int convert_tensor(const gguf_tensor *t, const char *name, uint32_t type, void **out)
+static int convert_tensor(const quant_out *q, const gguf_tensor *t, const char *name,
+                          uint32_t type, void **out)
 {
     int64_t ne0 = (int64_t)t->ne[0], rows = (int64_t)(t->n_elems / t->ne[0]);
     size_t in_row = eng_row_bytes(t->type, ne0), out_row = eng_row_bytes(type, ne0);
@@ -89,8 +125,8 @@ static int convert_tensor(const gguf_tensor *t, const char *name, uint32_t type,
     if (!dst || !buf) {
         free(dst);
         free(buf);
-        return app_fail(CMD, "out of memory converting %s (%" PRId64 " x %" PRId64 ")", name,
-                        ne0, rows);
+        return qfail(q, "out of memory converting %s (%" PRId64 " x %" PRId64 ")", name, ne0,
+                     rows);
     }
     const uint8_t *src = t->data;
     /* The reader checked at open that ne0 is whole blocks of t->type, and keep_reason that the
@@ -100,9 +136,8 @@ static int convert_tensor(const gguf_tensor *t, const char *name, uint32_t type,
         if (!eng_quantize_row(type, buf, dst + (size_t)r * out_row, ne0)) {
             free(dst);
             free(buf);
-            return app_fail(CMD, "%s row %" PRId64 " holds a NaN, an infinity or a value too "
-                            "large for %s; nothing was written", name, r,
-                            gguf_type_get(type)->name);
+            return qfail(q, "%s row %" PRId64 " holds a NaN, an infinity or a value too large "
+                         "for %s; nothing was written", name, r, gguf_type_get(type)->name);
         }
     }
     free(buf);
@@ -128,17 +163,17 @@ static const char *keep_reason(const gguf_tensor *t, const char *name, uint32_t 
 
 /* Add tensor t (index i of n) to w, converted when it should be; a converted buffer goes to
  * *buf, which the caller frees after the write. */
-static int add_tensor(gguf_writer *w, const gguf_tensor *t, const char *name, int64_t i,
-                      int64_t n, uint32_t type, void **buf, quant_totals *tot)
+static int add_tensor(const quant_out *q, gguf_writer *w, const gguf_tensor *t,
+                      const char *name, int64_t i, int64_t n, uint32_t type, void **buf,
+                      quant_totals *tot)
 {
     const char *why = keep_reason(t, name, type);
     const void *data = t->data;
     uint32_t out_type = t->type;
     if (!why) {
-        printf("[%3" PRId64 "/%3" PRId64 "] %-32s %-5s -> %s\n", i + 1, n, name,
-               gguf_type_get(t->type)->name, gguf_type_get(type)->name);
-        fflush(stdout);
-        if (convert_tensor(t, name, type, buf))
+        qlog(q, "[%3" PRId64 "/%3" PRId64 "] %-32s %-5s -> %s\n", i + 1, n, name,
+             gguf_type_get(t->type)->name, gguf_type_get(type)->name);
+        if (convert_tensor(q, t, name, type, buf))
             return 1;
         data = *buf;
         out_type = type;
@@ -146,7 +181,7 @@ static int add_tensor(gguf_writer *w, const gguf_tensor *t, const char *name, in
     } else {
         tot->kept++;
         if (*why)
-            printf("note: %s kept as %s: %s\n", name, gguf_type_get(t->type)->name, why);
+            qlog(q, "note: %s kept as %s: %s\n", name, gguf_type_get(t->type)->name, why);
     }
     uint64_t nbytes = 0;
     gguf_tensor_nbytes(out_type, t->ne, t->n_dims, &nbytes);
@@ -154,21 +189,21 @@ static int add_tensor(gguf_writer *w, const gguf_tensor *t, const char *name, in
     tot->bytes_in += t->nbytes;
     tot->bytes_out += nbytes;
     if (gguf_writer_add_tensor(w, name, out_type, t->n_dims, t->ne, data))
-        return app_fail(CMD, "%s", gguf_writer_errmsg(w));
+        return qfail(q, "%s", gguf_writer_errmsg(w));
     return 0;
 }
 
 /* Add every tensor of f to w in the file's order; converted buffers go to bufs[i]. */
-static int add_tensors(const gguf_file *f, gguf_writer *w, uint32_t type, void **bufs,
-                       quant_totals *tot)
+static int add_tensors(const quant_out *q, const gguf_file *f, gguf_writer *w, uint32_t type,
+                       void **bufs, quant_totals *tot)
 {
     int64_t n = gguf_tensor_count(f);
     for (int64_t i = 0; i < n; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         char *name = strndup(t->name.ptr, (size_t)t->name.len);
         if (!name)
-            return app_fail(CMD, "out of memory");
-        int rc = add_tensor(w, t, name, i, n, type, &bufs[i], tot);
+            return qfail(q, "out of memory");
+        int rc = add_tensor(q, w, t, name, i, n, type, &bufs[i], tot);
         free(name);
         if (rc)
             return rc;
@@ -177,59 +212,66 @@ static int add_tensors(const gguf_file *f, gguf_writer *w, uint32_t type, void *
 }
 
 /* Copy every KV of f, then label the file with the new type. */
-static int copy_metadata(const gguf_file *f, gguf_writer *w, const quant_choice *c)
+static int copy_metadata(const quant_out *q, const gguf_file *f, gguf_writer *w,
+                         const quant_choice *c)
 {
     for (int64_t i = 0; i < gguf_kv_count(f); i++)
         if (gguf_writer_copy_kv(w, f, i))
-            return app_fail(CMD, "%s", gguf_writer_errmsg(w));
+            return qfail(q, "%s", gguf_writer_errmsg(w));
     if (gguf_writer_set_u32(w, "general.file_type", c->ftype) ||
         (gguf_type_get(c->type)->block_elems > 1 &&
          gguf_writer_set_u32(w, "general.quantization_version", QUANT_VERSION)))
-        return app_fail(CMD, "%s", gguf_writer_errmsg(w));
+        return qfail(q, "%s", gguf_writer_errmsg(w));
     return 0;
 }
 
-static void report(const char *in, const char *out, const gguf_file *f, const quant_choice *c,
-                   const quant_totals *tot)
+static void report(const quant_out *q, const char *in, const char *out, const gguf_file *f,
+                   const quant_choice *c, const quant_totals *tot)
 {
+    if (!q->log)
+        return;
     char a[32], b[32], x[32], y[32];
     struct stat st;
     unsigned long long out_size = stat(out, &st) == 0 ? (unsigned long long)st.st_size : 0;
     double bpw_in = tot->elems ? 8.0 * (double)tot->bytes_in / (double)tot->elems : 0;
     double bpw_out = tot->elems ? 8.0 * (double)tot->bytes_out / (double)tot->elems : 0;
-    printf("%s -> %s as %s: %d tensors converted, %d kept\n", in, out, c->name, tot->converted,
-           tot->kept);
-    printf("file:    %s -> %s\n", app_fmt_bytes(gguf_file_size(f), a, sizeof a),
-           app_fmt_bytes(out_size, b, sizeof b));
-    printf("weights: %s -> %s, %.2f -> %.2f bits per weight\n",
-           app_fmt_bytes(tot->bytes_in, x, sizeof x), app_fmt_bytes(tot->bytes_out, y, sizeof y),
-           bpw_in, bpw_out);
+    qlog(q, "%s -> %s as %s: %d tensors converted, %d kept\n", in, out, c->name, tot->converted,
+         tot->kept);
+    qlog(q, "file:    %s -> %s\n", app_fmt_bytes(gguf_file_size(f), a, sizeof a),
+         app_fmt_bytes(out_size, b, sizeof b));
+    qlog(q, "weights: %s -> %s, %.2f -> %.2f bits per weight\n",
+         app_fmt_bytes(tot->bytes_in, x, sizeof x), app_fmt_bytes(tot->bytes_out, y, sizeof y),
+         bpw_in, bpw_out);
 }
 
-static int quantize_file(const char *in, const char *out, const quant_choice *c)
+int app_quantize_file(const char *in, const char *out, const char *type, FILE *log, char *err,
+                      size_t errlen)
 {
-    char err[512];
+    const quant_out qo = { log, err, errlen }, *q = &qo;
+    const quant_choice *c = find_choice(type);
+    if (!c)
+        return qfail(q, "unknown quantization type '%s'", type);
     gguf_file *f = NULL;
     gguf_writer *w = NULL;
     void **bufs = NULL;
     quant_totals tot = { 0 };
     int rc = 1;
-    if (gguf_open(in, &f, err, sizeof err))
-        return app_fail(CMD, "%s", err);
+    if (gguf_open(in, &f, err, errlen))
+        return 1;
     int64_t n = gguf_tensor_count(f);
     w = gguf_writer_new();
     bufs = calloc(n > 0 ? (size_t)n : 1, sizeof *bufs);
     if (!w || !bufs) {
-        app_fail(CMD, "out of memory");
+        qfail(q, "out of memory");
         goto fail;
     }
-    if (copy_metadata(f, w, c) || add_tensors(f, w, c->type, bufs, &tot))
+    if (copy_metadata(q, f, w, c) || add_tensors(q, f, w, c->type, bufs, &tot))
         goto fail;
     if (gguf_writer_write(w, out)) {
-        app_fail(CMD, "%s", gguf_writer_errmsg(w));
+        qfail(q, "%s", gguf_writer_errmsg(w));
         goto fail;
     }
-    report(in, out, f, c, &tot);
+    report(q, in, out, f, c, &tot);
     rc = 0;
 fail:
     for (int64_t i = 0; bufs && i < n; i++)
@@ -272,5 +314,8 @@ int app_cmd_quantize(int argc, char **argv)
                      choices[i].name);
         return app_fail(CMD, "unknown type '%s' (valid types: %s)", pos[2], list) + 1;
     }
-    return quantize_file(pos[0], pos[1], c);
+    char err[768];
+    if (app_quantize_file(pos[0], pos[1], c->name, stdout, err, sizeof err))
+        return app_fail(CMD, "%s", err);
+    return 0;
 }
