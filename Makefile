@@ -241,10 +241,13 @@ run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	./$(BUILD)/sizeup $(ARGS)
 
+# The built-in demo models go beside the catalog: the binary finds both as ../share/sizeup/...
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sizeup
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sizeup/builtin
 	install -m 755 $(BUILD)/sizeup $(DESTDIR)$(PREFIX)/bin/sizeup
 	install -m 644 downloads/catalog.json $(DESTDIR)$(PREFIX)/share/sizeup/catalog.json
+	install -m 644 downloads/builtin/*.gguf downloads/builtin/README.md \
+	  $(DESTDIR)$(PREFIX)/share/sizeup/builtin/
 
 clean:
 	rm -rf build

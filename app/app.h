@@ -90,12 +90,59 @@ typedef struct app_pulled {
     char **paths;        /* (n_files) */
     uint64_t *sizes;     /* (n_files) bytes on disk */
     bool already;        /* every file was in the store before */
+    bool builtin;        /* a built-in demo model: shipped, or made by sizeup, not fetched */
 } app_pulled;
 void app_pulled_free(app_pulled *p);
 /* Resolve ref, say on stderr what will be fetched from where (unless quiet), fetch it with the
  * progress display (Ctrl-C cancels, leaving a resumable part), and fill *out. Returns 0, or the
  * exit status after one line (1, or 130 when cancelled). */
 int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled *out);
+
+/* ---- quantizing a file (app/cmd_quantize.c) ---- */
+
+/* Write a copy of the GGUF model `in` to `out` with its weight matrices stored as `type`
+ * ("Q8_0", "Q6_K", "Q4_K", "Q4_K_M", "Q4_0", "F16", "BF16", "F32", any case): the code behind
+ * `sizeup quantize`. log: where the per-tensor lines and the summary go (that command gives
+ * stdout), or NULL for none; nothing else is printed. An existing out is replaced only when
+ * replace is true (the writer's GGUF_WRITE_NO_REPLACE otherwise). Returns 0, or 1 with the
+ * reason in err (naming the file, tensor or row); out is then left as it was. */
+int app_quantize_file(const char *in, const char *out, const char *type, bool replace,
+                      FILE *log, char *err, size_t errlen);
+
+/* ---- the built-in demo and the TUI's default models (app/demo.c) ---- */
+
+/* The demo's models, in the order of the demo's panes: stories260K | BabyLlama F32 | BabyLlama
+ * Q4_0. Catalog references; the files ship with sizeup (downloads/builtin, installed as
+ * PREFIX/share/sizeup/builtin) except the Q4_0, which is made on first use. */
+#define APP_DEMO_N 3
+extern const char *const app_demo_refs[APP_DEMO_N];
+/* One paragraph for the TUI to show above the demo's panes: these are tiny demo models, and how
+ * to get real ones (/add qwen2.5:0.5b, sizeup catalog). No newline, no escape sequences. */
+extern const char app_demo_banner[];
+
+/* The local paths of the demo's three models, in app_demo_refs order, with no network: the
+ * shipped files where they were found (dl_builtin_dir), and BabyLlama Q4_0 from the store,
+ * made there first (STORE/builtin/babyllama-930K-Q4_0.gguf, with a record) when it is not
+ * there yet, or is damaged or does not parse: about a second, once. Prints nothing on success
+ * (call it before the terminal is taken over); on failure one line on stderr and returns the
+ * exit status (1), with every paths[i] NULL. On success the caller frees each paths[i]. */
+int app_demo_models(const char *cmd, char *paths[APP_DEMO_N]);
+
+/* The models the TUI opens when given none: the two most recently used (or pulled) models of
+ * the store, newest first (one when the store holds one; damaged files and the demo's own Q4_0
+ * do not count); when there are none, the built-in demo (app_demo_models, *is_demo true).
+ * *paths is an array of *n paths; the caller frees it with app_paths_free(*paths, *n). Returns
+ * 0, or the exit status after one line on stderr (then *paths is NULL and *n is 0). */
+#define APP_DEFAULT_MAX 2
+int app_default_models(const char *cmd, char ***paths, size_t *n, bool *is_demo);
+void app_paths_free(char **paths, size_t n);
+
+/* Whether ref names a built-in catalog entry (demo:...); c's catalog is loaded on demand. */
+bool app_is_builtin_ref(dl_ctx *c, const char *ref);
+/* The local path of a built-in entry's model, made first when it is one sizeup makes (with a
+ * line on stderr saying so, unless quiet); never touches the network. Returns 0 with
+ * *path_out set (caller frees), or 1 after one line on stderr. */
+int app_builtin_path(const char *cmd, dl_ctx *c, const char *ref, bool quiet, char **path_out);
 
 /* The Vulkan device a fit estimate is made against (app/cmd_models.c). */
 typedef struct app_fit_device {

@@ -154,6 +154,11 @@ static void print_pulled(dl_ctx *c, const app_pulled *p, dl_ref_kind kind)
         dl_stored *s = NULL;
         if (kind == DL_REF_LOCAL)
             snprintf(how, sizeof how, "a local file");
+        else if (p->builtin && dl_store_stat(c, p->paths[i], &s) != DL_OK)
+            snprintf(how, sizeof how, "built in, shipped with sizeup");
+        else if (p->builtin)
+            snprintf(how, sizeof how, "%smade by sizeup from a built-in model",
+                     p->already ? "in the store, " : "");
         else if (dl_store_stat(c, p->paths[i], &s) == DL_OK)
             snprintf(how, sizeof how, "%s%s", p->already ? "in the store, " : "",
                      verified_text(s, v, sizeof v));
@@ -516,6 +521,9 @@ static void cat_row_fill(dl_ctx *c, const dl_cat_entry *e, const app_fit_device 
         n += (size_t)snprintf(row->have + n, n < sizeof row->have ? sizeof row->have - n : 0,
                               "%s%s", n ? "," : "", f->quant);
     }
+    /* Shipped, or made on first use without the network: there is nothing to download. */
+    if (e->builtin)
+        snprintf(row->have, sizeof row->have, "built-in");
     row->need = row->size + row->size / 100 * FIT_MARGIN_PCT + FIT_FIXED_BYTES;
     row->fits = dev->ok ? row->need <= dev->capacity : -1;
 }
@@ -582,17 +590,17 @@ static json_t *catalog_entry_json(dl_ctx *c, const dl_cat_entry *e, const app_fi
     cat_row row;
     cat_row_fill(c, e, dev, &row);
     json_t *have = json_array();
-    for (char *q = row.have, *end; *q; q = *end ? end + 1 : end) {
+    for (char *q = e->builtin ? "" : row.have, *end; *q; q = *end ? end + 1 : end) {
         end = q + strcspn(q, ",");
         json_array_append_new(have, json_stringn(q, (size_t)(end - q)));
     }
     /* s? writes null for an absent string where json_pack would fail on s. */
-    return json_pack("{s:s?, s:s?, s:s?, s:I, s:s?, s:s?, s:s?, s:s?, s:I, s:o, s:I, s:o}", "name",
-                     e->name, "family", e->family, "params", e->params, "n_params",
+    return json_pack("{s:s?, s:s?, s:s?, s:I, s:s?, s:s?, s:s?, s:s?, s:b, s:I, s:o, s:I, s:o}",
+                     "name", e->name, "family", e->family, "params", e->params, "n_params",
                      (json_int_t)e->n_params, "license", e->license, "repo", e->repo,
-                     "default_quant", e->default_quant, "description", e->description, "size",
-                     (json_int_t)row.size, "downloaded", have, "need_bytes",
-                     (json_int_t)row.need, "fits",
+                     "default_quant", e->default_quant, "description", e->description,
+                     "builtin", e->builtin, "size", (json_int_t)row.size, "downloaded", have,
+                     "need_bytes", (json_int_t)row.need, "fits",
                      row.fits < 0 ? json_null() : json_boolean(row.fits));
 }
 

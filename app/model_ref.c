@@ -208,9 +208,35 @@ static int transfer(const char *cmd, dl_ctx *c, const char *ref, bool quiet)
     return st ? app_dl_fail(cmd, c, st, ref) : 0;
 }
 
+/* A built-in demo model "pulled": found, or made in the store (app/demo.c), never fetched. */
+static int pull_builtin(const char *cmd, dl_ctx *c, const char *ref, bool quiet,
+                        app_pulled *out)
+{
+    dl_resolved r;
+    out->builtin = true;
+    if (dl_resolve(c, ref, false, &r) == DL_OK) {   /* no network for built-in entries */
+        out->already = true;
+        for (size_t i = 0; i < r.n_files; i++)
+            out->already = out->already && r.files[i].present;
+        dl_resolved_free(&r);
+    }
+    char *path = NULL;
+    int rc = app_builtin_path(cmd, c, ref, quiet, &path);
+    if (rc)
+        return rc;
+    r = (dl_resolved){ .n_files = 1, .files = &(dl_file){ .path = path } };
+    rc = fill_pulled(cmd, &r, out);
+    free(path);
+    if (rc)
+        app_pulled_free(out);
+    return rc;
+}
+
 int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled *out)
 {
     memset(out, 0, sizeof *out);
+    if (app_is_builtin_ref(c, ref))
+        return pull_builtin(cmd, c, ref, quiet, out);
     struct sigaction old;
     catch_sigint(c, &old); /* resolving may fetch a file listing: Ctrl-C works there too */
     dl_resolved r;
@@ -306,6 +332,8 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
         rc = app_fail(cmd, "%s: %s (nor is it a model reference: a catalog name such as "
                       "qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT] or a URL; see sizeup catalog)",
                       ref, strerror(ENOENT));
+    else if (app_is_builtin_ref(c, ref))   /* the demo: no network, made on first use */
+        rc = app_builtin_path(cmd, c, ref, false, path_out);
     else
         rc = locate_or_pull(cmd, c, ref, path_out);
     dl_ref_free(&r);

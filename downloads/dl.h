@@ -73,6 +73,11 @@ void dl_set_cacert(dl_ctx *c, const char *pem_path);     /* overrides CURL_CA_BU
 void dl_set_hf_endpoint(dl_ctx *c, const char *base_url);
 void dl_set_hf_token(dl_ctx *c, const char *token);
 void dl_set_catalog_path(dl_ctx *c, const char *path);
+/* The folder of the built-in demo models (catalog entries marked builtin); NULL: SIZEUP_BUILTIN,
+ * else searched as the catalog is (dl_catalog_load), with "builtin" for "catalog.json". */
+void dl_set_builtin_dir(dl_ctx *c, const char *dir);
+/* That folder, found now, into buf (returned); NULL with a message naming the places tried. */
+const char *dl_builtin_dir(dl_ctx *c, char *buf, size_t buflen);
 /* Transient failures are retried max_retries times, waiting backoff_ms, then twice that, ...
  * (defaults 5 and 1000). A transfer slower than low_speed_bps for low_speed_s seconds is a
  * transient failure (defaults 1024 B/s for 30 s). connect_s: connect timeout (default 15). */
@@ -162,6 +167,9 @@ typedef struct dl_file {
     char *sha256_hex;        /* expected SHA-256 or NULL */
     bool present;            /* already complete on disk, at the size its record says */
     bool damaged;            /* on disk with a record, but another size: not present */
+    char *made_from;         /* a file sizeup makes itself rather than downloads (url is NULL):
+                              * the built-in file it is made from, with the quantizer, as the
+                              * quant of dl_resolved says; NULL for every other file */
 } dl_file;
 
 typedef struct dl_resolved {
@@ -170,19 +178,24 @@ typedef struct dl_resolved {
     char *quant;             /* quant chosen ("Q4_K_M") or NULL when unknown */
     size_t n_files;          /* > 1 for split GGUFs, in part order */
     dl_file *files;
+    bool builtin;            /* a built-in demo model: its files are in the built-in folder
+                              * (dl_builtin_dir) or made into STORE/builtin/; never fetched */
 } dl_resolved;
 /* Turn a reference into the files to fetch: a catalog entry's file per quant; an HF repository's
  * file listing ({endpoint}/api/models/OWNER/REPO/tree/main?recursive=true) filtered by quant
  * (default Q4_K_M; the message lists the quants there when the one asked for is missing); the
  * other parts of a split GGUF; resolve URLs {endpoint}/OWNER/REPO/resolve/main/PATH. Local
  * references resolve without the network; others need it only when not already in the store
- * (offline=true: never touch the network, DL_ERR_NOT_FOUND if not stored).
+ * (offline=true: never touch the network, DL_ERR_NOT_FOUND if not stored). Built-in
+ * entries never touch the network; a file made_from another is present once made and recorded
+ * (dl_store_record_made).
  * Free with dl_resolved_free (NULL-safe). */
 dl_status dl_resolve(dl_ctx *c, const char *ref, bool offline, dl_resolved *out);
 void dl_resolved_free(dl_resolved *r);
 
 /* Resolve and fetch every file of ref; *path_out (caller frees) is the local path of the first
- * file (the one to open). A local reference returns its own path. */
+ * file (the one to open). A local reference returns its own path. A built-in file that is
+ * made, not fetched, and not made yet is DL_ERR_NOT_FOUND: the caller makes it (app/). */
 dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out);
 /* The local path for ref if it is a local file or complete in the store, without the network;
  * DL_ERR_NOT_FOUND otherwise, DL_ERR_DAMAGED when a file is there at another size than its
@@ -210,6 +223,8 @@ typedef struct dl_cat_file {
     const char *file;        /* path inside the repository */
     uint64_t size;           /* bytes (approximate where the catalog says so) */
     const char *sha256_hex;  /* or NULL */
+    const char *made_from;   /* built-in entries: the built-in file this one is made from on
+                              * first use ("made_from" in the catalog), else NULL */
 } dl_cat_file;
 
 typedef struct dl_cat_entry {
@@ -221,12 +236,15 @@ typedef struct dl_cat_entry {
     const char *repo;        /* "OWNER/REPO" */
     const char *default_quant;
     const char *description; /* one line, may be NULL */
+    bool builtin;            /* shipped with sizeup ("builtin": true): its files are in the
+                              * built-in folder, or made from one into STORE/builtin/ */
     size_t n_files;
     const dl_cat_file *files;
 } dl_cat_entry;
 /* Load the catalog (SIZEUP_CATALOG, dl_set_catalog_path, else the installed file
  * PREFIX/share/sizeup/catalog.json next to the binary's ../share, else downloads/catalog.json in
- * the source tree). Entries are borrowed until dl_close. */
+ * the source tree beside the binary's folder, else in the current folder). Entries are borrowed
+ * until dl_close. */
 dl_status dl_catalog_load(dl_ctx *c);
 size_t dl_catalog_count(const dl_ctx *c);
 const dl_cat_entry *dl_catalog_entry(const dl_ctx *c, size_t i);
@@ -255,6 +273,21 @@ void dl_stored_free(dl_stored *list, size_t n);
 /* The same facts for one file of the store (as dl_pull left it): *out is a list of one,
  * freed with dl_stored_free(*out, 1). DL_ERR_NOT_FOUND when path is not a file there. */
 dl_status dl_store_stat(dl_ctx *c, const char *path, dl_stored **out);
+/* Record path, a file under the store that sizeup made itself (the built-in demo's Q4_0), the
+ * way dl_fetch_file records a download: path.json with its size, SHA-256, `source` (the
+ * reference that makes it again, "demo:babyllama-q4") as its URL, and "verified": "none".
+ * Call it only once the file is complete and in place: from then on it is present. */
+dl_status dl_store_record_made(dl_ctx *c, const char *path, const char *source);
+/* Writes a whole file to tmp (it exists, empty); 0, or nonzero when it could not (the caller
+ * keeps its own message). */
+typedef int (*dl_make_fn)(const char *tmp, void *user);
+/* Make path, a file under the store that sizeup produces itself: creates its folder (no link
+ * below the store followed), calls write_fn() on a fresh temporary name in that folder, flushes
+ * it to disk, renames it to path and records it (dl_store_record_made). A failure at any point
+ * leaves nothing under path that counts as present. DL_ERR_IO with "PATH could not be made"
+ * when write_fn() failed. */
+dl_status dl_store_make(dl_ctx *c, const char *path, const char *source, dl_make_fn write_fn,
+                        void *user);
 /* Bytes in unfinished parts under the store (shown by `sizeup list`). */
 uint64_t dl_store_partial_bytes(dl_ctx *c);
 /* Remove what ref names from the store: the file(s), record(s), part and sidecar. *removed gets

@@ -19,6 +19,7 @@ struct dl_ctx {
     char *hf_endpoint;       /* base URL without trailing slash */
     char *hf_token;          /* or NULL */
     char *catalog_path;      /* explicit catalog file or NULL (search the default places) */
+    char *builtin_dir;       /* explicit built-in models folder or NULL (search, as above) */
     int max_retries;
     long backoff_ms;
     long low_speed_bps, low_speed_s;
@@ -40,6 +41,19 @@ void dl_catalog_free(struct dl_catalog *cat);
 char *dl_strdup(const char *s);
 /* a followed by b in a new string (caller frees), or NULL when out of memory. */
 char *dl_concat(const char *a, const char *b);
+
+/* ---- data installed with the program (dl_ctx.c) ---- */
+
+/* Find NAME, a data file (want_dir false) or folder installed with the program: override when
+ * set (a setting or environment variable: then nothing else is tried), else in order
+ *   BINDIR/../share/sizeup/NAME   installed (make install), BINDIR from /proc/self/exe
+ *   BINDIR/../downloads/NAME      the source tree, for build/sizeup
+ *   downloads/NAME                the current folder, for a binary run from the source tree
+ * The catalog and the built-in models share this one search, so they are always found
+ * together. Returns true with the path in found; else false with the places tried, comma
+ * separated, in tried (for the message). */
+bool dl_data_find(const char *override, const char *name, bool want_dir, char *found,
+                  size_t found_len, char *tried, size_t tried_len);
 
 /* ---- the store's records and folders (dl_store.c) ---- */
 

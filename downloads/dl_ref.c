@@ -344,6 +344,7 @@ void dl_resolved_free(dl_resolved *r)
         free(r->files[i].path);
         free(r->files[i].rel_name);
         free(r->files[i].sha256_hex);
+        free(r->files[i].made_from);
     }
     free(r->files);
     free(r->repo);
@@ -467,6 +468,35 @@ static void entry_quants(const dl_cat_entry *e, char *buf, size_t buflen)
     }
 }
 
+/* A file of a built-in entry: a shipped one is read from the built-in folder and is present
+ * when it has the size the catalog gives (a changed copy is not used); a made one lives at
+ * STORE/builtin/FILE and is present, like a download, once it and its record are there. */
+static dl_status add_builtin_file(dl_ctx *c, dl_resolved *out, const dl_cat_file *f)
+{
+    char dir[PATH_MAX];
+    if (!dl_builtin_dir(c, dir, sizeof dir))
+        return DL_ERR_NOT_FOUND;
+    char *path = f->made_from ? dl_strfmt("%s/builtin/%s", dl_store_dir(c), f->file)
+                              : dl_strfmt("%s/%s", dir, f->file);
+    char *from = f->made_from ? dl_strfmt("%s/%s", dir, f->made_from) : NULL;
+    dl_status st = path && (from || !f->made_from)
+                       ? add_file(c, out, NULL, path, f->file, f->made_from ? 0 : f->size,
+                                  f->sha256_hex)
+                       : oom(c, f->file);
+    if (!st) {
+        dl_file *d = &out->files[out->n_files - 1];
+        struct stat sb;
+        if (!f->made_from)
+            d->present = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+                         (uint64_t)sb.st_size == f->size;
+        d->made_from = from;
+        from = NULL;
+    }
+    free(path);
+    free(from);
+    return st;
+}
+
 static dl_status resolve_catalog(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
 {
     dl_status st = dl_catalog_load(c);
@@ -484,8 +514,11 @@ static dl_status resolve_catalog(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
         chosen = f->quant;
         /* An estimated size would fail verification: let the server's length decide. */
         bool approx = dl_catalog_size_approx(c, f);
-        st = add_repo_file(c, out, e->repo, f->file, approx ? 0 : f->size, f->sha256_hex);
+        st = e->builtin ? add_builtin_file(c, out, f)
+                        : add_repo_file(c, out, e->repo, f->file, approx ? 0 : f->size,
+                                        f->sha256_hex);
     }
+    out->builtin = e->builtin;
     if (st)
         return st;
     if (!chosen) {
@@ -1024,7 +1057,12 @@ dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out)
         const dl_file *f = &r.files[i];
         dl_expect exp = { f->size, f->sha256_hex };
         pp.part = (int)i + 1;
-        if (!f->present && r.kind != DL_REF_LOCAL)
+        if (!f->present && r.kind != DL_REF_LOCAL && !f->url)   /* built-in: nothing to fetch */
+            st = dl_fail(c, DL_ERR_NOT_FOUND, f->made_from
+                             ? "%s: %s is made by sizeup from the built-in %s, not downloaded"
+                             : "%s: the built-in file %s is missing or changed; reinstall "
+                               "sizeup%s", ref, f->path, f->made_from ? f->made_from : "");
+        else if (!f->present && r.kind != DL_REF_LOCAL)
             st = dl_fetch_file(c, f->url, f->path, &exp);
     }
     if (pp.fn)
@@ -1044,7 +1082,8 @@ dl_status dl_locate(dl_ctx *c, const char *ref, char **path_out)
         return st;
     /* Best effort: a record that cannot be rewritten only loses the time `sizeup list` shows. */
     for (size_t i = 0; r.kind != DL_REF_LOCAL && i < r.n_files; i++)
-        dl_record_touch(r.files[i].path);
+        if (dl_store_rel(c, r.files[i].path))   /* never the built-in folder's files */
+            dl_record_touch(r.files[i].path);
     if (!(*path_out = strdup(r.files[0].path)))
         st = oom(c, ref);
     dl_resolved_free(&r);
@@ -1129,8 +1168,9 @@ static dl_status named_paths(dl_ctx *c, const dl_ref *ref, path_list *out)
 {
     dl_resolved r;
     dl_status st = dl_resolve_ref(c, ref, false, &r);
+    /* A built-in entry's shipped files are not the store's to delete; what it made there is. */
     for (size_t i = 0; !st && i < r.n_files; i++)
-        if (!paths_add(out, strdup(r.files[i].path)))
+        if (dl_store_rel(c, r.files[i].path) && !paths_add(out, strdup(r.files[i].path)))
             st = oom(c, ref->text);
     dl_resolved_free(&r);
     return st;

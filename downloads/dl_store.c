@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -498,4 +499,100 @@ uint64_t dl_store_partial_bytes(dl_ctx *c)
     if (c->store_dir)
         walk(c->store_dir, "", 0, sum_part, &total);
     return total;
+}
+
+/* ---- files sizeup made itself ---- */
+
+/* The SHA-256 of the file open on fd, as 64 hex digits into hex. */
+static bool sha256_fd(int fd, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char buf[65536], sum[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (ssize_t k; ok && (k = read(fd, buf, sizeof buf)) != 0;)
+        ok = k > 0 && EVP_DigestUpdate(md, buf, (size_t)k) == 1;
+    ok = ok && EVP_DigestFinal_ex(md, sum, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; ok && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+    return ok;
+}
+
+dl_status dl_store_record_made(dl_ctx *c, const char *path, const char *source)
+{
+    dl_status st = dl_store_check_path(c, path);
+    if (st)
+        return st;
+    if (!dl_store_rel(c, path))
+        return dl_fail(c, DL_ERR_ARG, "%s is not in the model store (%s)", path,
+                       dl_store_dir(c));
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat sb;
+    char hex[65];
+    if (fd < 0 || fstat(fd, &sb) != 0 || !sha256_fd(fd, hex)) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return dl_fail(c, DL_ERR_IO, "cannot read %s: %s", path, strerror(e));
+    }
+    close(fd);
+    int64_t now = (int64_t)time(NULL);
+    dl_record r = { .url = (char *)source, .sha256 = hex, .size = (uint64_t)sb.st_size,
+                    .pulled_at = now, .last_used = now, .verified = DL_VERIFIED_NONE };
+    if (dl_record_write(path, &r) != 0)
+        return dl_fail(c, DL_ERR_IO, "cannot write the record %s.json: %s", path,
+                       strerror(errno));
+    return DL_OK;
+}
+
+/* Flush what was written under path (a file or a folder) to the disk. */
+static int sync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* The file is written under a fresh name of its own (mkstemp), flushed, and only then renamed
+ * to path and recorded: a crash leaves no half file under the final name, and a file there
+ * without its record (a crash between the two) is not present, so it is made again. Two
+ * processes making it at once write separate temporary files; the last rename wins. */
+dl_status dl_store_make(dl_ctx *c, const char *path, const char *source, dl_make_fn write_fn,
+                        void *user)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX];
+    const char *base = dl_name_base(path);
+    if (!dl_store_rel(c, path) || base == path ||
+        snprintf(dir, sizeof dir, "%.*s", (int)(base - path - 1), path) >= (int)sizeof dir ||
+        snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, base) >= (int)sizeof tmp)
+        return dl_fail(c, DL_ERR_ARG, "%s is not a file path in the model store (%s)", path,
+                       dl_store_dir(c));
+    dl_status st = dl_store_check_path(c, path);
+    if (st)
+        return st;
+    if (dl_mkdir_parents(dir) != 0)
+        return dl_fail(c, DL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    if ((st = dl_store_check_path(c, path)))   /* again: a link may have appeared meanwhile */
+        return st;
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return dl_fail(c, DL_ERR_IO, "cannot create a file in %s: %s", dir, strerror(errno));
+    close(fd);
+    if (write_fn(tmp, user) != 0) {
+        unlink(tmp);
+        return dl_fail(c, DL_ERR_IO, "%s could not be made", path);
+    }
+    if (sync_path(tmp, 0) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return dl_fail(c, DL_ERR_IO, "cannot put %s in place: %s", path, strerror(e));
+    }
+    sync_path(dir, O_DIRECTORY);   /* best effort: the record below is the commit point */
+    return dl_store_record_made(c, path, source);
 }
