@@ -571,7 +571,9 @@ gguf_status gguf_open(const char *path, gguf_file **out, char *err, size_t errle
 {
     char msg[512];
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a device that waits) is refused below instead of blocking in
+     * open() until some writer appears; regular files and mmap do not notice the flag. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(msg, sizeof msg, "%s: %s", path, strerror(errno));

@@ -195,9 +195,10 @@ gguf_status gguf_writer_remove_kv(gguf_writer *w, const char *key);
 gguf_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                                    uint32_t n_dims, const uint64_t *ne, const void *data);
 
-/* Write the file to path: into a new temp file beside it (PATH.XXXXXX.tmp, created with
- * O_EXCL, so an existing file or symlink of that name is never opened or lost, and concurrent
- * writers never share one), fsync, then rename over path. On any failure the temp file is
+/* Write the file to path: into a new temp file beside it (PATH.XXXXXX.tmp, with the start of
+ * PATH's name only when the whole would pass NAME_MAX; created with O_EXCL, so an existing
+ * file or symlink of that name is never opened or lost, and concurrent writers never share
+ * one), fsync, then rename over path. On any failure the temp file is
  * removed and path is untouched. A symlink at path itself is replaced, not followed. */
 gguf_status gguf_writer_write(gguf_writer *w, const char *path);
 /* gguf_writer_write with flags: GGUF_WRITE_NO_REPLACE fails (GGUF_ERR_IO, nothing changed)
