@@ -138,7 +138,12 @@ static void qlog(const quant_out *q, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(q->log, fmt, ap);
     va_end(ap);
-    fflush(q->log);
+    /* stdout through app_stdout_ok, which keeps a failed flush's errno for the exit message
+     * (a plain fflush would lose it: the next flush of the emptied buffer succeeds) */
+    if (q->log == stdout)
+        app_stdout_ok();
+    else
+        fflush(q->log);
 }
 
 /* Decode t row by row and encode each row as `type` into a new buffer (*out, caller frees).
