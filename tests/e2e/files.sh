@@ -2,7 +2,8 @@
 # What `quantize` and `gen-model` do to the files around their output: a symlink or a file of
 # the user's at OUT.tmp is left alone (the write goes through a fresh O_EXCL temp file), two
 # runs to one OUT give a valid file, OUT that is IN (by name, symlink or hard link) is refused,
-# an existing OUT needs --force, a device / FIFO / folder is refused before any work, a K-type
+# an existing OUT needs --force, a device / FIFO / folder, a missing or read-only folder is
+# refused before any work, a 255-byte OUT name is written, a K-type
 # quantization of rows that are not whole 256-value blocks falls back per tensor and labels the
 # file with the type it really holds, and gen-model --seed changes the weights (and only the
 # seed does). Every step prints PASS or FAIL; the script exits 1 when any step failed.
@@ -119,6 +120,27 @@ check "2j OUT a directory is refused before any work" \
 run quantize in.gguf no/such/folder/x.gguf Q8_0
 check "2k OUT in a missing folder is refused before any work" \
     eval '[ "$rc" != 0 ] && grep -q "no/such/folder" err && no_work_done'
+# A folder OUT cannot be created in: said before the work, not after it (gen-model on a 1B
+# shape takes minutes). Root ignores a mode of 555, so as root a read-only tmpfs is used.
+mkdir ro
+if [ "$(id -u)" = 0 ]; then
+    mount -t tmpfs -o ro,size=64k tmpfs ro 2>/dev/null && ro_ok=1 || ro_ok=0
+else
+    chmod 555 ro && ro_ok=1
+fi
+if [ "$ro_ok" = 1 ]; then
+    run quantize in.gguf ro/x.gguf Q8_0
+    check "2m OUT in a read-only folder is refused before any work, naming the folder" \
+        eval '[ "$rc" != 0 ] && grep -q "ro/x.gguf" err && no_work_done && [ ! -e ro/x.gguf ]'
+    [ "$(id -u)" = 0 ] && umount ro
+else
+    echo "SKIP: 2m (root, and no read-only tmpfs could be mounted)"
+fi
+# The longest name a file may have: the temp name beside it must still fit.
+long=$(printf 'n%.0s' $(seq 1 250)).gguf
+run quantize in.gguf "$long" Q8_0
+check "2n OUT with a 255-byte name is written" eval '[ "$rc" = 0 ] && valid_gguf "$long"'
+rm -f "$long"
 check "2l no temp file is left after the refusals" no_temp_left
 
 restore_in
