@@ -18,7 +18,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PKGS := make gcc clang pkg-config libncurses-dev libreadline-dev libcurl4-openssl-dev \
             libvulkan-dev glslc libcmocka-dev libpcre2-dev libssl-dev libjansson-dev \
             mesa-vulkan-drivers vulkan-validationlayers libclang-rt-14-dev tmux \
-            nginx openssl
+            nginx openssl jq
 
 PKGS        := ncursesw readline libcurl vulkan libpcre2-8 libcrypto jansson
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -138,7 +138,7 @@ check-fixtures:
 # naming the test instead of stalling CI: TERM at the limit, KILL 10 s later.
 VALIDATE_ENV := VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation SIZEUP_VK_VALIDATE=1
 VALIDATE_TESTS := $(filter test_vk test_vk_ops test_vk_matmul test_model,$(TEST_SRC:tests/%.c=%))
-TEST_TIMEOUT       ?= 600
+TEST_TIMEOUT       ?= 300
 TEST_TIMEOUT_SCALE ?= 1
 run-tests: build-tests check-fixtures
 	@pass=0; fail=0; failed=""; limit=$$(( $(TEST_TIMEOUT) * $(TEST_TIMEOUT_SCALE) )); \
@@ -169,7 +169,7 @@ ASAN_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 asan: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan CFLAGS="-O1 -g" \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" build-tests
-	@$(ASAN_ENV) $(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" TEST_TIMEOUT_SCALE=3 \
+	@$(ASAN_ENV) $(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" TEST_TIMEOUT_SCALE=2 \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" run-tests
 
 # ---- fuzzing (libFuzzer, clang) ----
