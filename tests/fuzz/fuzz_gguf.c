@@ -98,12 +98,15 @@ static void round_trip(const gguf_file *f)
     if (!w)
         return;
     bool ok = true; /* general.alignment, when present, is copied and sets the layout */
-    for (int64_t i = 0; ok && i < gguf_kv_count(f); i++)
-        ok = gguf_writer_copy_kv(w, f, i) == GGUF_OK;
+    for (int64_t i = 0; ok && i < gguf_kv_count(f); i++) {
+        gguf_str k = gguf_kv_key(f, i);
+        /* a key with a NUL byte is one the writer's C-string keys cannot express */
+        ok = !(k.len && memchr(k.ptr, 0, k.len)) && gguf_writer_copy_kv(w, f, i) == GGUF_OK;
+    }
     for (int64_t i = 0; ok && i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         char name[256];
-        if (t->name.len >= sizeof name || memchr(t->name.ptr, 0, t->name.len))
+        if (t->name.len >= sizeof name || (t->name.len && memchr(t->name.ptr, 0, t->name.len)))
             ok = false; /* a name the writer's C-string API cannot express */
         else {
             snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
