@@ -512,7 +512,7 @@ static void test_random_mutations(void **state)
     uint8_t *orig = read_file(fixture_path("models/stories260K.gguf"), &len);
     size_t hdr = 16384 < len ? 16384 : len;
     uint8_t *p = malloc(len);
-    unsigned seed = 12345, accepted = 0;
+    unsigned seed = (unsigned)random_seed("test_gguf random mutations"), accepted = 0;
     for (int iter = 0; iter < 3000; iter++) {
         memcpy(p, orig, len);
         int flips = 1 + rand_r(&seed) % 8;

@@ -5,7 +5,7 @@
  * quantizers by error bounds on fresh random data and by reproducing llama-quantize's bytes for
  * BabyLlama; the dot product against dequantize-then-dot; and every fixture model's tensors by
  * their statistics (a wrong layout scrambles them loudly). Random data is fresh each run; the
- * seed is printed, and SIZEUP_SEED=N repeats a run.
+ * seed is printed, and SIZEUP_TEST_SEED=N repeats a run.
  */
 #include "tests/testutil.h"
 
@@ -26,11 +26,7 @@ static uint64_t rng_state;
 
 static void rng_seed(void)
 {
-    const char *s = getenv("SIZEUP_SEED");
-    rng_state = s && *s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
-    if (!rng_state)
-        rng_state = 1;
-    print_message("random seed %llu (SIZEUP_SEED to repeat)\n", (unsigned long long)rng_state);
+    rng_state = random_seed("test_quant");
 }
 
 static uint64_t rng_next(void)

@@ -77,11 +77,7 @@ static void check_validation(void)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *s = getenv("SIZEUP_TEST_SEED");
-    uint64_t seed = s && *s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
-    g_rng = seed;
-    printf("[ vk_ops ] seed %llu (SIZEUP_TEST_SEED=%llu repeats this run)\n",
-           (unsigned long long)seed, (unsigned long long)seed);
+    g_rng = random_seed("test_vk_ops");
     char err[1024] = "";
     vk_open_opts opts;
     memset(&opts, 0, sizeof opts);
