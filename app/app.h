@@ -21,6 +21,7 @@ int app_cmd_pull(int argc, char **argv);
 int app_cmd_list(int argc, char **argv);
 int app_cmd_rm(int argc, char **argv);
 int app_cmd_catalog(int argc, char **argv);
+int app_cmd_perplexity(int argc, char **argv);
 
 /* Fixture-free helpers shared by commands. */
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */
@@ -37,6 +38,10 @@ int app_device_index(const char *cmd, const char *flag_value, int *out);
  * or 1 after one line naming the path and the reason. Pass GGUF_WRITE_NO_REPLACE to the writer
  * when force is false. */
 int app_check_output(const char *cmd, const char *out, const char *in, bool force);
+
+/* Read the whole file at path ('-': standard input) into *text (NUL-terminated, caller frees),
+ * *len bytes. Returns 0, or 1 after one line naming the file. */
+int app_read_text(const char *cmd, const char *path, char **text, size_t *len);
 
 /* "292.8K", "135.0M", "1.24B": parameter counts the way model names spell them. Returns buf. */
 const char *app_fmt_count(uint64_t n, char *buf, size_t len);
