@@ -367,11 +367,12 @@ static int run_prompt(app_cmp *c, int p, uint64_t *rng)
     if (!rc && app_sched_run(c->mode, n, c->reps, p == 0, rng, run_job, &x,
                              c->spans + c->n_spans)) {
         rc = 1;
+        bool said = false;
         for (int j = 0; j < n; j++)
             if (errs[j])
-                app_fail(CMD, "%s: %s", c->models[j].ref, errs[j]);
-        if (!errs[0] && n && !rc)
-            app_fail(CMD, "could not start a thread per model");
+                said = app_fail(CMD, "%s: %s", c->models[j].ref, errs[j]);
+        if (!said)
+            app_fail(CMD, "could not start a thread per model (or out of memory)");
     }
     if (!rc)
         c->n_spans += (size_t)c->reps * (size_t)n;

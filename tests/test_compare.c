@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include "app/app.h"
+#include "app/compare.h"
 #include "app/sched.h"
 #include "engine/gguf.h"
 
@@ -275,6 +276,38 @@ static void test_mode_names(void **state)
     assert_string_equal(app_sched_mode_name(APP_SCHED_CONCURRENT), "concurrent");
 }
 
+/* The TUI's size view rows: per model, the medians over prompts, the mode, bits per byte only
+ * when measured. Built from a hand-made comparison. */
+static void test_size_rows(void **state)
+{
+    (void)state;
+    app_cmp_model models[2] = { { .n_params = 100, .quant = "Q4_0", .mem_weights = 10,
+                                  .mem_kv = 5, .mem_scratch = 1, .has_ppl = true },
+                                { .n_params = 400, .quant = "F32" } };
+    snprintf(models[0].name, sizeof models[0].name, "a");
+    snprintf(models[1].name, sizeof models[1].name, "b");
+    models[0].ppl.bits_per_byte = 1.25;
+    app_cmp_cell cells[6] = { 0 }; /* 3 prompts x 2 models */
+    for (int p = 0; p < 3; p++)
+        for (int j = 0; j < 2; j++) {
+            cells[p * 2 + j].tg.median = 10.0 * (j + 1) + p;       /* a: 10 11 12, b: 20 21 22 */
+            cells[p * 2 + j].pp.median = 100.0 * (j + 1) + 3 * p;
+            cells[p * 2 + j].ttft.median = (p == 2) ? 50 : 5;     /* median 5 */
+        }
+    app_cmp c = { .mode = APP_SCHED_CONCURRENT, .n_models = 2, .n_prompts = 3, .models = models,
+                  .cells = cells };
+    app_size_row r[2];
+    app_cmp_size_rows(&c, r);
+    assert_string_equal(r[0].name, "a");
+    assert_string_equal(r[0].quant, "Q4_0");
+    assert_string_equal(r[1].mode, "concurrent");
+    assert_true(r[0].tg_tps == 11 && r[1].tg_tps == 21);
+    assert_true(r[0].pp_tps == 103 && r[1].pp_tps == 203);
+    assert_true(r[0].ttft_ms == 5);
+    assert_int_equal(r[0].mem_bytes, 16);
+    assert_true(r[0].bits_per_byte == 1.25 && r[1].bits_per_byte < 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -296,6 +329,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mode_names),
+        cmocka_unit_test(test_size_rows),
         cmocka_unit_test(test_fair_serialises),
         cmocka_unit_test(test_concurrent_overlaps),
         cmocka_unit_test(test_reports_are_well_formed),
