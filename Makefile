@@ -18,7 +18,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 DEB_PKGS := make gcc clang pkg-config libncurses-dev libreadline-dev libcurl4-openssl-dev \
             libvulkan-dev glslc libcmocka-dev libpcre2-dev libssl-dev libjansson-dev \
             mesa-vulkan-drivers vulkan-validationlayers libclang-rt-14-dev tmux \
-            nginx openssl
+            nginx openssl jq
 
 PKGS        := ncursesw readline libcurl vulkan libpcre2-8 libcrypto jansson
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
