@@ -21,6 +21,8 @@ int app_cmd_pull(int argc, char **argv);
 int app_cmd_list(int argc, char **argv);
 int app_cmd_rm(int argc, char **argv);
 int app_cmd_catalog(int argc, char **argv);
+int app_cmd_perplexity(int argc, char **argv);
+int app_cmd_compare(int argc, char **argv);
 
 /* Fixture-free helpers shared by commands. */
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */
@@ -54,6 +56,10 @@ int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
  * Returns 0, or 1 after "sizeup CMD: WHAT PATH: problem". */
 int app_read_input(const char *cmd, const char *what, const char *path, size_t max, char **buf,
                    size_t *len);
+/* app_read_input up to APP_MAX_INPUT for text (a prompt, a perplexity text): a NUL byte is
+ * refused with its offset rather than silently cutting the text there, which every C string
+ * after this point would do. Returns 0, or 1 after one line. */
+int app_read_text(const char *cmd, const char *what, const char *path, char **text, size_t *len);
 
 /* Flushes stdout; false once any write to it has failed (the first error is kept for
  * app_stdout_close). Long output (generation) checks it to stop instead of running on. */

@@ -265,22 +265,10 @@ static int generate(eng_session *s, const run_opts *o, const char *const *stops,
     return 0;
 }
 
-/* The prompt of -f: text, so a NUL byte is refused (with where it is) rather than cutting the
- * prompt short there, which is what every C string after this point would do. */
 static int read_prompt_file(const char *path, char **out)
 {
     size_t len;
-    int rc = app_read_input(CMD, "-f", path, APP_MAX_INPUT, out, &len);
-    if (rc)
-        return rc;
-    const char *nul = memchr(*out, 0, len);
-    if (nul) {
-        rc = app_fail(CMD, "-f %s: NUL byte at offset %zu; the prompt must be text", path,
-                      (size_t)(nul - *out));
-        free(*out);
-        *out = NULL;
-    }
-    return rc;
+    return app_read_text(CMD, "-f", path, out, &len);
 }
 
 /* ---- chat ---- */
