@@ -530,7 +530,7 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
 double eng_session_read_bandwidth(eng_session *s)
 {
     if (s->vk)
-        return eng_vk_read_gbps(s->vk);
+        return eng_vk_read_gbps(eng_vk_model_of(s->vk));
     int nt = s->o.n_threads;
     if (nt <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);

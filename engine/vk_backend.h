@@ -42,9 +42,11 @@ bool eng_vk_decode_argmax(eng_vk *v, int32_t token, int pos, int32_t *next);
 bool eng_vk_last_logits(eng_vk *v, float *logits);
 void eng_vk_kv_shift(eng_vk *v, int p0, int p1, int n_past);
 uint64_t eng_vk_kv_bytes(const eng_vk *v);
-/* Streaming-read bandwidth of the device in GB/s, measured with a read kernel (bench). */
-double eng_vk_read_gbps(eng_vk *v);
 uint64_t eng_vk_scratch_bytes(const eng_vk *v);
+/* The model a context was made for (borrowed). */
+eng_vk_model *eng_vk_model_of(const eng_vk *v);
+/* Streaming-read bandwidth of the model's device in GB/s, measured with a read kernel (bench). */
+double eng_vk_read_gbps(eng_vk_model *vm);
 
 /* Validation-layer messages (warnings and errors) on the shared device context so far, with
  * the first one; 0 unless validation is on (SIZEUP_VK_VALIDATE=1). For tests. */

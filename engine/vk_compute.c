@@ -1,10 +1,10 @@
-/* Minimal compute path: host-visible storage buffers and one-shot kernel dispatches.
+/* Buffers, kernels and one-shot kernel dispatches.
  *
- * Enough for the device self-check and for op tests against the CPU reference: every buffer
- * is host-visible and host-coherent (the spec guarantees such a memory type exists), so upload
- * and download are memcpy on a persistent mapping, and every vk_kernel_run records, submits
- * and waits. The real forward pass wants device-local weights, staging copies and recorded
- * command buffers replayed per token; that belongs in its own file, not here.
+ * Buffers are host-visible and coherent (vk_buffer_create: per-token inputs and read-backs,
+ * tests) or device-local (vk_buffer_create_device: weights, caches, activations), the latter
+ * mapped when the device shares memory with the host and otherwise reached through staging
+ * copies. vk_kernel_run records, submits and waits, for the self-check, the op tests and the
+ * bandwidth benchmark; the forward pass records sequences instead (vk_seq.c).
  */
 #include <stdlib.h>
 #include <string.h>

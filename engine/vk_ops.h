@@ -7,8 +7,10 @@
  *   - activations are float32 storage buffers addressed in elements: every operand has an
  *     offset (so one buffer can hold several tensors, and a matrix split in row ranges can be
  *     addressed piece by piece) and a stride between tokens (rows of a batch);
- *   - weights are raw GGUF tensor bytes in storage buffers read as 32-bit words (blocks are not
- *     4-byte aligned: Q8_0 blocks are 34 bytes), each buffer at most maxStorageBufferRange;
+ *   - weights are rows as vk_mm_pack_rows writes them: GGUF's own block bytes, or for the
+ *     types with an RGBA32 texel kernel on CPU devices, rows repacked so each block's quants are
+ *     whole 16-byte texels; read as 32-bit words or texels (GGUF blocks are not 4-byte aligned:
+ *     Q8_0 blocks are 34 bytes), each buffer at most maxStorageBufferRange;
  *   - the KV cache is f16, two values per 32-bit word, (n_ctx, width) per layer;
  *   - values that change per token (position, context length) are read from a small uint
  *     "step" buffer, not from push constants, so a recorded decode step can be replayed:
