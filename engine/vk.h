@@ -164,7 +164,11 @@ vk_status vk_ctx_open(const vk_open_opts *opts, vk_ctx **out, char *err, size_t 
  * first. NULL is a no-op. */
 void vk_ctx_close(vk_ctx *ctx);
 
-/* Detail of the last failure on this ctx ("" when none); borrowed until the next call. */
+/* Detail of the last failing vk_* call made by the calling thread ("" when none): sessions on
+ * several threads share one ctx, so the message is kept per thread, never on the ctx, and one
+ * thread's failure cannot overwrite the message another is about to read. Copy it right after
+ * the failing call, on the same thread. Valid until the thread's next failing call or its exit.
+ * ctx is not read (NULL gives "no Vulkan context", for callers whose open failed). */
 const char *vk_ctx_errmsg(const vk_ctx *ctx);
 
 /* Version of the loader (vkEnumerateInstanceVersion). */

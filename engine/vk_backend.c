@@ -15,61 +15,103 @@
 #include "engine/vk_ops.h"
 #include "engine/vk_push.h"
 
-/* ---- the process-wide device ---- */
+/* ---- the process's devices ---- */
+
+/* One context per device a model asked for, opened on first use and kept until the process
+ * ends: its kernels took a second or more each to create on lavapipe, and the next model (a
+ * comparison opens several one after another) reuses them. A model asking for another device
+ * than an earlier one gets that device, never silently the open one. */
+#define VK_MAX_DEVICES 8
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
-static vk_ctx *dev_ctx;
-static vk_ops *dev_ops;
-static int dev_users;
+static struct {
+    uint32_t index; /* vk_ctx_choice(ctx)->index */
+    vk_ctx *ctx;
+    vk_ops *ops;
+} devs[VK_MAX_DEVICES];
+static int n_devs;
+static int auto_dev = -1; /* the slot the automatic choice (index < 0) resolved to */
 
-static bool device_acquire(int index, char *err, size_t errlen)
+static int find_dev(uint32_t index)
 {
-    pthread_mutex_lock(&dev_lock);
-    bool ok = true;
-    if (!dev_ctx) {
-        vk_open_opts o = { 0 };
-        if (index >= 0) {
-            o.has_device_index = 1;
-            o.device_index = (uint32_t)index;
-            o.device_origin = "--device";
-        }
-        char e[512];
-        vk_status st = vk_ctx_open(&o, &dev_ctx, e, sizeof e);
-        if (!st)
-            st = vk_ctx_start_device(dev_ctx);
-        if (!st)
-            st = vk_ops_new(dev_ctx, &dev_ops);
-        if (st) {
-            snprintf(err, errlen, "Vulkan: %s", dev_ctx ? vk_ctx_errmsg(dev_ctx) : e);
-            vk_ops_free(dev_ops);
-            vk_ctx_close(dev_ctx);
-            dev_ops = NULL;
-            dev_ctx = NULL;
-            ok = false;
-        }
-    }
-    if (ok)
-        dev_users++;
-    pthread_mutex_unlock(&dev_lock);
-    return ok;
+    for (int i = 0; i < n_devs; i++)
+        if (devs[i].index == index)
+            return i;
+    return -1;
 }
 
-/* The context stays open when its last model goes: its pipelines took seconds to compile on
- * lavapipe (an LLVM build per kernel), and the next model (a comparison opens several one after
- * another) reuses them. It lives until the process ends. */
-static void device_release(void)
+/* Opens a context for device `index` (< 0: the automatic choice) and its kernel set. Caller
+ * holds dev_lock. Returns the slot, or -1 with the reason in err. */
+static int open_dev(int index, char *err, size_t errlen)
+{
+    vk_open_opts o = { 0 };
+    if (index >= 0) {
+        o.has_device_index = 1;
+        o.device_index = (uint32_t)index;
+        o.device_origin = "--device";
+    }
+    char e[512];
+    vk_ctx *ctx = NULL;
+    vk_ops *ops = NULL;
+    vk_status st = vk_ctx_open(&o, &ctx, e, sizeof e);
+    if (st) {
+        snprintf(err, errlen, "Vulkan: %s", e);
+        return -1;
+    }
+    uint32_t chosen = vk_ctx_choice(ctx)->index;
+    int i = find_dev(chosen);
+    if (i >= 0) { /* the automatic choice is a device already open */
+        vk_ctx_close(ctx);
+        return i;
+    }
+    if (n_devs == VK_MAX_DEVICES) {
+        snprintf(err, errlen, "Vulkan: device %u would be the %d-th open device; at most %d",
+                 chosen, VK_MAX_DEVICES + 1, VK_MAX_DEVICES);
+        vk_ctx_close(ctx);
+        return -1;
+    }
+    st = vk_ctx_start_device(ctx);
+    if (!st)
+        st = vk_ops_new(ctx, &ops);
+    if (st) {
+        snprintf(err, errlen, "Vulkan: %s", vk_ctx_errmsg(ctx));
+        vk_ctx_close(ctx);
+        return -1;
+    }
+    devs[n_devs].index = chosen;
+    devs[n_devs].ctx = ctx;
+    devs[n_devs].ops = ops;
+    return n_devs++;
+}
+
+static bool device_acquire(int index, vk_ctx **ctx, vk_ops **ops, char *err, size_t errlen)
 {
     pthread_mutex_lock(&dev_lock);
-    dev_users--;
+    int i = index < 0 ? auto_dev : find_dev((uint32_t)index);
+    if (i < 0)
+        i = open_dev(index, err, errlen);
+    if (i >= 0 && index < 0)
+        auto_dev = i;
+    if (i >= 0) {
+        *ctx = devs[i].ctx;
+        *ops = devs[i].ops;
+    }
     pthread_mutex_unlock(&dev_lock);
+    return i >= 0;
 }
 
 unsigned eng_vk_validation_messages(const char **first)
 {
-    pthread_mutex_lock(&dev_lock);
-    unsigned n = dev_ctx ? vk_ctx_validation_count(dev_ctx) : 0;
+    unsigned n = 0;
     if (first)
-        *first = dev_ctx && n ? vk_ctx_validation_first(dev_ctx) : "";
+        *first = "";
+    pthread_mutex_lock(&dev_lock);
+    for (int i = 0; i < n_devs; i++) {
+        unsigned k = vk_ctx_validation_count(devs[i].ctx);
+        if (first && k && !n)
+            *first = vk_ctx_validation_first(devs[i].ctx);
+        n += k;
+    }
     pthread_mutex_unlock(&dev_lock);
     return n;
 }
@@ -86,19 +128,26 @@ static void w_free(vk_w *w)
 /* Rows [r, r + n) of src into buf in the layout the matrix kernels read (vk_mm_pack_rows),
  * through a bounded bounce buffer. */
 static bool w_pack_upload(eng_vk_model *vm, vk_buffer *buf, const eng_weight *src, int64_t r,
-                          int64_t n, uint64_t out_row)
+                          int64_t n, uint64_t out_row, char *err, size_t errlen)
 {
     uint32_t K = (uint32_t)src->ne0;
     int64_t piece = (int64_t)((16u << 20) / out_row);
     piece = piece < 1 ? 1 : piece;
-    uint8_t *tmp = malloc((size_t)((n < piece ? n : piece) * out_row));
-    bool ok = tmp != NULL;
+    size_t tmp_bytes = (size_t)((n < piece ? n : piece) * out_row);
+    uint8_t *tmp = malloc(tmp_bytes);
+    if (!tmp) {
+        snprintf(err, errlen, "out of memory for a %zu-byte upload buffer", tmp_bytes);
+        return false;
+    }
+    bool ok = true;
     for (int64_t i = 0; ok && i < n; i += piece) {
         int64_t k = n - i < piece ? n - i : piece;
         vk_mm_pack_rows(vm->ops, src->type, K, (uint32_t)k,
                         src->data + (size_t)(r + i) * src->row_bytes, tmp);
         ok = !vk_buffer_upload(buf, (uint64_t)i * out_row, tmp, (uint64_t)k * out_row);
     }
+    if (!ok)
+        snprintf(err, errlen, "%s", vk_ctx_errmsg(vm->ctx));
     free(tmp);
     return ok;
 }
@@ -124,15 +173,20 @@ static bool w_upload(eng_vk_model *vm, vk_w *dst, const eng_weight *src, char *e
         int i = dst->n;
         uint64_t bytes = (uint64_t)n * out_row;
         /* word-aligned size: shaders read 32-bit words past a block's last byte */
-        if (vk_buffer_create_device(vm->ctx, (bytes + 3) & ~3ull, &dst->buf[i]) ||
-            !w_pack_upload(vm, dst->buf[i], src, r, n, out_row)) {
+        char why[400];
+        if (vk_buffer_create_device(vm->ctx, (bytes + 3) & ~3ull, &dst->buf[i])) {
             snprintf(err, errlen, "uploading '%.*s': %s", (int)src->t->name.len,
                      src->t->name.ptr, vk_ctx_errmsg(vm->ctx));
             return false;
         }
         dst->row0[i] = (uint32_t)r;
         dst->rows[i] = (uint32_t)n;
-        dst->n++;
+        dst->n++; /* counted now, so eng_vk_model_free frees it if the copy fails */
+        if (!w_pack_upload(vm, dst->buf[i], src, r, n, out_row, why, sizeof why)) {
+            snprintf(err, errlen, "uploading '%.*s': %s", (int)src->t->name.len,
+                     src->t->name.ptr, why);
+            return false;
+        }
         vm->bytes += bytes;
     }
     return true;
@@ -153,8 +207,6 @@ void eng_vk_model_free(eng_vk_model *vm)
     w_free(&vm->rope_freqs);
     w_free(&vm->rope_short);
     w_free(&vm->rope_long);
-    if (vm->ctx)
-        device_release();
     free(vm);
 }
 
@@ -195,8 +247,10 @@ static bool upload_layers(eng_vk_model *vm, char *err, size_t errlen)
 {
     const eng_model *m = vm->m;
     vm->layers = calloc(m->hp.n_layer, sizeof *vm->layers);
-    if (!vm->layers)
+    if (!vm->layers) {
+        snprintf(err, errlen, "out of memory for %u layers' weight handles", m->hp.n_layer);
         return false;
+    }
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const eng_layer *L = &m->layers[l];
         vk_layer_w *V = &vm->layers[l];
@@ -218,15 +272,15 @@ bool eng_vk_model_new(const eng_model *m, int device_index, eng_vk_model **out, 
 {
     *out = NULL;
     eng_vk_model *vm = calloc(1, sizeof *vm);
-    if (!vm || !device_acquire(device_index, err, errlen)) {
-        if (vm)
-            snprintf(vm->device, 1, "%s", "");
+    if (!vm) {
+        snprintf(err, errlen, "out of memory for the Vulkan model");
+        return false;
+    }
+    if (!device_acquire(device_index, &vm->ctx, &vm->ops, err, errlen)) {
         free(vm);
         return false;
     }
     vm->m = m;
-    vm->ctx = dev_ctx;
-    vm->ops = dev_ops;
     const vk_device_info *d = vk_ctx_device_info(vm->ctx, vk_ctx_choice(vm->ctx)->index);
     snprintf(vm->device, sizeof vm->device, "%s (%s)", d->name,
              vk_device_is_lavapipe(d) ? "lavapipe, CPU" : vk_device_type_str(d->type));
@@ -244,6 +298,7 @@ bool eng_vk_model_new(const eng_model *m, int device_index, eng_vk_model **out, 
 }
 
 const char *eng_vk_model_device(const eng_vk_model *vm) { return vm->device; }
+uint32_t eng_vk_model_device_index(const eng_vk_model *vm) { return vk_ctx_choice(vm->ctx)->index; }
 uint64_t eng_vk_model_weight_bytes(const eng_vk_model *vm) { return vm->bytes; }
 
 /* ---- device read bandwidth ---- */

@@ -150,7 +150,7 @@ static vk_status buffer_create(vk_ctx *ctx, uint64_t size, int device, vk_buffer
     return VK_STATUS_OK;
 fail:
     vk_buffer_free(b);
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out)
@@ -246,7 +246,7 @@ static vk_status staged_copy(vk_ctx *ctx, VkBuffer src, uint64_t src_off, VkBuff
     VK_TRY(ctx->fn.WaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, RUN_TIMEOUT_NS));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 #define STAGING_CHUNK (64ull << 20)
@@ -391,7 +391,7 @@ static vk_status create_layouts(vk_ctx *ctx, vk_kernel *k)
     VK_TRY(ctx->fn.AllocateDescriptorSets(ctx->dev, &sai, &k->set));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 static vk_status create_pipeline(vk_ctx *ctx, vk_kernel *k, const vk_shader_blob *blob,
@@ -421,7 +421,7 @@ static vk_status create_pipeline(vk_ctx *ctx, vk_kernel *k, const vk_shader_blob
     VK_TRY(ctx->fn.CreateComputePipelines(ctx->dev, VK_NULL_HANDLE, 1, &ci, NULL, &k->pipeline));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_kernel_create(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
@@ -542,7 +542,7 @@ static vk_status record_and_submit(vk_kernel *k, vk_buffer *const *bufs, const v
     VK_TRY(ctx->fn.WaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, RUN_TIMEOUT_NS));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_kernel_run(vk_kernel *k, vk_buffer *const *bufs, const void *push,

@@ -86,8 +86,10 @@ eng_vk *eng_vk_new(eng_vk_model *vm, uint32_t n_ctx, char *err, size_t errlen)
 {
     const eng_hparams *hp = &vm->m->hp;
     eng_vk *v = calloc(1, sizeof *v);
-    if (!v)
+    if (!v) {
+        snprintf(err, errlen, "out of memory for a Vulkan context");
         return NULL;
+    }
     v->vm = vm;
     v->n_ctx = n_ctx;
     v->batch = VK_BATCH;
@@ -288,8 +290,10 @@ static bool stage_inputs(eng_vk *v, const int32_t *tokens, uint32_t n, uint32_t 
     const eng_model *m = v->vm->m;
     uint32_t d = m->hp.n_embd;
     float *row = malloc((size_t)d * sizeof *row);
-    if (!row)
+    if (!row) {
+        snprintf(v->err, sizeof v->err, "out of memory for an embedding row");
         return false;
+    }
     bool ok = true;
     for (uint32_t t = 0; t < n && ok; t++) {
         int32_t id = tokens[t] >= 0 && (uint32_t)tokens[t] < m->hp.n_vocab ? tokens[t] : 0;
@@ -299,7 +303,11 @@ static bool stage_inputs(eng_vk *v, const int32_t *tokens, uint32_t n, uint32_t 
     }
     free(row);
     uint32_t step[4] = { pos, n, 0, 0 };
-    return ok && !vk_buffer_upload(v->step, 0, step, sizeof step);
+    if (!ok || vk_buffer_upload(v->step, 0, step, sizeof step)) {
+        snprintf(v->err, sizeof v->err, "%s", vk_ctx_errmsg(v->vm->ctx));
+        return false;
+    }
+    return true;
 }
 
 /* The recorded sequence for a batch of n (the decode one is kept for n = 1). */
@@ -325,49 +333,64 @@ bool eng_vk_decode(eng_vk *v, const int32_t *tokens, int n, int pos, float *logi
                    bool all_logits)
 {
     uint32_t nv = v->vm->m->hp.n_vocab;
-    if (n <= 0 || pos < 0 || (uint64_t)pos + (uint64_t)n > v->n_ctx)
+    if (n <= 0 || pos < 0 || (uint64_t)pos + (uint64_t)n > v->n_ctx) {
+        snprintf(v->err, sizeof v->err, "decode of %d tokens at position %d: the context holds "
+                 "%u positions", n, pos, v->n_ctx);
         return false;
+    }
     uint32_t chunk = all_logits ? v->logit_rows : v->batch;
     for (uint32_t done = 0; done < (uint32_t)n; done += chunk) {
         uint32_t c = (uint32_t)n - done < chunk ? (uint32_t)n - done : chunk;
         bool last = done + c == (uint32_t)n;
-        vk_seq *s = sequence_for(v, c, all_logits);
-        if (!s || !stage_inputs(v, tokens + done, c, (uint32_t)pos + done) || vk_seq_submit(s)) {
-            if (s)
-                snprintf(v->err, sizeof v->err, "%s", vk_ctx_errmsg(v->vm->ctx));
+        vk_seq *s = sequence_for(v, c, all_logits); /* sets v->err when it fails */
+        if (!s || !stage_inputs(v, tokens + done, c, (uint32_t)pos + done))
+            return false;
+        vk_status st = vk_seq_submit(s);
+        if (!st && all_logits)
+            st = vk_buffer_download(v->logits, 0, logits + (size_t)done * nv, (uint64_t)c * nv * 4);
+        else if (!st && last && logits)
+            st = vk_buffer_download(v->logits, 0, logits, (uint64_t)nv * 4);
+        if (st) {
+            snprintf(v->err, sizeof v->err, "%s", vk_ctx_errmsg(v->vm->ctx));
             return false;
         }
-        if (all_logits)
-            vk_buffer_download(v->logits, 0, logits + (size_t)done * nv, (uint64_t)c * nv * 4);
-        else if (last && logits)
-            vk_buffer_download(v->logits, 0, logits, (uint64_t)nv * 4);
     }
     return true;
 }
 
 bool eng_vk_decode_argmax(eng_vk *v, int32_t token, int pos, int32_t *next)
 {
-    if (pos < 0 || (uint32_t)pos >= v->n_ctx)
+    if (pos < 0 || (uint32_t)pos >= v->n_ctx) {
+        snprintf(v->err, sizeof v->err, "decode at position %d: the context holds %u positions",
+                 pos, v->n_ctx);
         return false;
+    }
     vk_seq *s = sequence_for(v, 1, false);
     uint32_t id;
-    if (!s || !stage_inputs(v, &token, 1, (uint32_t)pos) || vk_seq_submit(s) ||
-        vk_buffer_download(v->amax, 0, &id, 4))
+    if (!s || !stage_inputs(v, &token, 1, (uint32_t)pos))
         return false;
+    if (vk_seq_submit(s) || vk_buffer_download(v->amax, 0, &id, 4)) {
+        snprintf(v->err, sizeof v->err, "%s", vk_ctx_errmsg(v->vm->ctx));
+        return false;
+    }
     *next = (int32_t)id;
     return true;
 }
 
 bool eng_vk_last_logits(eng_vk *v, float *logits)
 {
-    return !vk_buffer_download(v->logits, 0, logits, (uint64_t)v->vm->m->hp.n_vocab * 4);
+    if (vk_buffer_download(v->logits, 0, logits, (uint64_t)v->vm->m->hp.n_vocab * 4)) {
+        snprintf(v->err, sizeof v->err, "%s", vk_ctx_errmsg(v->vm->ctx));
+        return false;
+    }
+    return true;
 }
 
 /* The caches are device-local buffers (mapped on devices that share memory with the host,
  * reached through staging copies elsewhere): read each layer's back, shift it on the host with
  * the CPU reference's code and write it again. Rare (a full context), so simplicity wins over
  * a shift kernel. */
-void eng_vk_kv_shift(eng_vk *v, int p0, int p1, int n_past)
+bool eng_vk_kv_shift(eng_vk *v, int p0, int p1, int n_past)
 {
     const eng_hparams *hp = &v->vm->m->hp;
     size_t kb = (size_t)v->n_ctx * hp->n_head_kv * hp->head_dim * 2;
@@ -375,19 +398,25 @@ void eng_vk_kv_shift(eng_vk *v, int p0, int p1, int n_past)
     uint16_t *K = malloc(kb), *V = malloc(vb);
     float *inv = malloc((hp->n_rot / 2 + 1) * sizeof *inv);
     float *tmp = malloc((size_t)hp->n_head_kv * hp->head_dim * sizeof *tmp);
-    if (K && V && inv && tmp) {
+    bool ok = K && V && inv && tmp;
+    if (!ok)
+        snprintf(v->err, sizeof v->err, "out of memory for a context shift (%zu bytes of cache "
+                 "per layer)", kb + vb);
+    if (ok)
         eng_rope_inv(v->vm->m, v->n_ctx, inv);
-        for (uint32_t l = 0; l < hp->n_layer; l++) {
-            vk_buffer_download(v->kc[l], 0, K, kb);
-            vk_buffer_download(v->vc[l], 0, V, vb);
+    for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
+        ok = !vk_buffer_download(v->kc[l], 0, K, kb) && !vk_buffer_download(v->vc[l], 0, V, vb);
+        if (ok)
             eng_kv_shift_layer(hp, inv, K, V, p0, p1, n_past, tmp);
-            vk_buffer_upload(v->kc[l], 0, K, kb);
-            vk_buffer_upload(v->vc[l], 0, V, vb);
-        }
+        ok = ok && !vk_buffer_upload(v->kc[l], 0, K, kb) && !vk_buffer_upload(v->vc[l], 0, V, vb);
+        if (!ok) /* the cache is now partly shifted: the session must start over */
+            snprintf(v->err, sizeof v->err, "context shift, layer %u: %s", l,
+                     vk_ctx_errmsg(v->vm->ctx));
     }
     free(tmp);
     free(inv);
     free(V);
     free(K);
+    return ok;
 }
 

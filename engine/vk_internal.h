@@ -91,8 +91,6 @@ struct vk_ctx {
     VkFence fence;
     pthread_mutex_t submit_lock;
 
-    vk_status status; /* of the last failure, for VK_TRY's `return ctx->status` paths */
-    char err[1024];
 };
 
 /* Buffers and kernels (vk_compute.c), shared with recorded sequences (vk_seq.c). */
@@ -128,13 +126,17 @@ void vk_kernel_writes(const vk_kernel *k, vk_buffer *const *bufs, VkDescriptorSe
  * name, with the binding in *index. */
 const char *vk_kernel_missing_view(const vk_kernel *k, vk_buffer *const *bufs, uint32_t *index);
 
-/* Records status + message on ctx and returns the status. */
+/* Records status + message for the calling thread (vk_ctx_errmsg says why not on ctx) and
+ * returns the status. */
 vk_status vk_set_error(vk_ctx *ctx, vk_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Records a failing VkResult: "EXPR failed: VK_ERROR_... (file:line)". Out-of-memory results
  * map to VK_STATUS_NO_MEMORY, the rest to VK_STATUS_VULKAN. Returns the status. */
 vk_status vk_set_result(vk_ctx *ctx, const char *expr, VkResult r, const char *file, int line);
+
+/* The status of the calling thread's last failure, for VK_TRY's `fail:` paths. */
+vk_status vk_last_status(void);
 
 /* "VK_ERROR_OUT_OF_DEVICE_MEMORY", ...: static strings. */
 const char *vk_result_str(VkResult r);

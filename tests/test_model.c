@@ -282,6 +282,41 @@ static void test_greedy_texts_vulkan(void **state)
     assert_no_validation_messages();
 }
 
+/* A model's weights live on one device: a session asking for another device index is refused
+ * with both named (the model was put on the automatic choice first), never handed the device
+ * that is open. An index no device has names the count. */
+static void test_vulkan_other_device(void **state)
+{
+    (void)state;
+    eng_model *m;
+    char err[512];
+    assert_int_equal(eng_model_open(fixture_path("models/stories260K.gguf"), &m, err, sizeof err),
+                     ENG_OK);
+    eng_session_opts so = eng_session_defaults();
+    so.backend = ENG_BACKEND_VULKAN;
+    eng_session *a, *b = NULL;
+    assert_int_equal(eng_session_new(m, &so, &a, err, sizeof err), ENG_OK);
+    eng_stats st;
+    eng_session_stats(a, &st);
+    so.device = 7; /* no machine this runs on has eight Vulkan devices */
+    err[0] = 0;
+    assert_int_equal(eng_session_new(m, &so, &b, err, sizeof err), ENG_ERR_BACKEND);
+    assert_null(b);
+    if (!strstr(err, "device 7") || !strstr(err, "device 0"))
+        fail_msg("the refusal should name both devices: %s", err);
+    eng_session_free(a);
+    eng_model_close(m);
+    /* a fresh model asking for that index gets the probe's answer, naming the device count */
+    assert_int_equal(eng_model_open(fixture_path("models/stories260K.gguf"), &m, err, sizeof err),
+                     ENG_OK);
+    err[0] = 0;
+    assert_int_equal(eng_session_new(m, &so, &b, err, sizeof err), ENG_ERR_BACKEND);
+    if (!strstr(err, "7"))
+        fail_msg("the error should name the device asked for: %s", err);
+    eng_model_close(m);
+    assert_no_validation_messages();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_greedy_texts_cpu),
         cmocka_unit_test(test_reference_logits_vulkan),
         cmocka_unit_test(test_greedy_texts_vulkan),
+        cmocka_unit_test(test_vulkan_other_device),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -403,6 +404,50 @@ static void test_compute_argument_errors(void **state)
     close_clean(ctx);
 }
 
+/* Two threads failing on one ctx at the same time each read their own message: the detail
+ * is kept per thread, not on the shared ctx (where one would overwrite the other's between
+ * its failing call and its read). */
+typedef struct err_thread {
+    vk_ctx *ctx;
+    int which;     /* 0: buffer too big; 1: unknown shader */
+    int mismatches;
+} err_thread;
+
+static void *fail_repeatedly(void *arg)
+{
+    err_thread *t = arg;
+    const vk_device_info *d = vk_ctx_device_info(t->ctx, vk_ctx_choice(t->ctx)->index);
+    for (int i = 0; i < 20000; i++) {
+        vk_buffer *b;
+        vk_kernel *k;
+        if (t->which == 0)
+            vk_buffer_create(t->ctx, d->max_storage_buffer_range + 1, &b);
+        else
+            vk_kernel_create(t->ctx, "no_such_shader", 1, 0, NULL, 0, &k);
+        const char *want = t->which == 0 ? "maxStorageBufferRange" : "no_such_shader";
+        if (!strstr(vk_ctx_errmsg(t->ctx), want))
+            t->mismatches++;
+    }
+    return NULL;
+}
+
+static void test_errors_per_thread(void **state)
+{
+    (void)state;
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    err_thread t[2] = { { ctx, 0, 0 }, { ctx, 1, 0 } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fail_repeatedly, &t[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    if (t[0].mismatches || t[1].mismatches)
+        fail_msg("a thread read the other's message: %d and %d times in 20000", t[0].mismatches,
+                 t[1].mismatches);
+    close_clean(ctx);
+}
+
 /* ---- validation ---- */
 
 typedef struct msg_log {
@@ -571,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_selfcheck_shader_matches_cpu),
         cmocka_unit_test(test_compute_argument_errors),
+        cmocka_unit_test(test_errors_per_thread),
         cmocka_unit_test(test_staged_transfers),
         cmocka_unit_test(test_validation_selfcheck_silent),
         cmocka_unit_test(test_validation_layer_is_live),
