@@ -210,11 +210,14 @@ void eng_vk_model_free(eng_vk_model *vm)
     free(vm);
 }
 
-/* Every matrix type needs a kernel, and the whole model must fit the device's memory. */
-static bool check_fit(eng_vk_model *vm, char *err, size_t errlen)
+/* Every matrix type needs a kernel, and the whole model must fit the device's memory. Notes
+ * the kernels the model will use in *need. */
+static bool check_fit(eng_vk_model *vm, vk_ops_need *need, char *err, size_t errlen)
 {
     const eng_model *m = vm->m;
     const vk_device_info *d = vk_ctx_device_info(vm->ctx, vk_ctx_choice(vm->ctx)->index);
+    *need = (vk_ops_need){ .n_head = m->hp.n_head, .n_head_kv = m->hp.n_head_kv,
+                           .head_dim = m->hp.head_dim, .head_dim_v = m->hp.head_dim_v };
     for (uint32_t l = 0; l < m->hp.n_layer; l++) {
         const eng_weight *ws[] = { &m->layers[l].wq, &m->layers[l].wk, &m->layers[l].wv,
             &m->layers[l].wqkv, &m->layers[l].wo, &m->layers[l].w_gate, &m->layers[l].w_up,
@@ -225,6 +228,8 @@ static bool check_fit(eng_vk_model *vm, char *err, size_t errlen)
                          "compute yet (use --backend cpu)", (int)ws[i]->t->name.len,
                          ws[i]->t->name.ptr, gguf_type_get(ws[i]->type)->name);
                 return false;
+            } else if (ws[i]->t) {
+                need->types[ws[i]->type] = true;
             }
     }
     uint64_t avail = 0;
@@ -267,6 +272,24 @@ static bool upload_layers(eng_vk_model *vm, char *err, size_t errlen)
     return true;
 }
 
+/* The model's kernels (vk_ops_prepare), on a thread of their own beside the upload. */
+typedef struct kernels_job {
+    eng_vk_model *vm;
+    vk_ops_need need;
+    pthread_t thread;
+    vk_status st;
+    char err[512]; /* the message is per thread: this one's, for the caller */
+} kernels_job;
+
+static void *make_kernels(void *arg)
+{
+    kernels_job *kj = arg;
+    kj->st = vk_ops_prepare(kj->vm->ops, &kj->need);
+    if (kj->st)
+        snprintf(kj->err, sizeof kj->err, "%s", vk_ctx_errmsg(kj->vm->ctx));
+    return NULL;
+}
+
 bool eng_vk_model_new(const eng_model *m, int device_index, eng_vk_model **out, char *err,
                       size_t errlen)
 {
@@ -284,17 +307,32 @@ bool eng_vk_model_new(const eng_model *m, int device_index, eng_vk_model **out, 
     const vk_device_info *d = vk_ctx_device_info(vm->ctx, vk_ctx_choice(vm->ctx)->index);
     snprintf(vm->device, sizeof vm->device, "%s (%s)", d->name,
              vk_device_is_lavapipe(d) ? "lavapipe, CPU" : vk_device_type_str(d->type));
-    if (!check_fit(vm, err, errlen) || !upload_layers(vm, err, errlen) ||
-        !w_upload(vm, &vm->output_norm, &m->output_norm, err, errlen) ||
-        !w_upload(vm, &vm->output, &m->output, err, errlen) ||
-        !w_upload(vm, &vm->rope_freqs, &m->rope_freqs, err, errlen) ||
-        !w_upload(vm, &vm->rope_short, &m->rope_short, err, errlen) ||
-        !w_upload(vm, &vm->rope_long, &m->rope_long, err, errlen)) {
-        eng_vk_model_free(vm);
-        return false;
-    }
+    kernels_job kj = { .vm = vm };
+    if (!check_fit(vm, &kj.need, err, errlen))
+        goto fail;
+    /* The kernels are made while the weights upload: both are CPU work on lavapipe, and the
+     * kernels alone take most of a small model's start. Without a thread, one after the
+     * other. */
+    bool threaded = !pthread_create(&kj.thread, NULL, make_kernels, &kj);
+    if (!threaded)
+        make_kernels(&kj);
+    bool up = upload_layers(vm, err, errlen) &&
+              w_upload(vm, &vm->output_norm, &m->output_norm, err, errlen) &&
+              w_upload(vm, &vm->output, &m->output, err, errlen) &&
+              w_upload(vm, &vm->rope_freqs, &m->rope_freqs, err, errlen) &&
+              w_upload(vm, &vm->rope_short, &m->rope_short, err, errlen) &&
+              w_upload(vm, &vm->rope_long, &m->rope_long, err, errlen);
+    if (threaded)
+        pthread_join(kj.thread, NULL);
+    if (kj.st) /* a model that cannot run here says so, whatever else failed */
+        snprintf(err, errlen, "Vulkan kernels for this model: %s", kj.err);
+    if (kj.st || !up)
+        goto fail;
     *out = vm;
     return true;
+fail:
+    eng_vk_model_free(vm);
+    return false;
 }
 
 const char *eng_vk_model_device(const eng_vk_model *vm) { return vm->device; }
