@@ -40,6 +40,17 @@ static int find_dev(uint32_t index)
     return -1;
 }
 
+/* $XDG_CACHE_HOME/sizeup, else ~/.cache/sizeup (where downloads keep models too); 0 when
+ * neither variable is set, or the path does not fit. */
+static int cache_dir(char *out, size_t len)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int n = xdg && *xdg == '/' ? snprintf(out, len, "%s/sizeup", xdg)
+            : home && *home   ? snprintf(out, len, "%s/.cache/sizeup", home)
+                              : -1;
+    return n > 0 && (size_t)n < len;
+}
+
 /* Opens a context for device `index` (< 0: the automatic choice) and its kernel set. Caller
  * holds dev_lock. Returns the slot, or -1 with the reason in err. */
 static int open_dev(int index, char *err, size_t errlen)
@@ -73,6 +84,9 @@ static int open_dev(int index, char *err, size_t errlen)
     st = vk_ctx_start_device(ctx);
     if (!st)
         st = vk_ops_new(ctx, &ops);
+    char dir[4096];
+    if (!st && cache_dir(dir, sizeof dir))
+        vk_ctx_pipeline_cache_open(ctx, dir); /* without it, kernels are made uncached */
     if (st) {
         snprintf(err, errlen, "Vulkan: %s", vk_ctx_errmsg(ctx));
         vk_ctx_close(ctx);
@@ -287,6 +301,8 @@ static void *make_kernels(void *arg)
     kj->st = vk_ops_prepare(kj->vm->ops, &kj->need);
     if (kj->st)
         snprintf(kj->err, sizeof kj->err, "%s", vk_ctx_errmsg(kj->vm->ctx));
+    else /* ignored when it fails: the next start just compiles again */
+        vk_ctx_pipeline_cache_save(kj->vm->ctx);
     return NULL;
 }
 

@@ -418,7 +418,7 @@ static vk_status create_pipeline(vk_ctx *ctx, vk_kernel *k, const vk_shader_blob
         },
         .layout = k->layout,
     };
-    VK_TRY(ctx->fn.CreateComputePipelines(ctx->dev, VK_NULL_HANDLE, 1, &ci, NULL, &k->pipeline));
+    VK_TRY(ctx->fn.CreateComputePipelines(ctx->dev, ctx->pcache, 1, &ci, NULL, &k->pipeline));
     return VK_STATUS_OK;
 fail:
     return vk_last_status();

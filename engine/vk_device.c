@@ -372,6 +372,7 @@ vk_status vk_ctx_open(const vk_open_opts *opts, vk_ctx **out, char *err, size_t 
     }
     atomic_init(&ctx->n_validation, 0);
     pthread_mutex_init(&ctx->submit_lock, NULL);
+    pthread_mutex_init(&ctx->pcache_lock, NULL);
     const char *env = getenv("SIZEUP_VK_VALIDATE");
     ctx->validate = opts->validate || (env && !strcmp(env, "1"));
     ctx->on_validation = opts->on_validation;
@@ -409,6 +410,9 @@ static void stop_device(vk_ctx *ctx)
         ctx->fn.DeviceWaitIdle(ctx->dev);
     if (ctx->fence)
         ctx->fn.DestroyFence(ctx->dev, ctx->fence, NULL);
+    if (ctx->pcache)
+        ctx->fn.DestroyPipelineCache(ctx->dev, ctx->pcache, NULL);
+    ctx->pcache = VK_NULL_HANDLE;
     if (ctx->cmd_pool) /* frees ctx->cmd with it */
         ctx->fn.DestroyCommandPool(ctx->dev, ctx->cmd_pool, NULL);
     ctx->fn.DestroyDevice(ctx->dev, NULL);
@@ -432,6 +436,7 @@ void vk_ctx_close(vk_ctx *ctx)
     if (ctx->lib)
         dlclose(ctx->lib);
     pthread_mutex_destroy(&ctx->submit_lock);
+    pthread_mutex_destroy(&ctx->pcache_lock);
     free(ctx);
 }
 

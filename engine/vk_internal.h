@@ -46,7 +46,8 @@
     X(BeginCommandBuffer) X(EndCommandBuffer) X(CmdBindPipeline) X(CmdBindDescriptorSets)    \
     X(CmdPushConstants) X(CmdDispatch) X(CmdPipelineBarrier) X(CreateFence) X(DestroyFence)  \
     X(ResetFences) X(WaitForFences) X(ResetDescriptorPool) X(CmdCopyBuffer) X(FreeCommandBuffers)  \
-    X(CreateBufferView) X(DestroyBufferView)
+    X(CreateBufferView) X(DestroyBufferView) X(CreatePipelineCache) X(DestroyPipelineCache) \
+    X(GetPipelineCacheData)
 
 #define VK_FN_FIELD(name) PFN_vk##name name;
 typedef struct vk_fns {
@@ -90,6 +91,12 @@ struct vk_ctx {
     VkCommandBuffer cmd; /* one at a time, guarded by submit_lock */
     VkFence fence;
     pthread_mutex_t submit_lock;
+
+    /* pipeline cache (vk_cache.c): every kernel is created through it once opened */
+    VkPipelineCache pcache;   /* VK_NULL_HANDLE until vk_ctx_pipeline_cache_open */
+    char pcache_path[4096];   /* the file it is saved to */
+    size_t pcache_saved;      /* bytes in the file as loaded or last saved; 0: none usable */
+    pthread_mutex_t pcache_lock; /* one save at a time */
 
 };
 
