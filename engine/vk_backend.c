@@ -203,6 +203,9 @@ static bool w_upload(eng_vk_model *vm, vk_w *dst, const eng_weight *src, char *e
         }
         vm->bytes += bytes;
     }
+    /* the device has its copy: the file's pages would count the weights twice in RSS (on
+     * lavapipe, where device memory is host memory, twice in fact) */
+    gguf_release_pages(vm->m->file, src->data, (size_t)src->ne1 * src->row_bytes);
     return true;
 }
 
