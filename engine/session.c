@@ -481,12 +481,17 @@ static eng_stop_reason gen_loop(gen_state *g)
 }
 
 /* Logits left on the device by the greedy path, fetched when something needs them. */
-static void fetch_device_logits(eng_session *s)
+static bool fetch_device_logits(eng_session *s)
 {
-    if (s->logits_on_device && eng_vk_last_logits(s->vk, s->logits)) {
-        s->have_logits = true;
-        s->logits_on_device = false;
+    if (!s->logits_on_device)
+        return true;
+    if (!eng_vk_last_logits(s->vk, s->logits)) {
+        snprintf(s->err, sizeof s->err, "Vulkan: %s", eng_vk_errmsg(s->vk));
+        return false;
     }
+    s->have_logits = true;
+    s->logits_on_device = false;
+    return true;
 }
 
 eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_token_fn fn,
@@ -494,7 +499,8 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
 {
     static const eng_generate_opts none = { 0 };
     *why = ENG_STOP_NONE;
-    fetch_device_logits(s);
+    if (!fetch_device_logits(s))
+        return ENG_ERR_BACKEND;
     if (!s->have_logits || s->unfed >= 0) {
         /* nothing fed since the last generate: continue from the token it ended on */
         if (s->unfed < 0) {
