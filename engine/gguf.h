@@ -95,6 +95,13 @@ gguf_status gguf_open_buffer(const void *data, size_t size, const char *what,
 void gguf_close(gguf_file *f);
 
 uint32_t gguf_version(const gguf_file *f);
+
+/* Gives back the memory of bytes [p, p + n) of a file opened with gguf_open, widened to whole
+ * pages: a copy of them lives elsewhere now (on a Vulkan device). Safe whatever reads them
+ * later: the mapping is private and read-only, so a later read faults the page in again from
+ * the file (a CPU session of the same model just pays that once). No-op for a file opened from
+ * a caller's buffer, or a range outside the mapping. */
+void gguf_release_pages(const gguf_file *f, const void *p, size_t n);
 uint64_t gguf_file_size(const gguf_file *f);
 uint32_t gguf_alignment(const gguf_file *f);
 uint64_t gguf_data_offset(const gguf_file *f);  /* file offset of the tensor data section */

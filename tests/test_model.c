@@ -9,7 +9,11 @@
 #include <jansson.h>
 #include <math.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "engine/engine.h"
+#include "engine/vk.h"
 #include "engine/vk_backend.h"
 
 typedef struct diff {
@@ -282,13 +286,108 @@ static void test_greedy_texts_vulkan(void **state)
     assert_no_validation_messages();
 }
 
+/* A model's weights live on one device: a session asking for another device index is refused
+ * with both named (the model was put on the automatic choice first), never handed the device
+ * that is open. An index no device has names the count. */
+static void test_vulkan_other_device(void **state)
+{
+    (void)state;
+    eng_model *m;
+    char err[512];
+    assert_int_equal(eng_model_open(fixture_path("models/stories260K.gguf"), &m, err, sizeof err),
+                     ENG_OK);
+    eng_session_opts so = eng_session_defaults();
+    so.backend = ENG_BACKEND_VULKAN;
+    eng_session *a, *b = NULL;
+    assert_int_equal(eng_session_new(m, &so, &a, err, sizeof err), ENG_OK);
+    eng_stats st;
+    eng_session_stats(a, &st);
+    so.device = 7; /* no machine this runs on has eight Vulkan devices */
+    err[0] = 0;
+    assert_int_equal(eng_session_new(m, &so, &b, err, sizeof err), ENG_ERR_BACKEND);
+    assert_null(b);
+    if (!strstr(err, "device 7") || !strstr(err, "device 0"))
+        fail_msg("the refusal should name both devices: %s", err);
+    eng_session_free(a);
+    eng_model_close(m);
+    /* a fresh model asking for that index gets the probe's answer, naming the device count */
+    assert_int_equal(eng_model_open(fixture_path("models/stories260K.gguf"), &m, err, sizeof err),
+                     ENG_OK);
+    err[0] = 0;
+    assert_int_equal(eng_session_new(m, &so, &b, err, sizeof err), ENG_ERR_BACKEND);
+    if (!strstr(err, "7"))
+        fail_msg("the error should name the device asked for: %s", err);
+    eng_model_close(m);
+    assert_no_validation_messages();
+}
+
+/* The Vulkan tests run with a corrupt pipeline cache file where the backend looks for one
+ * ($XDG_CACHE_HOME/sizeup): the models must still match their references, and the file must
+ * come out replaced by a valid cache of this device. */
+static char cache_home[] = "/tmp/sizeup-model-cache-XXXXXX";
+static char cache_file[4200];
+static vk_device_info cache_dev;
+
+static int plant_bad_cache(void)
+{
+    char dir[4200], err[512];
+    vk_ctx *ctx;
+    if (!mkdtemp(cache_home) || vk_ctx_open(NULL, &ctx, err, sizeof err))
+        return -1;
+    cache_dev = *vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    vk_ctx_close(ctx);
+    snprintf(dir, sizeof dir, "%s/sizeup", cache_home);
+    if (mkdir(dir, 0700) || !vk_pipeline_cache_path(&cache_dev, dir, cache_file, sizeof cache_file))
+        return -1;
+    FILE *f = fopen(cache_file, "wb");
+    if (!f)
+        return -1;
+    uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+    for (int i = 0; i < 4096; i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
+        fputc((int)(x >> 56), f);
+    fclose(f);
+    /* Mesa keeps lavapipe's compiled shaders under XDG_CACHE_HOME too: keep it where it was,
+     * or every kernel would compile from scratch (tens of seconds) */
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char mesa[4200];
+    snprintf(mesa, sizeof mesa, "%s%s", xdg ? xdg : home ? home : "/tmp", xdg ? "" : "/.cache");
+    if (!getenv("MESA_SHADER_CACHE_DIR") && setenv("MESA_SHADER_CACHE_DIR", mesa, 1))
+        return -1;
+    return setenv("XDG_CACHE_HOME", cache_home, 1);
+}
+
+static void test_vulkan_cache_file_replaced(void **state)
+{
+    (void)state;
+    uint8_t h[32];
+    FILE *f = fopen(cache_file, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(h, 1, sizeof h, f), sizeof h);
+    fclose(f);
+    uint32_t w[4];
+    memcpy(w, h, sizeof w);
+    assert_true(w[0] >= 32 && w[1] == 1 && w[2] == cache_dev.vendor_id &&
+                w[3] == cache_dev.device_id);
+    assert_memory_equal(h + 16, cache_dev.pipeline_cache_uuid, 16);
+    unlink(cache_file);
+    *strrchr(cache_file, '/') = 0;
+    rmdir(cache_file);
+    rmdir(cache_home);
+}
+
 int main(void)
 {
+    if (plant_bad_cache()) {
+        fprintf(stderr, "cannot plant a bad pipeline cache under %s\n", cache_home);
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_logits_cpu),
         cmocka_unit_test(test_greedy_texts_cpu),
         cmocka_unit_test(test_reference_logits_vulkan),
         cmocka_unit_test(test_greedy_texts_vulkan),
+        cmocka_unit_test(test_vulkan_other_device),
+        cmocka_unit_test(test_vulkan_cache_file_replaced),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

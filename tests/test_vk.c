@@ -13,7 +13,10 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "engine/vk.h"
@@ -406,6 +409,153 @@ static void test_compute_argument_errors(void **state)
     close_clean(ctx);
 }
 
+/* Two threads failing on one ctx at the same time each read their own message: the detail
+ * is kept per thread, not on the shared ctx (where one would overwrite the other's between
+ * its failing call and its read). */
+typedef struct err_thread {
+    vk_ctx *ctx;
+    int which;     /* 0: buffer too big; 1: unknown shader */
+    int mismatches;
+} err_thread;
+
+static void *fail_repeatedly(void *arg)
+{
+    err_thread *t = arg;
+    const vk_device_info *d = vk_ctx_device_info(t->ctx, vk_ctx_choice(t->ctx)->index);
+    for (int i = 0; i < 20000; i++) {
+        vk_buffer *b;
+        vk_kernel *k;
+        if (t->which == 0)
+            vk_buffer_create(t->ctx, d->max_storage_buffer_range + 1, &b);
+        else
+            vk_kernel_create(t->ctx, "no_such_shader", 1, 0, NULL, 0, &k);
+        const char *want = t->which == 0 ? "maxStorageBufferRange" : "no_such_shader";
+        if (!strstr(vk_ctx_errmsg(t->ctx), want))
+            t->mismatches++;
+    }
+    return NULL;
+}
+
+static void test_errors_per_thread(void **state)
+{
+    (void)state;
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    err_thread t[2] = { { ctx, 0, 0 }, { ctx, 1, 0 } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fail_repeatedly, &t[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    if (t[0].mismatches || t[1].mismatches)
+        fail_msg("a thread read the other's message: %d and %d times in 20000", t[0].mismatches,
+                 t[1].mismatches);
+    close_clean(ctx);
+}
+
+/* ---- pipeline cache file ---- */
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static size_t read_bytes(const char *path, uint8_t *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+/* A version-one header for d (the one a cache of d starts with). */
+static void make_header(const vk_device_info *d, uint8_t h[32])
+{
+    const uint32_t w[4] = { 32, 1, d->vendor_id, d->device_id }; /* little-endian host */
+    memcpy(h, w, 16);
+    memcpy(h + 16, d->pipeline_cache_uuid, 16);
+}
+
+/* Opens a context on dir's cache file, runs the self-check through the cache (so the model's
+ * kernels would run), saves, and returns the bytes it took from the file. */
+static size_t open_run_save(const char *dir, char *path, size_t path_len)
+{
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    assert_true(vk_pipeline_cache_path(d, dir, path, path_len));
+    if (vk_ctx_pipeline_cache_open(ctx, dir))
+        fail_msg("pipeline cache open: %s", vk_ctx_errmsg(ctx));
+    size_t loaded = vk_ctx_pipeline_cache_loaded(ctx);
+    vk_selfcheck_result r;
+    assert_int_equal(vk_selfcheck(ctx, 1000, 7, &r), VK_STATUS_OK);
+    assert_true(r.pass);
+    if (vk_ctx_pipeline_cache_save(ctx))
+        fail_msg("pipeline cache save: %s", vk_ctx_errmsg(ctx));
+    close_clean(ctx);
+    return loaded;
+}
+
+/* A cache file with wrong contents is ignored (nothing of it reaches the driver) and replaced
+ * by a valid one: random bytes, a valid header naming another device's UUID, a header cut
+ * short, a header claiming more bytes than the file has, and a symlink (not followed: its
+ * target, although valid, is neither read nor written). A valid file is then taken whole. */
+static void test_pipeline_cache_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sizeup-vkcache-XXXXXX", path[4200], target[4200];
+    assert_non_null(mkdtemp(dir));
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    vk_device_info d = *vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    vk_ctx_close(ctx);
+    assert_true(vk_pipeline_cache_path(&d, dir, path, sizeof path));
+    snprintf(target, sizeof target, "%s/target.bin", dir);
+    uint8_t good[32], bad[4096], got[8192];
+    make_header(&d, good);
+    for (int c = 0; c < 5; c++) {
+        memcpy(bad, good, sizeof good);
+        size_t n = sizeof bad;
+        if (c == 0)
+            for (size_t i = 0; i < n; i++)
+                bad[i] = (uint8_t)rnd(0.0f, 256.0f);
+        else if (c == 1)
+            bad[20] ^= 0x5a, n = 64; /* another device's UUID */
+        else if (c == 2)
+            n = 20; /* truncated inside the header */
+        else if (c == 3)
+            bad[0] = 200, n = 64; /* headerSize past the end */
+        if (c == 4) {
+            write_file(target, good, sizeof good);
+            unlink(path);
+            assert_int_equal(symlink(target, path), 0);
+        } else {
+            write_file(path, bad, n);
+        }
+        if (open_run_save(dir, path, sizeof path) != 0)
+            fail_msg("case %d: the cache file was used", c);
+        struct stat st;
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISREG(st.st_mode)); /* replaced, a link included */
+        size_t m = read_bytes(path, got, sizeof got);
+        if (m < 32 || memcmp(got, good, 32))
+            fail_msg("case %d: the file was not replaced by a valid cache (%zu bytes)", c, m);
+        if (c == 4)
+            assert_int_equal(read_bytes(target, got, sizeof got), sizeof good);
+    }
+    size_t m = read_bytes(path, got, sizeof got);
+    assert_int_equal(open_run_save(dir, path, sizeof path), m); /* a valid file is taken */
+    unlink(target);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- validation ---- */
 
 typedef struct msg_log {
@@ -579,6 +729,8 @@ int main(void)
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_selfcheck_shader_matches_cpu),
         cmocka_unit_test(test_compute_argument_errors),
+        cmocka_unit_test(test_errors_per_thread),
+        cmocka_unit_test(test_pipeline_cache_file),
         cmocka_unit_test(test_staged_transfers),
         cmocka_unit_test(test_validation_selfcheck_silent),
         cmocka_unit_test(test_validation_layer_is_live),
