@@ -235,8 +235,8 @@ static dl_status adhoc_ref(dl_remote *r, const char *ref)
     const char *hash = strchr(ref, '#');
     size_t blen = hash ? (size_t)(hash - ref) : strlen(ref);
     if (hash && !hash[1])
-        return remote_fail(r, DL_ERR_ARG, "no model after '#' (sizeup list --remote %.*s "
-                           "lists what the endpoint serves)", (int)blen, ref);
+        return remote_fail(r, DL_ERR_ARG, "no model after '#' (sizeup list --remote with the "
+                           "URL before it lists what the endpoint serves)");
     r->base = strndup(ref, blen);
     r->model = hash ? strdup(hash + 1) : NULL;
     r->key_env = strdup("OPENAI_API_KEY");
