@@ -146,6 +146,8 @@ typedef struct dl_remote_stats {
     const char *host;        /* "host:port"; borrowed until close */
     const char *server;      /* dl_remote_server_kind at the time */
 } dl_remote_stats;
+/* From the generating thread, or after generate returned; another thread (the UI) takes the
+ * copy each token callback is handed instead, since generate updates these as it runs. */
 void dl_remote_stats_get(const dl_remote *r, dl_remote_stats *out);
 
 typedef enum dl_remote_part {
@@ -183,8 +185,11 @@ dl_status dl_remote_generate(dl_remote *r, const dl_remote_request *q, dl_remote
  * next generate or close. */
 const char *dl_remote_answer(const dl_remote *r);
 const char *dl_remote_reasoning(const dl_remote *r);
-/* Stop the running (or next) generate within 100 ms: the stream is closed, the partial answer
- * kept, *why = DL_REMOTE_FINISH_CANCELLED. Async-signal-safe (an atomic flag). */
+/* Stop the running generate (or the Retry-After wait inside it) within 100 ms: the stream is
+ * closed, the partial answer kept, *why = DL_REMOTE_FINISH_CANCELLED. Async-signal-safe (an
+ * atomic flag). Each generate (and listing) clears the flag as it starts, so an Esc pressed
+ * after an answer ended does not stop the next one; a caller that starts a generate on a
+ * worker thread and may cancel it at once should have the worker check its own flag first. */
 void dl_remote_cancel(dl_remote *r);
 
 /* ---- endpoints.conf, for `list` and the TUI's /add ---- */
