@@ -14,11 +14,12 @@ export SIZEUP_FIXTURES
 ARGS        ?= --help
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
-# Debian packages the build, the tests and the fuzzer need.
+# Debian packages the build, the tests and the fuzzer need (python3: tests/oaisrv.py, the
+# OpenAI-compatible test server of test_remote and e2e/remote.sh).
 DEB_PKGS := make gcc clang pkg-config libncurses-dev libreadline-dev libcurl4-openssl-dev \
             libvulkan-dev glslc libcmocka-dev libpcre2-dev libssl-dev libjansson-dev \
             mesa-vulkan-drivers vulkan-validationlayers libclang-rt-14-dev tmux \
-            nginx openssl jq
+            nginx openssl jq python3
 
 PKGS        := ncursesw readline libcurl vulkan libpcre2-8 libcrypto jansson
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "downloads/dl.h"
+#include "downloads/dl_remote.h"
 
 int app_cmd_inspect(int argc, char **argv);
 int app_cmd_devices(int argc, char **argv);
@@ -149,6 +150,23 @@ bool app_is_builtin_ref(dl_ctx *c, const char *ref);
  * line on stderr saying so, unless quiet); never touches the network. Returns 0 with
  * *path_out set (caller frees), or 1 after one line on stderr. */
 int app_builtin_path(const char *cmd, dl_ctx *c, const char *ref, bool quiet, char **path_out);
+
+/* ---- remote models (app/cmd_remote.c) ---- */
+
+/* True when ref is a remote reference (URL#MODEL, @NAME[/MODEL]) and no file of that name
+ * exists. */
+bool app_is_remote_ref(const char *ref);
+/* What `sizeup run` passes on for a remote model. */
+typedef struct app_remote_run {
+    const char *ref, *prompt, *system, *cacert, *tmpl;
+    bool chat, echo, ids;
+    dl_remote_sampling sampling;
+} app_remote_run;
+/* `sizeup run -m REMOTE`: a completion (-p/-f), a chat answer (--chat -p) or an interactive
+ * chat (--chat); the answer on stdout, the stats line on stderr. Returns the exit status. */
+int app_run_remote(const app_remote_run *o);
+/* `sizeup list --remote URL|@NAME [--json] [--cacert FILE]`. */
+int app_cmd_list_remote(int argc, char **argv);
 
 /* The Vulkan device a fit estimate is made against (app/cmd_models.c). */
 typedef struct app_fit_device {
