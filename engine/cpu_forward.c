@@ -2,31 +2,29 @@
  * embed -> for each layer (RMSNorm, q/k/v, RoPE, f16 KV cache, causal attention, output
  * projection, RMSNorm, SwiGLU feed-forward) -> final norm -> logits. Prompts run in chunks of
  * up to CPU_CHUNK tokens so a weight row is dequantized once per chunk, not once per token;
- * rows are split across a few threads. */
+ * each matrix product's rows are split into tasks for the process-wide pool (engine/pool.h). */
 #include "engine/cpu.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "engine/pool.h"
 #include "engine/quant.h"
 
 #define CPU_CHUNK 32
-#define CPU_MAX_THREADS 16
 
 struct eng_cpu {
     const eng_model *m;
     uint32_t n_ctx;
-    int n_threads;
+    int n_threads;                /* tasks a product is split into: <= eng_pool_threads() */
     uint16_t *k_cache, *v_cache;  /* (n_layer, n_ctx, n_head_kv*head_dim[_v]) f16 */
     float *x, *xb, *q, *k, *v;    /* (CPU_CHUNK, width) activations */
     float *att, *hb, *hb2, *qkv;  /* att (CPU_CHUNK, n_head*hd_v); hb/hb2 (CPU_CHUNK, n_ff) */
     float *scores;                /* (n_threads, n_ctx) */
     float *rope_inv;              /* (n_rot/2) inverse frequencies, factors applied */
-    float *rowbuf;                /* (n_threads, max row length) dequantized weight rows */
+    float *rowbuf;                /* (n_threads, row_max) dequantized weight rows, one per task */
     size_t row_max;
 };
 
@@ -55,22 +53,25 @@ static const float *vec(const eng_weight *w)
     return (const float *)w->data; /* 1-D weights are F32 (checked at load) */
 }
 
-/* ---- y = W x for a chunk of tokens, rows split across threads ---- */
+/* ---- y = W x for a chunk of tokens, rows split across the process's thread pool ---- */
 
 typedef struct mm_job {
     eng_cpu *c;
     const eng_weight *w;
     const float *x;     /* (n, w->ne0) */
     float *y;           /* (n, ldy), written at columns [0, ne1) */
-    int n, ldy, tid, nth;
+    int n, ldy;
 } mm_job;
 
-static void *mm_part(void *arg)
+/* Rows [r0, r1) of one task. Each row's sum is computed the same way whatever the split, so the
+ * result does not depend on the thread count. Scratch is the task's, not the thread's: a task
+ * runs on whichever pool thread takes it. */
+static void mm_part(void *arg, int task, int n_tasks)
 {
     mm_job *j = arg;
     const eng_weight *w = j->w;
-    int64_t r0 = w->ne1 * j->tid / j->nth, r1 = w->ne1 * (j->tid + 1) / j->nth;
-    float *row = j->c->rowbuf + (size_t)j->tid * j->c->row_max;
+    int64_t r0 = w->ne1 * task / n_tasks, r1 = w->ne1 * (task + 1) / n_tasks;
+    float *row = j->c->rowbuf + (size_t)task * j->c->row_max;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *src = w->data + (size_t)r * w->row_bytes;
         if (j->n == 1) {
@@ -81,29 +82,14 @@ static void *mm_part(void *arg)
         for (int t = 0; t < j->n; t++)
             j->y[(size_t)t * j->ldy + r] = dot(row, j->x + (size_t)t * w->ne0, w->ne0);
     }
-    return NULL;
 }
 
 static void matmul(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy)
 {
-    mm_job jobs[CPU_MAX_THREADS];
-    pthread_t th[CPU_MAX_THREADS];
-    /* threads only pay off when there is enough work per call */
-    int nth = (int64_t)w->ne0 * w->ne1 * n >= (1 << 16) ? c->n_threads : 1;
-    for (int t = 0; t < nth; t++)
-        jobs[t] = (mm_job){ c, w, x, y, n, ldy, t, nth };
-    int started = 0;
-    for (int t = 1; t < nth; t++)
-        if (pthread_create(&th[t], NULL, mm_part, &jobs[t]) == 0)
-            started = t;
-        else
-            break;
-    /* a thread that could not start: do its share here */
-    for (int t = started + 1; t < nth; t++)
-        mm_part(&jobs[t]);
-    mm_part(&jobs[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(th[t], NULL);
+    mm_job job = { c, w, x, y, n, ldy };
+    /* splitting only pays off when there is enough work per call */
+    int n_tasks = (int64_t)w->ne0 * w->ne1 * n >= (1 << 16) ? c->n_threads : 1;
+    eng_pool_run(mm_part, &job, n_tasks);
 }
 
 /* ---- set-up ---- */
@@ -130,10 +116,9 @@ eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *er
         goto oom;
     c->m = m;
     c->n_ctx = n_ctx;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    c->n_threads = n_threads > 0 ? n_threads : (int)(cores > 0 ? cores : 1);
-    if (c->n_threads > CPU_MAX_THREADS)
-        c->n_threads = CPU_MAX_THREADS;
+    /* more tasks than pool threads would only add hand-offs */
+    int pool = eng_pool_threads();
+    c->n_threads = n_threads > 0 && n_threads < pool ? n_threads : pool;
     size_t kw = (size_t)hp->n_head_kv * hp->head_dim, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
     size_t qw = (size_t)hp->n_head * hp->head_dim, aw = (size_t)hp->n_head * hp->head_dim_v;
     size_t cells = (size_t)hp->n_layer * n_ctx;
