@@ -300,6 +300,12 @@ const cpuk_dot_fn cpuk_generic_dots[CPUK_MAX_TYPE] = {
     [GGUF_T_Q6_K] = dot_q6_k,
 };
 
+void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        o[i] += a * eng_f16_to_f32(v[i]);
+}
+
 /* ---- choosing ---- */
 
 cpuk_isa cpuk_isa_best(void)
@@ -333,6 +339,15 @@ cpuk_isa cpuk_isa_from_env(void)
         if (strcasecmp(e, cpuk_isa_name((cpuk_isa)i)) == 0)
             return (cpuk_isa)i < best ? (cpuk_isa)i : best;
     return best;
+}
+
+cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (isa >= CPUK_AVX2)
+        return cpuk_avx2_axpy_f16;
+#endif
+    return cpuk_generic_axpy_f16;
 }
 
 static cpuk_act act_of(uint32_t type)

@@ -76,11 +76,17 @@ size_t cpuk_act_bytes(cpuk_act act, int64_t n);
 /* Write x[0..n) in form act into dst (cpuk_act_bytes(act, n) bytes, 4-byte aligned). */
 void cpuk_quantize(cpuk_act act, const float *x, void *dst, int64_t n);
 
+/* o[i] += a * v[i] for i < n, v in f16: attention's weighted sum of cached values. */
+typedef void (*cpuk_axpy_f16_fn)(float *o, float a, const uint16_t *v, int64_t n);
+cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa);
+
 /* Per-ISA tables (internal to the cpu_kernels files): the dot kernel per weight type, indexed
  * by gguf_ttype up to CPUK_MAX_TYPE; NULL where that file has none. */
 #define CPUK_MAX_TYPE 32
 extern const cpuk_dot_fn cpuk_generic_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
+void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
+void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */
 
 #endif

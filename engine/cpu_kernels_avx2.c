@@ -404,6 +404,17 @@ static inline __m256 load_bf16x8(const uint8_t *p)
 DOT_HALF(dot_f16, load_f16x8, eng_f16_to_f32)
 DOT_HALF(dot_bf16, load_bf16x8, eng_bf16_to_f32)
 
+void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(av, load_f16x8((const uint8_t *)(v + i)),
+                                                _mm256_loadu_ps(o + i)));
+    for (; i < n; i++)
+        o[i] += a * _cvtsh_ss(v[i]);
+}
+
 #pragma GCC pop_options
 
 const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE] = {
