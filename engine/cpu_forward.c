@@ -102,6 +102,7 @@ static void mm_part(void *arg, int task, int n_tasks)
 
 typedef struct fast_job {
     cpuk_dot_fn dot;
+    cpuk_dot4_fn dot4;
     cpuk_act act;
     const eng_weight *w;
     const float *x;     /* (n, w->ne0) */
@@ -127,7 +128,13 @@ static void fast_part(void *arg, int task, int n_tasks)
     int64_t r0 = w->ne1 * task / n_tasks, r1 = w->ne1 * (task + 1) / n_tasks;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        for (int t = 0; t < j->n; t++)
+        int t = 0;
+        for (float o[4]; j->dot4 && t + 4 <= j->n; t += 4) {
+            j->dot4(row, j->xq + t * j->stride, j->stride, w->ne0, o);
+            for (int i = 0; i < 4; i++)
+                j->y[(size_t)(t + i) * j->ldy + r] = o[i];
+        }
+        for (; t < j->n; t++)
             j->y[(size_t)t * j->ldy + r] = j->dot(row, j->xq + t * j->stride, w->ne0);
     }
 }
@@ -139,7 +146,7 @@ static void matmul_fast(eng_cpu *c, const eng_weight *w, const float *x, float *
 {
     cpuk_kernel k;
     cpuk_kernel_for(c->isa, w->type, &k); /* every loaded type has one (checked at load) */
-    fast_job job = { k.dot, k.act, w, x, c->xq, c->xq_stride, y, n, ldy };
+    fast_job job = { k.dot, k.dot4, k.act, w, x, c->xq, c->xq_stride, y, n, ldy };
     if (k.act == CPUK_ACT_F32) {
         job.xq = (const uint8_t *)x;
         job.stride = (size_t)w->ne0 * sizeof(float);

@@ -26,8 +26,8 @@ static void quantize_q8(const float *x, cpuk_q8 *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += 32, y++) {
         float amax = 0;
-        for (int j = 0; j < 32; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < 32; j++) /* not fmaxf: a libm call per element at -O2 */
+            amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
         float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < 32; j++) {
@@ -373,6 +373,7 @@ bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k)
         if (tables[i][type]) {
             k->act = act_of(type);
             k->dot = tables[i][type];
+            k->dot4 = isa == CPUK_AVX512 && i == CPUK_AVX512 ? cpuk_avx512_dot4s[type] : NULL;
             return true;
         }
     return false;

@@ -56,9 +56,14 @@ typedef struct cpuk_q8k {
  * activations in that type's cpuk_act form (n elements). */
 typedef float (*cpuk_dot_fn)(const void *w, const void *x, int64_t n);
 
+/* The same for four activation rows at once (x, x + stride, ...): a prompt's tokens share each
+ * weight block while it is in registers. out[t] is row t's sum. */
+typedef void (*cpuk_dot4_fn)(const void *w, const void *x, size_t stride, int64_t n, float out[4]);
+
 typedef struct cpuk_kernel {
     cpuk_act act;
     cpuk_dot_fn dot;
+    cpuk_dot4_fn dot4; /* NULL: call dot per row */
 } cpuk_kernel;
 
 /* The widest instruction set this CPU runs. */
@@ -86,6 +91,7 @@ cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa);
 extern const cpuk_dot_fn cpuk_generic_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
 void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
 void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */
 

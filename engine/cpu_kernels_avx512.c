@@ -121,7 +121,47 @@ static float dot_q8_0(const void *w, const void *x, int64_t n)
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+/* Four tokens per weight block: |w| is computed and the block loaded once for all four. */
+static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q8_0 *b = w;
+    const uint8_t *xb = x;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 32; i++, b++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs), aw = _mm256_abs_epi8(wv);
+        float dw = f16(b->d);
+        for (int t = 0; t < 4; t++) {
+            const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
+            __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xload(a), wv));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+static void dot4_q4_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q4_0 *b = w;
+    const uint8_t *xb = x;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 32; i++, b++) {
+        __m256i q = nibbles32(b->qs);
+        float dw = f16(b->d);
+        for (int t = 0; t < 4; t++) {
+            const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), block_u(q, a, 8), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
 #pragma GCC pop_options
+
+const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE] = {
+    [GGUF_T_Q4_0] = dot4_q4_0, [GGUF_T_Q8_0] = dot4_q8_0,
+};
 
 const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE] = {
     [GGUF_T_Q4_0] = dot_q4_0, [GGUF_T_Q4_1] = dot_q4_1, [GGUF_T_Q5_0] = dot_q5_0,
@@ -130,4 +170,5 @@ const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE] = {
 
 #else /* not x86-64 */
 const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
+const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
 #endif

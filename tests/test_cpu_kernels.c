@@ -208,6 +208,26 @@ static void check_isa(row_case *rc)
     if (!(fabs(got - want) <= tolerance(rc)))
         fail_msg("%s %s n=%lld: %.9g, plain C %.9g (scale %.3g)", cpuk_isa_name(isa_now),
                  rc->tc->name, (long long)rc->n, got, want, rc->scale);
+    if (!k.dot4)
+        return;
+    /* four activation rows: the case's x rotated by 0, 7, 14 and 21 elements */
+    size_t row = cpuk_act_bytes(k.act, rc->n);
+    uint8_t *x4 = malloc(4 * row);
+    float *xt = malloc((size_t)rc->n * sizeof *xt), out[4];
+    for (int t = 0; t < 4; t++) {
+        for (int64_t i = 0; i < rc->n; i++)
+            xt[i] = rc->x[(i + 7 * t) % rc->n];
+        cpuk_quantize(k.act, xt, x4 + t * row, rc->n);
+    }
+    free(xt);
+    k.dot4(rc->w, x4, row, rc->n, out);
+    for (int t = 0; t < 4; t++) {
+        double w4 = rc->k.dot(rc->w, x4 + t * row, rc->n);
+        if (!(fabs(out[t] - w4) <= tolerance(rc) * 4 + 1e-6 * fabs(w4)))
+            fail_msg("%s %s dot4 row %d n=%lld: %.9g, plain C %.9g", cpuk_isa_name(isa_now),
+                     rc->tc->name, t, (long long)rc->n, out[t], w4);
+    }
+    free(x4);
 }
 
 /* Every SIMD kernel this CPU runs agrees with the plain one. */
