@@ -65,6 +65,18 @@ static int32_t *json_ids(json_t *a, size_t *n)
 
 /* Compare one reference record; returns the differences found. */
 static eng_backend_kind backend = ENG_BACKEND_CPU;
+/* The CPU backend's path: exact (float32 activations, SIZEUP_CPU_ISA=generic) or fast (8-bit
+ * activations and SIMD kernels, the default). Read when a session makes its CPU context. */
+static bool cpu_exact;
+
+static void set_cpu_exact(bool exact)
+{
+    cpu_exact = exact;
+    if (exact)
+        setenv("SIZEUP_CPU_ISA", "generic", 1);
+    else
+        unsetenv("SIZEUP_CPU_ISA");
+}
 
 static diff compare_record(eng_model *m, json_t *ref, double tol)
 {
@@ -130,8 +142,8 @@ static void check_model(const char *model, const char *ref, int lines, double to
     }
     double nmse = all.ref2 > 0 ? all.se / all.ref2 : 0;
     print_message("  %-6s %-36s max|d| %.5f  NMSE %.2e  (tolerance %.3f, %.0e)\n",
-                  backend == ENG_BACKEND_CPU ? "cpu" : "vulkan", model, all.max_abs, nmse, tol,
-                  tol_nmse);
+                  backend == ENG_BACKEND_VULKAN ? "vulkan" : cpu_exact ? "cpu" : "cpu-q8",
+                  model, all.max_abs, nmse, tol, tol_nmse);
     if (all.max_abs > tol || nmse > tol_nmse || all.forced_mismatch)
         fail_msg("%s: max abs %.5f (tol %.3f), NMSE %.2e (tol %.0e), %d greedy mismatches",
                  model, all.max_abs, tol, nmse, tol_nmse, all.forced_mismatch);
@@ -174,11 +186,30 @@ static const ref_case cases[] = {
     TINY("phi3vocab-Q8_0", 0.01, 1e-4),
 };
 
-static void test_reference_logits_cpu(void **state)
+static void test_reference_logits_cpu_exact(void **state)
 {
     backend = ENG_BACKEND_CPU;
+    set_cpu_exact(true);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_model(cases[i].model, cases[i].ref, cases[i].lines, cases[i].tol, cases[i].nmse);
+    set_cpu_exact(false);
+}
+
+/* The fast path quantizes activations as llama.cpp's CPU backend does, so it must meet the same
+ * tolerances, and sit much closer to the BabyLlama references that were made that way than
+ * float32 activations do (NMSE about 5e-5 there; measured 2e-7 for Q8_0 and 2e-6 for Q4_0). */
+static void test_reference_logits_cpu_fast(void **state)
+{
+    backend = ENG_BACKEND_CPU;
+    set_cpu_exact(false);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const ref_case *rc = &cases[i];
+        /* .f32act files are the answer of float32 activations, which this path does not keep */
+        if (strstr(rc->ref, ".f32act"))
+            continue;
+        bool q8_ref = strstr(rc->ref, "babyllama-930K-Q") != NULL;
+        check_model(rc->model, rc->ref, rc->lines, rc->tol, q8_ref ? 1e-5 : rc->nmse);
+    }
 }
 
 /* The same references through the Vulkan engine, with the same tolerances: its kernels
@@ -276,10 +307,24 @@ static void greedy_texts(eng_backend_kind be)
     /* third prompt: margin 0.016 at step 29, so only the 28 steps before it are compared */
     greedy_text("models/stories260K.gguf", "reference/stories260K.greedy.jsonl", 2, 28, be);
     greedy_text("models/babyllama-930K-F32.gguf", "reference/babyllama/babyllama-930K-F32.jsonl", 0, 48, be);
-    greedy_text("models/babyllama-930K-Q8_0.gguf", "reference/babyllama/babyllama-930K-Q8_0.f32act.jsonl", 0, 48, be);
+    /* the fast CPU path quantizes activations as the plain reference's llama.cpp did */
+    greedy_text("models/babyllama-930K-Q8_0.gguf", be == ENG_BACKEND_CPU && !cpu_exact
+                ? "reference/babyllama/babyllama-930K-Q8_0.jsonl"
+                : "reference/babyllama/babyllama-930K-Q8_0.f32act.jsonl", 0, 48, be);
 }
 
-static void test_greedy_texts_cpu(void **state) { greedy_texts(ENG_BACKEND_CPU); }
+static void test_greedy_texts_cpu_exact(void **state)
+{
+    set_cpu_exact(true);
+    greedy_texts(ENG_BACKEND_CPU);
+    set_cpu_exact(false);
+}
+
+static void test_greedy_texts_cpu_fast(void **state)
+{
+    set_cpu_exact(false);
+    greedy_texts(ENG_BACKEND_CPU);
+}
 static void test_greedy_texts_vulkan(void **state)
 {
     greedy_texts(ENG_BACKEND_VULKAN);
@@ -382,8 +427,10 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_logits_cpu),
-        cmocka_unit_test(test_greedy_texts_cpu),
+        cmocka_unit_test(test_reference_logits_cpu_exact),
+        cmocka_unit_test(test_reference_logits_cpu_fast),
+        cmocka_unit_test(test_greedy_texts_cpu_exact),
+        cmocka_unit_test(test_greedy_texts_cpu_fast),
         cmocka_unit_test(test_reference_logits_vulkan),
         cmocka_unit_test(test_greedy_texts_vulkan),
         cmocka_unit_test(test_vulkan_other_device),
