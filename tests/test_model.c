@@ -189,6 +189,8 @@ static void assert_no_validation_messages(void)
 
 static void test_reference_logits_vulkan(void **state)
 {
+    if (test_cpu_only())
+        skip();
     backend = ENG_BACKEND_VULKAN;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_model(cases[i].model, cases[i].ref, cases[i].lines, cases[i].tol, cases[i].nmse);
@@ -278,6 +280,8 @@ static void greedy_texts(eng_backend_kind be)
 static void test_greedy_texts_cpu(void **state) { greedy_texts(ENG_BACKEND_CPU); }
 static void test_greedy_texts_vulkan(void **state)
 {
+    if (test_cpu_only())
+        skip();
     greedy_texts(ENG_BACKEND_VULKAN);
     assert_no_validation_messages();
 }
