@@ -1,6 +1,6 @@
 # sizeup build.
 #
-# Public targets: all, test, asan, fuzz, deps, run, install, clean (see `make help`).
+# Public targets: all, test, asan, tsan, fuzz, deps, run, install, clean (see `make help`).
 # test, asan, fuzz and run install missing Debian packages first (target deps), then call this
 # Makefile again, so pkg-config is asked only after the packages are there.
 
@@ -61,7 +61,7 @@ TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 E2E         := $(sort $(wildcard tests/e2e/*.sh))
 
-.PHONY: all help test asan fuzz fuzz-run deps run install clean build-tests run-tests check-fixtures
+.PHONY: all help test asan tsan fuzz fuzz-run deps run install clean build-tests run-tests check-fixtures
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/sizeup
@@ -71,6 +71,7 @@ help:
 	@echo "make run        install missing packages, build, run build/sizeup \$$ARGS (default --help)"
 	@echo "make test       install missing packages, build and run every test"
 	@echo "make asan       the same tests under AddressSanitizer + UBSan (build/asan)"
+	@echo "make tsan       the CPU backend's threaded tests under ThreadSanitizer (build/tsan)"
 	@echo "make fuzz       build the libFuzzer GGUF harness and run it (FUZZ_SECONDS, default 60)"
 	@echo "make deps       install missing Debian packages (apt-get; quiet when all are there)"
 	@echo "make install    install to \$$DESTDIR\$$PREFIX (default /usr/local)"
@@ -194,6 +195,22 @@ asan: deps
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" build-tests
 	@$(ASAN_ENV) $(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" TEST_TIMEOUT_SCALE=2 \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" run-tests
+
+# ThreadSanitizer over the tests of the CPU backend's threads: test_concurrency (sessions on
+# threads, cancel from another thread, the shared pool), test_session, test_model. Their Vulkan
+# cases skip (SIZEUP_TEST_CPU_ONLY=1): lavapipe's own threads are not what is checked here.
+# tests/tsan.supp may name Mesa/loader frames only, never sizeup's code.
+TSAN_TESTS := test_concurrency test_session test_model
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_ENV   := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+              SIZEUP_TEST_CPU_ONLY=1 SIZEUP_BIN=build/tsan/sizeup
+tsan: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/tsan CFLAGS="-O1 -g" SAN_FLAGS="$(TSAN_FLAGS)" \
+	  build/tsan/sizeup $(TSAN_TESTS:%=build/tsan/tests/%)
+	@$(MAKE) --no-print-directory check-fixtures
+	@fail=0; for t in $(TSAN_TESTS); do echo "=== build/tsan/tests/$$t"; \
+	  env $(TSAN_ENV) build/tsan/tests/$$t || fail=$$((fail+1)); done; \
+	echo "tsan: $$fail of $(words $(TSAN_TESTS)) test programs failed"; [ $$fail -eq 0 ]
 
 # ---- fuzzing (libFuzzer, clang) ----
 FUZZ_SECONDS ?= 60

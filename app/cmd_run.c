@@ -3,6 +3,7 @@
  * readline. Ctrl-C stops the answer being generated; at the prompt it ends the chat. */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +27,15 @@ typedef struct run_opts {
     eng_session_opts so;
 } run_opts;
 
-static volatile int cancel_flag;
+/* Set by Ctrl-C, read by the engine (the session's cancel flag: a prompt feed stops between
+ * batches, generation before the next token) and by the chat loop. A lock-free atomic, so the
+ * handler may store to it (C11 7.14.1.1). */
+static atomic_int cancel_flag;
 
 static void on_sigint(int sig)
 {
     (void)sig;
-    cancel_flag = 1;
+    atomic_store(&cancel_flag, 1);
 }
 
 static void usage(FILE *to)
@@ -191,7 +195,7 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len, co
         fwrite(text, 1, len, stdout);
     }
     /* a full disk or a closed pipe ends generation: nobody would see the rest */
-    return app_stdout_ok() && !cancel_flag;
+    return app_stdout_ok() && !atomic_load(&cancel_flag);
 }
 
 /* Milliseconds eng_model_open took, added to the session's own load time in the stats line. */
@@ -232,6 +236,8 @@ static int feed_text(eng_session *s, const eng_model *m, const char *text, bool 
         return app_fail(CMD, "out of memory tokenizing the prompt");
     eng_status st = eng_session_feed(s, ids, n);
     free(ids);
+    if (st == ENG_ERR_CANCELLED)
+        return app_fail(CMD, "cancelled while reading the prompt") + 129;
     if (st)
         return app_fail(CMD, "%s", eng_session_errmsg(s));
     return 0;
@@ -255,7 +261,6 @@ static int generate(eng_session *s, const run_opts *o, const char *const *stops,
     out_ctx oc = { o->ids, 0 };
     eng_generate_opts go = { o->n_predict, stops, n_stop, &cancel_flag };
     eng_stop_reason why;
-    cancel_flag = 0;
     eng_status st = generate_tokens(s, &go, on_token, &oc, &why);
     if (o->ids)
         printf("%s]\n", oc.n_ids ? "" : "[");
@@ -339,7 +344,9 @@ static int chat_sync(chat *c)
     eng_status st = eng_session_feed(c->s, ids + same, n - same);
     free(c->ctx);
     c->ctx = ids;
-    c->n_ctx = n;
+    c->n_ctx = st ? same : n; /* a failed or cancelled feed consumed nothing */
+    if (st == ENG_ERR_CANCELLED)
+        return -1;
     if (st)
         return app_fail(CMD, "%s", eng_session_errmsg(c->s));
     return 0;
@@ -383,10 +390,16 @@ static bool on_chat_token(void *user, int32_t token, const char *text, size_t le
     return go;
 }
 
-/* One assistant answer; the text joins the conversation. */
+/* One assistant answer; the text joins the conversation. Ctrl-C while the conversation is
+ * being read drops the user's turn, as if it had not been sent. */
 static int chat_answer(chat *c, bool quiet_stats)
 {
     int rc = chat_sync(c);
+    if (rc == -1) {
+        fprintf(stderr, "\n[sizeup] cancelled\n");
+        free((char *)c->msgs[--c->n_msgs].content);
+        return 0;
+    }
     if (rc)
         return rc;
     turn_out t = { c, NULL, 0, 0, c->o->ids, 0 };
@@ -396,7 +409,6 @@ static int chat_answer(chat *c, bool quiet_stats)
         n_stop++;
     eng_generate_opts go = { c->o->n_predict, stops, n_stop, &cancel_flag };
     eng_stop_reason why;
-    cancel_flag = 0;
     eng_status st = generate_tokens(c->s, &go, on_chat_token, &t, &why);
     printf(c->o->ids ? "%s]\n" : "%s\n", c->o->ids && !t.n_ids ? "[" : "");
     fflush(stdout);
@@ -426,14 +438,14 @@ static char *read_turn(bool *interrupted)
 {
     cb_line = NULL;
     cb_done = false;
-    cancel_flag = 0;
+    atomic_store(&cancel_flag, 0);
     rl_callback_handler_install(">>> ", on_line);
     while (!cb_done) {
         fd_set fds;
         FD_ZERO(&fds);
         FD_SET(fileno(rl_instream ? rl_instream : stdin), &fds);
         int r = select(fileno(rl_instream ? rl_instream : stdin) + 1, &fds, NULL, NULL, NULL);
-        if (r < 0 && errno == EINTR && cancel_flag) {
+        if (r < 0 && errno == EINTR && atomic_load(&cancel_flag)) {
             *interrupted = true;
             break;
         }
@@ -547,6 +559,7 @@ int app_cmd_run(int argc, char **argv)
     }
     free(path);
     open_ms = now_ms() - t0;
+    o.so.cancel = &cancel_flag;
     if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
         eng_model_close(m);
         free(prompt);

@@ -232,6 +232,7 @@ eng_model_status eng_model_load(const char *path, eng_model **out, char *err, si
         return ENG_MODEL_ERR_IO;
     }
     pthread_mutex_init(&m->vk_lock, NULL);
+    atomic_init(&m->refs, 1);
     loader l = { m, err, errlen };
     eng_model_status st = read_hparams(&l);
     if (!st)

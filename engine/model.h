@@ -7,6 +7,7 @@
 #define SIZEUP_MODEL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +78,8 @@ struct eng_model {
     int vk_device;                   /* the device index that upload asked for (< 0: automatic) */
     char vk_err[512];
     pthread_mutex_t vk_lock;
+    /* References: the opener's plus one per session (engine.h: eng_model_close); freed at 0. */
+    atomic_int refs;
 };
 
 typedef enum eng_model_status {
@@ -88,7 +91,7 @@ typedef enum eng_model_status {
 } eng_model_status;
 
 /* Load path. On failure *out is NULL and err names the file and the tensor/key at fault.
- * Caller frees with eng_model_free. */
+ * The model starts with one reference (refs); eng_model_free frees it whatever the count. */
 eng_model_status eng_model_load(const char *path, eng_model **out, char *err, size_t errlen);
 void eng_model_free(eng_model *m);
 

@@ -16,6 +16,7 @@
 #include "engine/pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,7 +24,7 @@
 #include <unistd.h>
 
 #define POOL_MAX_THREADS 256
-#define POOL_SPIN 2000 /* polls before sleeping: roughly 20-100 us, the gap between two products */
+#define POOL_SPIN 100 /* polls before sleeping: some 50-100 us on an idle machine */
 
 typedef struct pool_job {
     eng_pool_fn fn;
@@ -48,13 +49,13 @@ static struct {
 } g = { .once = PTHREAD_ONCE_INIT, .mu = PTHREAD_MUTEX_INITIALIZER,
         .work_cv = PTHREAD_COND_INITIALIZER, .done_cv = PTHREAD_COND_INITIALIZER };
 
+/* One poll's wait. sched_yield rather than a pause instruction: on an idle machine it returns at
+ * once (a microsecond), and on a busy one (CI: 2 cores, several builds) it hands the core to
+ * whoever can use it instead of burning the slice; measured tg16 of a 135M Q8_0 model under load
+ * 9.5 t/s with pause-spinning, 11-14 with sched_yield. */
 static inline void cpu_relax(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
+    sched_yield();
 }
 
 static bool claim_slot(void)

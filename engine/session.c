@@ -1,8 +1,11 @@
 /* Sessions: one conversation on one model. Owns the backend context (KV cache), the sampler
  * and the running statistics; turns sampled tokens into text with the streaming detokenizer and
- * holds back text that might be the start of a stop string. */
+ * holds back text that might be the start of a stop string. The thread rules of engine.h hold
+ * here: nothing in a session is shared with another session except the model (read-only, with
+ * its reference count and its lock for the device upload) and the cancel flags (atomics). */
 #include "engine/engine.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine/cpu.h"
+#include "engine/pool.h"
 #include "engine/vk_backend.h"
 
 #define FEED_BATCH 512
@@ -47,10 +51,16 @@ static bool be_decode(eng_session *s, const int32_t *tok, int n, int pos, float 
             snprintf(s->err, sizeof s->err, "Vulkan: %s", eng_vk_errmsg(s->vk));
         return ok;
     }
-    if (eng_cpu_decode(s->cpu, tok, n, pos, logits, all))
-        return true;
-    snprintf(s->err, sizeof s->err, "decode of %d tokens at position %d failed", n, pos);
-    return false;
+    bool ok = eng_cpu_decode(s->cpu, tok, n, pos, logits, all);
+    if (!ok)
+        snprintf(s->err, sizeof s->err, "decode of %d tokens at position %d failed", n, pos);
+    return ok;
+}
+
+/* Either flag set: the session's own (opts) or this call's. Another thread may set them. */
+static bool cancelled(const eng_session *s, const atomic_int *extra)
+{
+    return (s->o.cancel && atomic_load(s->o.cancel)) || (extra && atomic_load(extra));
 }
 
 static bool be_kv_shift(eng_session *s, int p0, int p1, int n_past)
@@ -148,7 +158,15 @@ eng_status eng_model_open(const char *path, eng_model **out, char *err, size_t e
     }
 }
 
-void eng_model_close(eng_model *m) { eng_model_free(m); }
+/* The last reference (the opener's or a session's) frees the model, on whichever thread drops
+ * it; fetch_sub orders every use of the model before the free. */
+static void model_release(eng_model *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+        eng_model_free(m);
+}
+
+void eng_model_close(eng_model *m) { model_release(m); }
 const eng_hparams *eng_model_hparams(const eng_model *m) { return &m->hp; }
 const eng_vocab *eng_model_vocab(const eng_model *m) { return m->vocab; }
 const char *eng_model_name(const eng_model *m) { return m->name; }
@@ -203,6 +221,7 @@ eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session 
         free(s);
         return ENG_ERR_ARG;
     }
+    atomic_fetch_add(&m->refs, 1); /* given back by eng_session_free, on every path below */
     if (!open_backend(s, err, errlen)) {
         eng_status st = s->o.backend == ENG_BACKEND_VULKAN ? ENG_ERR_BACKEND : ENG_ERR_NOMEM;
         eng_session_free(s);
@@ -235,13 +254,35 @@ void eng_session_free(eng_session *s)
     eng_cpu_free(s->cpu);
     eng_vk_free(s->vk);
     free(s->logits);
+    model_release(s->m);
     free(s);
+}
+
+/* The process's resident set: /proc/self/statm's second field, in pages. One open and read,
+ * a few microseconds: cheap enough for every token's stats. */
+static uint64_t host_resident_bytes(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    unsigned long long size, resident;
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    long page = sysconf(_SC_PAGESIZE);
+    return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
 }
 
 void eng_session_stats(const eng_session *s, eng_stats *out)
 {
     *out = s->st;
     out->n_past = s->n_past;
+    out->mem_host = host_resident_bytes();
 }
 
 void eng_session_reset(eng_session *s)
@@ -299,12 +340,27 @@ static eng_status make_room(eng_session *s, uint32_t need)
     return ENG_OK;
 }
 
-static eng_status decode(eng_session *s, const int32_t *tok, uint32_t n)
+/* Decode tokens at the end of the context in batches. A feed (cancellable) checks the cancel
+ * flag before each batch: before the first nothing has changed; later, the batches already
+ * decoded are dropped again (positions past n_past are simply overwritten by the next decode),
+ * so a cancelled feed consumes nothing. */
+static eng_status decode(eng_session *s, const int32_t *tok, uint32_t n, bool cancellable)
 {
+    if (cancellable && cancelled(s, NULL)) {
+        snprintf(s->err, sizeof s->err, "cancelled: %u tokens not fed", n);
+        return ENG_ERR_CANCELLED;
+    }
+    uint32_t past0 = s->n_past;
     s->have_next = false;
     s->logits_on_device = false;
     for (uint32_t done = 0; done < n; done += FEED_BATCH) {
         uint32_t cnt = n - done < FEED_BATCH ? n - done : FEED_BATCH;
+        if (done && cancellable && cancelled(s, NULL)) {
+            s->n_past = past0;
+            s->have_logits = false; /* s->logits now hold a dropped batch's */
+            snprintf(s->err, sizeof s->err, "cancelled after %u of %u tokens: none fed", done, n);
+            return ENG_ERR_CANCELLED;
+        }
         if (!be_decode(s, tok + done, (int)cnt, (int)s->n_past, s->logits, false))
             return ENG_ERR_BACKEND;
         s->n_past += cnt;
@@ -348,7 +404,7 @@ eng_status eng_session_feed(eng_session *s, const int32_t *tokens, size_t n)
         return ENG_ERR_CONTEXT_FULL;
     }
     double t0 = now_ms();
-    eng_status st = decode(s, all, (uint32_t)total);
+    eng_status st = decode(s, all, (uint32_t)total, true);
     double dt = now_ms() - t0;
     for (size_t i = 0; st == ENG_OK && i < total; i++)
         eng_sampler_accept(s->smp, all[i]);
@@ -458,7 +514,9 @@ static eng_stop_reason gen_loop(gen_state *g)
 {
     eng_session *s = g->s;
     for (;;) {
-        if (g->o->cancel && *g->o->cancel)
+        /* the one check per token that bounds what comes out after a cancel: at most the
+         * token sampled right after it */
+        if (cancelled(s, g->o->cancel))
             return ENG_STOP_CANCELLED;
         int32_t tok = s->have_next ? s->next : eng_sampler_sample(s->smp, s->logits);
         s->have_next = false;
@@ -496,7 +554,7 @@ static eng_stop_reason gen_loop(gen_state *g)
             s->have_next = true;
             s->logits_on_device = true;
             s->have_logits = false;
-        } else if (decode(s, &tok, 1) != ENG_OK) {
+        } else if (decode(s, &tok, 1, false) != ENG_OK) {
             return ENG_STOP_NONE;
         }
     }
@@ -521,6 +579,10 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
 {
     static const eng_generate_opts none = { 0 };
     *why = ENG_STOP_NONE;
+    if (cancelled(s, o ? o->cancel : NULL)) {
+        *why = ENG_STOP_CANCELLED;
+        return ENG_OK;
+    }
     if (!fetch_device_logits(s))
         return ENG_ERR_BACKEND;
     if (!s->have_logits || s->unfed >= 0) {
@@ -530,8 +592,10 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
             return ENG_ERR_ARG;
         }
         eng_status st = eng_session_feed(s, NULL, 0);
+        if (st == ENG_ERR_CANCELLED)
+            *why = ENG_STOP_CANCELLED;
         if (st)
-            return st;
+            return st == ENG_ERR_CANCELLED ? ENG_OK : st;
     }
     gen_state g = { s, o ? o : &none, fn, user, eng_detok_new(s->m->vocab, false, false),
                     { 0 }, now_ms(), 0, 0 };
@@ -600,10 +664,6 @@ double eng_session_read_bandwidth(eng_session *s)
 {
     if (s->vk)
         return eng_vk_read_gbps(eng_vk_model_of(s->vk));
-    int nt = s->o.n_threads;
-    if (nt <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        nt = c > 0 ? (int)c : 1;
-    }
-    return eng_host_read_gbps(nt);
+    int nt = s->o.n_threads, pool = eng_pool_threads();
+    return eng_host_read_gbps(nt > 0 && nt < pool ? nt : pool);
 }

@@ -224,6 +224,8 @@ static void assert_no_validation_messages(void)
 
 static void test_reference_logits_vulkan(void **state)
 {
+    if (test_cpu_only())
+        skip();
     backend = ENG_BACKEND_VULKAN;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_model(cases[i].model, cases[i].ref, cases[i].lines, cases[i].tol, cases[i].nmse);
@@ -327,6 +329,8 @@ static void test_greedy_texts_cpu_fast(void **state)
 }
 static void test_greedy_texts_vulkan(void **state)
 {
+    if (test_cpu_only())
+        skip();
     greedy_texts(ENG_BACKEND_VULKAN);
     assert_no_validation_messages();
 }

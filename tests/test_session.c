@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -271,7 +272,7 @@ static void test_stops_and_cancel(void **state)
     assert_int_equal(why, ENG_STOP_CANCELLED);
     assert_int_equal(a->n, 3);
     /* the cancel flag, checked before each token */
-    volatile int cancel = 1;
+    atomic_int cancel = 1;
     go.cancel = &cancel;
     memset(a, 0, sizeof *a);
     assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
@@ -280,6 +281,72 @@ static void test_stops_and_cancel(void **state)
     eng_session_free(s);
     free(a);
     eng_model_close(m);
+}
+
+/* The session's own flag stops a feed before a batch: ENG_ERR_CANCELLED, nothing consumed, and
+ * the session goes on as if the feed had not been tried. (Mid-feed, from another thread:
+ * tests/test_concurrency.c.) */
+static void test_feed_cancel(void **state)
+{
+    eng_model *m = NULL;
+    char err[512];
+    assert_int_equal(eng_model_open(fixture_path("models/stories260K.gguf"), &m, err, sizeof err), ENG_OK);
+    atomic_int cancel = 1;
+    eng_session_opts o = eng_session_defaults();
+    o.backend = ENG_BACKEND_CPU;
+    o.sampling.temperature = 0;
+    o.cancel = &cancel;
+    eng_session *s;
+    assert_int_equal(eng_session_new(m, &o, &s, err, sizeof err), ENG_OK);
+    int32_t prompt[] = { 1, 403, 407, 261, 378 };
+    assert_int_equal(eng_session_feed(s, prompt, 5), ENG_ERR_CANCELLED);
+    assert_non_null(strstr(eng_session_errmsg(s), "cancelled"));
+    eng_stats st;
+    eng_session_stats(s, &st);
+    assert_int_equal(st.n_past, 0);
+    eng_stop_reason why;
+    acc *a = calloc(1, sizeof *a);
+    eng_generate_opts go = { 8, NULL, 0, NULL };
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    assert_int_equal(why, ENG_STOP_CANCELLED);
+    assert_int_equal(a->n, 0);
+    atomic_store(&cancel, 0);
+    assert_int_equal(eng_session_feed(s, prompt, 5), ENG_OK);
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    assert_string_equal(a->text, ", there was a little girl");
+    eng_session_free(s);
+    free(a);
+    eng_model_close(m);
+}
+
+/* eng_model_close with a session alive: the session keeps the model (engine.h), generates the
+ * same text as before, and the model goes with the session (ASan/LSan see a leak or a use after
+ * free otherwise). */
+static void test_close_model_first(void **state)
+{
+    eng_model *m = NULL;
+    eng_stop_reason why;
+    acc *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    eng_generate_opts go = { 24, NULL, 0, NULL };
+    eng_session *s = story_session(&m, 256, 0, 1, false);
+    assert_int_equal(eng_session_generate(s, &go, collect, a, &why), ENG_OK);
+    eng_session_free(s);
+    s = story_session(&m, 256, 0, 1, false);
+    eng_session *s2 = story_session(&m, 256, 0, 1, false);
+    eng_model_close(m);
+    eng_session_free(s2);
+    /* allocations made now would reuse a freed model's memory and overwrite it */
+    void *junk[64];
+    for (int i = 0; i < 64; i++)
+        memset(junk[i] = malloc(4096), 0xA5, 4096);
+    assert_int_equal(eng_session_generate(s, &go, collect, b, &why), ENG_OK);
+    for (int i = 0; i < 64; i++)
+        free(junk[i]);
+    eng_session_free(s);
+    assert_int_equal(a->n, b->n);
+    assert_memory_equal(a->ids, b->ids, a->n * sizeof a->ids[0]);
+    free(a);
+    free(b);
 }
 
 static void test_seeded_sampling(void **state)
@@ -463,7 +530,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_models), cmocka_unit_test(test_context_limits),
         cmocka_unit_test(test_context_shift_matches_fresh),
-        cmocka_unit_test(test_stops_and_cancel), cmocka_unit_test(test_seeded_sampling),
+        cmocka_unit_test(test_stops_and_cancel), cmocka_unit_test(test_feed_cancel),
+        cmocka_unit_test(test_close_model_first), cmocka_unit_test(test_seeded_sampling),
         cmocka_unit_test(test_run_command), cmocka_unit_test(test_logits_command),
     };
     int rc = cmocka_run_group_tests_name("session", tests, NULL, NULL);

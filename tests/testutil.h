@@ -44,6 +44,14 @@ static inline const char *fixture_path(const char *rel)
     return buf;
 }
 
+/* Nonzero when SIZEUP_TEST_CPU_ONLY is set (and not "0"): `make tsan` sets it so that Vulkan
+ * cases skip; ThreadSanitizer is asked about sizeup's own threads, not lavapipe's. */
+static inline int test_cpu_only(void)
+{
+    const char *e = getenv("SIZEUP_TEST_CPU_ONLY");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 /* Whole file into a malloc'd buffer; caller frees. Fails the test when unreadable. */
 static inline uint8_t *read_file(const char *path, size_t *len)
 {
