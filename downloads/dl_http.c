@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/strbuf.h" /* a leaf: the one growable buffer (docs/DESIGN.md) */
+
 #define USER_AGENT "sizeup/0.1"
 #define MAX_REDIRECTS 10L
 #define GET_LIMIT ((size_t)64 << 20)   /* dl_get: listings are kilobytes; refuse a runaway */
@@ -112,7 +114,7 @@ typedef struct xfer {
     stop_why stop;
     dl_status stop_status;
     file_sink *f;                                  /* SINK_FILE */
-    struct { char *buf; size_t len, cap; } mem;    /* SINK_MEM */
+    strbuf mem;                                    /* SINK_MEM */
     struct {
         uint64_t offset;
         size_t want, got;
@@ -538,18 +540,8 @@ static size_t mem_write(xfer *x, const char *p, size_t n)
     if (n > GET_LIMIT - x->mem.len)
         return stop_with(x, dl_fail(x->c, DL_ERR_FORMAT, "the answer from %s is larger than "
                                     "%zu MiB", x->url, GET_LIMIT >> 20));
-    if (x->mem.len + n + 1 > x->mem.cap) {
-        size_t cap = x->mem.cap ? x->mem.cap * 2 : 16384;
-        while (cap < x->mem.len + n + 1)
-            cap *= 2;
-        char *b = realloc(x->mem.buf, cap);
-        if (!b)
-            return stop_with(x, dl_fail(x->c, DL_ERR_IO, "out of memory reading %s", x->url));
-        x->mem.buf = b;
-        x->mem.cap = cap;
-    }
-    memcpy(x->mem.buf + x->mem.len, p, n);
-    x->mem.len += n;
+    if (!strbuf_put(&x->mem, p, n))
+        return stop_with(x, dl_fail(x->c, DL_ERR_IO, "out of memory reading %s", x->url));
     return n;
 }
 
@@ -596,7 +588,7 @@ static bool sink_begin(xfer *x)
 {
     switch (x->kind) {
     case SINK_FILE: return file_begin(x);
-    case SINK_MEM: x->mem.len = 0; return true;
+    case SINK_MEM: x->mem.len = 0; return true; /* a retry starts the answer again */
     case SINK_RANGE: return range_begin(x);
     }
     return false;
@@ -1291,16 +1283,14 @@ dl_status dl_get(dl_ctx *c, const char *url, char **body, size_t *len)
         st = setopt_failed(&x, "CURLOPT_ACCEPT_ENCODING", rc);
     if (st == DL_OK)
         st = run_attempts(&x);
-    if (st == DL_OK && !x.mem.buf && !(x.mem.buf = malloc(1)))
+    if (st == DL_OK && !strbuf_put(&x.mem, "", 0)) /* an empty answer is still a string */
         st = dl_fail(c, DL_ERR_IO, "out of memory");
     if (st == DL_OK) {
-        x.mem.buf[x.mem.len] = 0;
-        *body = x.mem.buf;
         if (len)
             *len = x.mem.len;
-        x.mem.buf = NULL;
+        *body = strbuf_take(&x.mem);
     }
-    free(x.mem.buf);
+    strbuf_free(&x.mem);
     if (x.h)
         curl_easy_cleanup(x.h);
     return st;

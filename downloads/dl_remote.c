@@ -28,6 +28,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "engine/strbuf.h" /* a leaf: the one growable buffer (docs/DESIGN.md) */
+
 #define USER_AGENT "sizeup/0.1"
 #define POLL_MS 50               /* a cancel is noticed within this */
 #define ERR_BODY_MAX 16384       /* what is kept of a refusal's body, for its message */
@@ -40,11 +42,6 @@
 #ifndef CURL_WRITEFUNC_ERROR
 #define CURL_WRITEFUNC_ERROR 0xFFFFFFFF
 #endif
-
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-} strbuf;
 
 struct dl_remote {
     char *base;               /* base URL as given, no trailing '/' (requests go here) */
@@ -80,24 +77,10 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Append to b unless that would pass max bytes (an answer or a body larger than we keep). */
 static bool buf_add(strbuf *b, const char *s, size_t n, size_t max)
 {
-    if (b->len + n > max)
-        return false;
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 256;
-        while (c < b->len + n + 1)
-            c *= 2;
-        char *p = realloc(b->p, c);
-        if (!p)
-            return false;
-        b->p = p;
-        b->cap = c;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return true;
+    return b->len + n <= max && strbuf_put(b, s, n);
 }
 
 /* Blank every copy of the key in s (a server may echo the header it refused). */
@@ -319,8 +302,8 @@ void dl_remote_close(dl_remote *r)
     free(r->model);
     free(r->key_env);
     free(r->cacert);
-    free(r->answer.p);
-    free(r->reasoning.p);
+    strbuf_free(&r->answer);
+    strbuf_free(&r->reasoning);
     free(r);
 }
 
@@ -420,7 +403,7 @@ static void call_free(call *c)
         curl_easy_cleanup(c->h);
     curl_slist_free_all(c->hdrs);
     dl_sse_free(c->sse);
-    free(c->body.p);
+    strbuf_free(&c->body);
     memset(c, 0, sizeof *c);
 }
 

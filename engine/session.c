@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine/cpu.h"
+#include "engine/strbuf.h"
 #include "engine/pool.h"
 #include "engine/vk_backend.h"
 
@@ -419,39 +420,17 @@ eng_status eng_session_feed(eng_session *s, const int32_t *tokens, size_t n)
     return ENG_OK;
 }
 
-/* Text waiting to be released: held while it could still turn into a stop string. */
-typedef struct holdback {
-    char *buf;
-    size_t len, cap;
-} holdback;
-
-static bool hb_append(holdback *h, const char *p, size_t n)
-{
-    if (h->len + n + 1 > h->cap) {
-        size_t cap = (h->len + n + 1) * 2;
-        char *b = realloc(h->buf, cap);
-        if (!b)
-            return false;
-        h->buf = b;
-        h->cap = cap;
-    }
-    memcpy(h->buf + h->len, p, n);
-    h->len += n;
-    h->buf[h->len] = 0;
-    return true;
-}
-
 /* How much of the held text is safe to release: everything before the earliest position from
  * which the rest is a prefix of some stop string. *hit is set when a stop string is complete
  * (release stops right before it). */
-static size_t releasable(const holdback *h, const eng_generate_opts *o, bool *hit)
+static size_t releasable(const strbuf *h, const eng_generate_opts *o, bool *hit)
 {
     size_t first = SIZE_MAX;
     for (size_t i = 0; i < o->n_stop; i++) {
         size_t sl = strlen(o->stop_strings[i]);
-        const char *m = sl ? memmem(h->buf, h->len, o->stop_strings[i], sl) : NULL;
-        if (m && (size_t)(m - h->buf) < first)
-            first = (size_t)(m - h->buf);
+        const char *m = sl ? memmem(h->p, h->len, o->stop_strings[i], sl) : NULL;
+        if (m && (size_t)(m - h->p) < first)
+            first = (size_t)(m - h->p);
     }
     *hit = first != SIZE_MAX;
     if (*hit)
@@ -461,7 +440,7 @@ static size_t releasable(const holdback *h, const eng_generate_opts *o, bool *hi
         const char *stop = o->stop_strings[i];
         size_t sl = strlen(stop);
         for (size_t at = h->len >= sl ? h->len - sl + 1 : 0; at < best; at++)
-            if (!memcmp(h->buf + at, stop, h->len - at)) {
+            if (!memcmp(h->p + at, stop, h->len - at)) {
                 best = at;
                 break;
             }
@@ -475,7 +454,8 @@ typedef struct gen_state {
     eng_token_fn fn;
     void *user;
     eng_detok *dt;
-    holdback hb;
+    strbuf hb;                  /* text waiting to be released: held while it could still
+                                 * turn into a stop string */
     double t_start, t_first, t_prev;
 } gen_state;
 
@@ -487,8 +467,9 @@ static bool emit(gen_state *g, int32_t tok, bool final, bool *hit)
     if (final)
         *hit = false;
     eng_session_stats(g->s, &g->s->st);
-    bool go = g->fn ? g->fn(g->user, tok, g->hb.buf ? g->hb.buf : "", n, &g->s->st) : true;
-    memmove(g->hb.buf, g->hb.buf + n, g->hb.len - n);
+    bool go = g->fn ? g->fn(g->user, tok, g->hb.p ? g->hb.p : "", n, &g->s->st) : true;
+    if (g->hb.p) /* the rest, with strbuf's NUL after it */
+        memmove(g->hb.p, g->hb.p + n, g->hb.len - n + 1);
     g->hb.len -= n;
     return go && !*hit;
 }
@@ -533,7 +514,7 @@ static eng_stop_reason gen_loop(gen_state *g)
         size_t len;
         const char *p = eng_detok_push(g->dt, tok, &len);
         bool hit = false;
-        if (!hb_append(&g->hb, p, len)) {
+        if (!strbuf_put(&g->hb, p, len)) {
             snprintf(s->err, sizeof s->err, "out of memory for the generated text");
             return ENG_STOP_NONE;
         }
@@ -611,13 +592,15 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
     size_t len;
     const char *rest = eng_detok_flush(g.dt, &len);
     bool hit = false;
-    if (r != ENG_STOP_STRING && r != ENG_STOP_NONE && hb_append(&g.hb, rest, len) && g.hb.len) {
+    if (r != ENG_STOP_STRING && r != ENG_STOP_NONE && strbuf_put(&g.hb, rest, len) && g.hb.len) {
         size_t n = releasable(&g.hb, g.o, &hit);
-        if (hit)
-            g.hb.len = n; /* a stop string completed by the flush is dropped too */
+        if (hit) { /* a stop string completed by the flush is dropped too */
+            g.hb.len = n;
+            g.hb.p[n] = 0;
+        }
         emit(&g, -1, true, &hit);
     }
-    free(g.hb.buf);
+    strbuf_free(&g.hb);
     eng_detok_free(g.dt);
     *why = r;
     return r == ENG_STOP_NONE ? ENG_ERR_BACKEND : ENG_OK;
