@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <readline/history.h>
 #include <readline/readline.h>
@@ -14,6 +15,7 @@
 #include "app/app.h"
 #include "engine/chat.h"
 #include "engine/engine.h"
+#include "ui/sanitize.h"
 
 #define CMD "run"
 
@@ -25,6 +27,10 @@ typedef struct run_opts {
 } run_opts;
 
 static volatile int cancel_flag;
+/* Model text is untrusted: on a terminal it goes through the sanitizer so it cannot drive the
+ * terminal (escape sequences shown as ^[...). Piped output stays byte-exact. */
+static bool sanitize_out;
+static ui_sanitizer out_san;
 
 static void on_sigint(int sig)
 {
@@ -161,6 +167,12 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len, co
     if (oc->ids) {
         if (token >= 0)
             printf("%s%d", oc->n_ids++ ? ", " : "[", token);
+    } else if (len && sanitize_out) {
+        char buf[UI_SANITIZE_MAX(256)];
+        for (size_t at = 0; at < len; at += 256) {
+            size_t k = len - at < 256 ? len - at : 256;
+            fwrite(buf, 1, ui_sanitize_feed(&out_san, text + at, k, buf), stdout);
+        }
     } else if (len) {
         fwrite(text, 1, len, stdout);
     }
@@ -491,6 +503,8 @@ int app_cmd_run(int argc, char **argv)
     struct sigaction sa = { 0 };
     sa.sa_handler = on_sigint; /* no SA_RESTART: a blocked read returns so the flag is seen */
     sigaction(SIGINT, &sa, NULL);
+    sanitize_out = isatty(STDOUT_FILENO);
+    ui_sanitize_init(&out_san);
     if (o.chat) {
         rc = run_chat(m, s, &o, prompt);
     } else {
