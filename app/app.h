@@ -21,6 +21,7 @@ int app_cmd_pull(int argc, char **argv);
 int app_cmd_list(int argc, char **argv);
 int app_cmd_rm(int argc, char **argv);
 int app_cmd_catalog(int argc, char **argv);
+int app_cmd_chat(int argc, char **argv);
 
 /* Fixture-free helpers shared by commands. */
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */

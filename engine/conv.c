@@ -144,6 +144,12 @@ bool eng_conv_pop_answer(eng_conv *c)
     return true;
 }
 
+void eng_conv_set_session(eng_conv *c, eng_session *s)
+{
+    c->s = s;
+    c->n_ctx = 0;
+}
+
 void eng_conv_clear(eng_conv *c)
 {
     size_t keep = c->n_msgs && !strcmp(c->msgs[0].role, "system") ? 1 : 0;

@@ -55,6 +55,10 @@ bool eng_conv_pop_answer(eng_conv *c);
 /* Forget every message but the system one, and the context. */
 void eng_conv_clear(eng_conv *c);
 
+/* Continue the conversation on another session (new sampling settings, say): the next sync
+ * feeds it the whole prompt. The old session stays the caller's. */
+void eng_conv_set_session(eng_conv *c, eng_session *s);
+
 /* Render the conversation and feed the session only what its context does not hold yet (the
  * common prefix is kept; a diverged context starts over). */
 eng_status eng_conv_sync(eng_conv *c);

@@ -10,6 +10,7 @@
 
 typedef struct turn {
     ui_role role;
+    char *note;
     char *text;
     size_t len, cap;
 } turn;
@@ -55,8 +56,10 @@ void ui_pane_free(ui_pane *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n_turns; i++)
+    for (size_t i = 0; i < p->n_turns; i++) {
         free(p->turns[i].text);
+        free(p->turns[i].note);
+    }
     free(p->turns);
     free(p->lines);
     free(p);
@@ -150,7 +153,7 @@ int ui_pane_begin_turn(ui_pane *p, ui_role role)
         p->turns = nt;
         p->cap_turns = cap;
     }
-    p->turns[p->n_turns++] = (turn){ role, NULL, 0, 0 };
+    p->turns[p->n_turns++] = (turn){ role, NULL, NULL, 0, 0 };
     ui_sanitize_init(&p->san);
     size_t old = p->n_lines;
     /* a blank line between turns, then the turn's (empty) first line */
@@ -214,10 +217,29 @@ static void rewrap_all(ui_pane *p)
     p->all_dirty = true;
 }
 
+int ui_pane_set_note(ui_pane *p, const char *note)
+{
+    if (!p->n_turns)
+        return -1;
+    char *n = ui_sanitize_dup(note, strlen(note));
+    if (!n)
+        return -1;
+    free(p->turns[p->n_turns - 1].note);
+    p->turns[p->n_turns - 1].note = n;
+    return 0;
+}
+
+const char *ui_pane_turn_note(const ui_pane *p, size_t i)
+{
+    return i < p->n_turns ? p->turns[i].note : NULL;
+}
+
 void ui_pane_clear(ui_pane *p)
 {
-    for (size_t i = 0; i < p->n_turns; i++)
+    for (size_t i = 0; i < p->n_turns; i++) {
         free(p->turns[i].text);
+        free(p->turns[i].note);
+    }
     p->n_turns = p->n_lines = p->tail = 0;
     p->scroll = 0;
     p->all_dirty = true;
@@ -345,11 +367,13 @@ static const char *fmt_bytes(uint64_t b, char *buf, size_t cap)
 /* Append seg (with a separator) when it still fits in width columns. */
 static void add_seg(char *buf, size_t cap, int width, const char *seg)
 {
-    size_t n = strlen(buf);
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s%s", n ? " | " : "", seg);
-    if (ui_text_width(buf, n) + ui_text_width(tmp, strlen(tmp)) <= width && n + strlen(tmp) < cap)
-        memcpy(buf + n, tmp, strlen(tmp) + 1);
+    size_t n = strlen(buf), k = strlen(seg), sep = n ? 3 : 0;
+    if (n + sep + k + 1 > cap)
+        return;
+    if (ui_text_width(buf, n) + (int)sep + ui_text_width(seg, k) > width)
+        return;
+    memcpy(buf + n, " | ", sep);
+    memcpy(buf + n + sep, seg, k + 1);
 }
 
 static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
@@ -365,31 +389,28 @@ static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
 void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width, char *buf,
                       size_t cap)
 {
-    char seg[160], a[16], b[16], c[16], spark[4 * 8 + 1];
+    /* Segments in order of importance; with two lines, speed on the first, sizes on the
+     * second. One that does not fit is left out and the next ones still get their chance. */
+    enum { N_SEG = 10 };
+    char seg[N_SEG][96], a[16], b[16], c[16], spark[4 * 8 + 1];
+    int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 1 };
+    phase_seg(st, seg[0], sizeof seg[0]);
+    snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
+    snprintf(seg[2], sizeof seg[2], "avg %.1f t/s", st->tps_avg);
+    snprintf(seg[3], sizeof seg[3], "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
+             fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
+    int fill = st->ctx_max ? (int)((double)st->ctx_used / st->ctx_max * 8 + 0.999) : 0;
+    fill = fill > 8 ? 8 : fill;
+    snprintf(seg[4], sizeof seg[4], "ctx %u/%u [%.*s%.*s]", st->ctx_used, st->ctx_max, fill,
+             "########", 8 - fill, "--------");
+    snprintf(seg[5], sizeof seg[5], "%u tok", st->n_gen);
+    snprintf(seg[6], sizeof seg[6], "ttft %.0f ms", st->ttft_ms);
+    snprintf(seg[7], sizeof seg[7], "prompt %.0f t/s", st->prompt_tps);
+    ui_status_sparkline(st, 8, spark);
+    snprintf(seg[8], sizeof seg[8], "%s", spark);
+    snprintf(seg[9], sizeof seg[9], "rss %s", fmt_bytes(st->host_rss, a, sizeof a));
     buf[0] = 0;
-    bool speed = n_lines < 2 || line == 0, rest = n_lines < 2 || line == 1;
-    if (speed) {
-        phase_seg(st, seg, sizeof seg);
-        add_seg(buf, cap, width, seg);
-        ui_status_sparkline(st, 8, spark);
-        snprintf(seg, sizeof seg, "%.1f t/s now, avg %.1f %s", st->tps_now, st->tps_avg, spark);
-        add_seg(buf, cap, width, seg);
-        snprintf(seg, sizeof seg, "prompt %.0f t/s", st->prompt_tps);
-        add_seg(buf, cap, width, seg);
-        snprintf(seg, sizeof seg, "ttft %.0f ms", st->ttft_ms);
-        add_seg(buf, cap, width, seg);
-        snprintf(seg, sizeof seg, "%u tok", st->n_gen);
-        add_seg(buf, cap, width, seg);
-    }
-    if (rest) {
-        int fill = st->ctx_max ? (int)((double)st->ctx_used / st->ctx_max * 8 + 0.999) : 0;
-        snprintf(seg, sizeof seg, "ctx %u/%u [%.*s%.*s]", st->ctx_used, st->ctx_max, fill,
-                 "########", 8 - fill, "--------");
-        add_seg(buf, cap, width, seg);
-        snprintf(seg, sizeof seg, "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
-                 fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
-        add_seg(buf, cap, width, seg);
-        snprintf(seg, sizeof seg, "rss %s", fmt_bytes(st->host_rss, a, sizeof a));
-        add_seg(buf, cap, width, seg);
-    }
+    for (int i = 0; i < N_SEG; i++)
+        if (seg[i][0] && (n_lines < 2 || on_line[i] == line))
+            add_seg(buf, cap, width, seg[i]);
 }

@@ -77,6 +77,11 @@ int ui_pane_append(ui_pane *p, const char *text, size_t len);
 /* A whole turn at once. */
 int ui_pane_add_turn(ui_pane *p, ui_role role, const char *text);
 void ui_pane_clear(ui_pane *p);
+/* A note kept with the last turn but not shown in the body (an answer's figures, for /save and
+ * the pager). Copied; returns 0 or -1. */
+int ui_pane_set_note(ui_pane *p, const char *note);
+/* Turn i's note, NULL when none; borrowed like the text. */
+const char *ui_pane_turn_note(const ui_pane *p, size_t i);
 
 size_t ui_pane_turn_count(const ui_pane *p);
 /* Turn i's role and sanitized text (borrowed until the next change to the pane). */

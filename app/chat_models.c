@@ -1,0 +1,89 @@
+/* Model choice and model facts for `sizeup chat` (see chat_models.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "app/chat_models.h"
+#include "engine/gguf.h"
+#include "engine/model_info.h"
+
+static int by_last_used(const void *a, const void *b)
+{
+    const dl_stored *x = a, *y = b;
+    return (x->last_used < y->last_used) - (x->last_used > y->last_used);
+}
+
+size_t app_chat_default_models(char ***paths)
+{
+    *paths = NULL;
+    dl_ctx *c = dl_open();
+    dl_stored *list = NULL;
+    size_t n = 0, k = 0;
+    if (!c || dl_store_list(c, &list, &n) != DL_OK || !n) {
+        dl_close(c);
+        return 0;
+    }
+    qsort(list, n, sizeof *list, by_last_used);
+    char **out = calloc(2, sizeof *out);
+    for (size_t i = 0; out && i < n && k < 2; i++)
+        if ((out[k] = strdup(list[i].path)))
+            k++;
+    dl_stored_free(list, n);
+    dl_close(c);
+    *paths = out;
+    return k;
+}
+
+char *app_chat_resolve_local(const char *ref, char *why, size_t whylen)
+{
+    struct stat sb;
+    if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode))
+        return strdup(ref);
+    dl_ctx *c = dl_open();
+    char *path = NULL;
+    if (!c) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    if (dl_locate(c, ref, &path) != DL_OK)
+        snprintf(why, whylen, "%s is neither a file nor a model in the store; download it "
+                 "first with: sizeup pull %s", ref, ref);
+    dl_close(c);
+    return path;
+}
+
+void app_model_brief(const char *path, char *type, size_t typelen, double *bpw,
+                     unsigned long long *file_size)
+{
+    gguf_file *f;
+    char err[256];
+    snprintf(type, typelen, "?");
+    *bpw = 0;
+    *file_size = 0;
+    if (gguf_open(path, &f, err, sizeof err) != GGUF_OK)
+        return;
+    eng_model_info *mi = malloc(sizeof *mi);
+    if (mi && eng_model_info_read(f, mi) == GGUF_OK) {
+        const gguf_type_info *ti = mi->n_types ? gguf_type_get(mi->types[0].type) : NULL;
+        snprintf(type, typelen, "%s", mi->has_file_type ? eng_ftype_name(mi->file_type) :
+                 ti ? ti->name : "?");
+        *bpw = mi->bits_per_weight;
+        *file_size = mi->file_size;
+    }
+    free(mi);
+    gguf_close(f);
+}
+
+unsigned long long app_host_rss(void)
+{
+    unsigned long long pages_total, pages_rss;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    int ok = fscanf(f, "%llu %llu", &pages_total, &pages_rss) == 2;
+    fclose(f);
+    return ok ? pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE) : 0;
+}
