@@ -303,8 +303,8 @@ static void on_action(chat_tui *t, ui_action a, char *line)
 {
     if (a != UI_ACT_INTERRUPT && a != UI_ACT_EDITED && a != UI_ACT_NONE)
         t->quit_armed = false;
-    if (t->overlay && a != UI_ACT_EDITED && a != UI_ACT_LINE) {
-        free(t->overlay);  /* any key closes the help or stats box */
+    if (t->overlay && a != UI_ACT_LINE) {
+        free(t->overlay);  /* any key closes the help or stats box (a typed one still types) */
         t->overlay = NULL;
         t->full = t->dirty = true;
         if (a == UI_ACT_STOP)
