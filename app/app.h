@@ -29,8 +29,39 @@ int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 /* "1.23 GiB", "512 KiB", "17 B": binary units, 3 significant digits. buf >= 16 bytes. */
 const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
 /* The Vulkan device index from a --device value, else from SIZEUP_DEVICE, else -1 (automatic).
- * Returns 0, or 2 after a message naming a bad value. */
+ * Returns 0, or 2 after a message naming a bad value or an index past the last Vulkan device
+ * (with how many there are). */
 int app_device_index(const char *cmd, const char *flag_value, int *out);
+
+/* Before any work, check that a command may write its output file `out`: not the file `in`
+ * (NULL: no input) under any name, not a directory, device, FIFO or socket, and not existing
+ * unless force. A symlink at out is replaced by the new file, never written through. Returns 0,
+ * or 1 after one line naming the path and the reason. Pass GGUF_WRITE_NO_REPLACE to the writer
+ * when force is false. */
+int app_check_output(const char *cmd, const char *out, const char *in, bool force);
+
+/* An integer option value: decimal digits, an optional sign, lo <= value <= hi. Returns 0 with
+ * *out set, or 2 after "sizeup CMD: OPT 'TEXT': expected an integer from LO to HI". */
+int app_parse_int(const char *cmd, const char *opt, const char *text, long long lo, long long hi,
+                  long long *out);
+/* The same for 0 .. UINT64_MAX (seeds). */
+int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out);
+
+/* Inputs larger than this are refused: no prompt or text to tokenize is near it, and reading
+ * /dev/zero or a runaway pipe must not eat the machine's memory. */
+#define APP_MAX_INPUT ((size_t)64 << 20)
+/* The whole of path ('-': standard input) in a malloc'd buffer with a NUL after its len bytes
+ * (the data itself may hold NULs; caller frees). Refuses a directory and more than max bytes.
+ * Returns 0, or 1 after "sizeup CMD: WHAT PATH: problem". */
+int app_read_input(const char *cmd, const char *what, const char *path, size_t max, char **buf,
+                   size_t *len);
+
+/* Flushes stdout; false once any write to it has failed (the first error is kept for
+ * app_stdout_close). Long output (generation) checks it to stop instead of running on. */
+bool app_stdout_ok(void);
+/* At exit (app/main.c, after the command): flush and close stdout. Returns 0, or 1 after
+ * "sizeup CMD: cannot write to stdout: ERROR" (silently for a closed pipe). */
+int app_stdout_close(const char *cmd);
 
 
 /* "292.8K", "135.0M", "1.24B": parameter counts the way model names spell them. Returns buf. */
@@ -46,7 +77,8 @@ const char *app_fmt_count(uint64_t n, char *buf, size_t len);
 int app_model_path(const char *cmd, const char *ref, const char *cacert, char **path_out);
 
 /* A download context with --cacert applied (NULL: CURL_CA_BUNDLE or curl's default), or NULL
- * after a message (out of memory). Caller frees with dl_close. */
+ * after a message (out of memory, or no place for the store: HOME, XDG_CACHE_HOME and
+ * SIZEUP_MODELS all unset). Caller frees with dl_close. */
 dl_ctx *app_dl_open(const char *cmd, const char *cacert);
 /* One line for a failed dl_* call about ref: the context's message, and for DL_ERR_OFFLINE how
  * to use a local file instead. Returns 1. */
@@ -59,12 +91,59 @@ typedef struct app_pulled {
     char **paths;        /* (n_files) */
     uint64_t *sizes;     /* (n_files) bytes on disk */
     bool already;        /* every file was in the store before */
+    bool builtin;        /* a built-in demo model: shipped, or made by sizeup, not fetched */
 } app_pulled;
 void app_pulled_free(app_pulled *p);
 /* Resolve ref, say on stderr what will be fetched from where (unless quiet), fetch it with the
  * progress display (Ctrl-C cancels, leaving a resumable part), and fill *out. Returns 0, or the
  * exit status after one line (1, or 130 when cancelled). */
 int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled *out);
+
+/* ---- quantizing a file (app/cmd_quantize.c) ---- */
+
+/* Write a copy of the GGUF model `in` to `out` with its weight matrices stored as `type`
+ * ("Q8_0", "Q6_K", "Q4_K", "Q4_K_M", "Q4_0", "F16", "BF16", "F32", any case): the code behind
+ * `sizeup quantize`. log: where the per-tensor lines and the summary go (that command gives
+ * stdout), or NULL for none; nothing else is printed. An existing out is replaced only when
+ * replace is true (the writer's GGUF_WRITE_NO_REPLACE otherwise). Returns 0, or 1 with the
+ * reason in err (naming the file, tensor or row); out is then left as it was. */
+int app_quantize_file(const char *in, const char *out, const char *type, bool replace,
+                      FILE *log, char *err, size_t errlen);
+
+/* ---- the built-in demo and the TUI's default models (app/demo.c) ---- */
+
+/* The demo's models, in the order of the demo's panes: stories260K | BabyLlama F32 | BabyLlama
+ * Q4_0. Catalog references; the files ship with sizeup (downloads/builtin, installed as
+ * PREFIX/share/sizeup/builtin) except the Q4_0, which is made on first use. */
+#define APP_DEMO_N 3
+extern const char *const app_demo_refs[APP_DEMO_N];
+/* One paragraph for the TUI to show above the demo's panes: these are tiny demo models, and how
+ * to get real ones (/add qwen2.5:0.5b, sizeup catalog). No newline, no escape sequences. */
+extern const char app_demo_banner[];
+
+/* The local paths of the demo's three models, in app_demo_refs order, with no network: the
+ * shipped files where they were found (dl_builtin_dir), and BabyLlama Q4_0 from the store,
+ * made there first (STORE/builtin/babyllama-930K-Q4_0.gguf, with a record) when it is not
+ * there yet, or is damaged or does not parse: about a second, once. Prints nothing on success
+ * (call it before the terminal is taken over); on failure one line on stderr and returns the
+ * exit status (1), with every paths[i] NULL. On success the caller frees each paths[i]. */
+int app_demo_models(const char *cmd, char *paths[APP_DEMO_N]);
+
+/* The models the TUI opens when given none: the two most recently used (or pulled) models of
+ * the store, newest first (one when the store holds one; damaged files and the demo's own Q4_0
+ * do not count); when there are none, the built-in demo (app_demo_models, *is_demo true).
+ * *paths is an array of *n paths; the caller frees it with app_paths_free(*paths, *n). Returns
+ * 0, or the exit status after one line on stderr (then *paths is NULL and *n is 0). */
+#define APP_DEFAULT_MAX 2
+int app_default_models(const char *cmd, char ***paths, size_t *n, bool *is_demo);
+void app_paths_free(char **paths, size_t n);
+
+/* Whether ref names a built-in catalog entry (demo:...); c's catalog is loaded on demand. */
+bool app_is_builtin_ref(dl_ctx *c, const char *ref);
+/* The local path of a built-in entry's model, made first when it is one sizeup makes (with a
+ * line on stderr saying so, unless quiet); never touches the network. Returns 0 with
+ * *path_out set (caller frees), or 1 after one line on stderr. */
+int app_builtin_path(const char *cmd, dl_ctx *c, const char *ref, bool quiet, char **path_out);
 
 /* The Vulkan device a fit estimate is made against (app/cmd_models.c). */
 typedef struct app_fit_device {

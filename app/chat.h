@@ -19,6 +19,7 @@ typedef struct app_chat_cfg {
     int n_predict;
     const char *tmpl;       /* --template: force a family (and chat mode) */
     const char *system;     /* --system */
+    const char *banner;     /* shown above the panes (the demo's), or NULL */
 } app_chat_cfg;
 
 typedef enum app_job {

@@ -10,33 +10,6 @@
 #include "engine/gguf.h"
 #include "engine/model_info.h"
 
-static int by_last_used(const void *a, const void *b)
-{
-    const dl_stored *x = a, *y = b;
-    return (x->last_used < y->last_used) - (x->last_used > y->last_used);
-}
-
-size_t app_chat_default_models(char ***paths)
-{
-    *paths = NULL;
-    dl_ctx *c = dl_open();
-    dl_stored *list = NULL;
-    size_t n = 0, k = 0;
-    if (!c || dl_store_list(c, &list, &n) != DL_OK || !n) {
-        dl_close(c);
-        return 0;
-    }
-    qsort(list, n, sizeof *list, by_last_used);
-    char **out = calloc(2, sizeof *out);
-    for (size_t i = 0; out && i < n && k < 2; i++)
-        if ((out[k] = strdup(list[i].path)))
-            k++;
-    dl_stored_free(list, n);
-    dl_close(c);
-    *paths = out;
-    return k;
-}
-
 char *app_chat_resolve_local(const char *ref, char *why, size_t whylen)
 {
     struct stat sb;
@@ -48,7 +21,11 @@ char *app_chat_resolve_local(const char *ref, char *why, size_t whylen)
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
-    if (dl_locate(c, ref, &path) != DL_OK)
+    if (app_is_builtin_ref(c, ref)) {
+        if (app_builtin_path("chat", c, ref, true, &path))
+            snprintf(why, whylen, "%s: the built-in model could not be found or made (see "
+                     "the log)", ref);
+    } else if (dl_locate(c, ref, &path) != DL_OK)
         snprintf(why, whylen, "%s is neither a file nor a model in the store; download it "
                  "first with: sizeup pull %s", ref, ref);
     dl_close(c);

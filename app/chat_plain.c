@@ -144,6 +144,8 @@ int app_chat_plain(char **paths, size_t n, const app_chat_cfg *cfg)
         printf("No model is available: the store is empty and no model was named. Get one with "
                "'sizeup pull qwen2.5:0.5b' (see 'sizeup catalog'), or name a GGUF file: "
                "sizeup chat --plain ./model.gguf\n");
+    if (cfg->banner)
+        printf("%s\n", cfg->banner);
     for (size_t i = 0; i < n && i < 4; i++)
         plain_open(&pm[i], paths[i], cfg, (int)i);
     fflush(stdout);

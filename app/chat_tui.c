@@ -139,7 +139,8 @@ bool app_chat_open_pane(chat_tui *t, int i, const char *path)
         t->p[t->n++] = p;
     }
     ui_pane_info *in = ui_pane_info_of(p);
-    snprintf(in->name, sizeof in->name, "%s", path);
+    const char *base = strrchr(path, '/');
+    snprintf(in->name, sizeof in->name, "%s", base ? base + 1 : path);
     snprintf(in->mode, sizeof in->mode, "loading");
     in->detail[0] = 0;
     t->w[i] = app_worker_start(path, &t->cfg, t->wake[1]);
@@ -520,6 +521,8 @@ int app_chat_tui(char **paths, size_t n, const app_chat_cfg *cfg)
         app_chat_open_pane(&t, t.n, paths[i]);
     if (!t.n)
         empty_pane(&t);
+    if (cfg->banner)
+        ui_pane_add_turn(t.p[0], UI_ROLE_INFO, cfg->banner);
     t.full = t.dirty = true;
     loop(&t);
     int sig = sig_quit;

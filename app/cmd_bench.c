@@ -83,22 +83,28 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         if (i + 1 >= argc)
             return app_fail(CMD, "%s: a value is missing, or the option is unknown", a) + 1;
         const char *v = argv[++i];
-        char *end;
+        long long n;
         if (!strcmp(a, "-m") || !strcmp(a, "--model"))
             o->model = v;
         else if (!strcmp(a, "-p") && (o->n_pp = parse_list(v, o->pp, MAX_TESTS)) < 0)
             return app_fail(CMD, "-p '%s': expected token counts like 128,512", v) + 1;
-        else if (!strcmp(a, "-n") && ((o->tg = (int)strtol(v, &end, 10)) < 0 || *end))
-            return app_fail(CMD, "-n '%s': expected a token count", v) + 1;
-        else if (!strcmp(a, "-r") && ((o->reps = (int)strtol(v, &end, 10)) < 1 || o->reps > MAX_REPS || *end))
-            return app_fail(CMD, "-r '%s': expected 1..%d", v, MAX_REPS) + 1;
-        else if (!strcmp(a, "-t"))
-            o->so.n_threads = atoi(v);
-        else if (!strcmp(a, "--device"))
+        else if (!strcmp(a, "-n")) {
+            if (app_parse_int(CMD, a, v, 0, 100000, &n))
+                return 2;
+            o->tg = (int)n;
+        } else if (!strcmp(a, "-r")) {
+            if (app_parse_int(CMD, a, v, 1, MAX_REPS, &n))
+                return 2;
+            o->reps = (int)n;
+        } else if (!strcmp(a, "-t")) {
+            if (app_parse_int(CMD, a, v, 1, 256, &n))
+                return 2;
+            o->so.n_threads = (int)n;
+        } else if (!strcmp(a, "--device")) {
             o->device = v;
-        else if (!strcmp(a, "--cacert"))
+        } else if (!strcmp(a, "--cacert")) {
             o->cacert = v;
-        else if (!strcmp(a, "-o")) {
+        } else if (!strcmp(a, "-o")) {
             if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv"))
                 return app_fail(CMD, "-o '%s': expected md, json or csv", v) + 1;
             o->format = v;
@@ -106,8 +112,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             if (strcmp(v, "cpu") && strcmp(v, "vulkan"))
                 return app_fail(CMD, "--backend '%s': expected vulkan or cpu", v) + 1;
             o->so.backend = strcmp(v, "cpu") ? ENG_BACKEND_VULKAN : ENG_BACKEND_CPU;
-        } else if (strcmp(a, "-p") && strcmp(a, "-n") && strcmp(a, "-r"))
+        } else if (strcmp(a, "-p")) {
             return app_fail(CMD, "unknown option '%s' (see sizeup bench --help)", a) + 1;
+        }
     }
     if (!o->model)
         return app_fail(CMD, "no model given (-m MODEL)") + 1;

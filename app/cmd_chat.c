@@ -1,7 +1,8 @@
 /* `sizeup chat [MODEL...]` and `sizeup` with no arguments: the side-by-side chat TUI, or its
  * line mode (--plain, TERM=dumb, or when stdin/stdout is not a terminal). Models named on the
  * command line are resolved like run's -m (downloaded first, with progress, before the screen
- * is taken); with none, app_chat_default_models picks them. */
+ * is taken); with none, app_default_models picks them: the two most recent of the store, else
+ * the built-in demo. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static void usage(FILE *to)
         "  -n, --n-predict N     at most N tokens per answer (default 512; -1 = no limit)\n"
         "  --temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed   sampling, as run\n"
         "  -c, --ctx N           context length (default: the model's, capped at 4096)\n"
-        "  --backend B           vulkan or cpu (default: automatic, per model)\n"
+        "  --backend B           vulkan or cpu (default: $SIZEUP_BACKEND, else automatic)\n"
         "  --device N, -t N      Vulkan device; CPU threads\n"
         "  --cacert FILE         CA certificates for a download over HTTPS\n\n"
         "Keys: Enter send, Tab focus, F2 all/one pane, Esc stop, F1 help, /quit leaves.\n");
@@ -109,6 +110,11 @@ static int parse_args(int argc, char **argv, chat_args *a)
             a->refs[a->n_refs++] = o;
         }
     }
+    const char *env = getenv("SIZEUP_BACKEND");  /* the default of --backend, for scripts */
+    if (env && a->cfg.so.backend == ENG_BACKEND_AUTO && !strcmp(env, "cpu"))
+        a->cfg.so.backend = ENG_BACKEND_CPU;
+    else if (env && a->cfg.so.backend == ENG_BACKEND_AUTO && !strcmp(env, "vulkan"))
+        a->cfg.so.backend = ENG_BACKEND_VULKAN;
     return a->help ? 0 : app_device_index(CMD, a->device, &a->cfg.so.device);
 }
 
@@ -131,7 +137,10 @@ int app_cmd_chat(int argc, char **argv)
         if (!paths)
             rc = app_fail(CMD, "out of memory");
     } else {
-        n = app_chat_default_models(&paths);
+        bool demo = false;
+        /* a failure (said on stderr) still opens the TUI, whose pane says how to get a model */
+        if (app_default_models(CMD, &paths, &n, &demo) == 0 && demo)
+            a.cfg.banner = app_demo_banner;
     }
     if (!rc) {
         const char *term = getenv("TERM");
@@ -139,8 +148,6 @@ int app_cmd_chat(int argc, char **argv)
                      !isatty(STDOUT_FILENO);
         rc = plain ? app_chat_plain(paths, n, &a.cfg) : app_chat_tui(paths, n, &a.cfg);
     }
-    for (size_t i = 0; paths && i < (size_t)(a.n_refs ? a.n_refs : (int)n); i++)
-        free(paths[i]);
-    free(paths);
+    app_paths_free(paths, a.n_refs ? (size_t)a.n_refs : n);
     return rc;
 }

@@ -1,6 +1,10 @@
 /* `sizeup gen-model`: random-weight GGUF files with the exact shapes of real models, written
  * through sizeup's own GGUF writer and quantizer, for benchmarks: speed does not depend on the
- * weight values, so these measure what the real model would, without downloading it. */
+ * weight values, so these measure what the real model would, without downloading it. --seed
+ * picks the weights (the same seed gives the same file byte for byte); -o is checked and written
+ * as quantize's OUT is (app_check_output, then a fresh temp file and a rename). */
+#include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +34,18 @@ static const shape shapes[] = {
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: sizeup gen-model --shape NAME --type TYPE -o FILE [--seed S]\n\n"
+    fprintf(to, "usage: sizeup gen-model --shape NAME --type TYPE -o FILE [--seed S] [--force]\n\n"
                 "Write a random-weight GGUF with the shapes of a real model, for benchmarks.\n"
                 "  --shape   ");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         fprintf(to, "%s%s", i ? ", " : "", shapes[i].name);
     fprintf(to, "\n  --type    Q8_0, Q4_0 or Q4_K_M (llama.cpp's mix: Q6_K output and some\n"
                 "            attn_v/ffn_down; Q5_0/Q8_0 where rows are not multiples of 256)\n"
-                "  -o FILE   output path\n");
+                "  -o FILE   output path: a regular file or a new name; it is written through a\n"
+                "            new temporary file beside it and renamed into place\n"
+                "  --seed S  seed for the random weights (a whole number; default fixed): the\n"
+                "            same seed gives the same file, different seeds different weights\n"
+                "  --force   replace FILE if it exists\n");
 }
 
 /* xorshift-based normal-ish numbers: speed does not depend on values, only finiteness and a
@@ -155,6 +163,18 @@ static void metadata(gen *g)
     free(scores);
 }
 
+/* The generator state for a --seed value. splitmix64's finaliser spreads every bit of the seed
+ * over the state, so nearby seeds give unrelated streams (the old `seed | 1` made seeds 2 and
+ * 3 the same). A zero state would make xorshift return zeros forever, hence the fix-up. */
+static uint64_t seed_state(uint64_t seed)
+{
+    uint64_t z = seed + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return z ? z : 0x9e3779b97f4a7c15ull;
+}
+
 static void tensors(gen *g)
 {
     const shape *s = g->sh;
@@ -189,18 +209,33 @@ int app_cmd_gen_model(int argc, char **argv)
 {
     const char *shape_name = NULL, *mode = NULL, *out = NULL;
     gen g = { 0 };
-    g.seed = 0x9e3779b97f4a7c15ull;
+    bool force = false;
+    g.seed = 0x9e3779b97f4a7c15ull; /* without --seed: the files this command always wrote */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(argv[i], "--force")) {
+            force = true;
+            continue;
         }
         if (i + 1 >= argc)
             return app_fail(CMD, "%s: a value is missing, or the option is unknown", argv[i]) + 1;
         if (!strcmp(argv[i], "--shape")) shape_name = argv[++i];
         else if (!strcmp(argv[i], "--type")) mode = argv[++i];
         else if (!strcmp(argv[i], "-o")) out = argv[++i];
-        else if (!strcmp(argv[i], "--seed")) g.seed = strtoull(argv[++i], NULL, 10) | 1;
+        else if (!strcmp(argv[i], "--seed")) {
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            unsigned long long seed = strtoull(v, &end, 10);
+            /* strtoull alone takes " 7", "+7" and "-7" (as 2^64 - 7) */
+            if (!isdigit((unsigned char)v[0]) || *end || errno)
+                return app_fail(CMD, "--seed '%s': not a whole number from 0 to %llu", v,
+                                (unsigned long long)UINT64_MAX) + 1;
+            g.seed = seed_state(seed);
+        }
         else return app_fail(CMD, "unknown option '%s' (see sizeup gen-model --help)", argv[i]) + 1;
     }
     for (size_t i = 0; shape_name && i < sizeof shapes / sizeof shapes[0]; i++)
@@ -209,6 +244,8 @@ int app_cmd_gen_model(int argc, char **argv)
     if (!g.sh || !out || !mode || (strcmp(mode, "Q8_0") && strcmp(mode, "Q4_0") && strcmp(mode, "Q4_K_M")))
         return app_fail(CMD, "need --shape (smollm2-135m, qwen2.5-0.5b, llama3.2-1b), --type "
                         "(Q8_0, Q4_0, Q4_K_M) and -o FILE") + 1;
+    if (app_check_output(CMD, out, NULL, force))
+        return 1;
     g.mode = mode;
     g.w = gguf_writer_new();
     metadata(&g);
@@ -216,7 +253,7 @@ int app_cmd_gen_model(int argc, char **argv)
     int rc = 0;
     if (g.failed)
         rc = 1;
-    else if (gguf_writer_write(g.w, out))
+    else if (gguf_writer_write_ex(g.w, out, force ? 0 : GGUF_WRITE_NO_REPLACE))
         rc = app_fail(CMD, "%s", gguf_writer_errmsg(g.w));
     else
         fprintf(stderr, "wrote %s (%s, %s)\n", out, g.sh->title, mode);

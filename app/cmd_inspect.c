@@ -549,9 +549,7 @@ static int show(const inspect_opts *o, const char *what, const gguf_file *f,
         if (o->tensors)
             print_tensors(f);
     }
-    if (fflush(stdout) != 0 && !rc)
-        rc = app_fail(CMD, "could not write the output");
-    return rc;
+    return rc; /* a failed write to stdout is reported by app/main.c */
 }
 
 static int inspect_file(const inspect_opts *o, const char *path)

@@ -18,6 +18,8 @@ static void usage(FILE *to)
         "                     [--backend vulkan|cpu] [--device N] [-c CTX] [--cacert FILE]\n\n"
         "Decode the tokens in one batch and print {\"tokens\": [...], \"logits\": [[...], ...]}:\n"
         "the logits of the last position, or of every position with --all-positions.\n"
+        "-c is the context length, 8 to 16777216, at least the number of tokens (default:\n"
+        "the number of tokens).\n"
         "--text is tokenized with the model's tokenizer, BOS added as the model asks.\n"
         "MODEL is a GGUF file or a model reference (qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT],\n"
         "a URL), downloaded first when it is not in the store (--cacert FILE for HTTPS).\n");
@@ -87,7 +89,10 @@ int app_cmd_logits(int argc, char **argv)
         } else if (!strcmp(a, "--tokens")) {
             toks = argv[++i];
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            so.n_ctx = (uint32_t)strtoul(argv[++i], NULL, 10);
+            long long c;
+            if (app_parse_int(CMD, a, argv[++i], 8, 1 << 24, &c))
+                return 2;
+            so.n_ctx = (uint32_t)c;
         } else if (!strcmp(a, "--backend")) {
             v = argv[++i];
             if (strcmp(v, "cpu") && strcmp(v, "vulkan"))
@@ -116,8 +121,11 @@ int app_cmd_logits(int argc, char **argv)
     if (toks ? !parse_ids(toks, &ids, &n)
              : eng_tokenize(eng_model_vocab(m), text, strlen(text), true, false, &ids, &n) != ENG_TOK_OK) {
         rc = app_fail(CMD, "--tokens '%s': expected comma-separated token ids", toks ? toks : "") + 1;
+    } else if (so.n_ctx && so.n_ctx < n) {
+        rc = app_fail(CMD, "-c %u: the %zu tokens do not fit; give -c %zu or more, or leave -c "
+                      "out (the context is then as long as the tokens)", so.n_ctx, n, n) + 1;
     } else {
-        if (so.n_ctx == 0 || so.n_ctx < n)
+        if (so.n_ctx == 0)
             so.n_ctx = (uint32_t)(n < 8 ? 8 : n);
         float *lg = NULL;
         if (eng_session_new(m, &so, &s, err, sizeof err))

@@ -112,21 +112,6 @@ const char *app_fmt_count(uint64_t n, char *buf, size_t len)
     return buf;
 }
 
-/* The SHA-256 the store's record (PATH.json, dl.h "Files on disk") says the file was checked
- * against, into out; false when it was verified by size only (or has no record). */
-static bool record_sha256(const char *path, char *out, size_t len)
-{
-    char rec[4200];
-    snprintf(rec, sizeof rec, "%s.json", path);
-    json_t *o = json_load_file(rec, 0, NULL);
-    const char *s = json_string_value(json_object_get(o, "sha256"));
-    bool ok = s && strlen(s) == 64;
-    if (ok)
-        snprintf(out, len, "%s", s);
-    json_decref(o);
-    return ok;
-}
-
 /* ---- sizeup pull ---- */
 
 static void pull_usage(FILE *to)
@@ -147,17 +132,39 @@ static void pull_usage(FILE *to)
             REF_FORMS);
 }
 
-static void print_pulled(const app_pulled *p, dl_ref_kind kind)
+/* How a stored file was checked when it was downloaded, as its record says: sha256 only
+ * when a hash was compared, size when only the size was. */
+static const char *verified_text(const dl_stored *s, char *buf, size_t len)
+{
+    switch (s->verified) {
+    case DL_VERIFIED_SHA256:
+        snprintf(buf, len, "verified sha256 %s", s->sha256 ? s->sha256 : "?");
+        break;
+    case DL_VERIFIED_SIZE: snprintf(buf, len, "verified size"); break;
+    case DL_VERIFIED_NONE: snprintf(buf, len, "not verified: no size or checksum was known"); break;
+    default: snprintf(buf, len, "verification not recorded"); break;
+    }
+    return buf;
+}
+
+static void print_pulled(dl_ctx *c, const app_pulled *p, dl_ref_kind kind)
 {
     for (size_t i = 0; i < p->n_files; i++) {
-        char size[32], sha[72], how[128];
+        char size[32], how[160], v[128];
+        dl_stored *s = NULL;
         if (kind == DL_REF_LOCAL)
             snprintf(how, sizeof how, "a local file");
-        else if (record_sha256(p->paths[i], sha, sizeof sha))
-            snprintf(how, sizeof how, "%sverified sha256 %s", p->already ? "in the store, " : "",
-                     sha);
+        else if (p->builtin && dl_store_stat(c, p->paths[i], &s) != DL_OK)
+            snprintf(how, sizeof how, "built in, shipped with sizeup");
+        else if (p->builtin)
+            snprintf(how, sizeof how, "%smade by sizeup from a built-in model",
+                     p->already ? "in the store, " : "");
+        else if (dl_store_stat(c, p->paths[i], &s) == DL_OK)
+            snprintf(how, sizeof how, "%s%s", p->already ? "in the store, " : "",
+                     verified_text(s, v, sizeof v));
         else
-            snprintf(how, sizeof how, "%sverified size", p->already ? "in the store, " : "");
+            snprintf(how, sizeof how, "not in the store: %s", dl_errmsg(c));
+        dl_stored_free(s, s ? 1 : 0);
         printf("%s (%s, %s)\n", p->paths[i], app_fmt_bytes(p->sizes[i], size, sizeof size), how);
     }
     fflush(stdout);
@@ -181,7 +188,7 @@ int app_cmd_pull(int argc, char **argv)
         dl_ref_free(&ref);
         int r = app_pull("pull", c, o.refs[i], o.quiet, &p);
         if (!r)
-            print_pulled(&p, kind);
+            print_pulled(c, &p, kind);
         app_pulled_free(&p);
         if (r)
             rc = r;
@@ -219,18 +226,40 @@ static uint64_t file_params(const char *path)
     return n;
 }
 
+/* A reference that pulls a stored file again into the same place: hf.co/OWNER/REPO/PATH for
+ * files fetched from a repository (the record's URL is .../resolve/main/PATH, and the URL
+ * itself would name another folder if HF_ENDPOINT changed), else the URL it came from; the
+ * path itself (for rm) when the record names none. */
+static void refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t len)
+{
+    const char *store = dl_store_dir(c);
+    size_t n = strlen(store);
+    const char *rel = !strncmp(s->path, store, n) && s->path[n] == '/' ? s->path + n + 1 : NULL;
+    size_t r = s->repo ? strlen(s->repo) : 0;
+    if (rel && r && s->source_url && strstr(s->source_url, "/resolve/main/") &&
+        !strncmp(rel, s->repo, r) && rel[r] == '/')
+        snprintf(buf, len, "hf.co/%s", rel);
+    else
+        snprintf(buf, len, "%s", s->source_url ? s->source_url : s->path);
+}
+
+static const char *const verified_json[] = { NULL, "none", "size", "sha256" };
+
 static json_t *list_json(const dl_ctx *c, const dl_stored *s, size_t n, uint64_t partial)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        uint64_t np = file_params(s[i].path);
+        uint64_t np = s[i].damaged ? 0 : file_params(s[i].path);
+        const char *verified = verified_json[s[i].verified];
         json_array_append_new(
-            arr, json_pack("{s:s?, s:s?, s:s?, s:I, s:o, s:s?, s:I, s:I, s:s?}", "name",
-                           s[i].repo, "file", s[i].file, "quant", s[i].quant, "size",
-                           (json_int_t)s[i].size, "n_params",
+            arr, json_pack("{s:s?, s:s?, s:s?, s:I, s:o, s:s?, s:I, s:I, s:s?, s:I, s:b, s:s?, "
+                           "s:s?}", "name", s[i].repo, "file", s[i].file, "quant", s[i].quant,
+                           "size", (json_int_t)s[i].size, "n_params",
                            np ? json_integer((json_int_t)np) : json_null(), "path", s[i].path,
                            "pulled_at", (json_int_t)s[i].pulled_at, "last_used",
-                           (json_int_t)s[i].last_used, "source_url", s[i].source_url));
+                           (json_int_t)s[i].last_used, "source_url", s[i].source_url,
+                           "recorded_size", (json_int_t)s[i].recorded_size, "damaged",
+                           (int)s[i].damaged, "verified", verified, "sha256", s[i].sha256));
     }
     return json_pack("{s:s, s:o, s:I}", "store", dl_store_dir(c), "models", arr,
                      "partial_bytes", (json_int_t)partial);
@@ -254,14 +283,28 @@ static void list_text(const dl_ctx *c, const dl_stored *s, size_t n, uint64_t pa
                n == 1 ? "" : "s", app_fmt_bytes(total, a, sizeof a), dl_store_dir(c), w, "NAME",
                "QUANT", "SIZE", "PARAMS", "LAST USED", "PATH");
     int64_t now = (int64_t)time(NULL);
+    size_t damaged = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t np = file_params(s[i].path);
-        printf("%-*s  %-8s  %9s  %7s  %-11s  %s\n", w, s[i].repo ? s[i].repo : "?",
+        uint64_t np = s[i].damaged ? 0 : file_params(s[i].path);
+        damaged += s[i].damaged;
+        printf("%-*s  %-8s  %9s  %7s  %-11s  %s%s\n", w, s[i].repo ? s[i].repo : "?",
                s[i].quant ? s[i].quant : "-", app_fmt_bytes(s[i].size, a, sizeof a),
                np ? app_fmt_count(np, b, sizeof b) : "-",
                app_fmt_ago(now, s[i].last_used ? s[i].last_used : s[i].pulled_at, when,
                            sizeof when),
-               s[i].path);
+               s[i].path, s[i].damaged ? "  DAMAGED" : "");
+    }
+    if (damaged)
+        printf("\n");
+    for (size_t i = 0; i < n; i++) {
+        char ref[4200];
+        if (!s[i].damaged)
+            continue;
+        refetch_ref(c, &s[i], ref, sizeof ref);
+        printf("DAMAGED: %s is %" PRIu64 " bytes, but was %" PRIu64 " when it was downloaded; "
+               "%s %s\n", s[i].path, s[i].size, s[i].recorded_size,
+               s[i].source_url ? "fetch it again with: sizeup pull" : "delete it with: sizeup rm",
+               ref);
     }
     if (partial)
         printf("%sunfinished downloads hold %s (run the same pull again to resume them)\n",
@@ -478,6 +521,9 @@ static void cat_row_fill(dl_ctx *c, const dl_cat_entry *e, const app_fit_device 
         n += (size_t)snprintf(row->have + n, n < sizeof row->have ? sizeof row->have - n : 0,
                               "%s%s", n ? "," : "", f->quant);
     }
+    /* Shipped, or made on first use without the network: there is nothing to download. */
+    if (e->builtin)
+        snprintf(row->have, sizeof row->have, "built-in");
     row->need = row->size + row->size / 100 * FIT_MARGIN_PCT + FIT_FIXED_BYTES;
     row->fits = dev->ok ? row->need <= dev->capacity : -1;
 }
@@ -544,17 +590,17 @@ static json_t *catalog_entry_json(dl_ctx *c, const dl_cat_entry *e, const app_fi
     cat_row row;
     cat_row_fill(c, e, dev, &row);
     json_t *have = json_array();
-    for (char *q = row.have, *end; *q; q = *end ? end + 1 : end) {
+    for (char *q = e->builtin ? "" : row.have, *end; *q; q = *end ? end + 1 : end) {
         end = q + strcspn(q, ",");
         json_array_append_new(have, json_stringn(q, (size_t)(end - q)));
     }
     /* s? writes null for an absent string where json_pack would fail on s. */
-    return json_pack("{s:s?, s:s?, s:s?, s:I, s:s?, s:s?, s:s?, s:s?, s:I, s:o, s:I, s:o}", "name",
-                     e->name, "family", e->family, "params", e->params, "n_params",
+    return json_pack("{s:s?, s:s?, s:s?, s:I, s:s?, s:s?, s:s?, s:s?, s:b, s:I, s:o, s:I, s:o}",
+                     "name", e->name, "family", e->family, "params", e->params, "n_params",
                      (json_int_t)e->n_params, "license", e->license, "repo", e->repo,
-                     "default_quant", e->default_quant, "description", e->description, "size",
-                     (json_int_t)row.size, "downloaded", have, "need_bytes",
-                     (json_int_t)row.need, "fits",
+                     "default_quant", e->default_quant, "description", e->description,
+                     "builtin", e->builtin, "size", (json_int_t)row.size, "downloaded", have,
+                     "need_bytes", (json_int_t)row.need, "fits",
                      row.fits < 0 ? json_null() : json_boolean(row.fits));
 }
 

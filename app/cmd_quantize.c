@@ -3,11 +3,20 @@
  * Every metadata key is copied, then general.file_type names the new type the way llama.cpp
  * numbers it. Matrices are decoded row by row from whatever type engine/quant reads and encoded
  * with ggml's reference quantizers (engine/quant), so the result loads in llama.cpp as well as
- * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. The new
- * tensors stay in memory until the writer puts the whole file down through OUT.tmp and a
- * rename, so a failure at any point leaves no OUT behind (and an existing OUT untouched).
+ * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. A K-type
+ * matrix whose rows are not whole 256-value blocks falls back per tensor as llama-quantize does
+ * (Q4_K -> Q5_0, Q6_K -> Q8_0, F16 when even 32 does not divide the row), and general.file_type
+ * names the type most of the weights really have. OUT is checked before any work (never the
+ * input, never a device or folder, replaced only with --force); the new tensors stay in memory
+ * until the writer puts the whole file down through a fresh temp file beside OUT and a rename,
+ * so a failure at any point leaves no OUT behind (and an existing OUT untouched).
+ *
+ * The work itself is app_quantize_file, which prints nothing of its own (a log stream and an
+ * error buffer are the caller's), so the built-in demo (app/demo.c) makes its Q4_0 file with
+ * exactly this code, from a command or from the TUI.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +26,7 @@
 
 #include "app/app.h"
 #include "engine/gguf.h"
+#include "engine/model_info.h"
 #include "engine/quant.h"
 
 #define CMD "quantize"
@@ -43,13 +53,19 @@ static const quant_choice choices[] = {
 static void usage(FILE *to)
 {
     fprintf(to,
-            "usage: sizeup quantize IN OUT TYPE\n\n"
+            "usage: sizeup quantize [--force] IN OUT TYPE\n\n"
             "Write a copy of the GGUF model IN to OUT with its weight matrices stored as TYPE.\n"
-            "Every metadata key is kept and general.file_type is set to TYPE. A matrix is\n"
-            "converted when its rows are a whole number of TYPE's blocks (32 values, 256 for\n"
-            "the K types); others are kept as they are, with a note. Vectors (norms, biases)\n"
-            "are copied unchanged. IN may hold any type sizeup can run.\n\n"
+            "Every metadata key is kept. A matrix is converted when its rows are a whole\n"
+            "number of TYPE's blocks (32 values, 256 for the K types). Where a K type does\n"
+            "not fit, the matrix falls back as llama-quantize does (Q4_K -> Q5_0,\n"
+            "Q6_K -> Q8_0, F16 if even that does not fit), with a line saying so; other\n"
+            "matrices that do not fit are kept as they are, with a note. general.file_type\n"
+            "names the type most weights end up in. Vectors (norms, biases) are copied\n"
+            "unchanged. IN may hold any type sizeup can run.\n\n"
+            "OUT must not be IN (under any name) and must be a regular file or not exist;\n"
+            "it is written through a new temporary file beside it and renamed into place.\n\n"
             "TYPE: Q8_0, Q6_K, Q4_K (also spelt Q4_K_M), Q4_0, F16, BF16, F32\n\n"
+            "  --force       replace OUT if it exists\n"
             "  -h, --help    show this help\n");
 }
 
@@ -75,12 +91,60 @@ static bool kept_by_name(const char *name)
 
 typedef struct quant_totals {
     uint64_t elems, bytes_in, bytes_out;
-    int converted, kept;
+    int converted, kept, fell_back;
+    uint64_t matrix_elems[GGUF_T_COUNT]; /* elements of 2-D+ tensors by their type in OUT */
 } quant_totals;
+
+/* llama-quantize's fallback for a K type whose 256-value blocks do not divide a row of ne0
+ * values: the 32-value type of about the same size, F16 when even that does not divide it.
+ * False for types without one (llama-quantize gives up on those; we keep the tensor). */
+static bool fallback_type(uint32_t type, int64_t ne0, uint32_t *out)
+{
+    switch (type) {
+    case GGUF_T_Q4_K: *out = GGUF_T_Q5_0; break;
+    case GGUF_T_Q5_K: *out = GGUF_T_Q5_1; break;
+    case GGUF_T_Q6_K: *out = GGUF_T_Q8_0; break;
+    default: return false;
+    }
+    if (!eng_row_bytes(*out, ne0) || !eng_type_quantizable(*out))
+        *out = GGUF_T_F16;
+    return true;
+}
+
+/* Where one app_quantize_file call reports: progress lines to log (NULL: none), the reason
+ * for a failure to err. */
+typedef struct quant_out {
+    FILE *log;
+    char *err;
+    size_t errlen;
+} quant_out;
+
+static int qfail(const quant_out *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int qfail(const quant_out *q, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q->err, q->errlen, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+static void qlog(const quant_out *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void qlog(const quant_out *q, const char *fmt, ...)
+{
+    if (!q->log)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(q->log, fmt, ap);
+    va_end(ap);
+    fflush(q->log);
+}
 
 /* Decode t row by row and encode each row as `type` into a new buffer (*out, caller frees).
  * Returns 0, or 1 after naming the tensor and row that could not be stored. */
-static int convert_tensor(const gguf_tensor *t, const char *name, uint32_t type, void **out)
+static int convert_tensor(const quant_out *q, const gguf_tensor *t, const char *name,
+                          uint32_t type, void **out)
 {
     int64_t ne0 = (int64_t)t->ne[0], rows = (int64_t)(t->n_elems / t->ne[0]);
     size_t in_row = eng_row_bytes(t->type, ne0), out_row = eng_row_bytes(type, ne0);
@@ -89,8 +153,8 @@ static int convert_tensor(const gguf_tensor *t, const char *name, uint32_t type,
     if (!dst || !buf) {
         free(dst);
         free(buf);
-        return app_fail(CMD, "out of memory converting %s (%" PRId64 " x %" PRId64 ")", name,
-                        ne0, rows);
+        return qfail(q, "out of memory converting %s (%" PRId64 " x %" PRId64 ")", name, ne0,
+                     rows);
     }
     const uint8_t *src = t->data;
     /* The reader checked at open that ne0 is whole blocks of t->type, and keep_reason that the
@@ -100,9 +164,8 @@ static int convert_tensor(const gguf_tensor *t, const char *name, uint32_t type,
         if (!eng_quantize_row(type, buf, dst + (size_t)r * out_row, ne0)) {
             free(dst);
             free(buf);
-            return app_fail(CMD, "%s row %" PRId64 " holds a NaN, an infinity or a value too "
-                            "large for %s; nothing was written", name, r,
-                            gguf_type_get(type)->name);
+            return qfail(q, "%s row %" PRId64 " holds a NaN, an infinity or a value too large "
+                         "for %s; nothing was written", name, r, gguf_type_get(type)->name);
         }
     }
     free(buf);
@@ -110,9 +173,13 @@ static int convert_tensor(const gguf_tensor *t, const char *name, uint32_t type,
     return 0;
 }
 
-/* Why tensor t is not converted to `type` (NULL: it is). */
-static const char *keep_reason(const gguf_tensor *t, const char *name, uint32_t type)
+/* Why tensor t is not converted (NULL: it is, to *to: `type`, or its fallback when the rows do
+ * not fit type's blocks, with *fell_back set). */
+static const char *keep_reason(const gguf_tensor *t, const char *name, uint32_t type,
+                               uint32_t *to, bool *fell_back)
 {
+    *to = type;
+    *fell_back = false;
     if (t->n_dims < 2)
         return "";
     if (t->type == type)
@@ -121,54 +188,68 @@ static const char *keep_reason(const gguf_tensor *t, const char *name, uint32_t 
         return "llama-quantize keeps it too";
     if (!eng_type_supported(t->type))
         return "sizeup cannot read its type";
-    if (!eng_row_bytes(type, (int64_t)t->ne[0]))
-        return "row length is not a multiple of the block size";
+    if (!eng_row_bytes(type, (int64_t)t->ne[0])) {
+        if (!fallback_type(type, (int64_t)t->ne[0], to))
+            return "row length is not a multiple of the block size";
+        *fell_back = true;
+        if (t->type == *to)
+            return "already the fallback type for its row length";
+    }
     return NULL;
 }
 
 /* Add tensor t (index i of n) to w, converted when it should be; a converted buffer goes to
  * *buf, which the caller frees after the write. */
-static int add_tensor(gguf_writer *w, const gguf_tensor *t, const char *name, int64_t i,
-                      int64_t n, uint32_t type, void **buf, quant_totals *tot)
+static int add_tensor(const quant_out *q, gguf_writer *w, const gguf_tensor *t,
+                      const char *name, int64_t i, int64_t n, uint32_t type, void **buf,
+                      quant_totals *tot)
 {
-    const char *why = keep_reason(t, name, type);
+    uint32_t to;
+    bool fell_back;
+    const char *why = keep_reason(t, name, type, &to, &fell_back);
     const void *data = t->data;
     uint32_t out_type = t->type;
     if (!why) {
-        printf("[%3" PRId64 "/%3" PRId64 "] %-32s %-5s -> %s\n", i + 1, n, name,
-               gguf_type_get(t->type)->name, gguf_type_get(type)->name);
-        fflush(stdout);
-        if (convert_tensor(t, name, type, buf))
+        qlog(q, "[%3" PRId64 "/%3" PRId64 "] %-32s %-5s -> %s", i + 1, n, name,
+             gguf_type_get(t->type)->name, gguf_type_get(to)->name);
+        if (fell_back)
+            qlog(q, " (fallback: rows of %" PRIu64 " values are not whole %s blocks of %u)",
+                 t->ne[0], gguf_type_get(type)->name, gguf_type_get(type)->block_elems);
+        qlog(q, "\n");
+        if (convert_tensor(q, t, name, to, buf))
             return 1;
         data = *buf;
-        out_type = type;
+        out_type = to;
         tot->converted++;
+        tot->fell_back += fell_back;
     } else {
         tot->kept++;
         if (*why)
-            printf("note: %s kept as %s: %s\n", name, gguf_type_get(t->type)->name, why);
+            qlog(q, "note: %s kept as %s: %s\n", name, gguf_type_get(t->type)->name, why);
     }
     uint64_t nbytes = 0;
     gguf_tensor_nbytes(out_type, t->ne, t->n_dims, &nbytes);
     tot->elems += t->n_elems;
     tot->bytes_in += t->nbytes;
     tot->bytes_out += nbytes;
+    if (t->n_dims >= 2 && out_type < GGUF_T_COUNT)
+        tot->matrix_elems[out_type] += t->n_elems;
     if (gguf_writer_add_tensor(w, name, out_type, t->n_dims, t->ne, data))
-        return app_fail(CMD, "%s", gguf_writer_errmsg(w));
+        return qfail(q, "%s", gguf_writer_errmsg(w));
     return 0;
 }
 
 /* Add every tensor of f to w in the file's order; converted buffers go to bufs[i]. */
-static int add_tensors(const gguf_file *f, gguf_writer *w, uint32_t type, void **bufs,
-                       quant_totals *tot)
+static int add_tensors(const quant_out *q, const gguf_file *f, gguf_writer *w, uint32_t type,
+                       void **bufs, quant_totals *tot)
 {
     int64_t n = gguf_tensor_count(f);
     for (int64_t i = 0; i < n; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         char *name = strndup(t->name.ptr, (size_t)t->name.len);
         if (!name)
-            return app_fail(CMD, "out of memory");
-        int rc = add_tensor(w, t, name, i, n, type, &bufs[i], tot);
+            return qfail(q, "out of memory");
+        int rc = add_tensor(q, w, t, name, i, n, type, &bufs[i], tot);
         free(name);
         if (rc)
             return rc;
@@ -177,59 +258,114 @@ static int add_tensors(const gguf_file *f, gguf_writer *w, uint32_t type, void *
 }
 
 /* Copy every KV of f, then label the file with the new type. */
-static int copy_metadata(const gguf_file *f, gguf_writer *w, const quant_choice *c)
+static int copy_metadata(const quant_out *q, const gguf_file *f, gguf_writer *w,
+                         const quant_choice *c)
 {
     for (int64_t i = 0; i < gguf_kv_count(f); i++)
         if (gguf_writer_copy_kv(w, f, i))
-            return app_fail(CMD, "%s", gguf_writer_errmsg(w));
+            return qfail(q, "%s", gguf_writer_errmsg(w));
     if (gguf_writer_set_u32(w, "general.file_type", c->ftype) ||
         (gguf_type_get(c->type)->block_elems > 1 &&
          gguf_writer_set_u32(w, "general.quantization_version", QUANT_VERSION)))
-        return app_fail(CMD, "%s", gguf_writer_errmsg(w));
+        return qfail(q, "%s", gguf_writer_errmsg(w));
     return 0;
 }
 
-static void report(const char *in, const char *out, const gguf_file *f, const quant_choice *c,
-                   const quant_totals *tot)
+/* llama_ftype for a file whose matrices are mostly `type` (the _M mixes for the K types, as
+ * llama-quantize names its defaults). False for types llama.cpp has no file type for. */
+static bool ftype_of(uint32_t type, uint32_t *ftype)
 {
+    static const struct { uint32_t type, ftype; } map[] = {
+        { GGUF_T_F32, 0 },   { GGUF_T_F16, 1 },   { GGUF_T_Q4_0, 2 },  { GGUF_T_Q4_1, 3 },
+        { GGUF_T_Q8_0, 7 },  { GGUF_T_Q5_0, 8 },  { GGUF_T_Q5_1, 9 },  { GGUF_T_Q2_K, 10 },
+        { GGUF_T_Q3_K, 12 }, { GGUF_T_Q4_K, 15 }, { GGUF_T_Q5_K, 17 }, { GGUF_T_Q6_K, 18 },
+        { GGUF_T_BF16, 32 },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].type == type) {
+            *ftype = map[i].ftype;
+            return true;
+        }
+    return false;
+}
+
+/* general.file_type says what most weights are. copy_metadata wrote TYPE's number; when
+ * fallbacks or kept matrices leave most weights in another type, the label follows them (a
+ * "MOSTLY_Q4_K_M" file with no Q4_K tensor would mislead every reader). */
+static int label_file(const quant_out *q, gguf_writer *w, const quant_choice *c,
+                      const quant_totals *tot)
+{
+    uint32_t top = c->type;
+    for (uint32_t ty = 0; ty < GGUF_T_COUNT; ty++)
+        if (tot->matrix_elems[ty] > tot->matrix_elems[top])
+            top = ty;
+    if (top == c->type || !tot->matrix_elems[top])
+        return 0;
+    uint32_t ftype;
+    if (!ftype_of(top, &ftype)) {
+        gguf_writer_remove_kv(w, "general.file_type");
+        qlog(q, "note: most weights are %s, which has no llama.cpp file type; "
+             "general.file_type left out\n", gguf_type_get(top)->name);
+        return 0;
+    }
+    if (gguf_writer_set_u32(w, "general.file_type", ftype))
+        return qfail(q, "%s", gguf_writer_errmsg(w));
+    qlog(q, "note: most weights are %s, not %s, so general.file_type is %s\n",
+         gguf_type_get(top)->name, gguf_type_get(c->type)->name, eng_ftype_name(ftype));
+    return 0;
+}
+
+static void report(const quant_out *q, const char *in, const char *out, const gguf_file *f,
+                   const quant_choice *c, const quant_totals *tot)
+{
+    if (!q->log)
+        return;
     char a[32], b[32], x[32], y[32];
     struct stat st;
     unsigned long long out_size = stat(out, &st) == 0 ? (unsigned long long)st.st_size : 0;
     double bpw_in = tot->elems ? 8.0 * (double)tot->bytes_in / (double)tot->elems : 0;
     double bpw_out = tot->elems ? 8.0 * (double)tot->bytes_out / (double)tot->elems : 0;
-    printf("%s -> %s as %s: %d tensors converted, %d kept\n", in, out, c->name, tot->converted,
-           tot->kept);
-    printf("file:    %s -> %s\n", app_fmt_bytes(gguf_file_size(f), a, sizeof a),
-           app_fmt_bytes(out_size, b, sizeof b));
-    printf("weights: %s -> %s, %.2f -> %.2f bits per weight\n",
-           app_fmt_bytes(tot->bytes_in, x, sizeof x), app_fmt_bytes(tot->bytes_out, y, sizeof y),
-           bpw_in, bpw_out);
+    qlog(q, "%s -> %s as %s: %d tensors converted, %d kept\n", in, out, c->name, tot->converted,
+         tot->kept);
+    if (tot->fell_back)
+        qlog(q, "%d of %d converted tensors used a fallback type (rows not whole %s blocks)\n",
+             tot->fell_back, tot->converted, gguf_type_get(c->type)->name);
+    qlog(q, "file:    %s -> %s\n", app_fmt_bytes(gguf_file_size(f), a, sizeof a),
+         app_fmt_bytes(out_size, b, sizeof b));
+    qlog(q, "weights: %s -> %s, %.2f -> %.2f bits per weight\n",
+         app_fmt_bytes(tot->bytes_in, x, sizeof x), app_fmt_bytes(tot->bytes_out, y, sizeof y),
+         bpw_in, bpw_out);
 }
 
-static int quantize_file(const char *in, const char *out, const quant_choice *c)
+int app_quantize_file(const char *in, const char *out, const char *type, bool replace,
+                      FILE *log, char *err, size_t errlen)
 {
-    char err[512];
+    const quant_out qo = { log, err, errlen }, *q = &qo;
+    const quant_choice *c = find_choice(type);
+    if (!c)
+        return qfail(q, "unknown quantization type '%s'", type);
     gguf_file *f = NULL;
     gguf_writer *w = NULL;
     void **bufs = NULL;
     quant_totals tot = { 0 };
     int rc = 1;
-    if (gguf_open(in, &f, err, sizeof err))
-        return app_fail(CMD, "%s", err);
+    if (gguf_open(in, &f, err, errlen))
+        return 1;
     int64_t n = gguf_tensor_count(f);
     w = gguf_writer_new();
     bufs = calloc(n > 0 ? (size_t)n : 1, sizeof *bufs);
     if (!w || !bufs) {
-        app_fail(CMD, "out of memory");
+        qfail(q, "out of memory");
         goto fail;
     }
-    if (copy_metadata(f, w, c) || add_tensors(f, w, c->type, bufs, &tot))
+    if (copy_metadata(q, f, w, c) || add_tensors(q, f, w, c->type, bufs, &tot) ||
+        label_file(q, w, c, &tot))
         goto fail;
-    if (gguf_writer_write(w, out)) {
-        app_fail(CMD, "%s", gguf_writer_errmsg(w));
+    if (gguf_writer_write_ex(w, out, replace ? 0 : GGUF_WRITE_NO_REPLACE)) {
+        qfail(q, "%s", gguf_writer_errmsg(w));
         goto fail;
     }
-    report(in, out, f, c, &tot);
+    report(q, in, out, f, c, &tot);
     rc = 0;
 fail:
     for (int64_t i = 0; bufs && i < n; i++)
@@ -244,7 +380,7 @@ int app_cmd_quantize(int argc, char **argv)
 {
     const char *pos[3];
     int n_pos = 0;
-    bool only_pos = false;
+    bool only_pos = false, force = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!only_pos && !strcmp(a, "--")) {
@@ -252,6 +388,8 @@ int app_cmd_quantize(int argc, char **argv)
         } else if (!only_pos && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
             usage(stdout);
             return 0;
+        } else if (!only_pos && !strcmp(a, "--force")) {
+            force = true;
         } else if (!only_pos && a[0] == '-' && a[1]) {
             return app_fail(CMD, "unknown option '%s' (see 'sizeup quantize --help')", a) + 1;
         } else if (n_pos == 3) {
@@ -272,5 +410,10 @@ int app_cmd_quantize(int argc, char **argv)
                      choices[i].name);
         return app_fail(CMD, "unknown type '%s' (valid types: %s)", pos[2], list) + 1;
     }
-    return quantize_file(pos[0], pos[1], c);
+    if (app_check_output(CMD, pos[1], pos[0], force))
+        return 1;
+    char err[768];
+    if (app_quantize_file(pos[0], pos[1], c->name, force, stdout, err, sizeof err))
+        return app_fail(CMD, "%s", err);
+    return 0;
 }

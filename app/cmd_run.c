@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <readline/history.h>
@@ -22,7 +23,7 @@
 
 typedef struct run_opts {
     const char *model, *prompt, *file, *system, *tmpl, *device, *cacert;
-    int n_predict;
+    int n_predict;             /* 0: none (the prompt is still processed); -1: until a stop */
     bool chat, ids, echo, help;
     eng_session_opts so;
 } run_opts;
@@ -53,11 +54,15 @@ static void usage(FILE *to)
         "                        hf.co/OWNER/REPO[:QUANT], a URL): downloaded first if it is\n"
         "                        not in the store yet (see sizeup pull --help)\n"
         "  -p, --prompt TEXT     the prompt\n"
-        "  -f, --file FILE       read the prompt from FILE ('-' for standard input)\n"
-        "  -n, --n-predict N     generate at most N tokens (default 256; -1 = until the model stops)\n"
+        "  -f, --file FILE       read the prompt from FILE ('-' for standard input); text of\n"
+        "                        at most 64 MiB, no NUL bytes\n"
+        "  -n, --n-predict N     generate at most N tokens (default 256; 0 = none, only the\n"
+        "                        prompt is processed; -1 = until the model stops or the\n"
+        "                        context is full)\n"
         "  --chat                use the chat template (the model's own, or chatml)\n"
         "  --system S            system prompt for --chat\n"
-        "  --template NAME       force a chat template family (chatml, llama3, phi3, ...)\n"
+        "  --template NAME       force a chat template family for --chat (chatml, llama3,\n"
+        "                        phi3, ...; a wrong name lists them all)\n"
         "  --temp T              temperature (default 0.8; 0 = greedy)\n"
         "  --top-k K             keep the K most likely tokens (default 40; 0 = off)\n"
         "  --top-p P             nucleus sampling (default 0.95; 1 = off)\n"
@@ -75,6 +80,7 @@ static void usage(FILE *to)
         "  -h, --help            show this help\n");
 }
 
+/* Real-valued options; integers go through app_parse_int, which prints its range as integers. */
 static bool num_f(const char *s, double lo, double hi, double *out)
 {
     char *end;
@@ -86,34 +92,51 @@ static bool num_f(const char *s, double lo, double hi, double *out)
     return true;
 }
 
+/* --template: a name eng_chat_family_from_name knows, else an error listing the families. */
+static int template_opt(const char *v)
+{
+    if (eng_chat_family_from_name(v, NULL) >= 0)
+        return 0;
+    char names[256] = "";
+    size_t n = 0;
+    for (int f = 0; f < ENG_CHAT_FAMILY_COUNT && n < sizeof names; f++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", f ? ", " : "",
+                              eng_chat_family_name((eng_chat_family)f));
+    return app_fail(CMD, "--template '%s': unknown chat template; expected one of %s (or an "
+                    "ollama format name such as llama3-instruct)", v, names) + 1;
+}
+
 /* One option with a value; returns 0 when handled, 2 on a bad value, -1 when not ours. */
 static int value_opt(run_opts *o, const char *a, const char *v)
 {
     double d;
+    long long i;
     eng_sampler_params *sp = &o->so.sampling;
 #define NUM(lo, hi) if (!num_f(v, lo, hi, &d)) return app_fail(CMD, "%s '%s': expected a number from %g to %g", a, v, (double)(lo), (double)(hi)) + 1
+#define INT(lo, hi) if (app_parse_int(CMD, a, v, lo, hi, &i)) return 2
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
     else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
     else if (!strcmp(a, "--system")) o->system = v;
-    else if (!strcmp(a, "--template")) o->tmpl = v;
+    else if (!strcmp(a, "--template")) { if (template_opt(v)) return 2; o->tmpl = v; }
     else if (!strcmp(a, "--device")) o->device = v;
     else if (!strcmp(a, "--cacert")) o->cacert = v;
-    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUM(-1, 1e9); o->n_predict = (int)d; }
+    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { INT(-1, 1000000000); o->n_predict = (int)i; }
     else if (!strcmp(a, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
-    else if (!strcmp(a, "--top-k")) { NUM(0, 1e9); sp->top_k = (int32_t)d; }
+    else if (!strcmp(a, "--top-k")) { INT(0, INT32_MAX); sp->top_k = (int32_t)i; }
     else if (!strcmp(a, "--top-p")) { NUM(1e-6, 1); sp->top_p = (float)d; }
     else if (!strcmp(a, "--min-p")) { NUM(0, 1); sp->min_p = (float)d; }
     else if (!strcmp(a, "--repeat-penalty")) { NUM(1e-3, 100); sp->repeat_penalty = (float)d; }
-    else if (!strcmp(a, "--seed")) { NUM(0, 1.8e19); sp->seed = (uint64_t)d; }
-    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { NUM(8, 1 << 24); o->so.n_ctx = (uint32_t)d; }
-    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NUM(1, 256); o->so.n_threads = (int)d; }
+    else if (!strcmp(a, "--seed")) { if (app_parse_u64(CMD, a, v, &sp->seed)) return 2; }
+    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { INT(8, 1 << 24); o->so.n_ctx = (uint32_t)i; }
+    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { INT(1, 256); o->so.n_threads = (int)i; }
     else if (!strcmp(a, "--backend")) {
         if (!strcmp(v, "cpu")) o->so.backend = ENG_BACKEND_CPU;
         else if (!strcmp(v, "vulkan")) o->so.backend = ENG_BACKEND_VULKAN;
         else return app_fail(CMD, "--backend '%s': expected cpu or vulkan", v) + 1;
     } else return -1;
 #undef NUM
+#undef INT
     return 0;
 }
 
@@ -177,10 +200,24 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len, co
     } else if (len) {
         fwrite(text, 1, len, stdout);
     }
-    fflush(stdout);
-    return !cancel_flag;
+    /* a full disk or a closed pipe ends generation: nobody would see the rest */
+    return app_stdout_ok() && !cancel_flag;
 }
 
+/* Milliseconds eng_model_open took, added to the session's own load time in the stats line. */
+static double open_ms;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* Load (opening the file, starting the backend, weights to the device, pipelines) is its own
+ * figure: on lavapipe it takes seconds and would otherwise swamp the prompt's speed and the
+ * first token's time. It comes after the token figures, so the line still starts with
+ * "[sizeup] prompt", which scripts (tests/e2e/chat_tmux.sh) wait for. */
 static void print_stats(const eng_session *s, eng_stop_reason why)
 {
     eng_stats st;
@@ -188,9 +225,10 @@ static void print_stats(const eng_session *s, eng_stop_reason why)
     char w[16], kv[16], sc[16];
     fprintf(stderr,
             "\n[sizeup] prompt %u tokens, %.1f tokens/s | first token %.1f ms | generated %u "
-            "tokens, %.1f tokens/s | stop: %s | memory: weights %s + KV %s + scratch %s | %s\n",
+            "tokens, %.1f tokens/s | stop: %s | load %.0f ms | memory: weights %s + KV %s + "
+            "scratch %s | %s\n",
             st.n_prompt, st.prompt_tps, st.ttft_ms, st.n_gen, st.gen_tps,
-            eng_stop_reason_str(why), app_fmt_bytes(st.mem_weights, w, sizeof w),
+            eng_stop_reason_str(why), open_ms + st.load_ms, app_fmt_bytes(st.mem_weights, w, sizeof w),
             app_fmt_bytes(st.mem_kv, kv, sizeof kv), app_fmt_bytes(st.mem_scratch, sc, sizeof sc),
             st.backend);
 }
@@ -209,6 +247,18 @@ static int feed_text(eng_session *s, const eng_model *m, const char *text, bool 
     return 0;
 }
 
+/* eng_session_generate, except that -n 0 generates nothing, as llama.cpp's does (the engine's
+ * max_tokens 0 means "no limit"): the prompt has been processed, and the stats say so. */
+static eng_status generate_tokens(eng_session *s, const eng_generate_opts *go, eng_token_fn fn,
+                                  void *user, eng_stop_reason *why)
+{
+    if (go->max_tokens == 0) {
+        *why = ENG_STOP_MAX_TOKENS;
+        return ENG_OK;
+    }
+    return eng_session_generate(s, go, fn, user, why);
+}
+
 static int generate(eng_session *s, const run_opts *o, const char *const *stops, size_t n_stop,
                     bool quiet_stats)
 {
@@ -216,7 +266,7 @@ static int generate(eng_session *s, const run_opts *o, const char *const *stops,
     eng_generate_opts go = { o->n_predict, stops, n_stop, &cancel_flag };
     eng_stop_reason why;
     cancel_flag = 0;
-    eng_status st = eng_session_generate(s, &go, on_token, &oc, &why);
+    eng_status st = generate_tokens(s, &go, on_token, &oc, &why);
     if (o->ids)
         printf("%s]\n", oc.n_ids ? "" : "[");
     else
@@ -228,29 +278,22 @@ static int generate(eng_session *s, const run_opts *o, const char *const *stops,
     return 0;
 }
 
-static char *read_prompt_file(const char *path)
+/* The prompt of -f: text, so a NUL byte is refused (with where it is) rather than cutting the
+ * prompt short there, which is what every C string after this point would do. */
+static int read_prompt_file(const char *path, char **out)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0, r;
-    char *buf = malloc(cap);
-    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (n + 1 == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = b;
-        }
+    size_t len;
+    int rc = app_read_input(CMD, "-f", path, APP_MAX_INPUT, out, &len);
+    if (rc)
+        return rc;
+    const char *nul = memchr(*out, 0, len);
+    if (nul) {
+        rc = app_fail(CMD, "-f %s: NUL byte at offset %zu; the prompt must be text", path,
+                      (size_t)(nul - *out));
+        free(*out);
+        *out = NULL;
     }
-    if (f != stdin)
-        fclose(f);
-    if (buf)
-        buf[n] = 0;
-    return buf;
+    return rc;
 }
 
 /* ---- chat: the conversation logic is engine/conv.h's; this is the terminal around it ---- */
@@ -267,7 +310,15 @@ static int chat_answer(chat *c, bool quiet_stats)
     eng_generate_opts go = { c->o->n_predict, NULL, 0, &cancel_flag };
     eng_stop_reason why;
     cancel_flag = 0;
-    eng_status st = eng_conv_generate(c->conv, &go, on_token, &oc, &why);
+    eng_status st;
+    if (go.max_tokens == 0) {  /* -n 0, as generate_tokens: the prompt only, an empty answer */
+        why = ENG_STOP_MAX_TOKENS;
+        st = eng_conv_sync(c->conv);
+        if (!st)
+            st = eng_conv_add(c->conv, "assistant", "");
+    } else {
+        st = eng_conv_generate(c->conv, &go, on_token, &oc, &why);
+    }
     printf(c->o->ids ? "%s]\n" : "%s\n", c->o->ids && !oc.n_ids ? "[" : "");
     fflush(stdout);
     if (st)
@@ -337,6 +388,8 @@ static int chat_interactive(chat *c)
         int rc = chat_answer(c, false);
         if (rc)
             return rc;
+        if (!app_stdout_ok())
+            return 1; /* app/main.c says why */
     }
 }
 
@@ -374,10 +427,11 @@ int app_cmd_run(int argc, char **argv)
             usage(stdout);
         return rc;
     }
-    char *prompt = o.file ? read_prompt_file(o.file) : (o.prompt ? strdup(o.prompt) : NULL);
-    if ((o.file || o.prompt) && !prompt)
-        return app_fail(CMD, "cannot read the prompt from %s: %s", o.file ? o.file : "-p",
-                        strerror(errno));
+    char *prompt = NULL;
+    if (o.file && (rc = read_prompt_file(o.file, &prompt)) != 0)
+        return rc;
+    if (o.prompt && !(prompt = strdup(o.prompt)))
+        return app_fail(CMD, "out of memory");
     eng_model *m;
     eng_session *s;
     char err[512], *path;
@@ -385,12 +439,14 @@ int app_cmd_run(int argc, char **argv)
         free(prompt);
         return rc;
     }
+    double t0 = now_ms();
     if (eng_model_open(path, &m, err, sizeof err)) {
         free(path);
         free(prompt);
         return app_fail(CMD, "%s", err);
     }
     free(path);
+    open_ms = now_ms() - t0;
     if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
         eng_model_close(m);
         free(prompt);

@@ -98,26 +98,6 @@ static int parse_args(int argc, char **argv, tok_opts *o)
     return 0;
 }
 
-/* Whole stream or file into memory, byte for byte. Caller frees. */
-static char *slurp(FILE *f, size_t *len)
-{
-    size_t cap = 65536, n = 0, r;
-    char *buf = malloc(cap);
-    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) {
-                free(buf);
-                return NULL;
-            }
-            buf = b;
-        }
-    }
-    *len = n;
-    return buf;
-}
-
 /* A piece as JSON text: invalid UTF-8 (a lone byte token) becomes U+FFFD, as in the fixtures'
  * reference files, so the output always parses. */
 static json_t *piece_json(const char *p, size_t n)
@@ -193,14 +173,10 @@ static int cmp_double(const void *a, const void *b)
 /* Median and spread of repeated runs after one warm-up, like the model benchmarks. */
 static int bench(const eng_vocab *v, const char *path, int repeat, bool special)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return app_fail(CMD, "cannot open %s: %m", path);
     size_t len;
-    char *text = slurp(f, &len);
-    fclose(f);
-    if (!text)
-        return app_fail(CMD, "out of memory reading %s", path);
+    char *text;
+    if (app_read_input(CMD, "--bench", path, APP_MAX_INPUT, &text, &len))
+        return 1;
     double t[1001];
     size_t ntok = 0;
     for (int r = -1; r < repeat; r++) {
@@ -254,10 +230,16 @@ int app_cmd_tokenize(int argc, char **argv)
         eng_vocab_free(v);
         return rc;
     }
-    size_t len;
-    char *text = !strcmp(o.text, "-") ? slurp(stdin, &len) : strdup(o.text);
-    if (text && strcmp(o.text, "-"))
+    size_t len = 0;
+    char *text = NULL;
+    if (!strcmp(o.text, "-")) {
+        if (app_read_input(CMD, "standard input", "-", APP_MAX_INPUT, &text, &len)) {
+            eng_vocab_free(v);
+            return 1;
+        }
+    } else if ((text = strdup(o.text)) != NULL) {
         len = strlen(text);
+    }
     int32_t *ids = NULL;
     size_t n = 0;
     if (!text || eng_tokenize(v, text, len, !o.no_bos, o.special, &ids, &n) != ENG_TOK_OK)

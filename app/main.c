@@ -1,5 +1,6 @@
 /* sizeup: entry point. Dispatches to one command per verb; each command owns its options and
- * its --help. */
+ * its --help. Whether stdout received everything is checked once, here, after the command
+ * returns (a full disk must not end in exit 0 with half the output). */
 #include <stdio.h>
 #include <string.h>
 
@@ -44,15 +45,18 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return app_stdout_close("--help");
     }
     if (!strcmp(argv[1], "--version")) {
         printf("sizeup 0.1.0\n");
-        return 0;
+        return app_stdout_close("--version");
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            int out = app_stdout_close(commands[i].name);
+            return rc ? rc : out;
+        }
     fprintf(stderr, "sizeup: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -59,6 +59,13 @@ dl_ctx *app_dl_open(const char *cmd, const char *cacert)
     }
     if (cacert)
         dl_set_cacert(c, cacert);
+    /* Every command that opens a context may use the store; with no safe place for it, say
+     * which variable to set before anything is resolved or fetched. */
+    if (dl_store_ready(c) != DL_OK) {
+        app_fail(cmd, "%s", dl_errmsg(c));
+        dl_close(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -67,6 +74,9 @@ int app_dl_fail(const char *cmd, const dl_ctx *c, dl_status st, const char *ref)
     const char *msg = *dl_errmsg(c) ? dl_errmsg(c) : dl_status_name(st);
     /* most messages already start with the reference or URL; do not say it twice */
     bool named = !ref || strstr(msg, ref);
+    if (st == DL_ERR_DAMAGED && ref)
+        return app_fail(cmd, "%s%s%s; fetch it again with: sizeup pull %s (it replaces the "
+                        "damaged file)", named ? "" : ref, named ? "" : ": ", msg, ref);
     if (st != DL_ERR_OFFLINE)
         return app_fail(cmd, "%s%s%s", named ? "" : ref, named ? "" : ": ", msg);
     char hint[80];
@@ -198,9 +208,35 @@ static int transfer(const char *cmd, dl_ctx *c, const char *ref, bool quiet)
     return st ? app_dl_fail(cmd, c, st, ref) : 0;
 }
 
+/* A built-in demo model "pulled": found, or made in the store (app/demo.c), never fetched. */
+static int pull_builtin(const char *cmd, dl_ctx *c, const char *ref, bool quiet,
+                        app_pulled *out)
+{
+    dl_resolved r;
+    out->builtin = true;
+    if (dl_resolve(c, ref, false, &r) == DL_OK) {   /* no network for built-in entries */
+        out->already = true;
+        for (size_t i = 0; i < r.n_files; i++)
+            out->already = out->already && r.files[i].present;
+        dl_resolved_free(&r);
+    }
+    char *path = NULL;
+    int rc = app_builtin_path(cmd, c, ref, quiet, &path);
+    if (rc)
+        return rc;
+    r = (dl_resolved){ .n_files = 1, .files = &(dl_file){ .path = path } };
+    rc = fill_pulled(cmd, &r, out);
+    free(path);
+    if (rc)
+        app_pulled_free(out);
+    return rc;
+}
+
 int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled *out)
 {
     memset(out, 0, sizeof *out);
+    if (app_is_builtin_ref(c, ref))
+        return pull_builtin(cmd, c, ref, quiet, out);
     struct sigaction old;
     catch_sigint(c, &old); /* resolving may fetch a file listing: Ctrl-C works there too */
     dl_resolved r;
@@ -217,6 +253,10 @@ int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled
     out->already = true;
     for (size_t i = 0; i < r.n_files; i++)
         out->already = out->already && (r.files[i].present || r.kind == DL_REF_LOCAL);
+    for (size_t i = 0; i < r.n_files; i++)
+        if (r.files[i].damaged)   /* said even with --quiet: a file in the store is replaced */
+            fprintf(stderr, "sizeup %s: %s is damaged (not the size it had when it was "
+                    "downloaded); fetching it again\n", cmd, r.files[i].path);
     if (!out->already) {
         if (!quiet)
             announce(c, ref, &r);
@@ -292,6 +332,8 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
         rc = app_fail(cmd, "%s: %s (nor is it a model reference: a catalog name such as "
                       "qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT] or a URL; see sizeup catalog)",
                       ref, strerror(ENOENT));
+    else if (app_is_builtin_ref(c, ref))   /* the demo: no network, made on first use */
+        rc = app_builtin_path(cmd, c, ref, false, path_out);
     else
         rc = locate_or_pull(cmd, c, ref, path_out);
     dl_ref_free(&r);

@@ -1,9 +1,16 @@
-/* Small helpers shared by the commands: error lines and human-readable sizes. */
+/* Small helpers shared by the commands: error lines, human-readable sizes, integer options,
+ * reading a whole input file, and the checks that stdout really received what was printed. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "app/app.h"
+#include "engine/vk.h"
 
 int app_fail(const char *cmd, const char *fmt, ...)
 {
@@ -47,6 +54,151 @@ int app_device_index(const char *cmd, const char *flag_value, int *out)
     long v = strtol(text, &end, 10);
     if (!*text || *end || v < 0 || v > 255)
         return app_fail(cmd, "%s '%s': not a device index (see sizeup devices)", origin, text) + 1;
+    /* An index past the last device would otherwise make the automatic backend fall back to
+     * the CPU, silently running somewhere the user did not ask for. Listing the devices costs
+     * an instance, no logical device. Without a loader or any device the caller says so itself
+     * (and --backend cpu still runs). */
+    vk_open_opts vo = { .has_device_index = 1, .device_index = (uint32_t)v,
+                        .device_origin = origin };
+    char err[400];
+    vk_ctx *ctx = NULL;
+    vk_status st = vk_ctx_open(&vo, &ctx, err, sizeof err);
+    if (st == VK_STATUS_OK)
+        vk_ctx_close(ctx);
+    else if (st == VK_STATUS_BAD_INDEX)
+        return app_fail(cmd, "%s (see sizeup devices)", err) + 1;
     *out = (int)v;
     return 0;
+}
+
+/* strtoll/strtoull accept leading blanks, and strtoull a minus sign (wrapping it round): only
+ * what a person would call a decimal integer gets through here. */
+static bool plain_decimal(const char *text, bool sign_ok)
+{
+    const char *p = text;
+    if (sign_ok && (*p == '-' || *p == '+'))
+        p++;
+    if (!*p)
+        return false;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
+int app_parse_int(const char *cmd, const char *opt, const char *text, long long lo, long long hi,
+                  long long *out)
+{
+    errno = 0;
+    long long v = plain_decimal(text, true) ? strtoll(text, NULL, 10) : 0;
+    if (!plain_decimal(text, true) || errno || v < lo || v > hi)
+        return app_fail(cmd, "%s '%s': expected an integer from %lld to %lld", opt, text, lo,
+                        hi) + 1;
+    *out = v;
+    return 0;
+}
+
+int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out)
+{
+    errno = 0;
+    unsigned long long v = plain_decimal(text, false) ? strtoull(text, NULL, 10) : 0;
+    if (!plain_decimal(text, false) || errno)
+        return app_fail(cmd, "%s '%s': expected an integer from 0 to %" PRIu64, opt, text,
+                        UINT64_MAX) + 1;
+    *out = v;
+    return 0;
+}
+
+/* Grows buf to hold at least need + 1 bytes (room for the terminating NUL). */
+static bool grow(char **buf, size_t *cap, size_t need)
+{
+    if (need + 1 <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 65536;
+    while (c < need + 1)
+        c *= 2;
+    char *b = realloc(*buf, c);
+    if (!b)
+        return false;
+    *buf = b;
+    *cap = c;
+    return true;
+}
+
+int app_read_input(const char *cmd, const char *what, const char *path, size_t max, char **buf,
+                   size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    bool is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f)
+        return app_fail(cmd, "%s %s: %s", what, path, strerror(errno));
+    /* fopen and fread on a directory "work" on Linux (the read fails with EISDIR, which a
+     * loop that only counts bytes takes for an empty file) */
+    struct stat sb;
+    int rc = 0;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        rc = app_fail(cmd, "%s %s: is a directory, not a file", what, path);
+        goto done;
+    }
+    size_t cap = 0, n = 0, r;
+    char *b = NULL;
+    /* read one byte past max, so "exactly max" and "more than max" can be told apart */
+    do {
+        if (!grow(&b, &cap, n + 65536 < max + 1 ? n + 65536 : max + 1)) {
+            rc = app_fail(cmd, "%s %s: out of memory", what, path);
+            goto done_buf;
+        }
+        r = fread(b + n, 1, cap - 1 - n, f);
+        n += r;
+    } while (r > 0 && n <= max);
+    if (n > max) {
+        rc = app_fail(cmd, "%s %s: larger than %zu MiB, the most sizeup reads as text (no "
+                      "model's context holds that much)", what, path, max >> 20);
+        goto done_buf;
+    }
+    if (ferror(f)) {
+        rc = app_fail(cmd, "%s %s: %s", what, path, strerror(errno));
+        goto done_buf;
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    b = NULL;
+done_buf:
+    free(b);
+done:
+    if (!is_stdin)
+        fclose(f);
+    return rc;
+}
+
+/* ---- stdout ---- */
+
+/* The first write error seen on stdout: stdio keeps only the error flag, and after a failed
+ * flush it drops the buffer, so a later flush "succeeds" and errno is long gone by exit. */
+static int stdout_errno;
+
+bool app_stdout_ok(void)
+{
+    if (fflush(stdout) == EOF && !stdout_errno)
+        stdout_errno = errno;
+    return !ferror(stdout);
+}
+
+int app_stdout_close(const char *cmd)
+{
+    bool ok = app_stdout_ok();
+    if (fclose(stdout) == EOF && ok) {
+        ok = false;
+        stdout_errno = errno;
+    }
+    if (ok)
+        return 0;
+    /* a reader that went away (sizeup run ... | head) is not worth a message */
+    if (stdout_errno != EPIPE)
+        app_fail(cmd, "cannot write to stdout: %s", stdout_errno ? strerror(stdout_errno)
+                                                                 : "a write failed");
+    return 1;
 }

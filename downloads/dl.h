@@ -18,7 +18,9 @@
  *   STORE/OWNER/REPO/FILE.gguf.json     record of a finished file: source URL, ETag, size,
  *                                       SHA-256, pulled-at and last-used times
  *   STORE/OWNER/REPO/FILE.gguf.lock     flock()ed while a transfer of FILE runs
- * STORE is $SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else ~/.cache/sizeup/models.
+ * STORE is $SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models (an absolute XDG_CACHE_HOME only),
+ * else $HOME/.cache/sizeup/models (an absolute HOME only); with none of them there is no store
+ * (dl_store_ready), never a shared folder such as /tmp.
  */
 #ifndef SIZEUP_DL_H
 #define SIZEUP_DL_H
@@ -40,7 +42,17 @@ typedef enum dl_status {
     DL_ERR_CANCELLED,   /* dl_cancel was called: a resumable part is left behind */
     DL_ERR_FORMAT,      /* an answer that cannot be understood (JSON listing, catalog file) */
     DL_ERR_TLS,         /* certificate or TLS handshake failure */
+    DL_ERR_DAMAGED,     /* a stored file no longer has the size its record says (truncated or
+                         * changed since it was verified); pulling it again replaces it */
 } dl_status;
+
+/* What was compared when a stored file was downloaded (its record says). */
+typedef enum dl_verified {
+    DL_VERIFIED_UNKNOWN = 0, /* no record, or one written before records said */
+    DL_VERIFIED_NONE,        /* nothing was known to compare against: neither size nor hash */
+    DL_VERIFIED_SIZE,        /* the size was compared; no checksum was known */
+    DL_VERIFIED_SHA256,      /* the SHA-256 was compared (and the size, when known) */
+} dl_verified;
 
 typedef struct dl_ctx dl_ctx;
 
@@ -61,13 +73,22 @@ void dl_set_cacert(dl_ctx *c, const char *pem_path);     /* overrides CURL_CA_BU
 void dl_set_hf_endpoint(dl_ctx *c, const char *base_url);
 void dl_set_hf_token(dl_ctx *c, const char *token);
 void dl_set_catalog_path(dl_ctx *c, const char *path);
+/* The folder of the built-in demo models (catalog entries marked builtin); NULL: SIZEUP_BUILTIN,
+ * else searched as the catalog is (dl_catalog_load), with "builtin" for "catalog.json". */
+void dl_set_builtin_dir(dl_ctx *c, const char *dir);
+/* That folder, found now, into buf (returned); NULL with a message naming the places tried. */
+const char *dl_builtin_dir(dl_ctx *c, char *buf, size_t buflen);
 /* Transient failures are retried max_retries times, waiting backoff_ms, then twice that, ...
  * (defaults 5 and 1000). A transfer slower than low_speed_bps for low_speed_s seconds is a
  * transient failure (defaults 1024 B/s for 30 s). connect_s: connect timeout (default 15). */
 void dl_set_retry(dl_ctx *c, int max_retries, long backoff_ms);
 void dl_set_low_speed(dl_ctx *c, long low_speed_bps, long low_speed_s);
 void dl_set_connect_timeout(dl_ctx *c, long connect_s);
-const char *dl_store_dir(const dl_ctx *c);               /* borrowed */
+const char *dl_store_dir(const dl_ctx *c);               /* borrowed; NULL: no store */
+/* DL_OK when c has a store folder; else DL_ERR_ARG with a message naming the variables to
+ * set (HOME, XDG_CACHE_HOME, SIZEUP_MODELS). Every function below that touches the store
+ * fails the same way when there is none. */
+dl_status dl_store_ready(dl_ctx *c);
 const char *dl_hf_endpoint(const dl_ctx *c);             /* borrowed */
 
 /* ---- progress and cancel ---- */
@@ -144,7 +165,11 @@ typedef struct dl_file {
     char *rel_name;          /* file name inside its repository ("Qwen2.5-0.5B-Q4_K_M.gguf") */
     uint64_t size;           /* expected bytes, 0 when unknown */
     char *sha256_hex;        /* expected SHA-256 or NULL */
-    bool present;            /* already complete on disk */
+    bool present;            /* already complete on disk, at the size its record says */
+    bool damaged;            /* on disk with a record, but another size: not present */
+    char *made_from;         /* a file sizeup makes itself rather than downloads (url is NULL):
+                              * the built-in file it is made from, with the quantizer, as the
+                              * quant of dl_resolved says; NULL for every other file */
 } dl_file;
 
 typedef struct dl_resolved {
@@ -153,22 +178,29 @@ typedef struct dl_resolved {
     char *quant;             /* quant chosen ("Q4_K_M") or NULL when unknown */
     size_t n_files;          /* > 1 for split GGUFs, in part order */
     dl_file *files;
+    bool builtin;            /* a built-in demo model: its files are in the built-in folder
+                              * (dl_builtin_dir) or made into STORE/builtin/; never fetched */
 } dl_resolved;
 /* Turn a reference into the files to fetch: a catalog entry's file per quant; an HF repository's
  * file listing ({endpoint}/api/models/OWNER/REPO/tree/main?recursive=true) filtered by quant
  * (default Q4_K_M; the message lists the quants there when the one asked for is missing); the
  * other parts of a split GGUF; resolve URLs {endpoint}/OWNER/REPO/resolve/main/PATH. Local
  * references resolve without the network; others need it only when not already in the store
- * (offline=true: never touch the network, DL_ERR_NOT_FOUND if not stored).
+ * (offline=true: never touch the network, DL_ERR_NOT_FOUND if not stored). Built-in
+ * entries never touch the network; a file made_from another is present once made and recorded
+ * (dl_store_record_made).
  * Free with dl_resolved_free (NULL-safe). */
 dl_status dl_resolve(dl_ctx *c, const char *ref, bool offline, dl_resolved *out);
 void dl_resolved_free(dl_resolved *r);
 
 /* Resolve and fetch every file of ref; *path_out (caller frees) is the local path of the first
- * file (the one to open). A local reference returns its own path. */
+ * file (the one to open). A local reference returns its own path. A built-in file that is
+ * made, not fetched, and not made yet is DL_ERR_NOT_FOUND: the caller makes it (app/). */
 dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out);
 /* The local path for ref if it is a local file or complete in the store, without the network;
- * DL_ERR_NOT_FOUND otherwise. Updates the record's last-used time. Caller frees *path_out. */
+ * DL_ERR_NOT_FOUND otherwise, DL_ERR_DAMAGED when a file is there at another size than its
+ * record says (checked on every call). Updates the record's last-used time. Caller frees
+ * *path_out. */
 dl_status dl_locate(dl_ctx *c, const char *ref, char **path_out);
 
 /* ---- remote peek: read only the head of a remote file ---- */
@@ -191,6 +223,8 @@ typedef struct dl_cat_file {
     const char *file;        /* path inside the repository */
     uint64_t size;           /* bytes (approximate where the catalog says so) */
     const char *sha256_hex;  /* or NULL */
+    const char *made_from;   /* built-in entries: the built-in file this one is made from on
+                              * first use ("made_from" in the catalog), else NULL */
 } dl_cat_file;
 
 typedef struct dl_cat_entry {
@@ -202,12 +236,15 @@ typedef struct dl_cat_entry {
     const char *repo;        /* "OWNER/REPO" */
     const char *default_quant;
     const char *description; /* one line, may be NULL */
+    bool builtin;            /* shipped with sizeup ("builtin": true): its files are in the
+                              * built-in folder, or made from one into STORE/builtin/ */
     size_t n_files;
     const dl_cat_file *files;
 } dl_cat_entry;
 /* Load the catalog (SIZEUP_CATALOG, dl_set_catalog_path, else the installed file
  * PREFIX/share/sizeup/catalog.json next to the binary's ../share, else downloads/catalog.json in
- * the source tree). Entries are borrowed until dl_close. */
+ * the source tree beside the binary's folder, else in the current folder). Entries are borrowed
+ * until dl_close. */
 dl_status dl_catalog_load(dl_ctx *c);
 size_t dl_catalog_count(const dl_ctx *c);
 const dl_cat_entry *dl_catalog_entry(const dl_ctx *c, size_t i);
@@ -221,14 +258,36 @@ typedef struct dl_stored {
     char *repo;              /* "OWNER/REPO" (or "HOST/DIR") from the folder */
     char *file;              /* base name */
     char *quant;             /* guessed from the file name ("Q4_K_M"), or NULL */
-    uint64_t size;
+    uint64_t size;           /* on disk now */
     int64_t pulled_at, last_used;  /* Unix seconds, 0 when unknown */
     char *source_url;        /* from the record, or NULL */
+    uint64_t recorded_size;  /* what the record says, 0 without a record */
+    bool damaged;            /* size != recorded_size (the file changed since it was verified) */
+    dl_verified verified;    /* what was compared when it was downloaded */
+    char *sha256;            /* the SHA-256 it was compared against (DL_VERIFIED_SHA256), or NULL */
 } dl_stored;
 /* Every finished .gguf in the store, sorted by repo then file. Parts are not listed.
  * Free with dl_stored_free(list, n). */
 dl_status dl_store_list(dl_ctx *c, dl_stored **list, size_t *n);
 void dl_stored_free(dl_stored *list, size_t n);
+/* The same facts for one file of the store (as dl_pull left it): *out is a list of one,
+ * freed with dl_stored_free(*out, 1). DL_ERR_NOT_FOUND when path is not a file there. */
+dl_status dl_store_stat(dl_ctx *c, const char *path, dl_stored **out);
+/* Record path, a file under the store that sizeup made itself (the built-in demo's Q4_0), the
+ * way dl_fetch_file records a download: path.json with its size, SHA-256, `source` (the
+ * reference that makes it again, "demo:babyllama-q4") as its URL, and "verified": "none".
+ * Call it only once the file is complete and in place: from then on it is present. */
+dl_status dl_store_record_made(dl_ctx *c, const char *path, const char *source);
+/* Writes a whole file to tmp (it exists, empty); 0, or nonzero when it could not (the caller
+ * keeps its own message). */
+typedef int (*dl_make_fn)(const char *tmp, void *user);
+/* Make path, a file under the store that sizeup produces itself: creates its folder (no link
+ * below the store followed), calls write_fn() on a fresh temporary name in that folder, flushes
+ * it to disk, renames it to path and records it (dl_store_record_made). A failure at any point
+ * leaves nothing under path that counts as present. DL_ERR_IO with "PATH could not be made"
+ * when write_fn() failed. */
+dl_status dl_store_make(dl_ctx *c, const char *path, const char *source, dl_make_fn write_fn,
+                        void *user);
 /* Bytes in unfinished parts under the store (shown by `sizeup list`). */
 uint64_t dl_store_partial_bytes(dl_ctx *c);
 /* Remove what ref names from the store: the file(s), record(s), part and sidecar. *removed gets

@@ -106,6 +106,29 @@ static dl_status load_file(dl_ctx *c, const char *path, size_t i, json_t *e, jso
         return entry_fail(c, path, i, e, what);
     }
     *approx = json_is_true(json_object_get(jf, "size_approx"));
+    f->made_from = opt_str(jf, "made_from");
+    return DL_OK;
+}
+
+/* A built-in entry's files are found by name in one folder (and made ones go to
+ * STORE/builtin/ by name), so they are plain file names; made_from belongs to them alone. */
+static dl_status check_builtin_file(dl_ctx *c, const char *path, size_t i, json_t *e,
+                                    const dl_cat_entry *d, const dl_cat_file *f)
+{
+    char what[200];
+    if (!d->builtin && f->made_from) {
+        snprintf(what, sizeof what, "file \"%.100s\": made_from is only for built-in entries",
+                 f->file);
+        return entry_fail(c, path, i, e, what);
+    }
+    if (!d->builtin)
+        return DL_OK;
+    if (strchr(f->file, '/') || (f->made_from && (strchr(f->made_from, '/') ||
+                                                  !dl_name_ends_with(f->made_from, ".gguf")))) {
+        snprintf(what, sizeof what, "file \"%.100s\": a built-in file and what it is made from "
+                 "are plain .gguf file names", f->file);
+        return entry_fail(c, path, i, e, what);
+    }
     return DL_OK;
 }
 
@@ -142,11 +165,14 @@ static dl_status load_entry(dl_ctx *c, struct dl_catalog *cat, size_t i, json_t 
     d->license = opt_str(e, "license");
     d->description = opt_str(e, "description");
     d->default_quant = opt_str(e, "default_quant");
+    d->builtin = json_is_true(json_object_get(e, "builtin"));
     d->files = &cat->files[cat->n_files];
     d->n_files = json_array_size(files);
     for (size_t k = 0; k < d->n_files; k++) {
         dl_status st = load_file(c, cat->path, i, e, json_array_get(files, k),
                                  &cat->files[cat->n_files], &cat->size_approx[cat->n_files]);
+        if (!st)
+            st = check_builtin_file(c, cat->path, i, e, d, &cat->files[cat->n_files]);
         if (st)
             return st;
         cat->n_files++;
@@ -243,37 +269,6 @@ static dl_status load_file_at(dl_ctx *c, const char *path, struct dl_catalog **o
 
 /* ---- finding the file ---- */
 
-/* dir/rel, where dir is the folder of the running binary (Linux /proc/self/exe). */
-static bool beside_exe(const char *rel, char *buf, size_t buflen)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return false;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return false;
-    *slash = 0;
-    return snprintf(buf, buflen, "%s/%s", exe, rel) < (int)buflen;
-}
-
-/* Candidate paths in search order; returns how many were written. */
-static int candidates(const dl_ctx *c, char paths[][PATH_MAX])
-{
-    int n = 0;
-    if (c->catalog_path) {
-        snprintf(paths[n++], PATH_MAX, "%s", c->catalog_path);
-        return n;
-    }
-    if (beside_exe("../share/sizeup/catalog.json", paths[n], PATH_MAX))
-        n++;
-    if (beside_exe("../downloads/catalog.json", paths[n], PATH_MAX))
-        n++;
-    snprintf(paths[n++], PATH_MAX, "downloads/catalog.json");
-    return n;
-}
-
 /* Loads on first use; a changed dl_set_catalog_path makes the next call read the new file. */
 dl_status dl_catalog_load(dl_ctx *c)
 {
@@ -281,18 +276,10 @@ dl_status dl_catalog_load(dl_ctx *c)
         return DL_OK;
     dl_catalog_free(c->cat);
     c->cat = NULL;
-    char paths[4][PATH_MAX];
-    int n = candidates(c, paths);
-    for (int i = 0; i < n; i++) {
-        struct stat st;
-        if (stat(paths[i], &st) == 0 && S_ISREG(st.st_mode))
-            return load_file_at(c, paths[i], &c->cat);
-    }
-    char tried[3 * PATH_MAX] = "";
-    for (int i = 0; i < n; i++) {
-        size_t len = strlen(tried);
-        snprintf(tried + len, sizeof tried - len, "%s%s", i ? ", " : "", paths[i]);
-    }
+    char path[PATH_MAX], tried[3 * PATH_MAX];
+    if (dl_data_find(c->catalog_path, "catalog.json", false, path, sizeof path, tried,
+                     sizeof tried))
+        return load_file_at(c, path, &c->cat);
     return dl_fail(c, DL_ERR_NOT_FOUND, "model catalog not found (tried %s); set "
                    "SIZEUP_CATALOG to its path", tried);
 }

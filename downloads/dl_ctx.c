@@ -2,10 +2,13 @@
  * message, and the cancel flag. Transfers live in dl_http.c, references in dl_ref.c. */
 #include "downloads/dl_internal.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_HF_ENDPOINT "https://huggingface.co"
 
@@ -47,9 +50,14 @@ static char *join_path(const char *a, const char *b)
     return p;
 }
 
-/* SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else $HOME/.cache/sizeup/models. */
-static char *default_store_dir(void)
+/* SIZEUP_MODELS, else $XDG_CACHE_HOME/sizeup/models, else $HOME/.cache/sizeup/models; NULL
+ * (no store) when none is set. There is no fallback to /tmp: anyone can write there, so
+ * another user could plant a model (or a link) in the store before we create it. A relative
+ * XDG_CACHE_HOME is ignored, as the XDG Base Directory spec says, and a relative HOME too:
+ * the store would move with the working directory. */
+static char *default_store_dir(bool *none)
 {
+    *none = false;
     const char *s = getenv("SIZEUP_MODELS");
     if (s && *s)
         return strdup(s);
@@ -57,16 +65,32 @@ static char *default_store_dir(void)
     if (xdg && *xdg == '/')
         return join_path(xdg, "sizeup/models");
     const char *home = getenv("HOME");
-    return join_path(home && *home ? home : "/tmp", ".cache/sizeup/models");
+    if (home && *home == '/')
+        return join_path(home, ".cache/sizeup/models");
+    *none = true;
+    return NULL;
 }
 
 void dl_set_store_dir(dl_ctx *c, const char *dir)
 {
     free(c->store_dir);
-    c->store_dir = (dir && *dir) ? strdup(dir) : default_store_dir();
+    bool none = false;
+    c->store_dir = (dir && *dir) ? strdup(dir) : default_store_dir(&none);
+    c->no_store = none;
     size_t n = c->store_dir ? strlen(c->store_dir) : 0;
     while (n > 1 && c->store_dir[n - 1] == '/')
         c->store_dir[--n] = 0;
+}
+
+dl_status dl_store_ready(dl_ctx *c)
+{
+    if (c->store_dir)
+        return DL_OK;
+    return dl_fail(c, c->no_store ? DL_ERR_ARG : DL_ERR_IO, "%s",
+                   c->no_store ? "no place for the model store: HOME is not set (or not an "
+                                 "absolute path); set HOME, XDG_CACHE_HOME or SIZEUP_MODELS "
+                                 "(sizeup does not fall back to a shared folder such as /tmp)"
+                               : "out of memory choosing the model store");
 }
 
 void dl_set_hf_endpoint(dl_ctx *c, const char *base_url)
@@ -91,6 +115,62 @@ void dl_set_hf_token(dl_ctx *c, const char *token)
 void dl_set_catalog_path(dl_ctx *c, const char *path)
 {
     set_str(&c->catalog_path, path ? path : getenv("SIZEUP_CATALOG"));
+}
+
+void dl_set_builtin_dir(dl_ctx *c, const char *dir)
+{
+    set_str(&c->builtin_dir, dir ? dir : getenv("SIZEUP_BUILTIN"));
+}
+
+const char *dl_builtin_dir(dl_ctx *c, char *buf, size_t buflen)
+{
+    char tried[3 * PATH_MAX];
+    if (dl_data_find(c->builtin_dir, "builtin", true, buf, buflen, tried, sizeof tried))
+        return buf;
+    dl_fail(c, DL_ERR_NOT_FOUND, "the built-in demo models were not found (tried %s); set "
+            "SIZEUP_BUILTIN to the folder that holds them", tried);
+    return NULL;
+}
+
+/* dir/rel, where dir is the folder of the running binary (Linux /proc/self/exe). */
+static bool beside_exe(const char *rel, char *buf, size_t buflen)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = 0;
+    return snprintf(buf, buflen, "%s/%s", exe, rel) < (int)buflen;
+}
+
+bool dl_data_find(const char *override, const char *name, bool want_dir, char *found,
+                  size_t found_len, char *tried, size_t tried_len)
+{
+    char paths[3][PATH_MAX];
+    int n = 0;
+    if (override && *override)
+        snprintf(paths[n++], PATH_MAX, "%s", override);
+    else {
+        char rel[PATH_MAX];
+        snprintf(rel, sizeof rel, "../share/sizeup/%s", name);
+        n += beside_exe(rel, paths[n], PATH_MAX);
+        snprintf(rel, sizeof rel, "../downloads/%s", name);
+        n += beside_exe(rel, paths[n], PATH_MAX);
+        snprintf(paths[n++], PATH_MAX, "downloads/%s", name);
+    }
+    tried[0] = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) == 0 && (want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)))
+            return snprintf(found, found_len, "%s", paths[i]) < (int)found_len;
+        size_t len = strlen(tried);
+        snprintf(tried + len, tried_len - len, "%s%s", i ? ", " : "", paths[i]);
+    }
+    return false;
 }
 
 void dl_set_retry(dl_ctx *c, int max_retries, long backoff_ms)
@@ -135,10 +215,11 @@ dl_ctx *dl_open(void)
     dl_set_cacert(c, NULL);
     dl_set_hf_token(c, NULL);
     dl_set_catalog_path(c, NULL);
+    dl_set_builtin_dir(c, NULL);
     dl_set_retry(c, 5, 1000);
     dl_set_low_speed(c, 1024, 30);
     dl_set_connect_timeout(c, 15);
-    if (!c->store_dir || !c->hf_endpoint) {
+    if ((!c->store_dir && !c->no_store) || !c->hf_endpoint) {
         dl_close(c);
         return NULL;
     }
@@ -155,6 +236,7 @@ void dl_close(dl_ctx *c)
     free(c->hf_endpoint);
     free(c->hf_token);
     free(c->catalog_path);
+    free(c->builtin_dir);
     free(c);
 }
 
@@ -173,6 +255,7 @@ const char *dl_status_name(dl_status s)
     case DL_ERR_CANCELLED: return "cancelled";
     case DL_ERR_FORMAT: return "unreadable answer";
     case DL_ERR_TLS: return "TLS error";
+    case DL_ERR_DAMAGED: return "damaged file in the store";
     }
     return "unknown error";
 }

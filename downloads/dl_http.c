@@ -450,11 +450,8 @@ static bool sidecar_write(xfer *x)
                           "sha256", f->want_sha);
     char *tmp = dl_concat(f->side_path, ".tmp");
     errno = 0;
-    bool ok = o && tmp && json_dump_file(o, tmp, JSON_COMPACT) == 0 &&
-              rename(tmp, f->side_path) == 0;
+    bool ok = o && tmp && dl_json_write_atomic(f->side_path, tmp, o, JSON_COMPACT) == 0;
     int err = errno ? errno : ENOMEM;
-    if (!ok && tmp)
-        unlink(tmp);
     json_decref(o);
     free(tmp);
     if (!ok)
@@ -1016,7 +1013,11 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     f->total = f->want_size; /* known before the answer: the first progress report shows it */
     f->sha_from_exp = want_sha[0] != 0;
     memcpy(f->want_sha, want_sha, 65);
-    f->fd = open(f->part_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* In the store, a link planted at FILE.part would have us truncate and overwrite its
+     * target (O_NOFOLLOW). A destination outside the store is the caller's own choice,
+     * links included. */
+    int nofollow = dl_store_rel(c, dest) ? O_NOFOLLOW : 0;
+    f->fd = open(f->part_path, O_RDWR | O_CREAT | nofollow | O_CLOEXEC, 0644);
     struct stat st;
     if (f->fd < 0 || fstat(f->fd, &st) != 0)
         return io_fail(c, errno, "open", f->part_path);
@@ -1103,9 +1104,13 @@ static dl_status file_install(xfer *x)
         return io_fail(x->c, errno, "rename the finished download to", f->dest);
     sync_parent(f->dest);
     int64_t now = (int64_t)time(NULL);
+    /* Only what file_verify actually compared: a plain server gives neither a hash nor
+     * always a length, and "verified" must not be claimed for what was not checked. */
     dl_record rec = {
         .url = (char *)x->url, .etag = f->etag[0] ? f->etag : NULL, .sha256 = f->got_sha,
         .size = f->written, .pulled_at = now, .last_used = now,
+        .verified = f->want_sha[0] ? DL_VERIFIED_SHA256 : f->total ? DL_VERIFIED_SIZE
+                                                                   : DL_VERIFIED_NONE,
     };
     if (dl_record_write(f->dest, &rec) != 0)
         return io_fail(x->c, errno, "write the record for", f->dest);
@@ -1132,7 +1137,7 @@ static bool already_complete(const char *dest, const dl_expect *exp, const char 
 {
     struct stat st;
     dl_record r;
-    if (stat(dest, &st) != 0 || !S_ISREG(st.st_mode) || dl_record_read(dest, &r) != DL_OK)
+    if (lstat(dest, &st) != 0 || !S_ISREG(st.st_mode) || dl_record_read(dest, &r) != DL_OK)
         return false;
     bool ok = r.size == (uint64_t)st.st_size && (!exp || !exp->size || exp->size == r.size) &&
               (!want_sha[0] || (r.sha256 && strcasecmp(r.sha256, want_sha) == 0));
@@ -1228,7 +1233,12 @@ dl_status dl_fetch_file(dl_ctx *c, const char *url, const char *dest_path, const
     if (exp && exp->sha256_hex && !sha_hex_copy(exp->sha256_hex, want_sha))
         return dl_fail(c, DL_ERR_ARG, "the expected SHA-256 for %s is not 64 hex digits: %s",
                        url, exp->sha256_hex);
-    dl_status st = ensure_curl(c);
+    /* Before anything is created: a link inside the store would lead the folders, the part
+     * and the rename elsewhere. */
+    dl_status st = dl_store_check_path(c, dest_path);
+    if (st != DL_OK)
+        return st;
+    st = ensure_curl(c);
     if (st != DL_OK)
         return st;
     if (already_complete(dest_path, exp, want_sha))

@@ -3,18 +3,23 @@
 #ifndef SIZEUP_DL_INTERNAL_H
 #define SIZEUP_DL_INTERNAL_H
 
+#include <jansson.h>
 #include <signal.h>
+#include <stdbool.h>
 
 #include "downloads/dl.h"
 
 struct dl_catalog;   /* dl_catalog.c */
 
 struct dl_ctx {
-    char *store_dir;         /* resolved store folder (no trailing slash) */
+    char *store_dir;         /* resolved store folder (no trailing slash), or NULL */
+    bool no_store;           /* store_dir is NULL because the environment names no safe
+                              * place for it (dl_store_ready says which variable to set) */
     char *cacert;            /* CA bundle path or NULL (curl's default) */
     char *hf_endpoint;       /* base URL without trailing slash */
     char *hf_token;          /* or NULL */
     char *catalog_path;      /* explicit catalog file or NULL (search the default places) */
+    char *builtin_dir;       /* explicit built-in models folder or NULL (search, as above) */
     int max_retries;
     long backoff_ms;
     long low_speed_bps, low_speed_s;
@@ -37,6 +42,19 @@ char *dl_strdup(const char *s);
 /* a followed by b in a new string (caller frees), or NULL when out of memory. */
 char *dl_concat(const char *a, const char *b);
 
+/* ---- data installed with the program (dl_ctx.c) ---- */
+
+/* Find NAME, a data file (want_dir false) or folder installed with the program: override when
+ * set (a setting or environment variable: then nothing else is tried), else in order
+ *   BINDIR/../share/sizeup/NAME   installed (make install), BINDIR from /proc/self/exe
+ *   BINDIR/../downloads/NAME      the source tree, for build/sizeup
+ *   downloads/NAME                the current folder, for a binary run from the source tree
+ * The catalog and the built-in models share this one search, so they are always found
+ * together. Returns true with the path in found; else false with the places tried, comma
+ * separated, in tried (for the message). */
+bool dl_data_find(const char *override, const char *name, bool want_dir, char *found,
+                  size_t found_len, char *tried, size_t tried_len);
+
 /* ---- the store's records and folders (dl_store.c) ---- */
 
 /* The record DEST.json of a finished file (dl.h, "Files on disk"). Strings are malloc'd (NULL
@@ -44,10 +62,12 @@ char *dl_concat(const char *a, const char *b);
 typedef struct dl_record {
     char *url;
     char *etag;
-    char *sha256;            /* 64 lowercase hex digits, or NULL when the file was verified by
-                              * size only */
+    char *sha256;            /* the file's SHA-256 (64 lowercase hex digits), computed while it
+                              * was received; compared with a known one only when verified
+                              * says DL_VERIFIED_SHA256 */
     uint64_t size;
     int64_t pulled_at, last_used;  /* Unix seconds, 0 when unknown */
+    dl_verified verified;    /* what was compared before the file was put in place */
 } dl_record;
 /* Read dest_path + ".json". DL_ERR_NOT_FOUND when there is none, DL_ERR_FORMAT when it does
  * not parse. Does not touch c's message (c is not needed). */
@@ -59,6 +79,24 @@ dl_status dl_record_touch(const char *dest_path);
 /* Write r as dest_path + ".json" (through a temporary file and rename, so a reader never sees
  * half a record). 0, or -1 with errno set. */
 int dl_record_write(const char *dest_path, const dl_record *r);
+/* ---- paths inside the store (dl_store.c): nothing below the store folder is followed ---- */
+
+/* The part of path after "STORE/" (borrowed from path), or NULL when path is not written
+ * under the store folder. */
+const char *dl_store_rel(const dl_ctx *c, const char *path);
+/* Open the folder of path (a file path under the store) by walking down from the store with
+ * O_NOFOLLOW on every component. DL_OK with *dirfd open (caller closes), or with *dirfd = -1
+ * when a folder on the way is not there; DL_ERR_ARG (message) when one is a symbolic link or
+ * not a folder, or path is not a plain path under the store. */
+dl_status dl_store_open_dir(dl_ctx *c, const char *path, int *dirfd);
+/* DL_OK for a path outside the store (the caller's own destination), and for one inside
+ * whose folders are real folders (or not there yet) and which is not itself a symbolic link;
+ * else DL_ERR_ARG with a message naming the link. */
+dl_status dl_store_check_path(dl_ctx *c, const char *path);
+/* Write o as JSON to path through tmp (created afresh with O_EXCL | O_NOFOLLOW, so a link or
+ * file planted at tmp is never written through) and rename. 0, or -1 with errno set. */
+int dl_json_write_atomic(const char *path, const char *tmp, json_t *o, size_t flags);
+
 /* ---- the transfer lock FILE.lock (dl_store.c), shared by transfers and removal ---- */
 
 /* One try, without waiting, at the flock on lock_path (created if missing): 0 with *fd holding

@@ -344,6 +344,7 @@ void dl_resolved_free(dl_resolved *r)
         free(r->files[i].path);
         free(r->files[i].rel_name);
         free(r->files[i].sha256_hex);
+        free(r->files[i].made_from);
     }
     free(r->files);
     free(r->repo);
@@ -351,13 +352,36 @@ void dl_resolved_free(dl_resolved *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Complete in the store: the file and the record dl_fetch_file writes after verifying it. */
-static bool is_complete(const char *path)
+/* A regular file itself, not a link to one. */
+static bool is_own_file(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Complete in the store: the file and the record dl_fetch_file writes after verifying it,
+ * reached without a link (a linked file or folder is not the store's, dl_store_check_path). */
+static bool is_complete(dl_ctx *c, const char *path)
 {
     char rec[PATH_MAX];
     if (snprintf(rec, sizeof rec, "%s.json", path) >= (int)sizeof rec)
         return false;
-    return is_regular_file(path) && is_regular_file(rec);
+    return is_own_file(path) && is_own_file(rec) && dl_store_check_path(c, path) == DL_OK;
+}
+
+/* Complete and still the size its record says (checked on every resolve, so a file truncated
+ * or rewritten since it was verified is never used as if it were whole), or damaged: there,
+ * with a record, at another size. A record that does not parse counts as absent. */
+static void stored_state(dl_ctx *c, const char *path, bool *present, bool *damaged)
+{
+    struct stat st;
+    dl_record r;
+    *present = *damaged = false;
+    if (!is_complete(c, path) || lstat(path, &st) != 0 || dl_record_read(path, &r) != DL_OK)
+        return;
+    *damaged = r.size != (uint64_t)st.st_size;
+    *present = !*damaged;
+    dl_record_free(&r);
 }
 
 /* Append one file; url may be NULL (local files). Takes ownership of nothing. */
@@ -375,7 +399,7 @@ static dl_status add_file(dl_ctx *c, dl_resolved *out, const char *url, const ch
     f->rel_name = strdup(rel_name);
     f->sha256_hex = dl_strdup(sha);
     f->size = size;
-    f->present = is_complete(path);
+    stored_state(c, path, &f->present, &f->damaged);
     if ((url && !f->url) || !f->path || !f->rel_name || (sha && !f->sha256_hex))
         return oom(c, path);
     return DL_OK;
@@ -397,9 +421,22 @@ static dl_status add_repo_file(dl_ctx *c, dl_resolved *out, const char *repo, co
     return st;
 }
 
-/* NOT_FOUND unless every file is complete on disk (the offline contract). */
+/* NOT_FOUND unless every file is complete on disk (the offline contract); DAMAGED first when
+ * one is there at another size than its record says. */
 static dl_status require_present(dl_ctx *c, const char *ref, const dl_resolved *r)
 {
+    for (size_t i = 0; i < r->n_files; i++) {
+        struct stat st;
+        dl_record rec;
+        const char *path = r->files[i].path;
+        if (!r->files[i].damaged || lstat(path, &st) != 0 || dl_record_read(path, &rec))
+            continue;
+        dl_status s = dl_fail(c, DL_ERR_DAMAGED, "%s: %s is damaged: %lld bytes on disk, but "
+                              "%llu when it was downloaded (it was truncated or changed since)",
+                              ref, path, (long long)st.st_size, (unsigned long long)rec.size);
+        dl_record_free(&rec);
+        return s;
+    }
     for (size_t i = 0; i < r->n_files; i++)
         if (!r->files[i].present)
             return dl_fail(c, DL_ERR_NOT_FOUND, "%s is not in the model store (no complete %s); "
@@ -431,6 +468,35 @@ static void entry_quants(const dl_cat_entry *e, char *buf, size_t buflen)
     }
 }
 
+/* A file of a built-in entry: a shipped one is read from the built-in folder and is present
+ * when it has the size the catalog gives (a changed copy is not used); a made one lives at
+ * STORE/builtin/FILE and is present, like a download, once it and its record are there. */
+static dl_status add_builtin_file(dl_ctx *c, dl_resolved *out, const dl_cat_file *f)
+{
+    char dir[PATH_MAX];
+    if (!dl_builtin_dir(c, dir, sizeof dir))
+        return DL_ERR_NOT_FOUND;
+    char *path = f->made_from ? dl_strfmt("%s/builtin/%s", dl_store_dir(c), f->file)
+                              : dl_strfmt("%s/%s", dir, f->file);
+    char *from = f->made_from ? dl_strfmt("%s/%s", dir, f->made_from) : NULL;
+    dl_status st = path && (from || !f->made_from)
+                       ? add_file(c, out, NULL, path, f->file, f->made_from ? 0 : f->size,
+                                  f->sha256_hex)
+                       : oom(c, f->file);
+    if (!st) {
+        dl_file *d = &out->files[out->n_files - 1];
+        struct stat sb;
+        if (!f->made_from)
+            d->present = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+                         (uint64_t)sb.st_size == f->size;
+        d->made_from = from;
+        from = NULL;
+    }
+    free(path);
+    free(from);
+    return st;
+}
+
 static dl_status resolve_catalog(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
 {
     dl_status st = dl_catalog_load(c);
@@ -448,8 +514,11 @@ static dl_status resolve_catalog(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
         chosen = f->quant;
         /* An estimated size would fail verification: let the server's length decide. */
         bool approx = dl_catalog_size_approx(c, f);
-        st = add_repo_file(c, out, e->repo, f->file, approx ? 0 : f->size, f->sha256_hex);
+        st = e->builtin ? add_builtin_file(c, out, f)
+                        : add_repo_file(c, out, e->repo, f->file, approx ? 0 : f->size,
+                                        f->sha256_hex);
     }
+    out->builtin = e->builtin;
     if (st)
         return st;
     if (!chosen) {
@@ -620,7 +689,7 @@ static dl_status walk_store(dl_ctx *c, const char *root, const char *rel, int de
         if (S_ISDIR(sb.st_mode) && depth < 8) {
             st = walk_store(c, root, sub, depth + 1, with_parts, out);
         } else if (S_ISREG(sb.st_mode) && is_model_gguf(sub)) {
-            if ((is_complete(full) || with_parts) && !cands_add(out, sub, (uint64_t)sb.st_size,
+            if ((is_complete(c, full) || with_parts) && !cands_add(out, sub, (uint64_t)sb.st_size,
                                                                 NULL))
                 st = oom(c, full);
         } else if (S_ISREG(sb.st_mode) && with_parts && dl_name_ends_with(sub, ".gguf.part")) {
@@ -636,8 +705,16 @@ static dl_status walk_store(dl_ctx *c, const char *root, const char *rel, int de
 static dl_status scan_store(dl_ctx *c, const char *repo, bool with_parts, cand_list *out)
 {
     char root[PATH_MAX];
-    if (snprintf(root, sizeof root, "%s/%s", dl_store_dir(c), repo) >= (int)sizeof root)
+    if (snprintf(root, sizeof root, "%s/%s/", dl_store_dir(c), repo) >= (int)sizeof root)
         return dl_fail(c, DL_ERR_ARG, "%s: store path too long", repo);
+    /* OWNER or REPO as a link would list (and let rm delete) files outside the store; below
+     * them walk_store follows no links. */
+    int fd;
+    dl_status st = dl_store_open_dir(c, root, &fd);
+    if (st || fd < 0)
+        return st;
+    close(fd);
+    root[strlen(root) - 1] = 0;
     return walk_store(c, root, "", 0, with_parts, out);
 }
 
@@ -777,13 +854,19 @@ static dl_status resolve_hf_repo(dl_ctx *c, const dl_ref *ref, bool offline, dl_
     cands_sort(&l);
     if (!st)
         st = pick(c, ref->text, where, &l, want, idx, &n, quant, sizeof quant);
-    if (!st || offline) {
-        if (!st)
-            st = add_picked(c, out, ref->repo, &l, idx, n, quant);
+    if (!st)
+        st = add_picked(c, out, ref->repo, &l, idx, n, quant);
+    /* A damaged file is fetched again: the listing gives its size and hash to check. */
+    bool damaged = false;
+    for (size_t i = 0; !st && i < out->n_files; i++)
+        damaged |= out->files[i].damaged;
+    if ((!st && !damaged) || offline) {
         cands_free(&l);
         return st;
     }
     cands_free(&l);
+    dl_resolved_free(out);
+    out->kind = ref->kind;
     snprintf(where, sizeof where, "in %s", ref->repo);
     st = fetch_listing(c, ref, &l);
     cands_sort(&l);
@@ -907,6 +990,8 @@ dl_status dl_resolve_ref(dl_ctx *c, const dl_ref *ref, bool offline, dl_resolved
     dl_status st;
     memset(out, 0, sizeof *out);
     out->kind = ref->kind;
+    if (ref->kind != DL_REF_LOCAL && (st = dl_store_ready(c)) != DL_OK)
+        return st;
     switch (ref->kind) {
     case DL_REF_LOCAL: st = resolve_local(c, ref, out); break;
     case DL_REF_CATALOG: st = resolve_catalog(c, ref, out); break;
@@ -972,7 +1057,12 @@ dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out)
         const dl_file *f = &r.files[i];
         dl_expect exp = { f->size, f->sha256_hex };
         pp.part = (int)i + 1;
-        if (!f->present && r.kind != DL_REF_LOCAL)
+        if (!f->present && r.kind != DL_REF_LOCAL && !f->url)   /* built-in: nothing to fetch */
+            st = dl_fail(c, DL_ERR_NOT_FOUND, f->made_from
+                             ? "%s: %s is made by sizeup from the built-in %s, not downloaded"
+                             : "%s: the built-in file %s is missing or changed; reinstall "
+                               "sizeup%s", ref, f->path, f->made_from ? f->made_from : "");
+        else if (!f->present && r.kind != DL_REF_LOCAL)
             st = dl_fetch_file(c, f->url, f->path, &exp);
     }
     if (pp.fn)
@@ -992,7 +1082,8 @@ dl_status dl_locate(dl_ctx *c, const char *ref, char **path_out)
         return st;
     /* Best effort: a record that cannot be rewritten only loses the time `sizeup list` shows. */
     for (size_t i = 0; r.kind != DL_REF_LOCAL && i < r.n_files; i++)
-        dl_record_touch(r.files[i].path);
+        if (dl_store_rel(c, r.files[i].path))   /* never the built-in folder's files */
+            dl_record_touch(r.files[i].path);
     if (!(*path_out = strdup(r.files[0].path)))
         st = oom(c, ref);
     dl_resolved_free(&r);
@@ -1028,10 +1119,11 @@ static bool paths_add(path_list *l, char *p)
 }
 
 /* A local path to remove: only inside the store, named through its real path so that a
- * symlink cannot lead outside. *root gets the store's real path. */
-static dl_status local_paths(dl_ctx *c, const dl_ref *ref, char *root, path_list *out)
+ * symlink cannot lead outside. The paths added are written under the store folder as
+ * configured (which may itself be a link), like every other path removal handles. */
+static dl_status local_paths(dl_ctx *c, const dl_ref *ref, path_list *out)
 {
-    char real[PATH_MAX];
+    char real[PATH_MAX], root[PATH_MAX];
     if (!realpath(dl_store_dir(c), root))
         return dl_fail(c, DL_ERR_NOT_FOUND, "%s: the model store %s does not exist", ref->text,
                        dl_store_dir(c));
@@ -1042,9 +1134,14 @@ static dl_status local_paths(dl_ctx *c, const dl_ref *ref, char *root, path_list
         return dl_fail(c, DL_ERR_ARG, "%s is outside the model store (%s); sizeup rm only "
                        "deletes what it downloaded", ref->path, root);
     int parts = parts_of(dl_name_base(real));
-    for (int k = 1; k <= parts; k++)
-        if (!paths_add(out, part_name(real, parts, k)))
+    for (int k = 1; k <= parts; k++) {
+        char *part = part_name(real + n, parts, k);
+        if (!paths_add(out, part ? dl_strfmt("%s%s", dl_store_dir(c), part) : NULL)) {
+            free(part);
             return oom(c, ref->text);
+        }
+        free(part);
+    }
     return DL_OK;
 }
 
@@ -1071,8 +1168,9 @@ static dl_status named_paths(dl_ctx *c, const dl_ref *ref, path_list *out)
 {
     dl_resolved r;
     dl_status st = dl_resolve_ref(c, ref, false, &r);
+    /* A built-in entry's shipped files are not the store's to delete; what it made there is. */
     for (size_t i = 0; !st && i < r.n_files; i++)
-        if (!paths_add(out, strdup(r.files[i].path)))
+        if (dl_store_rel(c, r.files[i].path) && !paths_add(out, strdup(r.files[i].path)))
             st = oom(c, ref->text);
     dl_resolved_free(&r);
     return st;
@@ -1110,23 +1208,37 @@ static void prune_dirs(const char *root, const char *path)
     }
 }
 
-/* Delete path and everything a transfer keeps beside it (its lock is the caller's).
+/* Delete path and everything a transfer keeps beside it (its lock is the caller's), by name
+ * in its folder dirfd (opened without following links; -1: the folder is not there).
  * *model: the finished file was there; *any: something was. */
-static dl_status remove_one(dl_ctx *c, const char *path, bool *model, bool *any)
+static dl_status remove_one(dl_ctx *c, int dirfd, const char *path, bool *model, bool *any)
 {
     static const char *const suffix[] = { "", ".json", ".part", ".part.json" };
-    char p[PATH_MAX];
+    char name[NAME_MAX + 16];
     *model = *any = false;
-    for (size_t k = 0; k < sizeof suffix / sizeof *suffix; k++) {
-        snprintf(p, sizeof p, "%s%s", path, suffix[k]);
-        if (unlink(p) == 0) {
+    for (size_t k = 0; dirfd >= 0 && k < sizeof suffix / sizeof *suffix; k++) {
+        snprintf(name, sizeof name, "%s%s", dl_name_base(path), suffix[k]);
+        if (unlinkat(dirfd, name, 0) == 0) {
             *any = true;
             *model |= k == 0;
         } else if (errno != ENOENT) {
-            return dl_fail(c, DL_ERR_IO, "cannot remove %s: %s", p, strerror(errno));
+            return dl_fail(c, DL_ERR_IO, "cannot remove %s%s: %s", path, suffix[k],
+                           strerror(errno));
         }
     }
     return DL_OK;
+}
+
+/* Open the folder of every path before anything is deleted, so one link among them refuses
+ * the whole removal (dl_store_open_dir); dirs[i] is -1 where the folder is not there. */
+static dl_status remove_dirs(dl_ctx *c, const path_list *l, int *dirs)
+{
+    dl_status st = DL_OK;
+    for (size_t i = 0; i < l->n; i++)
+        dirs[i] = -1;
+    for (size_t i = 0; !st && i < l->n; i++)
+        st = dl_store_open_dir(c, l->v[i], &dirs[i]);
+    return st;
 }
 
 /* Lock every file's FILE.lock before deleting any, so a split set is never left half
@@ -1158,19 +1270,29 @@ static void remove_unlock(const path_list *l, int *fds)
 static dl_status remove_all(dl_ctx *c, const char *root, const path_list *l, size_t *removed,
                             bool *any_removed)
 {
-    int *fds = malloc((l->n + 1) * sizeof *fds);
+    int *fds = malloc((2 * l->n + 1) * sizeof *fds);
     if (!fds)
         return oom(c, root);
-    dl_status st = remove_locks(c, l, fds);
+    int *dirs = fds + l->n;
+    dl_status st = remove_dirs(c, l, dirs);
+    bool safe = st == DL_OK;    /* no link on the way: pruning by path stays in the store */
+    if (safe)
+        st = remove_locks(c, l, fds);
+    else
+        for (size_t i = 0; i < l->n; i++)
+            fds[i] = -1;
     for (size_t i = 0; !st && i < l->n; i++) {
         bool model, any;
-        st = remove_one(c, l->v[i], &model, &any);
+        st = remove_one(c, dirs[i], l->v[i], &model, &any);
         *removed += model;
         *any_removed |= any;
     }
     remove_unlock(l, fds);
-    free(fds);
     for (size_t i = 0; i < l->n; i++)
+        if (dirs[i] >= 0)
+            close(dirs[i]);
+    free(fds);
+    for (size_t i = 0; safe && i < l->n; i++)
         prune_dirs(root, l->v[i]);
     return st;
 }
@@ -1182,10 +1304,13 @@ dl_status dl_store_remove(dl_ctx *c, const char *text, size_t *removed)
     char root[PATH_MAX];
     bool any_removed = false;
     *removed = 0;
-    dl_status st = dl_ref_parse(c, text, &ref);
+    dl_status st = dl_store_ready(c);
+    if (st)
+        return st;
+    st = dl_ref_parse(c, text, &ref);
     snprintf(root, sizeof root, "%s", dl_store_dir(c));
     if (!st)
-        st = ref.kind == DL_REF_LOCAL     ? local_paths(c, &ref, root, &l)
+        st = ref.kind == DL_REF_LOCAL     ? local_paths(c, &ref, &l)
              : ref.kind == DL_REF_HF_REPO ? repo_paths(c, &ref, &l)
                                           : named_paths(c, &ref, &l);
     if (!st)

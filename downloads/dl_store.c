@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +23,87 @@
 /* Deeper than any OWNER/REPO/sub/folder layout; stops a runaway walk (bind mounts). */
 #define MAX_DEPTH 16
 
+/* ---- paths inside the store: never through a link ----
+ *
+ * The store folder itself may be a link (a cache moved to another disk is the user's choice),
+ * but nothing below it is followed: a folder or file there that is a symbolic link may lead
+ * anywhere, and rm, pull and the records would then delete or overwrite files outside the
+ * store. Folders are opened one component at a time with O_NOFOLLOW from the store's root, so
+ * a link is refused even when it appears after a check. */
+
+const char *dl_store_rel(const dl_ctx *c, const char *path)
+{
+    size_t n = c->store_dir ? strlen(c->store_dir) : 0;
+    if (!n || strncmp(path, c->store_dir, n) || path[n] != '/')
+        return NULL;
+    return path + n + 1;
+}
+
+static dl_status link_refused(dl_ctx *c, const char *path, size_t len)
+{
+    return dl_fail(c, DL_ERR_ARG, "%.*s is a symbolic link (or not a folder) inside the model "
+                   "store %s; sizeup never follows links there, so that it cannot touch files "
+                   "outside the store (remove the link, or set SIZEUP_MODELS to the real folder)",
+                   (int)len, path, c->store_dir);
+}
+
+dl_status dl_store_open_dir(dl_ctx *c, const char *path, int *dirfd)
+{
+    *dirfd = -1;
+    const char *rel = dl_store_rel(c, path);
+    if (!rel)
+        return dl_fail(c, DL_ERR_ARG, "%s is outside the model store %s", path,
+                       c->store_dir ? c->store_dir : "(none)");
+    int fd = open(c->store_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? DL_OK : dl_fail(c, DL_ERR_IO, "cannot open the model store %s: "
+                                                 "%s", c->store_dir, strerror(errno));
+    for (const char *p = rel, *slash; (slash = strchr(p, '/')); p = slash + 1) {
+        char comp[NAME_MAX + 1];
+        size_t n = (size_t)(slash - p);
+        if (n == 0 || n > NAME_MAX || (p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')))) {
+            close(fd);
+            return dl_fail(c, DL_ERR_ARG, "%s: not a plain path inside the model store", path);
+        }
+        memcpy(comp, p, n);
+        comp[n] = 0;
+        int sub = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int err = errno;
+        close(fd);
+        if (sub < 0 && err == ENOENT)
+            return DL_OK;               /* not there: nothing stored, nothing to follow */
+        if (sub < 0 && (err == ELOOP || err == ENOTDIR))
+            return link_refused(c, path, (size_t)(slash - path));
+        if (sub < 0)
+            return dl_fail(c, DL_ERR_IO, "cannot open %.*s: %s", (int)(slash - path), path,
+                           strerror(err));
+        fd = sub;
+    }
+    *dirfd = fd;
+    return DL_OK;
+}
+
+dl_status dl_store_check_path(dl_ctx *c, const char *path)
+{
+    if (!dl_store_rel(c, path))
+        return DL_OK;
+    int fd;
+    dl_status st = dl_store_open_dir(c, path, &fd);
+    if (st || fd < 0)
+        return st;
+    struct stat sb;
+    bool link = fstatat(fd, dl_name_base(path), &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(sb.st_mode);
+    close(fd);
+    return link ? link_refused(c, path, strlen(path)) : DL_OK;
+}
+
 /* ---- the transfer lock (dl.h: FILE.gguf.lock) ---- */
 
 int dl_lock_try(const char *lock_path, int *out)
 {
     for (;;) {
-        int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0)
             return errno;
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -89,18 +166,32 @@ static int64_t json_int_or0(json_t *o, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
+/* The record's "verified" value: what was compared before the file was put in place. */
+static const char *const verified_names[] = { "", "none", "size", "sha256" };
+
+static dl_verified verified_parse(const char *s)
+{
+    for (int v = DL_VERIFIED_NONE; s && v <= DL_VERIFIED_SHA256; v++)
+        if (!strcmp(s, verified_names[v]))
+            return (dl_verified)v;
+    return DL_VERIFIED_UNKNOWN;
+}
+
 dl_status dl_record_read(const char *dest_path, dl_record *r)
 {
     memset(r, 0, sizeof *r);
     char *path = dl_concat(dest_path, ".json");
     if (!path)
         return DL_ERR_IO;
-    json_error_t jerr;
-    json_t *o = json_load_file(path, 0, &jerr);
-    bool missing = !o && access(path, F_OK) != 0;
+    /* A record that is a link is not ours: read as missing rather than followed. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    bool missing = fd < 0 && (errno == ENOENT || errno == ELOOP);
     free(path);
-    if (!o)
+    if (fd < 0)
         return missing ? DL_ERR_NOT_FOUND : DL_ERR_FORMAT;
+    json_error_t jerr;
+    json_t *o = json_loadfd(fd, 0, &jerr);
+    close(fd);
     if (!json_is_object(o) || !json_is_integer(json_object_get(o, "size"))) {
         json_decref(o);
         return DL_ERR_FORMAT;
@@ -112,6 +203,7 @@ dl_status dl_record_read(const char *dest_path, dl_record *r)
     r->size = size > 0 ? (uint64_t)size : 0;
     r->pulled_at = json_int_or0(o, "pulled_at");
     r->last_used = json_int_or0(o, "last_used");
+    r->verified = verified_parse(json_string_value(json_object_get(o, "verified")));
     json_decref(o);
     return DL_OK;
 }
@@ -138,6 +230,8 @@ int dl_record_write(const char *dest_path, const dl_record *r)
     bad |= json_object_set_new(o, "sha256", json_string(r->sha256 ? r->sha256 : ""));
     bad |= json_object_set_new(o, "pulled_at", json_integer((json_int_t)r->pulled_at));
     bad |= json_object_set_new(o, "last_used", json_integer((json_int_t)r->last_used));
+    if (r->verified != DL_VERIFIED_UNKNOWN)
+        bad |= json_object_set_new(o, "verified", json_string(verified_names[r->verified]));
     /* A temporary name of our own: two processes may rewrite one record (dl_locate) at once. */
     static atomic_uint seq;
     char suffix[64];
@@ -145,21 +239,36 @@ int dl_record_write(const char *dest_path, const dl_record *r)
     char *path = dl_concat(dest_path, ".json");
     char *tmp = dl_concat(dest_path, suffix);
     int rc = -1;
-    errno = 0;
-    if (bad || !path || !tmp) {
+    if (bad || !path || !tmp)
         errno = ENOMEM;
-    } else if (json_dump_file(o, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
-        int e = errno ? errno : EIO;
-        unlink(tmp);
-        errno = e;
-    } else if ((rc = rename(tmp, path)) != 0) {
-        int e = errno;
-        unlink(tmp);
-        errno = e;
-    }
+    else
+        rc = dl_json_write_atomic(path, tmp, o, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(o);
     free(path);
     free(tmp);
+    return rc;
+}
+
+int dl_json_write_atomic(const char *path, const char *tmp, json_t *o, size_t flags)
+{
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    errno = 0;
+    int rc = json_dumpfd(o, fd, flags);
+    int e = errno ? errno : EIO;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc == 0 && (rc = rename(tmp, path)) != 0)
+        e = errno;
+    if (rc != 0) {
+        unlink(tmp);
+        errno = e;
+    }
     return rc;
 }
 
@@ -277,7 +386,14 @@ static int fill_stored(dl_stored *s, const char *path, const char *rel_dir, cons
         s->pulled_at = r.pulled_at;
         s->last_used = r.last_used;
         s->source_url = r.url;
-        r.url = NULL;
+        s->recorded_size = r.size;
+        s->damaged = r.size != s->size;
+        s->verified = r.verified;
+        if (r.verified == DL_VERIFIED_SHA256)
+            s->sha256 = r.sha256;
+        else
+            free(r.sha256);
+        r.url = r.sha256 = NULL;
         dl_record_free(&r);
     } else {
         s->pulled_at = (int64_t)st->st_mtime;
@@ -318,6 +434,9 @@ dl_status dl_store_list(dl_ctx *c, dl_stored **list, size_t *n)
     *list = NULL;
     *n = 0;
     list_acc a = { 0 };
+    dl_status st = dl_store_ready(c);
+    if (st)
+        return st;
     if (walk(c->store_dir, "", 0, list_one, &a) != 0) {
         dl_stored_free(a.items, a.n);
         return dl_fail(c, DL_ERR_IO, "out of memory listing the store %s", c->store_dir);
@@ -339,8 +458,29 @@ void dl_stored_free(dl_stored *list, size_t n)
         free(list[i].file);
         free(list[i].quant);
         free(list[i].source_url);
+        free(list[i].sha256);
     }
     free(list);
+}
+
+dl_status dl_store_stat(dl_ctx *c, const char *path, dl_stored **out)
+{
+    *out = NULL;
+    struct stat st;
+    const char *rel = dl_store_rel(c, path);
+    if (!rel || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return dl_fail(c, DL_ERR_NOT_FOUND, "%s is not a file in the model store", path);
+    size_t dir_len = (size_t)(dl_name_base(rel) - rel);
+    char *dir = strndup(rel, dir_len ? dir_len - 1 : 0);   /* without the last '/' */
+    dl_stored *s = calloc(1, sizeof *s);
+    int rc = dir && s ? fill_stored(s, path, dir, dl_name_base(path), &st) : -1;
+    free(dir);
+    if (rc != 0) {
+        dl_stored_free(s, s ? 1 : 0);
+        return dl_fail(c, DL_ERR_IO, "%s: out of memory", path);
+    }
+    *out = s;
+    return DL_OK;
 }
 
 static int sum_part(const char *path, const char *rel_dir, const char *name,
@@ -356,6 +496,103 @@ static int sum_part(const char *path, const char *rel_dir, const char *name,
 uint64_t dl_store_partial_bytes(dl_ctx *c)
 {
     uint64_t total = 0;
-    walk(c->store_dir, "", 0, sum_part, &total);
+    if (c->store_dir)
+        walk(c->store_dir, "", 0, sum_part, &total);
     return total;
+}
+
+/* ---- files sizeup made itself ---- */
+
+/* The SHA-256 of the file open on fd, as 64 hex digits into hex. */
+static bool sha256_fd(int fd, char hex[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char buf[65536], sum[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (ssize_t k; ok && (k = read(fd, buf, sizeof buf)) != 0;)
+        ok = k > 0 && EVP_DigestUpdate(md, buf, (size_t)k) == 1;
+    ok = ok && EVP_DigestFinal_ex(md, sum, &len) == 1 && len == 32;
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; ok && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+    return ok;
+}
+
+dl_status dl_store_record_made(dl_ctx *c, const char *path, const char *source)
+{
+    dl_status st = dl_store_check_path(c, path);
+    if (st)
+        return st;
+    if (!dl_store_rel(c, path))
+        return dl_fail(c, DL_ERR_ARG, "%s is not in the model store (%s)", path,
+                       dl_store_dir(c));
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat sb;
+    char hex[65];
+    if (fd < 0 || fstat(fd, &sb) != 0 || !sha256_fd(fd, hex)) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return dl_fail(c, DL_ERR_IO, "cannot read %s: %s", path, strerror(e));
+    }
+    close(fd);
+    int64_t now = (int64_t)time(NULL);
+    dl_record r = { .url = (char *)source, .sha256 = hex, .size = (uint64_t)sb.st_size,
+                    .pulled_at = now, .last_used = now, .verified = DL_VERIFIED_NONE };
+    if (dl_record_write(path, &r) != 0)
+        return dl_fail(c, DL_ERR_IO, "cannot write the record %s.json: %s", path,
+                       strerror(errno));
+    return DL_OK;
+}
+
+/* Flush what was written under path (a file or a folder) to the disk. */
+static int sync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* The file is written under a fresh name of its own (mkstemp), flushed, and only then renamed
+ * to path and recorded: a crash leaves no half file under the final name, and a file there
+ * without its record (a crash between the two) is not present, so it is made again. Two
+ * processes making it at once write separate temporary files; the last rename wins. */
+dl_status dl_store_make(dl_ctx *c, const char *path, const char *source, dl_make_fn write_fn,
+                        void *user)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX];
+    const char *base = dl_name_base(path);
+    if (!dl_store_rel(c, path) || base == path ||
+        snprintf(dir, sizeof dir, "%.*s", (int)(base - path - 1), path) >= (int)sizeof dir ||
+        snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, base) >= (int)sizeof tmp)
+        return dl_fail(c, DL_ERR_ARG, "%s is not a file path in the model store (%s)", path,
+                       dl_store_dir(c));
+    dl_status st = dl_store_check_path(c, path);
+    if (st)
+        return st;
+    if (dl_mkdir_parents(dir) != 0)
+        return dl_fail(c, DL_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    if ((st = dl_store_check_path(c, path)))   /* again: a link may have appeared meanwhile */
+        return st;
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return dl_fail(c, DL_ERR_IO, "cannot create a file in %s: %s", dir, strerror(errno));
+    close(fd);
+    if (write_fn(tmp, user) != 0) {
+        unlink(tmp);
+        return dl_fail(c, DL_ERR_IO, "%s could not be made", path);
+    }
+    if (sync_path(tmp, 0) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return dl_fail(c, DL_ERR_IO, "cannot put %s in place: %s", path, strerror(e));
+    }
+    sync_path(dir, O_DIRECTORY);   /* best effort: the record below is the commit point */
+    return dl_store_record_made(c, path, source);
 }

@@ -60,6 +60,8 @@ typedef struct eng_session_opts {
 eng_session_opts eng_session_defaults(void);
 
 typedef struct eng_session eng_session;
+/* A session on m (borrowed; it must outlive the session). Everything slow happens here, timed
+ * as eng_stats.load_ms: see there. Caller frees with eng_session_free. */
 eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session **out,
                            char *err, size_t errlen);
 void eng_session_free(eng_session *s);
@@ -77,6 +79,10 @@ typedef struct eng_stats {
     uint32_t n_past, n_ctx;     /* context in use / size */
     uint32_t n_shifts;          /* context shifts so far */
     uint64_t mem_weights, mem_kv, mem_scratch;  /* bytes */
+    double load_ms;             /* eng_session_new: starting the backend, the weights to the
+                                 * device (the model's first session), pipeline creation and a
+                                 * one-token warm-up decode (compiling what a driver compiles on
+                                 * first use), so the figures above time only the tokens */
     const char *backend;        /* "vulkan: NAME (type)", "cpu", "cpu (Vulkan unavailable: why)";
                                  * borrowed until the session is freed */
 } eng_stats;
@@ -125,7 +131,7 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
 double eng_session_read_bandwidth(eng_session *s);
 double eng_host_read_gbps(int n_threads);
 
-/* Forget the whole context (statistics of prompt/generation restart too). */
+/* Forget the whole context (statistics of prompt/generation restart too; load_ms stays). */
 void eng_session_reset(eng_session *s);
 
 #endif

@@ -195,9 +195,16 @@ gguf_status gguf_writer_remove_kv(gguf_writer *w, const char *key);
 gguf_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                                    uint32_t n_dims, const uint64_t *ne, const void *data);
 
-/* Write the file to path (through path.tmp and rename, so a failed write never leaves a
- * half file under the final name). */
+/* Write the file to path: into a new temp file beside it (PATH.XXXXXX.tmp, created with
+ * O_EXCL, so an existing file or symlink of that name is never opened or lost, and concurrent
+ * writers never share one), fsync, then rename over path. On any failure the temp file is
+ * removed and path is untouched. A symlink at path itself is replaced, not followed. */
 gguf_status gguf_writer_write(gguf_writer *w, const char *path);
+/* gguf_writer_write with flags: GGUF_WRITE_NO_REPLACE fails (GGUF_ERR_IO, nothing changed)
+ * when path exists at the moment of the rename, so a caller's "does OUT exist" check cannot be
+ * raced into an overwrite. */
+#define GGUF_WRITE_NO_REPLACE 1u
+gguf_status gguf_writer_write_ex(gguf_writer *w, const char *path, unsigned flags);
 const char *gguf_writer_errmsg(const gguf_writer *w);
 
 #endif

@@ -6,10 +6,13 @@
 #include "engine/gguf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct wkv {
     char *key;
@@ -355,7 +358,97 @@ static bool write_body(const gguf_writer *w, FILE *fp, const wbuf *hdr, uint64_t
     return true;
 }
 
-gguf_status gguf_writer_write(gguf_writer *w, const char *path)
+/* Create a new, empty file beside `path` (same folder, so the final rename stays on one file
+ * system) named PATH.XXXXXX.tmp, with O_CREAT|O_EXCL: an existing file or a symlink of that name
+ * is never opened, so nothing planted there can redirect or lose data, and two writers never
+ * share a temp file. mkstemp would do the same but creates mode 0600; open with 0666 keeps the
+ * umask's say over the final file's mode, as a plain fopen would. *tmp_out: caller frees. */
+static gguf_status create_temp(gguf_writer *w, const char *path, int *fd_out, char **tmp_out)
+{
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + sizeof ".XXXXXX.tmp");
+    if (!tmp)
+        return wfail(w, GGUF_ERR_NOMEM, "out of memory");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec << 20 ^
+                 (uint64_t)getpid() << 40;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        /* Varied (time, pid, attempt) so collisions are rare; O_EXCL, not the name, is what
+         * makes it safe. */
+        x += 0x9e3779b97f4a7c15ull * (uint64_t)(attempt + 1);
+        x ^= x >> 31;
+        x *= 0xbf58476d1ce4e5b9ull;
+        x ^= x >> 29;
+        char suffix[8] = ".";
+        uint64_t r = x;
+        for (int i = 1; i <= 6; i++, r /= 62)
+            suffix[i] = digits[r % 62];
+        memcpy(tmp, path, plen);
+        memcpy(tmp + plen, suffix, 7);
+        memcpy(tmp + plen + 7, ".tmp", 5);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *fd_out = fd;
+            *tmp_out = tmp;
+            return GGUF_OK;
+        }
+        if (errno != EEXIST) {
+            gguf_status st = wfail(w, GGUF_ERR_IO, "cannot create a temporary file beside %s "
+                                   "(%s): %s", path, tmp, strerror(errno));
+            free(tmp);
+            return st;
+        }
+    }
+    free(tmp);
+    return wfail(w, GGUF_ERR_IO, "cannot create a temporary file beside %s: every name tried "
+                 "exists", path);
+}
+
+/* Move the finished temp file to path. GGUF_WRITE_NO_REPLACE asks the kernel to refuse when
+ * path exists by then (renameat2), so a file that appeared after the caller's check is still
+ * not overwritten; file systems without RENAME_NOREPLACE get the same through link(). */
+static gguf_status place_file(gguf_writer *w, const char *tmp, const char *path, unsigned flags)
+{
+    if (!(flags & GGUF_WRITE_NO_REPLACE)) {
+        if (rename(tmp, path) != 0)
+            return wfail(w, GGUF_ERR_IO, "renaming %s to %s: %s", tmp, path, strerror(errno));
+        return GGUF_OK;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return GGUF_OK;
+    int e = errno;
+    if (e == EINVAL || e == ENOSYS || e == ENOTSUP) {
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+            return GGUF_OK;
+        }
+        e = errno;
+    }
+    if (e == EEXIST)
+        return wfail(w, GGUF_ERR_IO, "%s exists (it appeared while the file was written); "
+                     "nothing was replaced", path);
+    return wfail(w, GGUF_ERR_IO, "renaming %s to %s: %s", tmp, path, strerror(e));
+}
+
+/* The folder holding path, synced so the rename itself survives a crash. Best effort: some
+ * file systems refuse fsync on a directory, and the data is already safe in the file. */
+static void sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+gguf_status gguf_writer_write_ex(gguf_writer *w, const char *path, unsigned flags)
 {
     uint64_t align = writer_alignment(w);
     wbuf hdr = { 0 };
@@ -363,33 +456,35 @@ gguf_status gguf_writer_write(gguf_writer *w, const char *path)
         free(hdr.p);
         return wfail(w, GGUF_ERR_NOMEM, "out of memory building the header of %s", path);
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    if (!tmp) {
+    int fd = -1;
+    char *tmp = NULL;
+    gguf_status st = create_temp(w, path, &fd, &tmp);
+    if (st != GGUF_OK) {
         free(hdr.p);
-        return wfail(w, GGUF_ERR_NOMEM, "out of memory");
+        return st;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    gguf_status st = GGUF_OK;
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = wfail(w, GGUF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    } else {
-        bool ok = write_body(w, fp, &hdr, align);
-        int e = errno;
-        if (fclose(fp) != 0 && ok) {
-            ok = false;
+    FILE *fp = fdopen(fd, "wb");
+    bool ok = fp && write_body(w, fp, &hdr, align) && fflush(fp) == 0 && fsync(fd) == 0;
+    int e = errno;
+    if (fp ? fclose(fp) != 0 : close(fd) != 0) {
+        if (ok)
             e = errno;
-        }
-        if (!ok)
-            st = wfail(w, GGUF_ERR_IO, "writing %s: %s", tmp, strerror(e));
-        else if (rename(tmp, path) != 0)
-            st = wfail(w, GGUF_ERR_IO, "renaming %s to %s: %s", tmp, path, strerror(errno));
-        if (st != GGUF_OK)
-            remove(tmp);
+        ok = false;
     }
+    if (!ok)
+        st = wfail(w, GGUF_ERR_IO, "writing %s: %s", tmp, strerror(e));
+    else
+        st = place_file(w, tmp, path, flags);
+    if (st != GGUF_OK)
+        unlink(tmp);
+    else
+        sync_parent(path);
     free(tmp);
     free(hdr.p);
     return st;
+}
+
+gguf_status gguf_writer_write(gguf_writer *w, const char *path)
+{
+    return gguf_writer_write_ex(w, path, 0);
 }

@@ -148,10 +148,25 @@ eng_session_opts eng_session_defaults(void)
 
 const char *eng_session_errmsg(const eng_session *s) { return s->err; }
 
+/* One throw-away decode of token 0 at position 0, as llama.cpp warms up: lavapipe compiles a
+ * pipeline's machine code at its first dispatch, and the decode step is recorded on first use,
+ * which otherwise land in the first prompt's time (seconds, on larger models); the CPU backend
+ * faults in the mapped weights. Position 0 is written again by the first real token, and
+ * nothing reads a position before it is written, so the context stays empty. */
+static bool warm_up(eng_session *s, char *err, size_t errlen)
+{
+    const int32_t tok = 0;
+    if (be_decode(s, &tok, 1, 0, s->logits, false))
+        return true;
+    snprintf(err, errlen, "warm-up decode failed: %s", s->err[0] ? s->err : "backend error");
+    return false;
+}
+
 eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session **out,
                            char *err, size_t errlen)
 {
     *out = NULL;
+    double t0 = now_ms();
     eng_session *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -181,6 +196,11 @@ eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session 
         eng_session_free(s);
         return ENG_ERR_NOMEM;
     }
+    if (!warm_up(s, err, errlen)) {
+        eng_session_free(s);
+        return ENG_ERR_BACKEND;
+    }
+    s->st.load_ms = now_ms() - t0;
     s->st.n_ctx = s->n_ctx;
     s->st.mem_scratch += (uint64_t)m->hp.n_vocab * 4;
     s->st.backend = s->backend;
@@ -216,7 +236,9 @@ void eng_session_reset(eng_session *s)
     eng_sampler_reset(s->smp);
     uint64_t w = s->st.mem_weights, kv = s->st.mem_kv, sc = s->st.mem_scratch;
     const char *b = s->st.backend;
+    double load = s->st.load_ms;
     memset(&s->st, 0, sizeof s->st);
+    s->st.load_ms = load;
     s->st.n_ctx = s->n_ctx;
     s->st.mem_weights = w;
     s->st.mem_kv = kv;

@@ -1,6 +1,6 @@
-/* Matrix-product kernels, one per weight type (shaders/mul_mat_<type>.comp, all built from
- * shaders/mul_mat.glsl and shaders/dequant.glsl), and the recording function that checks a
- * product's arguments and picks its grid.
+/* Matrix-product kernels, one per weight type (the mul_mat_<type> variants listed in
+ * shaders/variants.txt, all built from shaders/mul_mat.glsl and shaders/dequant.glsl), and the
+ * recording function that checks a product's arguments and picks its grid.
  *
  * One shader serves every device; the work split comes from specialization constants chosen
  * here from what the probe found (DESIGN.md section 4):

@@ -2,8 +2,12 @@
 // to the lowest index (engine/vk_ops.h). One workgroup loops over the whole vector (a
 // vocabulary of 256k floats is one pass of a megabyte); each invocation keeps its best, then the
 // workgroup merges them. NaNs are never chosen; a vector of NaNs only gives 0.
-// Body shared by argmax.comp (subgroup reductions) and argmax_shmem.comp. Spec constants:
+// Body of the argmax (subgroup reductions) and argmax_shmem variants (shaders/variants.txt). Spec constants:
 // 0 = workgroup size, 1 = reduction mode (shaders/reduce.glsl).
+#ifndef RED_NO_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #define PUSH_ARGMAX
 #include "ops.glsl"
 

@@ -23,11 +23,15 @@
 // that take every n-th position, summed at the end). The tiles alternate between two buffers,
 // so one barrier per tile suffices. Shared memory stays a few KiB whatever the context length.
 //
-// Body shared by attn.comp (subgroup operations) and attn_shmem.comp (tiles only). Spec
+// Body of the attn (subgroup operations) and attn_shmem (tiles only) variants. Spec
 // constants: 0 = workgroup size (a power of two), 1 = reduction mode, 2 = TILE (a multiple of
 // the workgroup size), 3 = HEADS, 4 = KW, 5 = VW (key / value words per invocation). Head
 // sizes up to ATTN_MAX_HD (checked by vk_op_attn).
 #extension GL_EXT_control_flow_attributes : require
+#ifndef RED_NO_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #define PUSH_ATTN
 #include "ops.glsl"
 

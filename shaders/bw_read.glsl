@@ -1,6 +1,6 @@
 // Streaming read of a large buffer, to measure the device's own read bandwidth (sizeup bench
-// reports decode speed as a share of it). Included by bw_read.comp (a storage buffer read as
-// 16-byte words) and bw_read_tex.comp (BW_TEXEL: a uniform texel buffer, as the matrix kernels
+// reports decode speed as a share of it). Built as the bw_read variant (a storage buffer read as
+// 16-byte words) and bw_read_tex (BW_TEXEL: a uniform texel buffer, as the matrix kernels
 // read weights on CPU devices; its view's format, R32 or RGBA32, decides the word size). MODE 0: each invocation reads one
 // contiguous range (how a CPU driver such as lavapipe streams best); MODE 1: consecutive
 // invocations read consecutive words (coalesced, how GPUs stream best). The XOR result is

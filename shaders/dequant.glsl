@@ -4,7 +4,7 @@
 //
 // Included by mul_mat.glsl after the W binding, WRD(i) (word i of W) and `w_last` (its last
 // word index).
-// The including .comp defines exactly one TYPE_* macro; this file then defines
+// The variant (shaders/variants.txt) defines exactly one TYPE_* macro; this file then defines
 //   BLK, BLK_BYTES  the GGUF block: elements and bytes (rows are K / BLK blocks)
 //   ITEM_GROUPS     ITEM / 32, for the preprocessor
 //   ITEM            elements one decode_item call produces (the unit a lane works on: a block,

@@ -1,7 +1,7 @@
 // Matrix product Y[t][y_row0 + r] (+)= sum_k W[w_row0 + r][k] * X[t][k] (+ bias[b_off + r]),
-// r < M, t < N, for one GGUF weight type: a mul_mat_<type>.comp defines TYPE_<type> and
-// includes this file (engine/vk_matmul.c creates the pipelines and picks the specialization
-// per device; the measurements behind it are in its file comment).
+// r < M, t < N, for one GGUF weight type: each mul_mat_<type> variant in shaders/variants.txt
+// defines TYPE_<type> for this body (engine/vk_matmul.c creates the pipelines and picks the
+// specialization per device; the measurements behind it are in its file comment).
 //
 // Work split. A "row group" of LPR invocations computes RPG consecutive rows (RPD when
 // decoding, N = 1) for up to NT tokens. A workgroup holds WG / LPR row groups; workgroup (x + z * num_x, y) covers row tile

@@ -12,7 +12,7 @@
 //                     runs a shader that has one as coroutines, which costs more than the work.
 // Every helper ends with the workgroup synchronised, so calls may follow one another freely;
 // wg_sync() is the barrier to use around the includer's own shared-memory traffic. The subgroup
-// extensions (GL_KHR_shader_subgroup_basic, _arithmetic) are enabled by the including .comp,
+// extensions (GL_KHR_shader_subgroup_basic, _arithmetic) are enabled by the including body,
 // since #extension must come before any declaration.
 
 #define RED_SHARED 0u

@@ -1,8 +1,12 @@
 // RMSNorm, one workgroup per row: Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * W (engine/vk_ops.h).
-// Body shared by rms_norm.comp (subgroup reductions) and rms_norm_shmem.comp (for devices
+// Body of the rms_norm (subgroup reductions) and rms_norm_shmem variants (for devices
 // without subgroup arithmetic). Spec constants: 0 = workgroup size, 1 = reduction mode
 // (shaders/reduce.glsl). Rows past 65535 wrap into gl_WorkGroupID.y, so per-head norms of long
 // prompts fit in one dispatch.
+#ifndef RED_NO_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 #define PUSH_RMS_NORM
 #include "ops.glsl"
 

@@ -579,7 +579,10 @@ static void fake_stored(fixture *fx, const char *rel, const char *content)
     snprintf(rec, sizeof rec, "%s.json", path);
     make_parents(path);
     write_text(path, content);
-    write_text(rec, "{\"url\": \"http://example/x\", \"size\": 2, \"last_used\": 0}");
+    char json[128];
+    snprintf(json, sizeof json, "{\"url\": \"http://example/x\", \"size\": %zu, "
+             "\"last_used\": 0}", strlen(content));
+    write_text(rec, json);
 }
 
 static void test_store_offline(void **state)
@@ -636,6 +639,45 @@ static void test_store_offline(void **state)
     assert_true(exists(fixture_path("models/stories260K.gguf")));
 }
 
+/* A stored file truncated (or grown) after it was verified was still "in the store" and
+ * only failed when loaded. Its size is now checked against the record on every use: locate
+ * and an offline resolve say it is damaged (naming the file and both sizes), list marks it,
+ * and a pull is no longer satisfied by it. */
+static void test_store_damaged(void **state)
+{
+    fixture *fx = *state;
+    char path[4200], *got = NULL;
+    fake_stored(fx, "test/tiny/tiny-Q8_0.gguf", "q8 bytes");
+    snprintf(path, sizeof path, "%s/test/tiny/tiny-Q8_0.gguf", fx->store);
+    assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_OK);
+    free(got);
+    for (int grow = 0; grow < 2; grow++) {
+        assert_int_equal(truncate(path, grow ? 100 : 3), 0);
+        got = NULL;
+        assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_ERR_DAMAGED);
+        assert_null(got);
+        assert_non_null(strstr(dl_errmsg(fx->c), path));
+        assert_non_null(strstr(dl_errmsg(fx->c), grow ? "100 bytes on disk" : "3 bytes on disk"));
+        assert_non_null(strstr(dl_errmsg(fx->c), "but 8 when it was downloaded"));
+        assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny/tiny-Q8_0.gguf", &got),
+                         DL_ERR_DAMAGED);
+        dl_resolved r;
+        assert_int_equal(dl_resolve(fx->c, "hf.co/test/tiny", true, &r), DL_ERR_DAMAGED);
+        dl_stored *list = NULL;
+        size_t n = 0;
+        assert_int_equal(dl_store_list(fx->c, &list, &n), DL_OK);
+        assert_int_equal(n, 1);
+        assert_true(list[0].damaged);
+        assert_int_equal(list[0].size, grow ? 100 : 3);
+        assert_int_equal(list[0].recorded_size, 8);
+        dl_stored_free(list, n);
+    }
+    /* rm still removes it */
+    size_t removed = 0;
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/tiny:Q8_0", &removed), DL_OK);
+    assert_int_equal(removed, 1);
+}
+
 /* "hf.co/a/..:Q4_K_M" once named the folder a/.. (the store itself), so rm deleted another
  * repository's Q4_K_M; "own/.:Q4" named own/. the same way. Now refused, nothing deleted. */
 static void test_store_remove_escape(void **state)
@@ -660,6 +702,210 @@ static void test_store_remove_escape(void **state)
         assert_true(exists(victim));
         assert_true(exists(sub));
     }
+}
+
+static void expect_content(const char *path, const char *want)
+{
+    char buf[256] = "";
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("%s is gone", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    if (strcmp(buf, want))
+        fail_msg("%s holds '%s', expected '%s'", path, buf, want);
+}
+
+static void expect_refused_link(dl_ctx *c, dl_status st, const char *what)
+{
+    if (st != DL_ERR_ARG)
+        fail_msg("%s: %s (%s), expected %s", what, dl_status_name(st), dl_errmsg(c),
+                 dl_status_name(DL_ERR_ARG));
+    if (!strstr(dl_errmsg(c), "symbolic link"))
+        fail_msg("%s: the message does not name the link: %s", what, dl_errmsg(c));
+}
+
+/* A folder of the store that is a symbolic link (OWNER or OWNER/REPO) led rm to delete the
+ * files it points to, outside the store. Now rm, resolve and fetch refuse it and touch
+ * nothing there. */
+static void test_store_linked_folder(void **state)
+{
+    fixture *fx = *state;
+    char out[4200], victim[4300], link[4200], out2[4200], victim2[4300], path[4300];
+    snprintf(out, sizeof out, "%s/outside", fx->tmp);
+    snprintf(victim, sizeof victim, "%s/m-Q4_K_M.gguf", out);
+    make_parents(victim);
+    write_text(victim, "keep");
+    strcat(strcpy(path, victim), ".json");
+    write_text(path, "{\"url\": \"http://example/x\", \"size\": 4}");
+    fake_stored(fx, "evil/placeholder", "x");     /* makes STORE/evil */
+    snprintf(link, sizeof link, "%s/evil/repo", fx->store);
+    assert_int_equal(symlink(out, link), 0);
+    /* OWNER as a link: STORE/evil2 -> outside2, which holds repo/m-Q4_K_M.gguf */
+    snprintf(out2, sizeof out2, "%s/outside2", fx->tmp);
+    snprintf(victim2, sizeof victim2, "%s/repo/m-Q4_K_M.gguf", out2);
+    make_parents(victim2);
+    write_text(victim2, "keep");
+    strcat(strcpy(path, victim2), ".json");
+    write_text(path, "{\"url\": \"http://example/x\", \"size\": 4}");
+    snprintf(link, sizeof link, "%s/evil2", fx->store);
+    assert_int_equal(symlink(out2, link), 0);
+
+    static const char *const refs[] = { "hf.co/evil/repo", "hf.co/evil/repo:Q4_K_M",
+                                        "hf.co/evil/repo/m-Q4_K_M.gguf", "hf.co/evil2/repo",
+                                        "hf.co/evil2/repo/m-Q4_K_M.gguf" };
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++) {
+        size_t removed = 99;
+        char what[128];
+        snprintf(what, sizeof what, "rm %s", refs[i]);
+        expect_refused_link(fx->c, dl_store_remove(fx->c, refs[i], &removed), what);
+        assert_int_equal(removed, 0);
+        expect_content(victim, "keep");
+        expect_content(victim2, "keep");
+        char *got = NULL;
+        dl_status st = dl_locate(fx->c, refs[i], &got);
+        if (st == DL_OK)
+            fail_msg("locate %s: found %s through a link", refs[i], got);
+    }
+    dl_resolved r;
+    expect_refused_link(fx->c, dl_resolve(fx->c, "hf.co/evil/repo", true, &r), "resolve");
+    /* the local path through the link is outside the store once resolved */
+    snprintf(path, sizeof path, "%s/evil/repo/m-Q4_K_M.gguf", fx->store);
+    size_t removed;
+    assert_int_equal(dl_store_remove(fx->c, path, &removed), DL_ERR_ARG);
+    expect_content(victim, "keep");
+    /* nothing is downloaded into the linked folder (refused before the network) */
+    snprintf(path, sizeof path, "%s/evil/repo/new-Q8_0.gguf", fx->store);
+    expect_refused_link(fx->c, dl_fetch_file(fx->c, "http://127.0.0.1:9/new-Q8_0.gguf", path,
+                                             NULL), "fetch into a linked folder");
+    snprintf(path, sizeof path, "%s/new-Q8_0.gguf.lock", out);
+    assert_false(exists(path));
+    path[strlen(path) - 5] = 0;
+    strcat(path, ".part");
+    assert_false(exists(path));
+}
+
+/* A file of the store that is a link: not a stored model (locate, list), rm deletes the link
+ * and not its target, and a download neither writes through it nor through a linked part. */
+static void test_store_linked_file(void **state)
+{
+    fixture *fx = *state;
+    char victim[4200], link[4200], path[4300];
+    snprintf(victim, sizeof victim, "%s/victim.gguf", fx->tmp);
+    write_text(victim, "keep");
+    fake_stored(fx, "test/tiny/tiny-Q8_0.gguf", "q8");
+    snprintf(link, sizeof link, "%s/test/tiny/tiny-Q8_0.gguf", fx->store);
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(symlink(victim, link), 0);     /* the record beside it stays */
+
+    char *got = NULL;
+    dl_status st = dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got);
+    if (st == DL_OK)
+        fail_msg("locate found %s, a link to %s", got, victim);
+    st = dl_locate(fx->c, "hf.co/test/tiny/tiny-Q8_0.gguf", &got);
+    if (st == DL_OK)
+        fail_msg("locate found %s, a link to %s", got, victim);
+    dl_stored *list = NULL;
+    size_t n = 99;
+    assert_int_equal(dl_store_list(fx->c, &list, &n), DL_OK);
+    assert_int_equal(n, 0);
+    dl_stored_free(list, n);
+    expect_refused_link(fx->c, dl_fetch_file(fx->c, "http://127.0.0.1:9/tiny-Q8_0.gguf", link,
+                                             NULL), "fetch onto a link");
+    expect_content(victim, "keep");
+
+    /* a part that is a link: the download must not truncate or write its target */
+    snprintf(path, sizeof path, "%s/test/tiny/other-Q8_0.gguf.part", fx->store);
+    assert_int_equal(symlink(victim, path), 0);
+    path[strlen(path) - 5] = 0;
+    dl_set_retry(fx->c, 0, 0);
+    assert_int_not_equal(dl_fetch_file(fx->c, "http://127.0.0.1:9/other-Q8_0.gguf", path, NULL),
+                         DL_OK);
+    expect_content(victim, "keep");
+
+    size_t removed = 99;
+    assert_int_equal(dl_store_remove(fx->c, "hf.co/test/tiny/tiny-Q8_0.gguf", &removed), DL_OK);
+    struct stat sb;
+    assert_int_not_equal(lstat(link, &sb), 0);      /* the link is gone ... */
+    expect_content(victim, "keep");                  /* ... not what it pointed to */
+}
+
+/* The store settings, saved and restored around a test that changes them. */
+typedef struct env_save {
+    char *v[3];
+} env_save;
+static const char *const store_vars[3] = { "HOME", "XDG_CACHE_HOME", "SIZEUP_MODELS" };
+
+static env_save env_take(void)
+{
+    env_save e;
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(store_vars[i]);
+        e.v[i] = v ? strdup(v) : NULL;
+    }
+    return e;
+}
+
+static void env_put_back(env_save *e)
+{
+    for (int i = 0; i < 3; i++) {
+        if (e->v[i])
+            setenv(store_vars[i], e->v[i], 1);
+        else
+            unsetenv(store_vars[i]);
+        free(e->v[i]);
+    }
+}
+
+/* No store: every store call fails with a message naming the variables to set. */
+static void expect_no_store(dl_ctx *c, const char *why)
+{
+    dl_stored *list = NULL;
+    size_t n = 0, removed = 99;
+    dl_resolved r;
+    if (dl_store_dir(c))
+        fail_msg("%s: the store is %s, expected none", why, dl_store_dir(c));
+    assert_int_equal(dl_store_list(c, &list, &n), DL_ERR_ARG);
+    for (int i = 0; i < 3; i++)
+        if (!strstr(dl_errmsg(c), store_vars[i]))
+            fail_msg("%s: the message does not name %s: %s", why, store_vars[i], dl_errmsg(c));
+    assert_int_equal(dl_resolve(c, "hf.co/test/tiny:Q8_0", true, &r), DL_ERR_ARG);
+    assert_int_equal(dl_store_remove(c, "hf.co/test/tiny:Q8_0", &removed), DL_ERR_ARG);
+    assert_int_equal(removed, 0);
+    assert_int_equal(dl_store_partial_bytes(c), 0);
+}
+
+/* With HOME unset the store used to be /tmp/.cache/sizeup/models, a folder any user can
+ * write to (and plant models or links in). Now there is no store until HOME, an absolute
+ * XDG_CACHE_HOME or SIZEUP_MODELS names one; a relative XDG_CACHE_HOME counts as unset. */
+static void test_store_no_home(void **state)
+{
+    (void)state;
+    env_save saved = env_take();
+    unsetenv("HOME");
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("SIZEUP_MODELS");
+    dl_ctx *c = dl_open();
+    assert_non_null(c);
+    expect_no_store(c, "HOME unset");
+    dl_close(c);
+
+    setenv("XDG_CACHE_HOME", "relative/cache", 1);
+    c = dl_open();
+    assert_non_null(c);
+    expect_no_store(c, "HOME unset, XDG_CACHE_HOME relative");
+    setenv("HOME", "relative-home", 1);
+    dl_set_store_dir(c, NULL);
+    expect_no_store(c, "HOME relative, XDG_CACHE_HOME relative");
+    setenv("HOME", "/nonexistent-home", 1);
+    dl_set_store_dir(c, NULL);
+    assert_string_equal(dl_store_dir(c), "/nonexistent-home/.cache/sizeup/models");
+    setenv("XDG_CACHE_HOME", "/nonexistent-cache", 1);
+    dl_set_store_dir(c, NULL);
+    assert_string_equal(dl_store_dir(c), "/nonexistent-cache/sizeup/models");
+    dl_close(c);
+    env_put_back(&saved);
 }
 
 /* Hold path's transfer lock the way a running pull does: flock, pid inside. */
@@ -980,6 +1226,17 @@ static void test_hf_pull_locate_remove(void **state)
     expect_same_file(path, &NET->f[S_Q8]);
     strcat(want, ".json");
     assert_true(exists(want));
+    /* truncated since: damaged for locate, fetched again whole by pull */
+    assert_int_equal(truncate(path, 1000), 0);
+    char *got = NULL;
+    assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_ERR_DAMAGED);
+    free(path);
+    st = dl_pull(fx->c, "hf.co/test/tiny:Q8_0", &path);
+    if (st)
+        fail_msg("pull of a damaged file: %s: %s", dl_status_name(st), dl_errmsg(fx->c));
+    expect_same_file(path, &NET->f[S_Q8]);
+    assert_int_equal(dl_locate(fx->c, "hf.co/test/tiny:Q8_0", &got), DL_OK);
+    free(got);
     free(path);
 
     memset(&pr, 0, sizeof pr);
@@ -1198,9 +1455,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_malformed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_remove_escape, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_remove_locked, fx_setup, fx_teardown),
+        cmocka_unit_test(test_store_no_home),
+        cmocka_unit_test_setup_teardown(test_store_linked_folder, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_linked_file, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_resolve_local_split, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_url_store_paths, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_offline, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_damaged, fx_setup, fx_teardown),
     };
     const struct CMUnitTest net[] = {
         cmocka_unit_test_setup_teardown(test_hf_quant_select, net_setup, fx_teardown),

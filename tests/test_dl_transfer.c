@@ -1003,12 +1003,15 @@ static void test_disk_full(void **state)
 }
 
 /* A write that fails with ENOSPC: the part is a link to /dev/full, which refuses every write
- * that way (no root or tiny file system needed). The message gives the bytes needed. */
+ * that way (no root or tiny file system needed). The message gives the bytes needed. The
+ * destination is outside the context's store: inside it a linked part is refused, never
+ * written through (test_dl_ref's test_store_linked_file). */
 static void test_disk_full_on_write(void **state)
 {
     (void)state;
     dlsrv_fault *s = fault_new(stories, stories_len, NULL);
     env *e = env_new();
+    dl_set_store_dir(e->c, "/nonexistent-sizeup-store");
     assert_int_equal(dl_mkdir_parents(e->store), 0);
     char dir[600];
     snprintf(dir, sizeof dir, "%s/owner/repo", e->store);
@@ -1099,6 +1102,54 @@ static void test_store_list(void **state)
     nginx_free(n);
 }
 
+/* The record's "verified", read as JSON (what `sizeup pull` reports from it). */
+static void assert_verified(env *e, const char *want)
+{
+    json_t *o = json_load_file(with(e, ".json"), 0, NULL);
+    const char *got = json_string_value(json_object_get(o, "verified"));
+    if (!got || strcmp(got, want))
+        fail_msg("%s: verified is '%s', expected '%s'", e->dest, got ? got : "(none)", want);
+    json_decref(o);
+}
+
+/* Only what was compared is recorded as verified: a plain server without a checksum gives a
+ * size check, no length at all gives nothing, and sha256 only when a hash was known. The
+ * record used to carry the hash computed on receipt either way, and pull printed "verified
+ * sha256" for it. */
+static void test_verified_record(void **state)
+{
+    (void)state;
+    dlsrv_nginx *n = nginx_new(NULL, false);
+    char url[512], sha[65];
+    snprintf(url, sizeof url, "%s", nginx_url(n, "/files/baby.gguf"));
+    env *e = env_new();
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_OK);
+    assert_finished(e, url, baby, baby_len);
+    assert_verified(e, "size");
+    env_free(e);
+
+    e = env_new();
+    sha256_hex(baby, baby_len, sha);
+    dl_expect exp = { .sha256_hex = sha };
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, &exp), DL_OK);
+    assert_verified(e, "sha256");
+    env_free(e);
+    nginx_free(n);
+
+    dlsrv_faults f = dlsrv_no_faults();
+    f.no_length = true;
+    dlsrv_fault *s = fault_new(baby, baby_len, &f);
+    e = env_new();
+    snprintf(url, sizeof url, "%s", dlsrv_fault_url(s, "/m.gguf"));
+    dl_status st = dl_fetch_file(e->c, url, e->dest, NULL);
+    if (st)
+        fail_msg("no length: %s: %s", dl_status_name(st), dl_errmsg(e->c));
+    assert_finished(e, url, baby, baby_len);
+    assert_verified(e, "none");
+    env_free(e);
+    fault_free(s);
+}
+
 static int load_fixtures(void **state)
 {
     (void)state;
@@ -1150,6 +1201,7 @@ int main(void)
         cmocka_unit_test_teardown(test_disk_full_on_write, teardown),
         cmocka_unit_test_teardown(test_hf_token_scope, teardown),
         cmocka_unit_test_teardown(test_store_list, teardown),
+        cmocka_unit_test_teardown(test_verified_record, teardown),
     };
     return cmocka_run_group_tests(tests, load_fixtures, free_fixtures);
 }

@@ -4,6 +4,10 @@
  * Hostile inputs are parsed from exact-size heap buffers, so `make asan` sees any overread. */
 #include "tests/testutil.h"
 
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/gguf.h"
@@ -537,6 +541,93 @@ static void test_random_mutations(void **state)
     free(orig);
 }
 
+/* Names in tmpdir ending in ".tmp" other than `except`: temp files the writer left behind. */
+static int stray_temps(const char *except)
+{
+    DIR *d = opendir(tmpdir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp") && strcmp(e->d_name, except))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void assert_file_text(const char *path, const char *text)
+{
+    size_t len;
+    uint8_t *got = read_file(path, &len);
+    assert_non_null(got);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(got, text, len);
+    free(got);
+}
+
+/* Issue 18.1: the write goes through a fresh O_EXCL temp file beside the output, so a symlink
+ * at OUT.tmp redirects nothing, GGUF_WRITE_NO_REPLACE keeps an existing file, and a failed write
+ * (here: the file size limit) leaves neither a temp file nor a changed OUT. */
+static void test_writer_temp_file(void **state)
+{
+    (void)state;
+    char out[512], tmp[520], victim[512];
+    snprintf(out, sizeof out, "%s/safe.gguf", tmpdir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    snprintf(victim, sizeof victim, "%s/victim", tmpdir);
+    write_text(victim, "not ours");
+    assert_int_equal(symlink(victim, tmp), 0);
+    static float data[16384];
+    uint64_t ne[2] = { 128, 128 };
+    gguf_writer *w = gguf_writer_new();
+    assert_non_null(w);
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    assert_int_equal(gguf_writer_add_tensor(w, "m", GGUF_T_F32, 2, ne, data), GGUF_OK);
+
+    assert_int_equal(gguf_writer_write(w, out), GGUF_OK);
+    assert_file_text(victim, "not ours");
+    struct stat st;
+    assert_int_equal(lstat(out, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(lstat(tmp, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(stray_temps("safe.gguf.tmp"), 0);
+
+    write_text(out, "kept");
+    assert_int_equal(gguf_writer_write_ex(w, out, GGUF_WRITE_NO_REPLACE), GGUF_ERR_IO);
+    assert_non_null(strstr(gguf_writer_errmsg(w), out));
+    assert_file_text(out, "kept");
+    assert_int_equal(stray_temps("safe.gguf.tmp"), 0);
+
+    /* 64 KiB of tensor data against a 4 KiB limit: fwrite fails with EFBIG, not SIGXFSZ. */
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 4096;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    gguf_status st_write = gguf_writer_write(w, out);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(st_write, GGUF_ERR_IO);
+    assert_file_text(out, "kept");
+    assert_int_equal(stray_temps("safe.gguf.tmp"), 0);
+
+    gguf_writer_free(w);
+    unlink(out);
+    unlink(tmp);
+    unlink(victim);
+}
+
 static void test_open_errors(void **state)
 {
     gguf_file *f = (gguf_file *)1;
@@ -569,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_type_table),
         cmocka_unit_test(test_rewrite_identical),
         cmocka_unit_test(test_writer_all_types),
+        cmocka_unit_test(test_writer_temp_file),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_corruptions),
         cmocka_unit_test(test_random_mutations),

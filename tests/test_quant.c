@@ -961,7 +961,7 @@ static int setup_tmp(void **state)
 static int teardown_tmp(void **state)
 {
     static const char *names[] = { "q8.gguf", "q4.gguf", "q4k.gguf", "q6k.gguf", "bad.gguf",
-                                   "q8.gguf.tmp", "bad.gguf.tmp" };
+                                   "q8.gguf.tmp", "bad.gguf.tmp", "in.gguf", "link.gguf" };
     char p[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", tmp_dir, names[i]);
@@ -1001,9 +1001,25 @@ static void check_metadata(const gguf_file *in, const gguf_file *out, uint32_t f
     assert_int_equal(ft, ftype);
 }
 
-/* Quantize `in` to `type` through the command and check the result: matrices (rows a multiple
- * of the block) in the new type, everything else unchanged, values within the format's bound
- * (or, for the K types, relative RMSE under rmse_max). Returns the output, still open. */
+/* The type a matrix with rows of ne0 values gets from `quantize ... TYPE`: TYPE when the rows
+ * are whole blocks, else llama-quantize's fallback for the K types (Q4_K -> Q5_0,
+ * Q6_K -> Q8_0, F16 when 32 does not divide the row either); UINT32_MAX: kept as it is. */
+static uint32_t expected_type(uint32_t type, int64_t ne0)
+{
+    if (eng_row_bytes(type, ne0))
+        return type;
+    uint32_t fb = type == GGUF_T_Q4_K   ? GGUF_T_Q5_0
+                : type == GGUF_T_Q6_K ? GGUF_T_Q8_0
+                                      : UINT32_MAX;
+    if (fb != UINT32_MAX && !eng_row_bytes(fb, ne0))
+        fb = GGUF_T_F16;
+    return fb;
+}
+
+/* Quantize `in` to `type` through the command and check the result: matrices in the new type
+ * (or its fallback, see expected_type), everything else unchanged, values within the format's
+ * bound (or relative RMSE under rmse_max). general.file_type must be ftype. Returns the
+ * output, still open. */
 static gguf_file *check_quantized(const char *in_rel, const char *out_name, const char *type_name,
                                   uint32_t type, uint32_t ftype, double rmse_max)
 {
@@ -1012,6 +1028,7 @@ static gguf_file *check_quantized(const char *in_rel, const char *out_name, cons
     const char *in_path = fixture_path(in_rel);
     char in_copy[4096];
     snprintf(in_copy, sizeof in_copy, "%s", in_path);
+    unlink(out_path); /* an existing OUT needs --force; test_cmd_refusals covers that */
     assert_int_equal(run_quantize(in_copy, out_path, type_name), 0);
     gguf_file *in = open_fixture(in_rel), *out = NULL;
     if (gguf_open(out_path, &out, err, sizeof err))
@@ -1024,7 +1041,8 @@ static gguf_file *check_quantized(const char *in_rel, const char *out_name, cons
         tensor_name(a, name, sizeof name);
         assert_int_equal(b->n_dims, a->n_dims);
         assert_memory_equal(b->ne, a->ne, sizeof a->ne);
-        bool convert = a->n_dims == 2 && eng_row_bytes(type, (int64_t)a->ne[0]) != 0;
+        uint32_t want = expected_type(type, (int64_t)a->ne[0]);
+        bool convert = a->n_dims == 2 && want != UINT32_MAX;
         if (!convert) {
             assert_int_equal(b->type, a->type);
             assert_memory_equal(b->data, a->data, a->nbytes);
@@ -1032,8 +1050,9 @@ static gguf_file *check_quantized(const char *in_rel, const char *out_name, cons
                 assert_int_equal(b->type, GGUF_T_F32);
             continue;
         }
-        if (b->type != type)
-            fail_msg("%s is %s, want %s", name, gguf_type_get(b->type)->name, type_name);
+        if (b->type != want)
+            fail_msg("%s is %s, want %s", name, gguf_type_get(b->type)->name,
+                     gguf_type_get(want)->name);
         float *x = dequant_tensor(a), *y = dequant_tensor(b);
         if (rmse_max > 0) {
             double se = 0, s2 = 0;
@@ -1044,7 +1063,7 @@ static gguf_file *check_quantized(const char *in_rel, const char *out_name, cons
             if (sqrt(se / s2) > rmse_max)
                 fail_msg("%s: relative RMSE %.4f > %.4f", name, sqrt(se / s2), rmse_max);
         } else {
-            check_against_f32(out_name, name, type, y, x, a->n_elems);
+            check_against_f32(out_name, name, want, y, x, a->n_elems);
         }
         free(x), free(y);
     }
@@ -1081,24 +1100,29 @@ static void test_cmd_q8_0_q4_0(void **state)
 }
 
 /* The K types: the tiny llama F16 model's rows (256, 512) are whole super-blocks; BabyLlama's
- * (128, 352) are not, so Q4_K and Q6_K keep every BabyLlama matrix as it was. Also a quantized
- * input converted again. */
+ * (128, 352) are not, so its matrices fall back as llama-quantize's do (Q4_K -> Q5_0,
+ * Q6_K -> Q8_0) and the file is labelled with what it holds (issue 18.3: it used to keep every
+ * matrix in F32 and say MOSTLY_Q4_K_M). Also a quantized input converted again. */
 static void test_cmd_k_types(void **state)
 {
     gguf_file *f = check_quantized("models/tiny/llama-F16.gguf", "q4k.gguf", "q4_k",
                                    GGUF_T_Q4_K, 15, 0.080);
     gguf_close(f);
-    f = check_quantized("models/babyllama-930K-F32.gguf", "q4k.gguf", "Q4_K_M", GGUF_T_Q4_K, 15,
-                        0);
+    f = check_quantized("models/babyllama-930K-F32.gguf", "q4k.gguf", "Q4_K_M", GGUF_T_Q4_K, 8,
+                        0.06);
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++)
+        if (gguf_tensor_at(f, i)->n_dims == 2)
+            assert_int_equal(gguf_tensor_at(f, i)->type, GGUF_T_Q5_0);
     gguf_close(f);
     f = check_quantized("models/tiny/llama-F16.gguf", "q6k.gguf", "Q6_K", GGUF_T_Q6_K, 18, 0.020);
     gguf_close(f);
     /* any readable input type: a K-quant mix requantized to Q8_0 */
     f = check_quantized("models/tiny/llama-Q4_K_M.gguf", "q8.gguf", "Q8_0", GGUF_T_Q8_0, 7, 0);
     gguf_close(f);
-    f = check_quantized("models/babyllama-930K-F32.gguf", "q6k.gguf", "Q6_K", GGUF_T_Q6_K, 18, 0);
+    f = check_quantized("models/babyllama-930K-F32.gguf", "q6k.gguf", "Q6_K", GGUF_T_Q6_K, 7, 0);
     for (int64_t i = 0; i < gguf_tensor_count(f); i++)
-        assert_int_equal(gguf_tensor_at(f, i)->type, GGUF_T_F32);
+        assert_int_equal(gguf_tensor_at(f, i)->type,
+                         gguf_tensor_at(f, i)->n_dims == 2 ? GGUF_T_Q8_0 : GGUF_T_F32);
     gguf_close(f);
 }
 
@@ -1122,6 +1146,45 @@ static void test_cmd_refusals(void **state)
     char a0[] = "quantize", help[] = "--help";
     char *argv[] = { a0, help, NULL };
     assert_int_equal(app_cmd_quantize(2, argv), 0);
+
+    /* Issue 18.2: OUT that is IN (by name, through a symlink, as a hard link) is refused even
+     * with --force, and IN keeps its bytes; an existing OUT needs --force. */
+    char copy[160], link_path[160];
+    snprintf(copy, sizeof copy, "%s/in.gguf", tmp_dir);
+    snprintf(link_path, sizeof link_path, "%s/link.gguf", tmp_dir);
+    size_t n_orig, n_now;
+    uint8_t *orig = read_file(in, &n_orig), *now;
+    assert_non_null(orig);
+    FILE *fp = fopen(copy, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(orig, 1, n_orig, fp), n_orig);
+    assert_int_equal(fclose(fp), 0);
+    char force[] = "--force", q8[] = "Q8_0";
+    char *fargv[] = { a0, force, copy, link_path, q8, NULL };
+    assert_int_equal(run_quantize(copy, copy, "Q8_0"), 1);
+    assert_int_equal(symlink(copy, link_path), 0);
+    assert_int_equal(app_cmd_quantize(5, fargv), 1);
+    unlink(link_path);
+    assert_int_equal(link(copy, link_path), 0);
+    assert_int_equal(app_cmd_quantize(5, fargv), 1);
+    unlink(link_path);
+    now = read_file(copy, &n_now);
+    assert_non_null(now);
+    assert_int_equal(n_now, n_orig);
+    assert_memory_equal(now, orig, n_orig);
+    free(now);
+    free(orig);
+    /* link.gguf is now a plain file of someone's: kept without --force, replaced with it */
+    fp = fopen(link_path, "wb");
+    assert_non_null(fp);
+    fputs("mine", fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(run_quantize(copy, link_path, "Q8_0"), 1);
+    assert_int_equal(stat(link_path, &st), 0);
+    assert_int_equal(st.st_size, 4);
+    assert_int_equal(app_cmd_quantize(5, fargv), 0);
+    assert_int_equal(stat(link_path, &st), 0);
+    assert_true(st.st_size > 4);
 }
 
 /* Q5_0 encoding (for llama.cpp's Q4_K_M recipe on rows that are not multiples of 256): values

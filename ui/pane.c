@@ -379,9 +379,9 @@ static void add_seg(char *buf, size_t cap, int width, const char *seg)
 static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
 {
     if (st->phase == UI_PHASE_LOADING && st->progress >= 0)
-        snprintf(seg, cap, "loading %d%%", (int)(st->progress * 100 + 0.5));
-    else if (st->phase == UI_PHASE_IDLE && st->stop)
-        snprintf(seg, cap, "idle (%s)", st->stop);
+        snprintf(seg, cap, "loading the model %d%%", (int)(st->progress * 100 + 0.5));
+    else if (st->phase == UI_PHASE_LOADING)
+        snprintf(seg, cap, "loading the model...");
     else
         snprintf(seg, cap, "%s", ui_phase_name(st->phase));
 }
@@ -391,9 +391,9 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
 {
     /* Segments in order of importance; with two lines, speed on the first, sizes on the
      * second. One that does not fit is left out and the next ones still get their chance. */
-    enum { N_SEG = 10 };
+    enum { N_SEG = 11 };
     char seg[N_SEG][96], a[16], b[16], c[16], spark[4 * 8 + 1];
-    int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 1 };
+    int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1 };
     phase_seg(st, seg[0], sizeof seg[0]);
     snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
     snprintf(seg[2], sizeof seg[2], "avg %.1f t/s", st->tps_avg);
@@ -404,13 +404,16 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     snprintf(seg[4], sizeof seg[4], "ctx %u/%u [%.*s%.*s]", st->ctx_used, st->ctx_max, fill,
              "########", 8 - fill, "--------");
     snprintf(seg[5], sizeof seg[5], "%u tok", st->n_gen);
-    snprintf(seg[6], sizeof seg[6], "ttft %.0f ms", st->ttft_ms);
-    snprintf(seg[7], sizeof seg[7], "prompt %.0f t/s", st->prompt_tps);
+    snprintf(seg[6], sizeof seg[6], "%s%s", st->phase == UI_PHASE_IDLE && st->stop ? "stop: " :
+             "", st->phase == UI_PHASE_IDLE && st->stop ? st->stop : "");
+    snprintf(seg[7], sizeof seg[7], "ttft %.0f ms", st->ttft_ms);
+    snprintf(seg[8], sizeof seg[8], "prompt %.0f t/s", st->prompt_tps);
     ui_status_sparkline(st, 8, spark);
-    snprintf(seg[8], sizeof seg[8], "%s", spark);
-    snprintf(seg[9], sizeof seg[9], "rss %s", fmt_bytes(st->host_rss, a, sizeof a));
+    snprintf(seg[9], sizeof seg[9], "%s", spark);
+    snprintf(seg[10], sizeof seg[10], "rss %s", fmt_bytes(st->host_rss, a, sizeof a));
     buf[0] = 0;
+    bool loading = st->phase == UI_PHASE_LOADING;  /* no figures yet: loading is not slowness */
     for (int i = 0; i < N_SEG; i++)
-        if (seg[i][0] && (n_lines < 2 || on_line[i] == line))
+        if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10))
             add_seg(buf, cap, width, seg[i]);
 }

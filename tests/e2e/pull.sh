@@ -210,6 +210,96 @@ grep -q 'cannot reach' "$T/err" && grep -q 'offline' "$T/err" &&
     fail "(f) the line does not say offline / how to use a local file"
 ok
 
+# (m) a stored file truncated (or grown) after it was verified: run, inspect and list say it is
+# damaged and give the command that fetches it again; that pull replaces it
+Q4="$STORED/tiny-Q4_K_M.gguf"
+for size in 4096 grow; do
+    if [ "$size" = grow ]; then printf 'x' >>"$Q4"; else truncate -s "$size" "$Q4"; fi
+    for cmd in "run -m hf.co/test/tiny:Q4_K_M -p hello -n 2 --backend cpu" \
+               "inspect hf.co/test/tiny:Q4_K_M"; do
+        # shellcheck disable=SC2086
+        HF_ENDPOINT=http://127.0.0.1:1 "$BIN" $cmd >"$T/out" 2>"$T/err" &&
+            fail "(m) $cmd on a damaged file exited 0"
+        grep -qF "$Q4 is damaged" "$T/err" || fail "(m) $cmd does not say the file is damaged"
+        grep -qF "sizeup pull hf.co/test/tiny:Q4_K_M" "$T/err" ||
+            fail "(m) $cmd does not give the command to fetch it again"
+    done
+    "$BIN" list >"$T/out" 2>"$T/err" || fail "(m) list exited $?"
+    grep -q "tiny-Q4_K_M.gguf  DAMAGED\$" "$T/out" || fail "(m) list does not mark the damaged file"
+    grep -qF "DAMAGED: $Q4 is $(stat -c %s "$Q4") bytes, but was $(stat -c %s "$W/storage/test/tiny/tiny-Q4_K_M.gguf") when it was downloaded; fetch it again with: sizeup pull hf.co/test/tiny/tiny-Q4_K_M.gguf" "$T/out" ||
+        fail "(m) list does not say how to fetch the damaged file again"
+    "$BIN" list --json >"$T/out" 2>"$T/err" || fail "(m) list --json exited $?"
+    grep -q '"damaged": true' "$T/out" || fail "(m) list --json does not mark the damaged file"
+done
+"$BIN" pull hf.co/test/tiny:Q4_K_M >"$T/out" 2>"$T/err" || fail "(m) pull of a damaged file exited $?"
+grep -qF "$Q4 is damaged" "$T/err" || fail "(m) pull does not say the file was damaged"
+grep -q "in the store" "$T/out" && fail "(m) pull reports a damaged file as in the store"
+grep -q "^$Q4 (884 KiB, verified sha256 [0-9a-f]\{64\})\$" "$T/out" ||
+    fail "(m) pull of a damaged file does not fetch and verify it again"
+cmp -s "$Q4" "$W/storage/test/tiny/tiny-Q4_K_M.gguf" || fail "(m) the file fetched again differs"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(m) list after the pull exited $?"
+grep -q DAMAGED "$T/out" && fail "(m) list still marks the file fetched again"
+ok
+
+# (l) links inside the store are never followed: a repository folder that is a link to a
+# folder elsewhere, a model file that is a link to a file elsewhere. rm refuses the folder and
+# deletes only the link of the file; pull does not write through them; what they point to stays.
+E="$T/elsewhere"
+mkdir -p "$E" "$T/store/evil" "$STORED"
+cp "$M/tiny/llama-Q8_0.gguf" "$E/precious-Q4_K_M.gguf"
+printf '{"url": "http://x/y", "size": %s}\n' "$(stat -c %s "$E/precious-Q4_K_M.gguf")" \
+    >"$E/precious-Q4_K_M.gguf.json"
+ln -s "$E" "$T/store/evil/repo"
+for ref in hf.co/evil/repo hf.co/evil/repo:Q4_K_M hf.co/evil/repo/precious-Q4_K_M.gguf; do
+    "$BIN" rm "$ref" >"$T/out" 2>"$T/err" && fail "(l) rm $ref through a linked folder exited 0"
+    grep -q 'symbolic link' "$T/err" || fail "(l) rm $ref does not name the link"
+    cmp -s "$E/precious-Q4_K_M.gguf" "$M/tiny/llama-Q8_0.gguf" ||
+        fail "(l) rm $ref deleted or changed a file outside the store"
+    [ -e "$E/precious-Q4_K_M.gguf.json" ] || fail "(l) rm $ref deleted a record outside the store"
+done
+"$BIN" run -m hf.co/evil/repo -p hi -n 1 --backend cpu >"$T/out" 2>"$T/err" &&
+    fail "(l) run -m through a linked folder exited 0"
+grep -q 'symbolic link' "$T/err" || fail "(l) run -m through a linked folder does not say why"
+"$BIN" pull "$HF_ENDPOINT/storage/test/tiny/tiny-Q8_0.gguf" >/dev/null 2>&1 ||
+    fail "(l) pull by URL exited $?"
+rm -rf "$T/store/127.0.0.1:$PORT"
+ln -s "$E" "$T/store/127.0.0.1:$PORT"
+"$BIN" pull "$HF_ENDPOINT/storage/test/tiny/tiny-Q8_0.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(l) pull into a linked folder exited 0"
+[ -e "$E/storage" ] && fail "(l) pull wrote into the folder a link points to"
+rm "$T/store/127.0.0.1:$PORT" "$T/store/evil/repo"
+rmdir "$T/store/evil"
+ln -s "$E/precious-Q4_K_M.gguf" "$STORED/linked-Q4_0.gguf"
+cp "$E/precious-Q4_K_M.gguf.json" "$STORED/linked-Q4_0.gguf.json"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(l) list exited $?"
+grep -q linked-Q4_0 "$T/out" && fail "(l) list shows a link as a stored model"
+"$BIN" rm hf.co/test/tiny/linked-Q4_0.gguf >"$T/out" 2>"$T/err" || fail "(l) rm of a linked file exited $?"
+[ -L "$STORED/linked-Q4_0.gguf" ] && fail "(l) rm left the link"
+cmp -s "$E/precious-Q4_K_M.gguf" "$M/tiny/llama-Q8_0.gguf" ||
+    fail "(l) rm of a linked file deleted or changed its target"
+ok
+
+# (k) HOME unset, no XDG_CACHE_HOME or SIZEUP_MODELS: no store in a shared /tmp folder, but a
+# message naming the variables to set; a relative XDG_CACHE_HOME counts as unset
+had_tmp_store=no
+[ -e /tmp/.cache/sizeup/models ] && had_tmp_store=yes
+for xdg in unset relative/cache; do
+    for cmd in "pull hf.co/test/tiny:Q8_0" "list" "rm hf.co/test/tiny:Q8_0"; do
+        xenv=(-u XDG_CACHE_HOME)
+        [ "$xdg" = unset ] || xenv=(XDG_CACHE_HOME="$xdg")
+        # shellcheck disable=SC2086
+        (cd "$T" && env -u HOME -u SIZEUP_MODELS "${xenv[@]}" "$BIN" $cmd) >"$T/out" 2>"$T/err" &&
+            fail "(k) $cmd with HOME unset (XDG_CACHE_HOME $xdg) exited 0"
+        for v in HOME XDG_CACHE_HOME SIZEUP_MODELS; do
+            grep -q "$v" "$T/err" || fail "(k) $cmd with HOME unset: the message does not name $v"
+        done
+    done
+done
+[ "$had_tmp_store" = no ] && [ -e /tmp/.cache/sizeup/models ] &&
+    fail "(k) /tmp/.cache/sizeup/models was created"
+[ -e "$T/relative" ] && fail "(k) a relative XDG_CACHE_HOME was used"
+ok
+
 # (b) on a terminal: a bar, redrawn on one line, and the final line
 in_tmux "$(printf %q "$BIN") pull hf.co/test/tiny:F16"
 wait_for "EXIT-STATUS:" 20 || fail "(b) pull in tmux did not finish"
@@ -276,6 +366,13 @@ grep -qi 'TLS\|certificate' "$T/err" || fail "(j) the TLS failure is not named"
 [ -z "$(tls_stored)" ] || fail "(j) a file was stored without a trusted certificate"
 "$BIN" pull --cacert "$T/ca.pem" "$TURL" >"$T/out" 2>"$T/err" || fail "(j) pull --cacert exited $?"
 cmp -s "$(tls_stored)" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(j) --cacert file differs"
+# a plain server knows no checksum: only the size (its Content-Length) was compared
+grep -q "tiny-Q8_0.gguf (1.48 MiB, verified size)\$" "$T/out" ||
+    fail "(j) a pull without a known checksum does not say 'verified size'"
+grep -q sha256 "$T/out" && fail "(j) 'sha256' claimed where no checksum was known"
+"$BIN" pull --cacert "$T/ca.pem" "$TURL" >"$T/out" 2>"$T/err" || fail "(j) second pull exited $?"
+grep -q "(1.48 MiB, in the store, verified size)\$" "$T/out" ||
+    fail "(j) a file already there does not say 'in the store, verified size'"
 "$BIN" rm "$TURL" >"$T/out" 2>"$T/err" || fail "(j) rm of the TLS file exited $?"
 CURL_CA_BUNDLE="$T/ca.pem" "$BIN" pull "$TURL" >"$T/out" 2>"$T/err" ||
     fail "(j) pull with CURL_CA_BUNDLE exited $?"

@@ -36,7 +36,7 @@ wait_count "^all>" 1 5 || fail "no input prompt"
 
 # one prompt, two answers, each with non-zero tokens/s and a memory figure
 tmux send-keys -t "$S" "Once upon a time" Enter
-wait_count "idle \(token limit\)" 2 30 || fail "both panes did not finish an answer"
+wait_count "stop: token limit" 2 30 || fail "both panes did not finish an answer"
 [ "$(count "Once upon a time")" -ge 2 ] || fail "the prompt is not in both panes"
 [ "$(count "avg [1-9][0-9]*\.[0-9] t/s")" -ge 2 ] || fail "no non-zero tokens/s in both panes"
 [ "$(count "mem [0-9.]+[KMG]\+")" -ge 2 ] || fail "no memory figure in both panes"
@@ -58,7 +58,7 @@ tmux send-keys -t "$S" "The little dog" Enter
 wait_count "generating" 2 20 || fail "the long answers did not start"
 sleep 0.5
 tmux send-keys -t "$S" Escape
-wait_count "idle \(cancelled\)" 2 5 || fail "Esc did not stop both answers"
+wait_count "stop: cancelled" 2 5 || fail "Esc did not stop both answers"
 
 # /save: Markdown with every pane's answers and their figures; JSON too
 tmux send-keys -t "$S" "/save $T/chat.md" Enter

@@ -1,5 +1,0 @@
-#version 450
-// Matrix product with Q2_K weights: the work split is in mul_mat.glsl, the block layout in
-// dequant.glsl.
-#define TYPE_Q2_K
-#include "mul_mat.glsl"

@@ -1,5 +1,0 @@
-#version 450
-// Matrix product with Q4_0 weights: the work split is in mul_mat.glsl, the block layout in
-// dequant.glsl.
-#define TYPE_Q4_0
-#include "mul_mat.glsl"

@@ -1,5 +1,0 @@
-#version 450
-// mul_mat_q4_0 on rows packed for 16-byte texel loads (CPU devices; mul_mat.glsl says why).
-#define W_TEXEL4
-#define TYPE_Q4_0
-#include "mul_mat.glsl"

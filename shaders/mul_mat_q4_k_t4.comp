@@ -1,5 +1,0 @@
-#version 450
-// mul_mat_q4_k reading W as 16-byte texels (CPU devices; mul_mat.glsl says why).
-#define W_TEXEL4
-#define TYPE_Q4_K
-#include "mul_mat.glsl"

@@ -1,5 +1,0 @@
-// RMSNorm with subgroup reductions; the body is shaders/rms_norm.glsl.
-#version 450
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_arithmetic : require
-#include "rms_norm.glsl"

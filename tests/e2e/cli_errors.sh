@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# What the command line does with bad inputs and a failing stdout (issue 18, points 7 to 9):
+# every command that prints exits non-zero with a message naming stdout when stdout is
+# /dev/full; the stats line of run has its own load figure and the first token's time does not
+# include Vulkan start-up; -f refuses directories, endless input and NUL bytes; unknown chat
+# templates, out-of-range integers (printed as integers) and device indices past the last
+# device are errors; -n 0 generates nothing. Each step prints what it checks; the first failure
+# ends the script with the command's output.
+set -u
+BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
+FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+M="$FIX/models/stories260K.gguf"
+T=$(mktemp -d /tmp/sizeup-cli-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+[ -f "$M" ] || { echo "FAIL: fixture not found: $M (set SIZEUP_FIXTURES)"; exit 1; }
+# list and catalog read the store and the catalog: an empty store of our own, the source catalog
+export SIZEUP_MODELS="$T/store" SIZEUP_CATALOG="$ROOT/downloads/catalog.json"
+unset SIZEUP_DEVICE
+mkdir -p "$T/store"
+passed=0
+
+fail() {
+    echo "FAIL: $1"
+    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err"
+    [ -s "$T/out" ] && head -c 2000 "$T/out" | sed 's/^/  out| /'
+    exit 1
+}
+step() { echo "--- $1"; }
+ok() { passed=$((passed + 1)); }
+# run CMD...: stdout to $T/out, stderr to $T/err, status in $rc; 120 s at most
+run() {
+    timeout 120 "$BIN" "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    [ $rc -ne 124 ] || fail "timed out: sizeup $*"
+}
+# refused 'TEXT' CMD...: exits non-zero with TEXT on stderr
+refused() {
+    local want=$1
+    shift
+    run "$@"
+    [ $rc -ne 0 ] || fail "sizeup $* exited 0; expected an error with: $want"
+    grep -qF -- "$want" "$T/err" || fail "sizeup $*: stderr lacks: $want"
+    ok
+}
+
+# ---- 7: a failed write to stdout is an error ----
+full() { # CMD...: with stdout on /dev/full
+    step "stdout on /dev/full: sizeup $* exits non-zero, naming stdout and ENOSPC"
+    timeout 120 "$BIN" "$@" >/dev/full 2>"$T/err"
+    rc=$?
+    : >"$T/out"
+    [ $rc -ne 0 ] || fail "sizeup $* > /dev/full exited 0"
+    [ $rc -ne 124 ] || fail "sizeup $* > /dev/full timed out"
+    grep -qF "cannot write to stdout: No space left on device" "$T/err" ||
+        fail "sizeup $* > /dev/full: no message naming stdout and the error"
+    ok
+}
+full run -m "$M" -p "Once upon a time" -n 400 --temp 0 --backend cpu
+step "run stops generating once stdout fails (stop: cancelled, not the token limit)"
+grep -qF "stop: cancelled" "$T/err" || fail "run went on generating into a failing stdout"
+ok
+full run -m "$M" -p "Once upon a time" -n 8 --temp 0 --backend cpu --ids
+full logits -m "$M" --tokens 1,403,407 --backend cpu
+full tokenize -m "$M" --ids "Hello world"
+full list
+full catalog
+full bench -m "$M" -p 8 -n 4 -r 1 --backend cpu
+full inspect "$M"
+full inspect --json "$M"
+full devices
+full --help
+
+step "a closed pipe (| head) stays quiet"
+"$BIN" run -m "$M" -p "Once upon a time" -n 200 --temp 0 --backend cpu 2>"$T/err" | head -c 1 >/dev/null
+grep -qF "cannot write" "$T/err" && fail "a closed pipe printed an error"
+ok
+
+# ---- 8: load is its own figure ----
+stat_field() { # NAME: the number after NAME in the stats line of $T/err
+    sed -n "s/.*\[sizeup\] .*$1 \([0-9.]*\).*/\1/p" "$T/err" | head -n1
+}
+step "run --backend cpu: the stats line has a load figure"
+run run -m "$M" -p "Once upon a time" -n 4 --temp 0 --backend cpu
+[ $rc -eq 0 ] || fail "run --backend cpu failed"
+grep -qE '^\[sizeup\] prompt .* \| stop: [a-z ]+ \| load [0-9]+ ms \| memory: ' "$T/err" ||
+    fail "no 'load N ms' figure of its own in the stats line"
+ok
+step "run --backend vulkan: load counts pipeline creation, the first token does not"
+run run -m "$M" -p "Once upon a time" -n 4 --temp 0 --backend vulkan
+[ $rc -eq 0 ] || fail "run --backend vulkan failed"
+load=$(stat_field load)
+ttft=$(stat_field "first token")
+echo "    load $load ms, first token $ttft ms"
+[ -n "$load" ] && [ -n "$ttft" ] || fail "could not read load and first token from the stats line"
+# lavapipe takes seconds to build the pipelines; the first token of 5 prompt tokens on this
+# 260K-parameter model takes milliseconds once they are built
+awk -v l="$load" -v t="$ttft" 'BEGIN { exit !(l > 0 && t * 10 < l) }' ||
+    fail "first token ($ttft ms) is not small against load ($load ms)"
+ok
+
+# ---- 9: inputs ----
+step "-f DIR is refused"
+refused "-f $T: is a directory" run -m "$M" -f "$T" -n 1 --backend cpu
+step "-f /dev/zero is refused at 64 MiB instead of growing without bound"
+refused "-f /dev/zero: larger than 64 MiB" run -m "$M" -f /dev/zero -n 1 --backend cpu
+step "tokenize - on endless input is refused the same way"
+timeout 120 "$BIN" tokenize -m "$M" --count - </dev/zero >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "tokenize - </dev/zero: status $rc"
+grep -qF "standard input -: larger than 64 MiB" "$T/err" || fail "tokenize - </dev/zero: no size message"
+ok
+step "a NUL byte in -f is refused with its offset"
+printf 'Once upon\0 a time' >"$T/nul.txt"
+refused "-f $T/nul.txt: NUL byte at offset 9" run -m "$M" -f "$T/nul.txt" -n 1 --backend cpu
+step "--template nonsense is refused, listing the families"
+refused "--template 'nonsense': unknown chat template; expected one of chatml, llama3," \
+    run -m "$M" -p hi --chat --template nonsense -n 1 --backend cpu
+step "--template llama3 is accepted"
+run run -m "$M" -p hi --chat --template llama3 -n 1 --backend cpu
+[ $rc -eq 0 ] || fail "--template llama3 refused"
+ok
+step "-n 0 generates nothing (the prompt is processed; stop: token limit)"
+run run -m "$M" -p "Once upon a time" -n 0 --temp 0 --backend cpu
+[ $rc -eq 0 ] || fail "-n 0 failed"
+[ ! -s "$T/out" ] || fail "-n 0 printed generated text"
+grep -qF "prompt 5 tokens" "$T/err" && grep -qF "generated 0 tokens" "$T/err" &&
+    grep -qF "stop: token limit" "$T/err" || fail "-n 0: stats line does not say 5 prompt tokens, 0 generated"
+ok
+step "-n 0 --ids prints an empty array"
+run run -m "$M" -p "Once upon a time" -n 0 --ids --backend cpu
+[ "$(cat "$T/out")" = "[]" ] || fail "-n 0 --ids: expected []"
+ok
+step "-n -1 runs until a stop (end of turn or a full context), not a token limit"
+run run -m "$M" -p "Once upon a time" -n -1 -c 64 --temp 0 --backend cpu
+[ $rc -eq 0 ] || fail "-n -1 failed"
+grep -qE "stop: (end of turn|context full)" "$T/err" || fail "-n -1 stopped for another reason"
+ok
+step "integer ranges are printed as integers"
+refused "-c '99999999': expected an integer from 8 to 16777216" run -m "$M" -p hi -c 99999999
+grep -q 'e+' "$T/err" && fail "a range printed in exponent form"
+refused "-n '1.5': expected an integer from -1 to 1000000000" run -m "$M" -p hi -n 1.5
+refused "--seed '-1': expected an integer from 0 to 18446744073709551615" run -m "$M" -p hi --seed -1
+refused "-t 'four': expected an integer from 1 to 256" bench -m "$M" -t four
+step "logits -c is validated: a number in range, and room for the tokens"
+refused "-c 'abc': expected an integer from 8 to 16777216" logits -m "$M" --tokens 1,2 -c abc
+refused "-c '2': expected an integer from 8 to 16777216" logits -m "$M" --tokens 1,2 -c 2
+refused "-c 9: the 10 tokens do not fit" logits -m "$M" --tokens 1,2,3,4,5,6,7,8,9,10 -c 9 --backend cpu
+step "logits -c 16 with 3 tokens works"
+run logits -m "$M" --tokens 1,403,407 -c 16 --backend cpu
+[ $rc -eq 0 ] && grep -qF '"tokens": [1, 403, 407]' "$T/out" || fail "logits -c 16 failed"
+ok
+step "--device past the last device is an error naming the index and the count"
+for cmd in run logits bench; do
+    case $cmd in
+    run) args=(-m "$M" -p hi -n 1) ;;
+    logits) args=(-m "$M" --tokens 1) ;;
+    bench) args=(-m "$M" -p 8 -n 1 -r 1) ;;
+    esac
+    refused "--device 99: device index 99 is out of range:" $cmd "${args[@]}" --device 99
+    grep -qE "out of range: [0-9]+ devices? found" "$T/err" || fail "$cmd --device 99: no device count"
+done
+step "SIZEUP_DEVICE past the last device is an error too"
+SIZEUP_DEVICE=99 timeout 120 "$BIN" run -m "$M" -p hi -n 1 >"$T/out" 2>"$T/err"
+[ $? -ne 0 ] && grep -qF "SIZEUP_DEVICE=99: device index 99 is out of range" "$T/err" ||
+    fail "SIZEUP_DEVICE=99 was not refused"
+ok
+
+echo "cli_errors: $passed checks passed"
