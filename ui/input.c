@@ -124,6 +124,7 @@ void ui_input_open(const char *history_path)
     rl_bind_keyseq("\\e\\r", insert_newline);
     rl_bind_keyseq("\\e\\n", insert_newline);
     if (history_path) {
+        history_write_timestamps = 1;  /* the timestamp lines keep a multi-line entry whole */
         I.history = strdup(history_path);
         read_history(history_path);
     }
