@@ -384,7 +384,7 @@ void ui_draw_frame(const ui_screen *s, const ui_layout *L, bool full)
         draw_status(s->panes[i], pr->status);
         const ui_rect *sep = &L->sep[i];
         for (int y = 0; y < sep->h; y++)
-            mvaddch(sep->y + y, sep->x, ACS_VLINE);
+            put_text(sep->y + y, sep->x, 1, "\xE2\x94\x82", 3, A_NORMAL);  /* U+2502 */
     }
     if (s->overlay)
         draw_overlay(s->overlay, L->cols, L->rows - L->input.h);
