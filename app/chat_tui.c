@@ -304,8 +304,12 @@ static void on_action(chat_tui *t, ui_action a, char *line)
 {
     if (a != UI_ACT_INTERRUPT && a != UI_ACT_EDITED && a != UI_ACT_NONE)
         t->quit_armed = false;
-    if (t->overlay && a != UI_ACT_LINE) {
-        free(t->overlay);  /* any key closes the help or stats box (a typed one still types) */
+    size_t in_len, in_cur;
+    ui_input_text(&in_len, &in_cur);
+    /* any key closes the help or stats box (a typed one still types); not the redisplay that
+     * follows the line that opened it */
+    if (t->overlay && a != UI_ACT_LINE && (a != UI_ACT_EDITED || in_len > 0)) {
+        free(t->overlay);
         t->overlay = NULL;
         t->full = t->dirty = true;
         if (a == UI_ACT_STOP)

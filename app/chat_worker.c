@@ -195,6 +195,11 @@ static bool load(app_worker *w)
         eng_session_new(w->m, &w->cfg.so, &w->s, err, sizeof err) ||
         eng_conv_new(w->m, w->s, ENG_CONV_AUTO, w->cfg.tmpl, &w->conv, err, sizeof err)) {
         post(w, EV_ERROR, err);
+        pthread_mutex_lock(&w->mu);
+        snprintf(w->info.name, sizeof w->info.name, "%s", w->path);
+        snprintf(w->info.mode, sizeof w->info.mode, "not loaded");
+        w->info_new = true;
+        pthread_mutex_unlock(&w->mu);
         set_phase(w, UI_PHASE_ERROR, NULL);
         return false;
     }
@@ -404,10 +409,6 @@ bool app_worker_post(app_worker *w, app_job k, const char *text)
     bool ok = w->jt - w->jh < JOBS;
     if (ok) {
         w->jobs[w->jt++ % JOBS] = (job){ k, t };
-        if (w->running || w->st.phase == UI_PHASE_LOADING) {
-            w->st.phase = w->running ? w->st.phase : UI_PHASE_LOADING;
-            w->st_new = true;
-        }
         pthread_cond_signal(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
