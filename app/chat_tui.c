@@ -360,15 +360,21 @@ static void on_action(chat_tui *t, ui_action a, char *line)
 
 static void frame(chat_tui *t, bool full)
 {
-    static char prompt[16], bar[96];
-    char want[16], rss[16];
+    static char prompt[16], bar[320];
+    char want[16], rss[16], devs[200] = "";
     snprintf(want, sizeof want, t->broadcast ? "all> " : "%d> ", t->focus + 1);
     if (strcmp(want, prompt)) {
         memcpy(prompt, want, sizeof prompt);
         ui_input_set_prompt(prompt);
     }
-    snprintf(bar, sizeof bar, "%d model%s | process memory %s", t->n, t->n == 1 ? "" : "s",
-             app_fmt_bytes(app_host_rss(), rss, sizeof rss));
+    for (int i = 0; i < t->n; i++) {  /* each backend in use, once */
+        const char *b = ui_pane_info_of(t->p[i])->backend;
+        size_t n = strlen(devs);
+        if (*b && !strstr(devs, b) && n + strlen(b) + 3 < sizeof devs)
+            snprintf(devs + n, sizeof devs - n, "%s%s", n ? ", " : "", b);
+    }
+    snprintf(bar, sizeof bar, "%d model%s | %s%sprocess memory %s", t->n, t->n == 1 ? "" : "s",
+             devs, *devs ? " | " : "", app_fmt_bytes(app_host_rss(), rss, sizeof rss));
     int cols, rows;
     ui_draw_size(&cols, &rows);
     ui_screen s = { .n_panes = t->n, .focus = t->focus, .zoom = t->zoom,

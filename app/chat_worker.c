@@ -182,6 +182,7 @@ static void describe(app_worker *w)
              app_fmt_count(eng_model_n_params(w->m), p, sizeof p), ty, bpw,
              app_fmt_bytes(fsize, sz, sizeof sz), es.backend ? es.backend : "?");
     snprintf(w->info.mode, sizeof w->info.mode, "%s", mode);
+    snprintf(w->info.backend, sizeof w->info.backend, "%s", es.backend ? es.backend : "?");
     w->info_new = true;
     stats_locked(w, &es);
     pthread_mutex_unlock(&w->mu);

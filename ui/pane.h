@@ -60,6 +60,7 @@ typedef struct ui_pane_info {
     char name[96];
     char detail[160];  /* "292.8K params · F32 32.0 bpw · 1.1 MiB · cpu" */
     char mode[48];     /* "chat (chatml)" or "completion" */
+    char backend[96];  /* "cpu", "vulkan: NAME (type)": for the global bar */
 } ui_pane_info;
 
 typedef struct ui_pane ui_pane;
