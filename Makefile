@@ -14,11 +14,12 @@ export SIZEUP_FIXTURES
 ARGS        ?= --help
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
-# Debian packages the build, the tests and the fuzzer need.
+# Debian packages the build, the tests and the fuzzer need (python3: tests/oaisrv.py, the
+# OpenAI-compatible test server of test_remote and e2e/remote.sh).
 DEB_PKGS := make gcc clang pkg-config libncurses-dev libreadline-dev libcurl4-openssl-dev \
             libvulkan-dev glslc libcmocka-dev libpcre2-dev libssl-dev libjansson-dev \
             mesa-vulkan-drivers vulkan-validationlayers libclang-rt-14-dev tmux \
-            nginx openssl
+            nginx openssl jq python3
 
 PKGS        := ncursesw readline libcurl vulkan libpcre2-8 libcrypto jansson
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -155,14 +156,24 @@ check-fixtures:
 # Every test binary and e2e script runs even when one fails; the summary line counts them.
 # The Vulkan tests run a second time under the Khronos validation layer (DESIGN.md section 3);
 # that run fails on any validation message.
+# Each one runs under a time limit (TEST_TIMEOUT seconds, multiplied by TEST_TIMEOUT_SCALE,
+# which `make asan` raises because sanitized code is slower), so a hang fails with a message
+# naming the test instead of stalling CI: TERM at the limit, KILL 10 s later.
 VALIDATE_ENV := VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation SIZEUP_VK_VALIDATE=1
 VALIDATE_TESTS := $(filter test_vk test_vk_ops test_vk_matmul test_model,$(TEST_SRC:tests/%.c=%))
+TEST_TIMEOUT       ?= 300
+TEST_TIMEOUT_SCALE ?= 1
 run-tests: build-tests check-fixtures
-	@pass=0; fail=0; failed=""; \
+	@pass=0; fail=0; failed=""; limit=$$(( $(TEST_TIMEOUT) * $(TEST_TIMEOUT_SCALE) )); \
 	for t in $(TEST_BIN) $(E2E) $(VALIDATE_TESTS:%=validate:$(BUILD)/tests/%); do \
-	  echo "=== $$t"; \
+	  echo "=== $$t"; name=$$t; \
 	  case $$t in validate:*) t=$${t#validate:}; env="$(VALIDATE_ENV)";; *) env="";; esac; \
-	  if env $$env SIZEUP_BIN=$(BUILD)/sizeup $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	  start=$$(date +%s); \
+	  env $$env SIZEUP_BIN=$(BUILD)/sizeup timeout -k 10 $$limit $$t; rc=$$?; \
+	  if [ $$rc -eq 124 ] || [ $$rc -eq 137 ]; then \
+	    echo "FAIL: $$name did not finish within its limit of $$limit s (TEST_TIMEOUT); stopped"; fi; \
+	  echo "--- $$name: exit $$rc, $$(( $$(date +%s) - start )) s"; \
+	  if [ $$rc -eq 0 ]; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$name"; fi; \
 	done; \
 	echo; [ -z "$$failed" ] || echo "failed:$$failed"; \
 	echo "tests: $$pass passed, $$fail failed"; \
@@ -181,7 +192,7 @@ ASAN_ENV := ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \
 asan: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build/asan CFLAGS="-O1 -g" \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" build-tests
-	@$(ASAN_ENV) $(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" \
+	@$(ASAN_ENV) $(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g" TEST_TIMEOUT_SCALE=2 \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" run-tests
 
 # ---- fuzzing (libFuzzer, clang) ----
@@ -215,7 +226,8 @@ fuzz-run: check-fixtures
 	@files=$$(find "$(SIZEUP_FIXTURES)" -name '*.gguf'); \
 	$(BUILD)/fuzz/mkseeds $(FUZZ_CORPUS) $$files && \
 	for f in $$files; do head -c 65536 "$$f" > $(FUZZ_CORPUS)/head-$$(basename $$f); done
-	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=70000 -rss_limit_mb=2048 \
+	timeout -k 10 $$(( $(FUZZ_SECONDS) + 120 )) $(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) \
+	  -timeout=30 -max_len=70000 -rss_limit_mb=2048 \
 	  -print_final_stats=1 $(FUZZ_CORPUS)
 	@# the download parsers: references and catalog files, seeded with the shipped catalog
 	@mkdir -p $(DL_FUZZ_CORPUS)
@@ -223,7 +235,8 @@ fuzz-run: check-fixtures
 	@for r in qwen2.5:0.5b llama3.2:1b:Q8_0 hf.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q8_0 \
 	  hf.co/o/r/sub/m-Q4_K_M-00001-of-00003.gguf https://h.example/x/y.gguf ./m.gguf; do \
 	  printf '\000%s' "$$r" > $(DL_FUZZ_CORPUS)/ref-$$(echo "$$r" | tr -c 'a-zA-Z0-9' _); done
-	$(BUILD)/fuzz/fuzz_dl -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	timeout -k 10 $$(( $(FUZZ_SECONDS) + 120 )) $(BUILD)/fuzz/fuzz_dl -max_total_time=$(FUZZ_SECONDS) \
+	  -timeout=30 -max_len=65536 -rss_limit_mb=2048 \
 	  -print_final_stats=1 $(DL_FUZZ_CORPUS)
 
 # ---- packages ----

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "downloads/dl.h"
+#include "downloads/dl_remote.h"
 
 int app_cmd_inspect(int argc, char **argv);
 int app_cmd_devices(int argc, char **argv);
@@ -22,6 +23,8 @@ int app_cmd_list(int argc, char **argv);
 int app_cmd_rm(int argc, char **argv);
 int app_cmd_catalog(int argc, char **argv);
 int app_cmd_chat(int argc, char **argv);
+int app_cmd_perplexity(int argc, char **argv);
+int app_cmd_compare(int argc, char **argv);
 
 /* Fixture-free helpers shared by commands. */
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */
@@ -55,6 +58,10 @@ int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
  * Returns 0, or 1 after "sizeup CMD: WHAT PATH: problem". */
 int app_read_input(const char *cmd, const char *what, const char *path, size_t max, char **buf,
                    size_t *len);
+/* app_read_input up to APP_MAX_INPUT for text (a prompt, a perplexity text): a NUL byte is
+ * refused with its offset rather than silently cutting the text there, which every C string
+ * after this point would do. Returns 0, or 1 after one line. */
+int app_read_text(const char *cmd, const char *what, const char *path, char **text, size_t *len);
 
 /* Flushes stdout; false once any write to it has failed (the first error is kept for
  * app_stdout_close). Long output (generation) checks it to stop instead of running on. */
@@ -144,6 +151,23 @@ bool app_is_builtin_ref(dl_ctx *c, const char *ref);
  * line on stderr saying so, unless quiet); never touches the network. Returns 0 with
  * *path_out set (caller frees), or 1 after one line on stderr. */
 int app_builtin_path(const char *cmd, dl_ctx *c, const char *ref, bool quiet, char **path_out);
+
+/* ---- remote models (app/cmd_remote.c) ---- */
+
+/* True when ref is a remote reference (URL#MODEL, @NAME[/MODEL]) and no file of that name
+ * exists. */
+bool app_is_remote_ref(const char *ref);
+/* What `sizeup run` passes on for a remote model. */
+typedef struct app_remote_run {
+    const char *ref, *prompt, *system, *cacert, *tmpl;
+    bool chat, echo, ids;
+    dl_remote_sampling sampling;
+} app_remote_run;
+/* `sizeup run -m REMOTE`: a completion (-p/-f), a chat answer (--chat -p) or an interactive
+ * chat (--chat); the answer on stdout, the stats line on stderr. Returns the exit status. */
+int app_run_remote(const app_remote_run *o);
+/* `sizeup list --remote URL|@NAME [--json] [--cacert FILE]`. */
+int app_cmd_list_remote(int argc, char **argv);
 
 /* The Vulkan device a fit estimate is made against (app/cmd_models.c). */
 typedef struct app_fit_device {

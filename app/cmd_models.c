@@ -203,7 +203,8 @@ int app_cmd_pull(int argc, char **argv)
 static void list_usage(FILE *to)
 {
     fprintf(to,
-            "usage: sizeup list [--json]\n\n"
+            "usage: sizeup list [--json]\n"
+            "       sizeup list --remote URL|@NAME [--json]   (what an endpoint serves)\n\n"
             "List the models in the store: repository, quant, size, parameter count (from the\n"
             "GGUF header), when each was last used, and its path; then the bytes held by\n"
             "unfinished downloads, which the same pull resumes.\n\n"
@@ -313,6 +314,9 @@ static void list_text(const dl_ctx *c, const dl_stored *s, size_t n, uint64_t pa
 
 int app_cmd_list(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)   /* an endpoint's models: app/cmd_remote.c */
+        if (!strcmp(argv[i], "--remote"))
+            return app_cmd_list_remote(argc, argv);
     models_opts o;
     int rc = parse_opts("list", argc, argv, OPT_JSON, &o);
     free(o.refs);

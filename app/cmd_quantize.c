@@ -6,7 +6,8 @@
  * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. A K-type
  * matrix whose rows are not whole 256-value blocks falls back per tensor as llama-quantize does
  * (Q4_K -> Q5_0, Q6_K -> Q8_0, F16 when even 32 does not divide the row), and general.file_type
- * names the type most of the weights really have. OUT is checked before any work (never the
+ * names the type most of the weights really have. The output matrix gets llama-quantize's type
+ * (output_rule), so Q8_0 and Q4_0 files come out byte-identical to llama-quantize's. OUT is checked before any work (never the
  * input, never a device or folder, replaced only with --force); the new tensors stay in memory
  * until the writer puts the whole file down through a fresh temp file beside OUT and a rename,
  * so a failure at any point leaves no OUT behind (and an existing OUT untouched).
@@ -61,7 +62,10 @@ static void usage(FILE *to)
             "Q6_K -> Q8_0, F16 if even that does not fit), with a line saying so; other\n"
             "matrices that do not fit are kept as they are, with a note. general.file_type\n"
             "names the type most weights end up in. Vectors (norms, biases) are copied\n"
-            "unchanged. IN may hold any type sizeup can run.\n\n"
+            "unchanged. The output matrix (output.weight, or token_embd.weight when the\n"
+            "model reuses it) gets llama-quantize's type: Q6_K for a quantized TYPE other\n"
+            "than Q8_0, Q8_0 when its rows are not whole 256-value blocks. IN may hold any\n"
+            "type sizeup can run.\n\n"
             "OUT must not be IN (under any name) and must be a regular file or not exist;\n"
             "it is written through a new temporary file beside it and renamed into place.\n\n"
             "TYPE: Q8_0, Q6_K, Q4_K (also spelt Q4_K_M), Q4_0, F16, BF16, F32\n\n"
@@ -138,7 +142,12 @@ static void qlog(const quant_out *q, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(q->log, fmt, ap);
     va_end(ap);
-    fflush(q->log);
+    /* stdout through app_stdout_ok, which keeps a failed flush's errno for the exit message
+     * (a plain fflush would lose it: the next flush of the emptied buffer succeeds) */
+    if (q->log == stdout)
+        app_stdout_ok();
+    else
+        fflush(q->log);
 }
 
 /* Decode t row by row and encode each row as `type` into a new buffer (*out, caller frees).
@@ -198,15 +207,31 @@ static const char *keep_reason(const gguf_tensor *t, const char *name, uint32_t 
     return NULL;
 }
 
-/* Add tensor t (index i of n) to w, converted when it should be; a converted buffer goes to
- * *buf, which the caller frees after the write. */
-static int add_tensor(const quant_out *q, gguf_writer *w, const gguf_tensor *t,
-                      const char *name, int64_t i, int64_t n, uint32_t type, void **buf,
-                      quant_totals *tot)
+/* The type llama-quantize gives the output matrix (token_embd.weight when the model has no
+ * output.weight and reuses the embedding): more bits than the rest, because every logit comes
+ * out of it. Q6_K for a quantized TYPE other than Q8_0, but Q8_0 when its rows are not whole
+ * 256-value blocks (a Q4_0 BabyLlama's 128-value rows); float targets are left alone. With this
+ * rule sizeup's Q8_0 and Q4_0 files are byte-identical to llama-quantize's
+ * (tests/test_quantize_ref.c). Other tensors get TYPE. */
+static uint32_t output_rule(const gguf_tensor *t, const char *name, bool tied, uint32_t type)
 {
-    uint32_t to;
+    bool is_output = !strcmp(name, "output.weight") || (tied && !strcmp(name, "token_embd.weight"));
+    if (!is_output || t->n_dims < 2 || gguf_type_get(type)->block_elems <= 1)
+        return type;
+    if (t->ne[0] % 256)
+        return GGUF_T_Q8_0;
+    return type == GGUF_T_Q8_0 ? type : GGUF_T_Q6_K;
+}
+
+/* Add tensor t (index i of n) to w, converted when it should be; a converted buffer goes to
+ * *buf, which the caller frees after the write. tied: the model has no output.weight. */
+static int add_tensor(const quant_out *q, gguf_writer *w, const gguf_tensor *t,
+                      const char *name, int64_t i, int64_t n, uint32_t type, bool tied,
+                      void **buf, quant_totals *tot)
+{
+    uint32_t to, want = output_rule(t, name, tied, type);
     bool fell_back;
-    const char *why = keep_reason(t, name, type, &to, &fell_back);
+    const char *why = keep_reason(t, name, want, &to, &fell_back);
     const void *data = t->data;
     uint32_t out_type = t->type;
     if (!why) {
@@ -214,7 +239,9 @@ static int add_tensor(const quant_out *q, gguf_writer *w, const gguf_tensor *t,
              gguf_type_get(t->type)->name, gguf_type_get(to)->name);
         if (fell_back)
             qlog(q, " (fallback: rows of %" PRIu64 " values are not whole %s blocks of %u)",
-                 t->ne[0], gguf_type_get(type)->name, gguf_type_get(type)->block_elems);
+                 t->ne[0], gguf_type_get(want)->name, gguf_type_get(want)->block_elems);
+        else if (want != type)
+            qlog(q, " (the output matrix, as llama-quantize stores it)");
         qlog(q, "\n");
         if (convert_tensor(q, t, name, to, buf))
             return 1;
@@ -244,12 +271,13 @@ static int add_tensors(const quant_out *q, const gguf_file *f, gguf_writer *w, u
                        void **bufs, quant_totals *tot)
 {
     int64_t n = gguf_tensor_count(f);
+    bool tied = !gguf_find_tensor(f, "output.weight");
     for (int64_t i = 0; i < n; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         char *name = strndup(t->name.ptr, (size_t)t->name.len);
         if (!name)
             return qfail(q, "out of memory");
-        int rc = add_tensor(q, w, t, name, i, n, type, &bufs[i], tot);
+        int rc = add_tensor(q, w, t, name, i, n, type, tied, &bufs[i], tot);
         free(name);
         if (rc)
             return rc;

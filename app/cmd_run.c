@@ -25,6 +25,7 @@ typedef struct run_opts {
     const char *model, *prompt, *file, *system, *tmpl, *device, *cacert;
     int n_predict;             /* 0: none (the prompt is still processed); -1: until a stop */
     bool chat, ids, echo, help;
+    bool seed_set;             /* --seed given (a remote model is sent one only then) */
     eng_session_opts so;
 } run_opts;
 
@@ -52,7 +53,9 @@ static void usage(FILE *to)
         "template; --chat without -p/-f starts an interactive chat (Ctrl-D or /bye to leave).\n\n"
         "  -m, --model MODEL     a GGUF file, or a model reference (qwen2.5:0.5b,\n"
         "                        hf.co/OWNER/REPO[:QUANT], a URL): downloaded first if it is\n"
-        "                        not in the store yet (see sizeup pull --help)\n"
+        "                        not in the store yet (see sizeup pull --help); or a model\n"
+        "                        served over HTTP: http://HOST:PORT/v1#MODEL, @NAME[/MODEL]\n"
+        "                        (see sizeup list --remote, and README \"Remote models\")\n"
         "  -p, --prompt TEXT     the prompt\n"
         "  -f, --file FILE       read the prompt from FILE ('-' for standard input); text of\n"
         "                        at most 64 MiB, no NUL bytes\n"
@@ -127,7 +130,7 @@ static int value_opt(run_opts *o, const char *a, const char *v)
     else if (!strcmp(a, "--top-p")) { NUM(1e-6, 1); sp->top_p = (float)d; }
     else if (!strcmp(a, "--min-p")) { NUM(0, 1); sp->min_p = (float)d; }
     else if (!strcmp(a, "--repeat-penalty")) { NUM(1e-3, 100); sp->repeat_penalty = (float)d; }
-    else if (!strcmp(a, "--seed")) { if (app_parse_u64(CMD, a, v, &sp->seed)) return 2; }
+    else if (!strcmp(a, "--seed")) { if (app_parse_u64(CMD, a, v, &sp->seed)) return 2; o->seed_set = true; }
     else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { INT(8, 1 << 24); o->so.n_ctx = (uint32_t)i; }
     else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { INT(1, 256); o->so.n_threads = (int)i; }
     else if (!strcmp(a, "--backend")) {
@@ -278,22 +281,10 @@ static int generate(eng_session *s, const run_opts *o, const char *const *stops,
     return 0;
 }
 
-/* The prompt of -f: text, so a NUL byte is refused (with where it is) rather than cutting the
- * prompt short there, which is what every C string after this point would do. */
 static int read_prompt_file(const char *path, char **out)
 {
     size_t len;
-    int rc = app_read_input(CMD, "-f", path, APP_MAX_INPUT, out, &len);
-    if (rc)
-        return rc;
-    const char *nul = memchr(*out, 0, len);
-    if (nul) {
-        rc = app_fail(CMD, "-f %s: NUL byte at offset %zu; the prompt must be text", path,
-                      (size_t)(nul - *out));
-        free(*out);
-        *out = NULL;
-    }
-    return rc;
+    return app_read_text(CMD, "-f", path, out, &len);
 }
 
 /* ---- chat: the conversation logic is engine/conv.h's; this is the terminal around it ---- */
@@ -418,6 +409,26 @@ static int run_chat(eng_model *m, eng_session *s, const run_opts *o, const char 
     return rc;
 }
 
+/* A model served over HTTP (app/cmd_remote.c), sent the same sampling settings a local one
+ * would use, so the two compare. */
+static int run_remote(const run_opts *o, const char *prompt)
+{
+    const eng_sampler_params *sp = &o->so.sampling;
+    if (o->n_predict == 0)
+        return app_fail(CMD, "-n 0: a remote model has no prompt-only run");
+    app_remote_run rr = { o->model, prompt, o->system, o->cacert, o->tmpl, o->chat, o->echo,
+                          o->ids, dl_remote_sampling_unset() };
+    rr.sampling.temperature = sp->temperature;
+    rr.sampling.top_k = sp->top_k;
+    rr.sampling.top_p = sp->top_p;
+    rr.sampling.min_p = sp->min_p;
+    rr.sampling.repeat_penalty = sp->repeat_penalty != 1.0f ? sp->repeat_penalty : 0;
+    rr.sampling.max_tokens = o->n_predict;   /* -1: unset, until the model stops */
+    rr.sampling.has_seed = o->seed_set;
+    rr.sampling.seed = sp->seed;
+    return app_run_remote(&rr);
+}
+
 int app_cmd_run(int argc, char **argv)
 {
     run_opts o = { 0 };
@@ -432,6 +443,11 @@ int app_cmd_run(int argc, char **argv)
         return rc;
     if (o.prompt && !(prompt = strdup(o.prompt)))
         return app_fail(CMD, "out of memory");
+    if (app_is_remote_ref(o.model)) {
+        rc = run_remote(&o, prompt);
+        free(prompt);
+        return rc;
+    }
     eng_model *m;
     eng_session *s;
     char err[512], *path;

@@ -17,6 +17,8 @@ static const app_command commands[] = {
     { "run", app_cmd_run, "generate text or chat with a model (stats on stderr)" },
     { "logits", app_cmd_logits, "print the logits of a token sequence as JSON" },
     { "bench", app_cmd_bench, "measure prompt and generation speed (pp/tg), llama-bench style" },
+    { "perplexity", app_cmd_perplexity, "perplexity, bits per byte and KL divergence on a text" },
+    { "compare", app_cmd_compare, "run models side by side on the same prompts, fair or concurrent" },
     { "quantize", app_cmd_quantize, "write a copy of a GGUF model with its matrices in another type" },
     { "gen-model", app_cmd_gen_model, "write a random-weight model with a real model's shapes" },
     { "inspect", app_cmd_inspect, "print a model card for a GGUF file or a remote model (--json)" },

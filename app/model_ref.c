@@ -320,6 +320,9 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
         *path_out = strdup(ref);
         return *path_out ? 0 : app_fail(cmd, "out of memory");
     }
+    if (app_is_remote_ref(ref))
+        return app_fail(cmd, "-m names a model served over HTTP (URL#MODEL or @NAME); sizeup %s "
+                        "needs a GGUF file (sizeup run -m works with a served model)", cmd);
     dl_ctx *c = app_dl_open(cmd, cacert);
     if (!c)
         return 1;

@@ -6,13 +6,18 @@
  * fsync, rename), with GGUF_WRITE_NO_REPLACE when --force was not given, so an OUT created
  * between this check and the rename is not overwritten either. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app/app.h"
 
-/* The folder OUT would be created in must exist; say so now rather than after the work. */
+/* The folder OUT is written in (the temp file beside it, then the rename) must exist and be
+ * writable by us; say so now rather than after the work (gen-model on a large shape takes
+ * minutes). AT_EACCESS: the permissions of the effective user, who does the writing; a
+ * read-only mount answers EROFS even to root. */
 static int check_parent(const char *cmd, const char *out)
 {
     const char *slash = strrchr(out, '/');
@@ -25,6 +30,8 @@ static int check_parent(const char *cmd, const char *out)
         rc = app_fail(cmd, "cannot write %s: folder %s: %s", out, dir, strerror(errno));
     else if (!S_ISDIR(st.st_mode))
         rc = app_fail(cmd, "cannot write %s: %s is not a folder", out, dir);
+    else if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
+        rc = app_fail(cmd, "cannot write %s: folder %s: %s", out, dir, strerror(errno));
     free(dir);
     return rc;
 }
@@ -57,5 +64,5 @@ int app_check_output(const char *cmd, const char *out, const char *in, bool forc
     }
     if (!force)
         return app_fail(cmd, "%s exists; add --force to replace it", out);
-    return 0;
+    return check_parent(cmd, out);
 }

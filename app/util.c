@@ -202,3 +202,18 @@ int app_stdout_close(const char *cmd)
                                                                  : "a write failed");
     return 1;
 }
+
+int app_read_text(const char *cmd, const char *what, const char *path, char **text, size_t *len)
+{
+    int rc = app_read_input(cmd, what, path, APP_MAX_INPUT, text, len);
+    if (rc)
+        return rc;
+    const char *nul = memchr(*text, 0, *len);
+    if (nul) {
+        rc = app_fail(cmd, "%s %s: NUL byte at offset %zu; the input must be text", what, path,
+                      (size_t)(nul - *text));
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}

@@ -14,7 +14,9 @@
 typedef struct eng_cpu eng_cpu;
 
 /* A context of n_ctx positions on model m (borrowed; must outlive the context). Returns NULL
- * with a message on failure. n_threads 0 = one per core. Caller frees with eng_cpu_free. */
+ * with a message on failure. Matrix products are split into n_threads tasks for the process's
+ * pool (engine/pool.h); 0 or more than eng_pool_threads() means eng_pool_threads(). Caller frees
+ * with eng_cpu_free. */
 eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *err, size_t errlen);
 void eng_cpu_free(eng_cpu *c);
 

@@ -2,32 +2,46 @@
  * embed -> for each layer (RMSNorm, q/k/v, RoPE, f16 KV cache, causal attention, output
  * projection, RMSNorm, SwiGLU feed-forward) -> final norm -> logits. Prompts run in chunks of
  * up to CPU_CHUNK tokens so a weight row is dequantized once per chunk, not once per token;
- * rows are split across a few threads. */
+ * each matrix product's rows are split into tasks for the process-wide pool (engine/pool.h).
+ *
+ * Two ways to multiply, chosen when the context is made. The exact path (SIZEUP_CPU_ISA=generic)
+ * keeps float32 activations and dequantizes weight rows: the reference the Vulkan engine is
+ * tested against. The fast path (the default where the CPU has AVX2) does what llama.cpp's CPU
+ * backend does: each product's input rows are quantized once to 8 bits per element, and every
+ * weight row is multiplied with them by the integer SIMD kernels of engine/cpu_kernels.h; a task
+ * owns a range of weight rows and passes each row over all the chunk's tokens while it is in
+ * L1, so a prompt reads the weights once per chunk. Attention runs as (token, head) tasks. */
 #include "engine/cpu.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "engine/cpu_kernels.h"
+#include "engine/gguf.h"
+#include "engine/pool.h"
 #include "engine/quant.h"
 
 #define CPU_CHUNK 32
-#define CPU_MAX_THREADS 16
 
 struct eng_cpu {
     const eng_model *m;
     uint32_t n_ctx;
-    int n_threads;
+    int n_threads;                /* tasks a product is split into: <= eng_pool_threads() */
     uint16_t *k_cache, *v_cache;  /* (n_layer, n_ctx, n_head_kv*head_dim[_v]) f16 */
     float *x, *xb, *q, *k, *v;    /* (CPU_CHUNK, width) activations */
     float *att, *hb, *hb2, *qkv;  /* att (CPU_CHUNK, n_head*hd_v); hb/hb2 (CPU_CHUNK, n_ff) */
-    float *scores;                /* (n_threads, n_ctx) */
+    float *scores;                /* (n_threads, n_ctx) one row per attention task */
     float *rope_inv;              /* (n_rot/2) inverse frequencies, factors applied */
-    float *rowbuf;                /* (n_threads, max row length) dequantized weight rows */
+    float *rowbuf;                /* (n_threads, row_max) dequantized weight rows, one per task */
     size_t row_max;
+    cpuk_isa isa;                 /* CPUK_GENERIC: the exact path; else the fast one */
+    cpuk_dot_fn dot_f16;          /* attention's q.k on the fast path (f16 keys) */
+    cpuk_axpy_f16_fn axpy_f16;    /* and its sum of f16 values */
+    uint8_t *xq;                  /* (CPU_CHUNK, xq_stride) quantized product inputs */
+    size_t xq_stride;
+    cpuk_act xq_act;              /* the form xq holds now; CPUK_ACT_COUNT when stale */
 };
 
 /* ---- small numeric helpers ---- */
@@ -55,22 +69,25 @@ static const float *vec(const eng_weight *w)
     return (const float *)w->data; /* 1-D weights are F32 (checked at load) */
 }
 
-/* ---- y = W x for a chunk of tokens, rows split across threads ---- */
+/* ---- y = W x for a chunk of tokens, rows split across the process's thread pool ---- */
 
 typedef struct mm_job {
     eng_cpu *c;
     const eng_weight *w;
     const float *x;     /* (n, w->ne0) */
     float *y;           /* (n, ldy), written at columns [0, ne1) */
-    int n, ldy, tid, nth;
+    int n, ldy;
 } mm_job;
 
-static void *mm_part(void *arg)
+/* Rows [r0, r1) of one task. Each row's sum is computed the same way whatever the split, so the
+ * result does not depend on the thread count. Scratch is the task's, not the thread's: a task
+ * runs on whichever pool thread takes it. */
+static void mm_part(void *arg, int task, int n_tasks)
 {
     mm_job *j = arg;
     const eng_weight *w = j->w;
-    int64_t r0 = w->ne1 * j->tid / j->nth, r1 = w->ne1 * (j->tid + 1) / j->nth;
-    float *row = j->c->rowbuf + (size_t)j->tid * j->c->row_max;
+    int64_t r0 = w->ne1 * task / n_tasks, r1 = w->ne1 * (task + 1) / n_tasks;
+    float *row = j->c->rowbuf + (size_t)task * j->c->row_max;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *src = w->data + (size_t)r * w->row_bytes;
         if (j->n == 1) {
@@ -81,29 +98,88 @@ static void *mm_part(void *arg)
         for (int t = 0; t < j->n; t++)
             j->y[(size_t)t * j->ldy + r] = dot(row, j->x + (size_t)t * w->ne0, w->ne0);
     }
-    return NULL;
+}
+
+typedef struct fast_job {
+    cpuk_dot_fn dot;
+    cpuk_dot4_fn dot4;
+    cpuk_act act;
+    const eng_weight *w;
+    const float *x;     /* (n, w->ne0) */
+    const uint8_t *xq;  /* (n, stride) x in the kernel's activation form */
+    size_t stride;
+    float *y;           /* (n, ldy) */
+    int n, ldy;
+} fast_job;
+
+static void fast_quantize_part(void *arg, int task, int n_tasks)
+{
+    fast_job *j = arg;
+    for (int t = j->n * task / n_tasks; t < j->n * (task + 1) / n_tasks; t++)
+        cpuk_quantize(j->act, j->x + (size_t)t * j->w->ne0, (uint8_t *)j->xq + t * j->stride,
+                      j->w->ne0);
+}
+
+/* Rows [r0, r1): each weight row meets every token while it is in L1. */
+static void fast_part(void *arg, int task, int n_tasks)
+{
+    fast_job *j = arg;
+    const eng_weight *w = j->w;
+    int64_t r0 = w->ne1 * task / n_tasks, r1 = w->ne1 * (task + 1) / n_tasks;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        int t = 0;
+        for (float o[4]; j->dot4 && t + 4 <= j->n; t += 4) {
+            j->dot4(row, j->xq + t * j->stride, j->stride, w->ne0, o);
+            for (int i = 0; i < 4; i++)
+                j->y[(size_t)(t + i) * j->ldy + r] = o[i];
+        }
+        for (; t < j->n; t++)
+            j->y[(size_t)t * j->ldy + r] = j->dot(row, j->xq + t * j->stride, w->ne0);
+    }
+}
+
+/* The fast product. same_input: x is the input of the previous product too (q/k/v, gate/up), so
+ * its quantized form can be reused when the weight types want the same form. */
+static void matmul_fast(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy,
+                        bool same_input)
+{
+    cpuk_kernel k;
+    cpuk_kernel_for(c->isa, w->type, &k); /* every loaded type has one (checked at load) */
+    fast_job job = { k.dot, k.dot4, k.act, w, x, c->xq, c->xq_stride, y, n, ldy };
+    if (k.act == CPUK_ACT_F32) {
+        job.xq = (const uint8_t *)x;
+        job.stride = (size_t)w->ne0 * sizeof(float);
+    } else if (!same_input || c->xq_act != k.act) {
+        eng_pool_run(fast_quantize_part, &job, n > 1 ? c->n_threads : 1);
+        c->xq_act = k.act;
+    }
+    int64_t work = w->ne0 * w->ne1 * n;
+    /* more tasks than threads: the pool hands them out as threads free up, which evens out a
+     * core that is busy with something else */
+    int n_tasks = work < (1 << 16) ? 1 : c->n_threads * (work < (1 << 20) ? 1 : 4);
+    eng_pool_run(fast_part, &job, n_tasks);
 }
 
 static void matmul(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy)
 {
-    mm_job jobs[CPU_MAX_THREADS];
-    pthread_t th[CPU_MAX_THREADS];
-    /* threads only pay off when there is enough work per call */
-    int nth = (int64_t)w->ne0 * w->ne1 * n >= (1 << 16) ? c->n_threads : 1;
-    for (int t = 0; t < nth; t++)
-        jobs[t] = (mm_job){ c, w, x, y, n, ldy, t, nth };
-    int started = 0;
-    for (int t = 1; t < nth; t++)
-        if (pthread_create(&th[t], NULL, mm_part, &jobs[t]) == 0)
-            started = t;
-        else
-            break;
-    /* a thread that could not start: do its share here */
-    for (int t = started + 1; t < nth; t++)
-        mm_part(&jobs[t]);
-    mm_part(&jobs[0]);
-    for (int t = 1; t <= started; t++)
-        pthread_join(th[t], NULL);
+    if (c->isa != CPUK_GENERIC) {
+        matmul_fast(c, w, x, y, n, ldy, false);
+        return;
+    }
+    mm_job job = { c, w, x, y, n, ldy };
+    /* splitting only pays off when there is enough work per call */
+    int n_tasks = (int64_t)w->ne0 * w->ne1 * n >= (1 << 16) ? c->n_threads : 1;
+    eng_pool_run(mm_part, &job, n_tasks);
+}
+
+/* A product whose input is the previous product's input. */
+static void matmul_again(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy)
+{
+    if (c->isa != CPUK_GENERIC)
+        matmul_fast(c, w, x, y, n, ldy, true);
+    else
+        matmul(c, w, x, y, n, ldy);
 }
 
 /* ---- set-up ---- */
@@ -130,10 +206,9 @@ eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *er
         goto oom;
     c->m = m;
     c->n_ctx = n_ctx;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    c->n_threads = n_threads > 0 ? n_threads : (int)(cores > 0 ? cores : 1);
-    if (c->n_threads > CPU_MAX_THREADS)
-        c->n_threads = CPU_MAX_THREADS;
+    /* more tasks than pool threads would only add hand-offs */
+    int pool = eng_pool_threads();
+    c->n_threads = n_threads > 0 && n_threads < pool ? n_threads : pool;
     size_t kw = (size_t)hp->n_head_kv * hp->head_dim, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
     size_t qw = (size_t)hp->n_head * hp->head_dim, aw = (size_t)hp->n_head * hp->head_dim_v;
     size_t cells = (size_t)hp->n_layer * n_ctx;
@@ -148,14 +223,22 @@ eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *er
     c->att = malloc(CPU_CHUNK * aw * sizeof(float));
     c->hb = malloc(CPU_CHUNK * 2 * (size_t)hp->n_ff * sizeof(float));
     c->hb2 = malloc(CPU_CHUNK * (size_t)hp->n_ff * sizeof(float));
-    c->scores = malloc((size_t)n_ctx * sizeof(float));
+    c->scores = malloc((size_t)c->n_threads * n_ctx * sizeof(float));
     c->rope_inv = malloc((hp->n_rot / 2 + 1) * sizeof(float));
     c->row_max = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
     if (aw > c->row_max)
         c->row_max = aw;
     c->rowbuf = malloc((size_t)c->n_threads * c->row_max * sizeof(float));
+    c->isa = cpuk_isa_from_env();
+    cpuk_kernel kf16;
+    cpuk_kernel_for(c->isa, GGUF_T_F16, &kf16);
+    c->dot_f16 = kf16.dot;
+    c->axpy_f16 = cpuk_axpy_f16_for(c->isa);
+    c->xq_stride = cpuk_act_bytes(CPUK_ACT_Q8, (int64_t)(c->row_max / 32 + 1) * 32);
+    c->xq_act = CPUK_ACT_COUNT;
+    c->xq = malloc(CPU_CHUNK * c->xq_stride);
     if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->k || !c->v || !c->qkv ||
-        !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_inv || !c->rowbuf)
+        !c->att || !c->hb || !c->hb2 || !c->scores || !c->rope_inv || !c->rowbuf || !c->xq)
         goto oom;
     eng_rope_inv(m, n_ctx, c->rope_inv);
     return c;
@@ -170,6 +253,7 @@ void eng_cpu_free(eng_cpu *c)
 {
     if (!c)
         return;
+    free(c->xq);
     free(c->rowbuf);
     free(c->rope_inv);
     free(c->scores);
@@ -198,7 +282,8 @@ uint64_t eng_cpu_scratch_bytes(const eng_cpu *c)
     const eng_hparams *hp = &c->m->hp;
     uint64_t w = 2ull * hp->n_embd + 2ull * (hp->n_head * hp->head_dim + hp->n_head_kv *
                  (hp->head_dim + hp->head_dim_v)) + hp->n_head * hp->head_dim_v + 3ull * hp->n_ff;
-    return 4 * (CPU_CHUNK * w + c->n_ctx + (uint64_t)c->n_threads * c->row_max);
+    return 4 * (CPU_CHUNK * w + (uint64_t)c->n_threads * (c->n_ctx + c->row_max)) +
+           CPU_CHUNK * c->xq_stride;
 }
 
 /* ---- the layer ---- */
@@ -226,42 +311,78 @@ static void rope(const eng_cpu *c, float *v, int n_heads, int hd, int pos)
     rope_heads(&c->m->hp, c->rope_inv, v, n_heads, hd, pos);
 }
 
-/* Causal attention of token t (at position pos) over cache positions 0..pos of layer l. */
-static void attend(eng_cpu *c, int l, int t, int pos)
+/* Causal attention of token t (at position pos), head h, over cache positions 0..pos of layer
+ * l, with scores[0..pos] as scratch. The exact path keeps its plain loops; the fast path takes
+ * the f16 kernels (same sums, other rounding order). */
+static void attend_head(eng_cpu *c, int l, int t, int pos, int h, float *scores)
 {
     const eng_hparams *hp = &c->m->hp;
     int hd = (int)hp->head_dim, hdv = (int)hp->head_dim_v, group = (int)(hp->n_head / hp->n_head_kv);
     size_t kw = (size_t)hp->n_head_kv * hd, vw = (size_t)hp->n_head_kv * hdv;
-    const uint16_t *K = c->k_cache + (size_t)l * c->n_ctx * kw;
-    const uint16_t *V = c->v_cache + (size_t)l * c->n_ctx * vw;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int h = 0; h < (int)hp->n_head; h++) {
-        const float *q = c->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
-        int kvh = h / group;
-        float mx = -INFINITY;
-        for (int j = 0; j <= pos; j++) {
-            const uint16_t *kr = K + (size_t)j * kw + (size_t)kvh * hd;
-            float s = 0;
+    int kvh = h / group;
+    const uint16_t *K = c->k_cache + (size_t)l * c->n_ctx * kw + (size_t)kvh * hd;
+    const uint16_t *V = c->v_cache + (size_t)l * c->n_ctx * vw + (size_t)kvh * hdv;
+    const float *q = c->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
+    float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+    bool fast = c->isa != CPUK_GENERIC;
+    float q16[512];
+    if (fast && hd <= 512) { /* llama.cpp multiplies f16 keys by q rounded to f16 */
+        for (int i = 0; i < hd; i++)
+            q16[i] = eng_f16_to_f32(eng_f32_to_f16(q[i]));
+        q = q16;
+    }
+    for (int j = 0; j <= pos; j++) {
+        const uint16_t *kr = K + (size_t)j * kw;
+        float s = 0;
+        if (fast)
+            s = c->dot_f16(kr, q, hd);
+        else
             for (int i = 0; i < hd; i++)
                 s += q[i] * eng_f16_to_f32(kr[i]);
-            c->scores[j] = s * scale;
-            if (c->scores[j] > mx)
-                mx = c->scores[j];
-        }
-        float sum = 0;
-        for (int j = 0; j <= pos; j++) {
-            c->scores[j] = expf(c->scores[j] - mx);
-            sum += c->scores[j];
-        }
-        float *o = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
-        memset(o, 0, (size_t)hdv * sizeof *o);
-        for (int j = 0; j <= pos; j++) {
-            const uint16_t *vr = V + (size_t)j * vw + (size_t)kvh * hdv;
-            float p = c->scores[j] / sum;
+        scores[j] = s * scale;
+        if (scores[j] > mx)
+            mx = scores[j];
+    }
+    float sum = 0;
+    for (int j = 0; j <= pos; j++) {
+        scores[j] = expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    float *o = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
+    memset(o, 0, (size_t)hdv * sizeof *o);
+    for (int j = 0; j <= pos; j++) {
+        const uint16_t *vr = V + (size_t)j * vw;
+        float p = scores[j] / sum;
+        if (fast) /* and f16 values by the probabilities rounded to f16 */
+            c->axpy_f16(o, eng_f16_to_f32(eng_f32_to_f16(p)), vr, hdv);
+        else
             for (int i = 0; i < hdv; i++)
                 o[i] += p * eng_f16_to_f32(vr[i]);
-        }
     }
+}
+
+typedef struct att_job {
+    eng_cpu *c;
+    int l, n, pos0;
+} att_job;
+
+/* A task takes a range of the chunk's (token, head) pairs; the result of each pair does not
+ * depend on the split. */
+static void attend_part(void *arg, int task, int n_tasks)
+{
+    att_job *j = arg;
+    int nh = (int)j->c->m->hp.n_head, pairs = j->n * nh;
+    float *scores = j->c->scores + (size_t)task * j->c->n_ctx;
+    for (int p = pairs * task / n_tasks; p < pairs * (task + 1) / n_tasks; p++)
+        attend_head(j->c, j->l, p / nh, j->pos0 + p / nh, p % nh, scores);
+}
+
+static void attend(eng_cpu *c, int l, int n, int pos0)
+{
+    att_job job = { c, l, n, pos0 };
+    /* a single short attention is not worth a hand-off */
+    int64_t work = (int64_t)n * c->m->hp.n_head * (pos0 + n);
+    eng_pool_run(attend_part, &job, work < 4096 ? 1 : c->n_threads);
 }
 
 /* q, k, v for the chunk: separate or fused matrices, biases, qwen3's per-head norms, RoPE. */
@@ -281,8 +402,8 @@ static void qkv(eng_cpu *c, const eng_layer *L, int n, int pos0)
         }
     } else {
         matmul(c, &L->wq, c->xb, c->q, n, (int)nq);
-        matmul(c, &L->wk, c->xb, c->k, n, (int)nk);
-        matmul(c, &L->wv, c->xb, c->v, n, (int)nv);
+        matmul_again(c, &L->wk, c->xb, c->k, n, (int)nk);
+        matmul_again(c, &L->wv, c->xb, c->v, n, (int)nv);
     }
     for (int t = 0; t < n; t++) {
         float *q = c->q + t * nq, *k = c->k + t * nk, *v = c->v + t * nv;
@@ -320,8 +441,7 @@ static void layer(eng_cpu *c, int l, int n, int pos0)
         for (size_t i = 0; i < vw; i++)
             vc[i] = eng_f32_to_f16(c->v[t * vw + i]);
     }
-    for (int t = 0; t < n; t++)
-        attend(c, l, t, pos0 + t);
+    attend(c, l, n, pos0);
     matmul(c, &L->wo, c->att, c->xb, n, d);
     for (size_t i = 0; i < (size_t)n * d; i++)
         c->x[i] += c->xb[i];
@@ -337,7 +457,7 @@ static void layer(eng_cpu *c, int l, int n, int pos0)
         up = c->hb + ff;
     } else {
         matmul(c, &L->w_gate, c->xb, c->hb, n, ff);
-        matmul(c, &L->w_up, c->xb, c->hb2, n, ff);
+        matmul_again(c, &L->w_up, c->xb, c->hb2, n, ff);
     }
     for (int t = 0; t < n; t++)
         for (int i = 0; i < ff; i++) {

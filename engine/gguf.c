@@ -571,7 +571,9 @@ gguf_status gguf_open(const char *path, gguf_file **out, char *err, size_t errle
 {
     char msg[512];
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a device that waits) is refused below instead of blocking in
+     * open() until some writer appears; regular files and mmap do not notice the flag. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         snprintf(msg, sizeof msg, "%s: %s", path, strerror(errno));
@@ -623,6 +625,18 @@ void gguf_close(gguf_file *f)
 }
 
 uint32_t gguf_version(const gguf_file *f) { return f->version; }
+
+void gguf_release_pages(const gguf_file *f, const void *p, size_t n)
+{
+    uintptr_t base = (uintptr_t)f->base, a = (uintptr_t)p;
+    if (!f->mapped || !n || a < base || a - base > f->size || n > f->size - (a - base))
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = a & ~(page - 1), hi = (a + n + page - 1) & ~(page - 1);
+    /* bytes of neighbouring tensors in the edge pages go too: they fault back in on use.
+     * Only advice: a failure leaves the pages resident, which is merely what it was. */
+    madvise((void *)lo, (size_t)(hi - lo), MADV_DONTNEED);
+}
 uint64_t gguf_file_size(const gguf_file *f) { return f->size; }
 uint32_t gguf_alignment(const gguf_file *f) { return f->alignment; }
 uint64_t gguf_data_offset(const gguf_file *f) { return f->data_off; }

@@ -95,6 +95,13 @@ gguf_status gguf_open_buffer(const void *data, size_t size, const char *what,
 void gguf_close(gguf_file *f);
 
 uint32_t gguf_version(const gguf_file *f);
+
+/* Gives back the memory of bytes [p, p + n) of a file opened with gguf_open, widened to whole
+ * pages: a copy of them lives elsewhere now (on a Vulkan device). Safe whatever reads them
+ * later: the mapping is private and read-only, so a later read faults the page in again from
+ * the file (a CPU session of the same model just pays that once). No-op for a file opened from
+ * a caller's buffer, or a range outside the mapping. */
+void gguf_release_pages(const gguf_file *f, const void *p, size_t n);
 uint64_t gguf_file_size(const gguf_file *f);
 uint32_t gguf_alignment(const gguf_file *f);
 uint64_t gguf_data_offset(const gguf_file *f);  /* file offset of the tensor data section */
@@ -195,9 +202,10 @@ gguf_status gguf_writer_remove_kv(gguf_writer *w, const char *key);
 gguf_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                                    uint32_t n_dims, const uint64_t *ne, const void *data);
 
-/* Write the file to path: into a new temp file beside it (PATH.XXXXXX.tmp, created with
- * O_EXCL, so an existing file or symlink of that name is never opened or lost, and concurrent
- * writers never share one), fsync, then rename over path. On any failure the temp file is
+/* Write the file to path: into a new temp file beside it (PATH.XXXXXX.tmp, with the start of
+ * PATH's name only when the whole would pass NAME_MAX; created with O_EXCL, so an existing
+ * file or symlink of that name is never opened or lost, and concurrent writers never share
+ * one), fsync, then rename over path. On any failure the temp file is
  * removed and path is untouched. A symlink at path itself is replaced, not followed. */
 gguf_status gguf_writer_write(gguf_writer *w, const char *path);
 /* gguf_writer_write with flags: GGUF_WRITE_NO_REPLACE fails (GGUF_ERR_IO, nothing changed)

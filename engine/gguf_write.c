@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,7 +367,16 @@ static bool write_body(const gguf_writer *w, FILE *fp, const wbuf *hdr, uint64_t
 static gguf_status create_temp(gguf_writer *w, const char *path, int *fd_out, char **tmp_out)
 {
     static const char digits[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    size_t plen = strlen(path);
+    /* The suffix must not push a name that is itself as long as a name may be past NAME_MAX:
+     * then the temp name keeps only the start of it (cut at a character, not inside one). */
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash + 1 - path) : 0, plen = strlen(path);
+    size_t room = NAME_MAX - (sizeof ".XXXXXX.tmp" - 1);
+    if (plen - dlen > room) {
+        plen = dlen + room;
+        while (plen > dlen && ((unsigned char)path[plen] & 0xC0) == 0x80)
+            plen--;
+    }
     char *tmp = malloc(plen + sizeof ".XXXXXX.tmp");
     if (!tmp)
         return wfail(w, GGUF_ERR_NOMEM, "out of memory");

@@ -74,6 +74,7 @@ struct eng_model {
      * the rest (guarded by vk_lock); vk_err says why not when that failed. */
     struct eng_vk_model *vk;
     bool vk_tried;
+    int vk_device;                   /* the device index that upload asked for (< 0: automatic) */
     char vk_err[512];
     pthread_mutex_t vk_lock;
 };

@@ -21,18 +21,6 @@
 #include "engine/gguf.h"
 #include "engine/quant_internal.h"
 
-/* ggml's block layouts (ggml-common.h), byte for byte. */
-typedef struct blk_q4_0 { uint8_t d[2]; uint8_t qs[16]; } blk_q4_0;
-typedef struct blk_q4_1 { uint8_t d[2], m[2]; uint8_t qs[16]; } blk_q4_1;
-typedef struct blk_q5_0 { uint8_t d[2]; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;
-typedef struct blk_q5_1 { uint8_t d[2], m[2]; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
-typedef struct blk_q8_0 { uint8_t d[2]; int8_t qs[32]; } blk_q8_0;
-_Static_assert(sizeof(blk_q4_0) == 18, "Q4_0 block");
-_Static_assert(sizeof(blk_q4_1) == 20, "Q4_1 block");
-_Static_assert(sizeof(blk_q5_0) == 22, "Q5_0 block");
-_Static_assert(sizeof(blk_q5_1) == 24, "Q5_1 block");
-_Static_assert(sizeof(blk_q8_0) == 34, "Q8_0 block");
-
 #define FP16_MAX 65504.0f
 
 /* ---- half precision ---- */

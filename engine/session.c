@@ -38,6 +38,7 @@ struct eng_session {
 
 /* ---- backend dispatch ---- */
 
+/* Every failure leaves its own message in s->err, never an earlier one. */
 static bool be_decode(eng_session *s, const int32_t *tok, int n, int pos, float *logits, bool all)
 {
     if (s->vk) {
@@ -46,29 +47,47 @@ static bool be_decode(eng_session *s, const int32_t *tok, int n, int pos, float 
             snprintf(s->err, sizeof s->err, "Vulkan: %s", eng_vk_errmsg(s->vk));
         return ok;
     }
-    return eng_cpu_decode(s->cpu, tok, n, pos, logits, all);
+    if (eng_cpu_decode(s->cpu, tok, n, pos, logits, all))
+        return true;
+    snprintf(s->err, sizeof s->err, "decode of %d tokens at position %d failed", n, pos);
+    return false;
 }
 
-static void be_kv_shift(eng_session *s, int p0, int p1, int n_past)
+static bool be_kv_shift(eng_session *s, int p0, int p1, int n_past)
 {
-    if (s->vk)
-        eng_vk_kv_shift(s->vk, p0, p1, n_past);
-    else
-        eng_cpu_kv_shift(s->cpu, p0, p1, n_past);
+    if (s->vk) {
+        if (eng_vk_kv_shift(s->vk, p0, p1, n_past))
+            return true;
+        snprintf(s->err, sizeof s->err, "Vulkan: %s", eng_vk_errmsg(s->vk));
+        return false;
+    }
+    eng_cpu_kv_shift(s->cpu, p0, p1, n_past);
+    return true;
 }
 
-/* The model's weights on the device, uploaded once for all its sessions. */
+/* The model's weights on the device, uploaded once for all its sessions. They live on one
+ * device: a session asking for another one is refused with both named, never given the other
+ * device silently. A failed upload is not retried for the same device (it would fail again,
+ * slowly), but is for another. */
 static eng_vk_model *model_on_device(eng_model *m, int device, char *err, size_t errlen)
 {
     pthread_mutex_lock(&m->vk_lock);
-    if (!m->vk_tried) {
+    if (!m->vk && (!m->vk_tried || device != m->vk_device)) {
         m->vk_tried = true;
+        m->vk_device = device;
         if (!eng_vk_model_new(m, device, &m->vk, m->vk_err, sizeof m->vk_err))
             m->vk = NULL;
     }
     eng_vk_model *vm = m->vk;
-    if (!vm)
+    if (!vm) {
         snprintf(err, errlen, "%s", m->vk_err);
+    } else if (device >= 0 && (uint32_t)device != eng_vk_model_device_index(vm)) {
+        snprintf(err, errlen, "Vulkan: this session asks for device %d, but the model's weights "
+                 "are on device %u, %s (where its first session put them); open the model "
+                 "again to run it on a second device", device, eng_vk_model_device_index(vm),
+                 eng_vk_model_device(vm));
+        vm = NULL;
+    }
     pthread_mutex_unlock(&m->vk_lock);
     return vm;
 }
@@ -253,21 +272,31 @@ const char *eng_stop_reason_str(eng_stop_reason r)
     return r <= ENG_STOP_CONTEXT_FULL ? names[r] : "unknown";
 }
 
-/* Make room for `need` more tokens: drop the oldest half of what follows the kept prefix. */
-static bool make_room(eng_session *s, uint32_t need)
+/* Make room for `need` more tokens: drop the oldest half of what follows the kept prefix.
+ * ENG_ERR_CONTEXT_FULL when that cannot make room; ENG_ERR_BACKEND (s->err says why) when the
+ * shift failed. */
+static eng_status make_room(eng_session *s, uint32_t need)
 {
     if (s->n_past + need <= s->n_ctx)
-        return true;
+        return ENG_OK;
     if (!s->o.context_shift)
-        return false;
+        return ENG_ERR_CONTEXT_FULL;
     uint32_t keep = s->o.n_keep < s->n_past ? s->o.n_keep : s->n_past;
     uint32_t discard = (s->n_past - keep) / 2;
     if (discard == 0 || s->n_past - discard + need > s->n_ctx)
-        return false;
-    be_kv_shift(s, (int)keep, (int)(keep + discard), (int)s->n_past);
+        return ENG_ERR_CONTEXT_FULL;
+    if (!be_kv_shift(s, (int)keep, (int)(keep + discard), (int)s->n_past)) {
+        /* a partly shifted cache is no conversation: start over rather than decode garbage */
+        s->n_past = 0;
+        s->have_logits = false;
+        s->have_next = false;
+        s->logits_on_device = false;
+        s->unfed = -1;
+        return ENG_ERR_BACKEND;
+    }
     s->n_past -= discard;
     s->st.n_shifts++;
-    return true;
+    return ENG_OK;
 }
 
 static eng_status decode(eng_session *s, const int32_t *tok, uint32_t n)
@@ -276,12 +305,8 @@ static eng_status decode(eng_session *s, const int32_t *tok, uint32_t n)
     s->logits_on_device = false;
     for (uint32_t done = 0; done < n; done += FEED_BATCH) {
         uint32_t cnt = n - done < FEED_BATCH ? n - done : FEED_BATCH;
-        if (!be_decode(s, tok + done, (int)cnt, (int)s->n_past, s->logits, false)) {
-            if (!s->err[0])
-                snprintf(s->err, sizeof s->err, "decode of %u tokens at position %u failed",
-                         cnt, s->n_past);
+        if (!be_decode(s, tok + done, (int)cnt, (int)s->n_past, s->logits, false))
             return ENG_ERR_BACKEND;
-        }
         s->n_past += cnt;
     }
     s->have_logits = true;
@@ -294,8 +319,10 @@ eng_status eng_session_feed(eng_session *s, const int32_t *tokens, size_t n)
     if (total == 0)
         return ENG_OK;
     int32_t *all = malloc(total * sizeof *all);
-    if (!all)
+    if (!all) {
+        snprintf(s->err, sizeof s->err, "out of memory for %zu prompt tokens", total);
         return ENG_ERR_NOMEM;
+    }
     size_t k = 0;
     if (s->unfed >= 0)
         all[k++] = s->unfed;
@@ -308,7 +335,12 @@ eng_status eng_session_feed(eng_session *s, const int32_t *tokens, size_t n)
             free(all);
             return ENG_ERR_ARG;
         }
-    if (total > s->n_ctx || !make_room(s, (uint32_t)total)) {
+    eng_status room = total > s->n_ctx ? ENG_ERR_CONTEXT_FULL : make_room(s, (uint32_t)total);
+    if (room == ENG_ERR_BACKEND) {
+        free(all);
+        return room;
+    }
+    if (room != ENG_OK) {
         snprintf(s->err, sizeof s->err, "%zu prompt tokens do not fit the context: %u of %u "
                  "positions in use%s", total, s->n_past, s->n_ctx,
                  s->o.context_shift ? "" : " (context shift is off)");
@@ -443,12 +475,17 @@ static eng_stop_reason gen_loop(gen_state *g)
         size_t len;
         const char *p = eng_detok_push(g->dt, tok, &len);
         bool hit = false;
-        if (!hb_append(&g->hb, p, len) || !emit(g, tok, false, &hit))
+        if (!hb_append(&g->hb, p, len)) {
+            snprintf(s->err, sizeof s->err, "out of memory for the generated text");
+            return ENG_STOP_NONE;
+        }
+        if (!emit(g, tok, false, &hit))
             return hit ? ENG_STOP_STRING : ENG_STOP_CANCELLED;
         if (g->o->max_tokens > 0 && s->st.n_gen >= (uint32_t)g->o->max_tokens)
             return ENG_STOP_MAX_TOKENS;
-        if (!make_room(s, 1))
-            return ENG_STOP_CONTEXT_FULL;
+        eng_status room = make_room(s, 1);
+        if (room != ENG_OK)
+            return room == ENG_ERR_BACKEND ? ENG_STOP_NONE : ENG_STOP_CONTEXT_FULL;
         s->unfed = -1;
         if (s->greedy_device) {
             if (!eng_vk_decode_argmax(s->vk, tok, (int)s->n_past, &s->next)) {
@@ -466,12 +503,17 @@ static eng_stop_reason gen_loop(gen_state *g)
 }
 
 /* Logits left on the device by the greedy path, fetched when something needs them. */
-static void fetch_device_logits(eng_session *s)
+static bool fetch_device_logits(eng_session *s)
 {
-    if (s->logits_on_device && eng_vk_last_logits(s->vk, s->logits)) {
-        s->have_logits = true;
-        s->logits_on_device = false;
+    if (!s->logits_on_device)
+        return true;
+    if (!eng_vk_last_logits(s->vk, s->logits)) {
+        snprintf(s->err, sizeof s->err, "Vulkan: %s", eng_vk_errmsg(s->vk));
+        return false;
     }
+    s->have_logits = true;
+    s->logits_on_device = false;
+    return true;
 }
 
 eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_token_fn fn,
@@ -479,7 +521,8 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
 {
     static const eng_generate_opts none = { 0 };
     *why = ENG_STOP_NONE;
-    fetch_device_logits(s);
+    if (!fetch_device_logits(s))
+        return ENG_ERR_BACKEND;
     if (!s->have_logits || s->unfed >= 0) {
         /* nothing fed since the last generate: continue from the token it ended on */
         if (s->unfed < 0) {
@@ -492,8 +535,10 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
     }
     gen_state g = { s, o ? o : &none, fn, user, eng_detok_new(s->m->vocab, false, false),
                     { 0 }, now_ms(), 0, 0 };
-    if (!g.dt)
+    if (!g.dt) {
+        snprintf(s->err, sizeof s->err, "out of memory for the detokenizer");
         return ENG_ERR_NOMEM;
+    }
     g.t_prev = g.t_start;
     s->st.n_gen = 0;
     s->st.gen_ms = 0;
@@ -510,7 +555,7 @@ eng_status eng_session_generate(eng_session *s, const eng_generate_opts *o, eng_
     }
     free(g.hb.buf);
     eng_detok_free(g.dt);
-    *why = r == ENG_STOP_NONE ? ENG_STOP_NONE : r;
+    *why = r;
     return r == ENG_STOP_NONE ? ENG_ERR_BACKEND : ENG_OK;
 }
 
@@ -531,8 +576,10 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
             return ENG_ERR_ARG;
         }
     float *out = malloc((all_positions ? n : 1) * (size_t)nv * sizeof *out);
-    if (!out)
+    if (!out) {
+        snprintf(s->err, sizeof s->err, "out of memory for the logits of %zu tokens", n);
         return ENG_ERR_NOMEM;
+    }
     double t0 = now_ms();
     if (!be_decode(s, tokens, (int)n, (int)s->n_past, out, all_positions)) {
         free(out);
@@ -552,7 +599,7 @@ eng_status eng_session_logits(eng_session *s, const int32_t *tokens, size_t n,
 double eng_session_read_bandwidth(eng_session *s)
 {
     if (s->vk)
-        return eng_vk_read_gbps(s->vk);
+        return eng_vk_read_gbps(eng_vk_model_of(s->vk));
     int nt = s->o.n_threads;
     if (nt <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);

@@ -81,6 +81,7 @@ typedef struct vk_device_info {
     char name[256];
     vk_device_type type;
     uint32_t vendor_id, device_id;
+    uint8_t pipeline_cache_uuid[16]; /* VkPhysicalDeviceProperties.pipelineCacheUUID */
     uint32_t driver_id;      /* VkDriverId; 0 when the device cannot say (pre-1.2, no ext) */
     char driver_name[256];   /* VkPhysicalDeviceDriverProperties; "" when unknown */
     char driver_info[256];
@@ -164,7 +165,11 @@ vk_status vk_ctx_open(const vk_open_opts *opts, vk_ctx **out, char *err, size_t 
  * first. NULL is a no-op. */
 void vk_ctx_close(vk_ctx *ctx);
 
-/* Detail of the last failure on this ctx ("" when none); borrowed until the next call. */
+/* Detail of the last failing vk_* call made by the calling thread ("" when none): sessions on
+ * several threads share one ctx, so the message is kept per thread, never on the ctx, and one
+ * thread's failure cannot overwrite the message another is about to read. Copy it right after
+ * the failing call, on the same thread. Valid until the thread's next failing call or its exit.
+ * ctx is not read (NULL gives "no Vulkan context", for callers whose open failed). */
 const char *vk_ctx_errmsg(const vk_ctx *ctx);
 
 /* Version of the loader (vkEnumerateInstanceVersion). */
@@ -179,6 +184,28 @@ const vk_choice *vk_ctx_choice(const vk_ctx *ctx);
 /* Creates the logical device and one compute queue on the chosen device, enabling the optional
  * features the probe found (fp16, int8, 8/16-bit storage, integer dot product). Idempotent. */
 vk_status vk_ctx_start_device(vk_ctx *ctx);
+
+/* ---- pipeline cache (vk_cache.c) ----
+ * Where a driver keeps compiled code in a VkPipelineCache, it is saved to a file under dir
+ * named for the device (vendor, device id, driver version, pipelineCacheUUID), so the next
+ * process skips the compile. A file is used only when its header (VkPipelineCacheHeader-
+ * VersionOne) names this device and its size is sane; anything else (corrupt, foreign,
+ * truncated, a symlink) is ignored and replaced by the next save. Files are written to a
+ * unique temporary name and renamed into place. */
+
+/* The file for device d under dir, into out (len bytes). 0 when it does not fit. */
+int vk_pipeline_cache_path(const vk_device_info *d, const char *dir, char *out, size_t len);
+
+/* Creates the ctx's pipeline cache (device started), with the file's contents when they are
+ * valid for this device. A file that cannot be read or is refused is not an error (the cache
+ * starts empty); failing to create the cache object is. */
+vk_status vk_ctx_pipeline_cache_open(vk_ctx *ctx, const char *dir);
+/* Bytes taken from the file at open (0: none, or refused). */
+size_t vk_ctx_pipeline_cache_loaded(const vk_ctx *ctx);
+/* Writes the cache to its file when its contents differ from the file's (creating dir, mode
+ * 0700, when missing). Thread-safe. A failure (disk full, read-only home) leaves the old file
+ * and is reported, for the caller to ignore: the cache is only an optimisation. */
+vk_status vk_ctx_pipeline_cache_save(vk_ctx *ctx);
 
 /* Validation warnings + errors seen so far (0 unless validation is on), and the first one's
  * text ("" when none), borrowed until vk_ctx_close. */

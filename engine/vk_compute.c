@@ -1,10 +1,10 @@
-/* Minimal compute path: host-visible storage buffers and one-shot kernel dispatches.
+/* Buffers, kernels and one-shot kernel dispatches.
  *
- * Enough for the device self-check and for op tests against the CPU reference: every buffer
- * is host-visible and host-coherent (the spec guarantees such a memory type exists), so upload
- * and download are memcpy on a persistent mapping, and every vk_kernel_run records, submits
- * and waits. The real forward pass wants device-local weights, staging copies and recorded
- * command buffers replayed per token; that belongs in its own file, not here.
+ * Buffers are host-visible and coherent (vk_buffer_create: per-token inputs and read-backs,
+ * tests) or device-local (vk_buffer_create_device: weights, caches, activations), the latter
+ * mapped when the device shares memory with the host and otherwise reached through staging
+ * copies. vk_kernel_run records, submits and waits, for the self-check, the op tests and the
+ * bandwidth benchmark; the forward pass records sequences instead (vk_seq.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +150,7 @@ static vk_status buffer_create(vk_ctx *ctx, uint64_t size, int device, vk_buffer
     return VK_STATUS_OK;
 fail:
     vk_buffer_free(b);
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_buffer_create(vk_ctx *ctx, uint64_t size, vk_buffer **out)
@@ -246,7 +246,7 @@ static vk_status staged_copy(vk_ctx *ctx, VkBuffer src, uint64_t src_off, VkBuff
     VK_TRY(ctx->fn.WaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, RUN_TIMEOUT_NS));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 #define STAGING_CHUNK (64ull << 20)
@@ -391,7 +391,7 @@ static vk_status create_layouts(vk_ctx *ctx, vk_kernel *k)
     VK_TRY(ctx->fn.AllocateDescriptorSets(ctx->dev, &sai, &k->set));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 static vk_status create_pipeline(vk_ctx *ctx, vk_kernel *k, const vk_shader_blob *blob,
@@ -418,10 +418,10 @@ static vk_status create_pipeline(vk_ctx *ctx, vk_kernel *k, const vk_shader_blob
         },
         .layout = k->layout,
     };
-    VK_TRY(ctx->fn.CreateComputePipelines(ctx->dev, VK_NULL_HANDLE, 1, &ci, NULL, &k->pipeline));
+    VK_TRY(ctx->fn.CreateComputePipelines(ctx->dev, ctx->pcache, 1, &ci, NULL, &k->pipeline));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_kernel_create(vk_ctx *ctx, const char *shader, uint32_t n_buffers,
@@ -542,7 +542,7 @@ static vk_status record_and_submit(vk_kernel *k, vk_buffer *const *bufs, const v
     VK_TRY(ctx->fn.WaitForFences(ctx->dev, 1, &ctx->fence, VK_TRUE, RUN_TIMEOUT_NS));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_kernel_run(vk_kernel *k, vk_buffer *const *bufs, const void *push,

@@ -56,15 +56,23 @@ const char *vk_result_str(VkResult r)
     }
 }
 
+/* Per thread (engine/vk.h, vk_ctx_errmsg): two sessions failing at once on one ctx each keep
+ * their own message. */
+static _Thread_local char thread_err[1024];
+static _Thread_local vk_status thread_status;
+
 vk_status vk_set_error(vk_ctx *ctx, vk_status st, const char *fmt, ...)
 {
+    (void)ctx;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+    vsnprintf(thread_err, sizeof thread_err, fmt, ap);
     va_end(ap);
-    ctx->status = st;
+    thread_status = st;
     return st;
 }
+
+vk_status vk_last_status(void) { return thread_status; }
 
 vk_status vk_set_result(vk_ctx *ctx, const char *expr, VkResult r, const char *file, int line)
 {
@@ -314,7 +322,7 @@ static vk_status create_instance(vk_ctx *ctx)
     VK_TRY(ctx->fn.CreateDebugUtilsMessengerEXT(ctx->instance, &dbg, NULL, &ctx->messenger));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 /* ---- probe ---- */
@@ -345,7 +353,7 @@ static vk_status probe_all(vk_ctx *ctx)
         vk_probe_device(ctx, ctx->phys[i], i, &ctx->devices[i]);
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 /* ---- open / close ---- */
@@ -364,6 +372,7 @@ vk_status vk_ctx_open(const vk_open_opts *opts, vk_ctx **out, char *err, size_t 
     }
     atomic_init(&ctx->n_validation, 0);
     pthread_mutex_init(&ctx->submit_lock, NULL);
+    pthread_mutex_init(&ctx->pcache_lock, NULL);
     const char *env = getenv("SIZEUP_VK_VALIDATE");
     ctx->validate = opts->validate || (env && !strcmp(env, "1"));
     ctx->on_validation = opts->on_validation;
@@ -374,13 +383,17 @@ vk_status vk_ctx_open(const vk_open_opts *opts, vk_ctx **out, char *err, size_t 
         st = create_instance(ctx);
     if (!st)
         st = probe_all(ctx);
-    if (!st)
+    if (!st) {
+        char why[1024] = "";
         st = vk_choose_device(ctx->devices, ctx->n_devices, opts->has_device_index,
-                              opts->device_index, opts->device_origin, &ctx->choice, ctx->err,
-                              sizeof ctx->err);
+                              opts->device_index, opts->device_origin, &ctx->choice, why,
+                              sizeof why);
+        if (st)
+            vk_set_error(ctx, st, "%s", why);
+    }
     if (st) {
         if (err)
-            snprintf(err, errlen, "%s", ctx->err);
+            snprintf(err, errlen, "%s", thread_err);
         vk_ctx_close(ctx);
         return st;
     }
@@ -397,6 +410,9 @@ static void stop_device(vk_ctx *ctx)
         ctx->fn.DeviceWaitIdle(ctx->dev);
     if (ctx->fence)
         ctx->fn.DestroyFence(ctx->dev, ctx->fence, NULL);
+    if (ctx->pcache)
+        ctx->fn.DestroyPipelineCache(ctx->dev, ctx->pcache, NULL);
+    ctx->pcache = VK_NULL_HANDLE;
     if (ctx->cmd_pool) /* frees ctx->cmd with it */
         ctx->fn.DestroyCommandPool(ctx->dev, ctx->cmd_pool, NULL);
     ctx->fn.DestroyDevice(ctx->dev, NULL);
@@ -420,10 +436,11 @@ void vk_ctx_close(vk_ctx *ctx)
     if (ctx->lib)
         dlclose(ctx->lib);
     pthread_mutex_destroy(&ctx->submit_lock);
+    pthread_mutex_destroy(&ctx->pcache_lock);
     free(ctx);
 }
 
-const char *vk_ctx_errmsg(const vk_ctx *ctx) { return ctx ? ctx->err : "no Vulkan context"; }
+const char *vk_ctx_errmsg(const vk_ctx *ctx) { return ctx ? thread_err : "no Vulkan context"; }
 uint32_t vk_ctx_loader_version(const vk_ctx *ctx) { return ctx->loader_version; }
 uint32_t vk_ctx_device_count(const vk_ctx *ctx) { return ctx->n_devices; }
 const vk_choice *vk_ctx_choice(const vk_ctx *ctx) { return &ctx->choice; }
@@ -546,7 +563,7 @@ static vk_status create_submit_objects(vk_ctx *ctx)
     VK_TRY(ctx->fn.CreateFence(ctx->dev, &fci, NULL, &ctx->fence));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_ctx_start_device(vk_ctx *ctx)
@@ -587,5 +604,5 @@ vk_status vk_ctx_start_device(vk_ctx *ctx)
     return VK_STATUS_OK;
 fail:
     stop_device(ctx); /* releases only; the message still names the failed call */
-    return ctx->status;
+    return vk_last_status();
 }

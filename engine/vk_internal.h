@@ -46,7 +46,8 @@
     X(BeginCommandBuffer) X(EndCommandBuffer) X(CmdBindPipeline) X(CmdBindDescriptorSets)    \
     X(CmdPushConstants) X(CmdDispatch) X(CmdPipelineBarrier) X(CreateFence) X(DestroyFence)  \
     X(ResetFences) X(WaitForFences) X(ResetDescriptorPool) X(CmdCopyBuffer) X(FreeCommandBuffers)  \
-    X(CreateBufferView) X(DestroyBufferView)
+    X(CreateBufferView) X(DestroyBufferView) X(CreatePipelineCache) X(DestroyPipelineCache) \
+    X(GetPipelineCacheData)
 
 #define VK_FN_FIELD(name) PFN_vk##name name;
 typedef struct vk_fns {
@@ -91,8 +92,12 @@ struct vk_ctx {
     VkFence fence;
     pthread_mutex_t submit_lock;
 
-    vk_status status; /* of the last failure, for VK_TRY's `return ctx->status` paths */
-    char err[1024];
+    /* pipeline cache (vk_cache.c): every kernel is created through it once opened */
+    VkPipelineCache pcache;   /* VK_NULL_HANDLE until vk_ctx_pipeline_cache_open */
+    char pcache_path[4096];   /* the file it is saved to */
+    size_t pcache_saved;      /* bytes in the file as loaded or last saved; 0: none usable */
+    pthread_mutex_t pcache_lock; /* one save at a time */
+
 };
 
 /* Buffers and kernels (vk_compute.c), shared with recorded sequences (vk_seq.c). */
@@ -128,13 +133,17 @@ void vk_kernel_writes(const vk_kernel *k, vk_buffer *const *bufs, VkDescriptorSe
  * name, with the binding in *index. */
 const char *vk_kernel_missing_view(const vk_kernel *k, vk_buffer *const *bufs, uint32_t *index);
 
-/* Records status + message on ctx and returns the status. */
+/* Records status + message for the calling thread (vk_ctx_errmsg says why not on ctx) and
+ * returns the status. */
 vk_status vk_set_error(vk_ctx *ctx, vk_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Records a failing VkResult: "EXPR failed: VK_ERROR_... (file:line)". Out-of-memory results
  * map to VK_STATUS_NO_MEMORY, the rest to VK_STATUS_VULKAN. Returns the status. */
 vk_status vk_set_result(vk_ctx *ctx, const char *expr, VkResult r, const char *file, int line);
+
+/* The status of the calling thread's last failure, for VK_TRY's `fail:` paths. */
+vk_status vk_last_status(void);
 
 /* "VK_ERROR_OUT_OF_DEVICE_MEMORY", ...: static strings. */
 const char *vk_result_str(VkResult r);

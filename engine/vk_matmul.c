@@ -120,6 +120,96 @@ static bool has_t4(uint32_t type)
     return packed_qbytes(type) || type == GGUF_T_Q4_K || type == GGUF_T_Q5_K;
 }
 
+typedef enum mm_variant { MM_STORAGE, MM_TEX, MM_T4 } mm_variant;
+
+/* The one kernel a type uses on a device (create_type's production choice): a pure function of
+ * the device, so the row layout is known before any kernel exists. */
+static mm_variant variant_for(const vk_device_info *d, uint32_t t)
+{
+    uint64_t range = d->max_storage_buffer_range, el = d->max_texel_buffer_elements;
+    bool cpu = d->type == VK_DEVTYPE_CPU;
+    if (cpu && has_t4(t) && el * 16 >= range)
+        return MM_T4;
+    return cpu && el * 4 >= range ? MM_TEX : MM_STORAGE;
+}
+
+/* Rows are packed where the type's kernel is the RGBA32 one: decided by the device for a kernel
+ * set made by vk_ops_new, by the slots a test filled for a hand-built one. */
+static bool packed_rows(const vk_ops *ops, uint32_t type)
+{
+    if (type >= GGUF_T_COUNT || !packed_qbytes(type))
+        return false;
+    return ops->lazy ? variant_for(chosen_device(ops->ctx), type) == MM_T4
+                     : ops->mul_mat_t4[type] != NULL;
+}
+
+static int shader_index(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof mm_shaders / sizeof mm_shaders[0]; i++)
+        if (mm_shaders[i].type == type)
+            return (int)i;
+    return -1;
+}
+
+static void spec_for(const vk_device_info *d, uint32_t spec[MM_N_SPEC])
+{
+    mm_config c = choose_config(d);
+    const uint32_t s[MM_N_SPEC] = { c.wg, c.lpr, c.rpg, c.nt, c.sgs, c.xbc, c.red, c.rpd };
+    memcpy(spec, s, sizeof s);
+}
+
+/* vk_kernel_maker for vk_ops_lazy: the variant_for kernel of mm_shaders[*arg]. */
+static vk_status make_mm(vk_ops *ops, const void *arg, vk_kernel **out)
+{
+    size_t i = *(const size_t *)arg;
+    uint32_t spec[MM_N_SPEC];
+    const vk_device_info *d = chosen_device(ops->ctx);
+    spec_for(d, spec);
+    char name[64];
+    switch (variant_for(d, mm_shaders[i].type)) {
+    case MM_T4:
+        snprintf(name, sizeof name, "%s_t4", mm_shaders[i].shader);
+        return vk_kernel_create_texel(ops->ctx, name, 4, VK_TEXEL_RGBA32(0),
+                                      sizeof(vk_push_mul_mat), spec, MM_N_SPEC, out);
+    case MM_TEX:
+        snprintf(name, sizeof name, "%s_tex", mm_shaders[i].shader);
+        return vk_kernel_create_texel(ops->ctx, name, 4, VK_TEXEL_R32(0),
+                                      sizeof(vk_push_mul_mat), spec, MM_N_SPEC, out);
+    default:
+        return vk_kernel_create(ops->ctx, mm_shaders[i].shader, 4, sizeof(vk_push_mul_mat),
+                                spec, MM_N_SPEC, out);
+    }
+}
+
+vk_status vk_mm_kernel(vk_ops *ops, uint32_t type, const vk_buffer *w, vk_kernel **out)
+{
+    *out = NULL;
+    int i = type < GGUF_T_COUNT ? shader_index(type) : -1;
+    if (i < 0)
+        return vk_set_error(ops->ctx, VK_STATUS_UNSUPPORTED, "no matrix kernel for type %u (%s)",
+                            type, gguf_type_get(type) ? gguf_type_get(type)->name : "unknown");
+    if (ops->lazy) {
+        static const size_t idx[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
+        _Static_assert(sizeof idx / sizeof idx[0] == sizeof mm_shaders / sizeof mm_shaders[0],
+                       "one index per shader");
+        mm_variant v = variant_for(chosen_device(ops->ctx), type);
+        vk_kernel **slot = v == MM_T4 ? &ops->mul_mat_t4[type]
+                           : v == MM_TEX ? &ops->mul_mat_tex[type] : &ops->mul_mat[type];
+        return vk_ops_lazy(ops, slot, make_mm, &idx[i], out);
+    }
+    /* a hand-built set: packed rows need their kernel; the others take the texel kernel where
+     * W has a view */
+    *out = ops->mul_mat_t4[type] ? ops->mul_mat_t4[type]
+           : ops->mul_mat_tex[type] && (!w || vk_buffer_has_texel_view(w, 0))
+               ? ops->mul_mat_tex[type]
+               : ops->mul_mat[type];
+    if (!*out)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "mul_mat %s: no kernel for a W of "
+                            "%llu bytes in this kernel set", gguf_type_get(type)->name,
+                            w ? (unsigned long long)vk_buffer_size(w) : 0ull);
+    return VK_STATUS_OK;
+}
+
 /* Which kernels a type gets. CPU devices read W through texel buffers (RGBA32 where the type
  * has such a kernel, else R32) when every buffer they may bind fits a texel view; everything else
  * uses storage buffers. Production creates only that kernel per type: each pipeline costs
@@ -154,8 +244,8 @@ static vk_status create_type(vk_ops *ops, size_t i, const uint32_t *spec, bool a
  * left set. */
 vk_status vk_ops_create_matmul(vk_ops *ops, bool all_variants)
 {
-    mm_config c = choose_config(chosen_device(ops->ctx));
-    uint32_t spec[MM_N_SPEC] = { c.wg, c.lpr, c.rpg, c.nt, c.sgs, c.xbc, c.red, c.rpd };
+    uint32_t spec[MM_N_SPEC];
+    spec_for(chosen_device(ops->ctx), spec);
     for (size_t i = 0; i < sizeof mm_shaders / sizeof mm_shaders[0]; i++) {
         vk_status st = create_type(ops, i, spec, all_variants);
         if (st) {
@@ -188,7 +278,7 @@ static uint64_t quants_at(uint32_t type, uint32_t K)
 
 uint64_t vk_mm_row_bytes(const vk_ops *ops, uint32_t type, uint32_t K)
 {
-    if (type < GGUF_T_COUNT && ops->mul_mat_t4[type] && packed_qbytes(type))
+    if (packed_rows(ops, type))
         return quants_at(type, K) + (uint64_t)K / 32 * packed_qbytes(type);
     const gguf_type_info *ti = gguf_type_get(type);
     return ti ? (uint64_t)K / ti->block_elems * ti->block_bytes : 0;
@@ -198,7 +288,7 @@ void vk_mm_pack_rows(const vk_ops *ops, uint32_t type, uint32_t K, uint32_t rows
                      const void *src, void *dst)
 {
     uint64_t out_row = vk_mm_row_bytes(ops, type, K);
-    if (type >= GGUF_T_COUNT || !ops->mul_mat_t4[type] || !packed_qbytes(type)) {
+    if (!packed_rows(ops, type)) {
         memcpy(dst, src, (size_t)(rows * out_row));
         return;
     }
@@ -218,8 +308,11 @@ void vk_mm_pack_rows(const vk_ops *ops, uint32_t type, uint32_t K, uint32_t rows
 
 bool vk_ops_has_type(const vk_ops *ops, uint32_t type)
 {
-    return type < GGUF_T_COUNT &&
-           (ops->mul_mat[type] || ops->mul_mat_tex[type] || ops->mul_mat_t4[type]);
+    if (type >= GGUF_T_COUNT)
+        return false;
+    if (ops->lazy)
+        return shader_index(type) >= 0;
+    return ops->mul_mat[type] || ops->mul_mat_tex[type] || ops->mul_mat_t4[type];
 }
 
 #define MM_MAX_K (65535u * 32u)
@@ -313,15 +406,8 @@ vk_status vk_op_mul_mat(vk_ops *ops, vk_seq *s, uint32_t type, vk_buffer *w, vk_
                             d->max_compute_workgroup_count[1],
                             d->max_compute_workgroup_count[2]);
     vk_buffer *bufs[4] = { w, x, y, bias ? bias : x };
-    /* packed rows need their kernel (and lavapipe's texel limit covers every buffer); the
-     * others take the texel kernel where W has a view */
-    vk_kernel *k = ops->mul_mat_t4[type] ? ops->mul_mat_t4[type]
-                   : ops->mul_mat_tex[type] && vk_buffer_has_texel_view(w, 0)
-                       ? ops->mul_mat_tex[type]
-                       : ops->mul_mat[type];
-    if (!k) /* only the texel kernel exists, and create_type made sure every buffer has a view */
-        return vk_set_error(ctx, VK_STATUS_BAD_ARG, "mul_mat %s: W (%llu bytes) has no texel "
-                            "view", gguf_type_get(type)->name,
-                            (unsigned long long)vk_buffer_size(w));
+    vk_kernel *k;
+    if ((st = vk_mm_kernel(ops, type, w, &k)))
+        return st;
     return vk_seq_dispatch(s, k, bufs, p, gx, gy, gz);
 }

@@ -25,18 +25,22 @@
  * and they neither write nor read cache rows past the end of the cache buffer, whatever
  * step[0] holds (such a position is a caller's bug, but must not become a device fault).
  *
- * Shapes are a pure function of the device (op_shape_for), recomputed where needed. The one
- * piece of state beyond struct vk_ops, the specialised attention kernels, lives in a larger
- * struct whose first member is the vk_ops that vk_ops_new hands out: vk_op_attn and
- * vk_ops_free need a vk_ops made by vk_ops_new (a hand-built one, as tests/test_vk_matmul.c
- * makes for the matrix kernels, may use every other vk_op_*).
+ * Shapes are a pure function of the device (op_shape_for), recomputed where needed. Kernels
+ * are made on first use (vk_ops_lazy) or ahead for a model (vk_ops_prepare); the state beyond
+ * struct vk_ops (the lock, the specialised attention kernels) lives in a larger struct whose
+ * first member is the vk_ops that vk_ops_new hands out, so every vk_op_* but vk_op_mul_mat
+ * needs a set made by vk_ops_new (tests/test_vk_matmul.c hand-builds one for the matrix
+ * kernels alone).
  */
 #include "engine/vk_ops.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "engine/vk_internal.h"
 
@@ -115,16 +119,23 @@ static op_shape op_shape_for(const vk_device_info *d)
 /* An attention kernel specialised to one head shape (streams algorithm). */
 typedef struct attn_variant {
     uint32_t heads, kw, vw;
-    vk_kernel *k;
+    vk_kernel *k;             /* created by vk_ops_lazy */
 } attn_variant;
 
 #define ATTN_VARIANTS 8
+#define MAX_CREATING 32
 
 typedef struct ops_impl {
     vk_ops pub;               /* first: vk_ops_new hands out &pub */
     op_shape shape;
-    vk_kernel *attn_generic;  /* what vk_ops_new put in pub.attn */
-    pthread_mutex_t lock;     /* guards attn_var: sessions may record on several threads */
+    vk_kernel *attn_generic;  /* the tiled/shared-memory attention, where no variant is used */
+    /* Kernel slots are filled on first use by whichever thread needs them: `lock` guards every
+     * slot (pub's and these), `creating` lists the slots a thread is filling (outside the lock,
+     * so different kernels compile in parallel) and `created` wakes those waiting for one. */
+    pthread_mutex_t lock;
+    pthread_cond_t created;
+    vk_kernel **creating[MAX_CREATING];
+    int n_creating;
     attn_variant attn_var[ATTN_VARIANTS];
     uint32_t n_attn_var;
 } ops_impl;
@@ -132,6 +143,39 @@ typedef struct ops_impl {
 static ops_impl *impl_of(vk_ops *ops)
 {
     return (ops_impl *)((char *)ops - offsetof(ops_impl, pub));
+}
+
+static int creating_at(const ops_impl *im, vk_kernel **slot)
+{
+    for (int i = 0; i < im->n_creating; i++)
+        if (im->creating[i] == slot)
+            return i;
+    return -1;
+}
+
+vk_status vk_ops_lazy(vk_ops *ops, vk_kernel **slot, vk_kernel_maker make, const void *arg,
+                      vk_kernel **out)
+{
+    ops_impl *im = impl_of(ops);
+    pthread_mutex_lock(&im->lock);
+    while (!*slot && (creating_at(im, slot) >= 0 || im->n_creating == MAX_CREATING))
+        pthread_cond_wait(&im->created, &im->lock);
+    if (*slot) {
+        *out = *slot;
+        pthread_mutex_unlock(&im->lock);
+        return VK_STATUS_OK;
+    }
+    im->creating[im->n_creating++] = slot;
+    pthread_mutex_unlock(&im->lock);
+    vk_kernel *k = NULL;
+    vk_status st = make(ops, arg, &k); /* a failure leaves the slot empty: the next caller retries */
+    pthread_mutex_lock(&im->lock);
+    *slot = k;
+    im->creating[creating_at(im, slot)] = im->creating[--im->n_creating];
+    pthread_cond_broadcast(&im->created);
+    pthread_mutex_unlock(&im->lock);
+    *out = k;
+    return st;
 }
 
 /* ---- lifecycle ---- */
@@ -143,6 +187,8 @@ void vk_ops_free(vk_ops *ops)
     ops_impl *im = impl_of(ops);
     for (uint32_t i = 0; i < im->n_attn_var; i++)
         vk_kernel_free(im->attn_var[i].k);
+    vk_kernel_free(im->attn_generic);
+    pthread_cond_destroy(&im->created);
     pthread_mutex_destroy(&im->lock);
     vk_kernel_free(ops->argmax);
     vk_kernel_free(ops->add);
@@ -155,32 +201,74 @@ void vk_ops_free(vk_ops *ops)
     free(im);
 }
 
-static vk_status create_kernels(vk_ops *ops, const op_shape *sh)
+/* The non-matrix kernels, each made on first use with the shape of its device. */
+typedef enum op_kind {
+    OP_RMS_NORM, OP_ROPE, OP_KV_STORE, OP_ATTN, OP_SWIGLU, OP_ADD, OP_ARGMAX, OP_COUNT
+} op_kind;
+
+static vk_kernel **op_slot(vk_ops *ops, op_kind k)
 {
-    vk_ctx *ctx = ops->ctx;
-    const uint32_t norm[] = { sh->norm_wg, sh->red_mode };
-    /* until a shape is known: every head up to ATTN_MAX_HD in one subgroup's registers */
-    uint32_t words = sh->subgroups ? div_up(ATTN_MAX_HD / 2, sh->attn_sg) : 1;
-    const uint32_t attn[] = { sh->attn_wg, sh->red_mode, sh->attn_tile, sh->attn_heads, words,
-                              words };
-    const uint32_t amax[] = { sh->argmax_wg, sh->red_mode };
-    const uint32_t rope[] = { sh->rope_wg };
-    const uint32_t ew[] = { sh->ew_wg };
+    switch (k) {
+    case OP_RMS_NORM: return &ops->rms_norm;
+    case OP_ROPE: return &ops->rope;
+    case OP_KV_STORE: return &ops->kv_store;
+    case OP_ATTN: return &impl_of(ops)->attn_generic;
+    case OP_SWIGLU: return &ops->swiglu;
+    case OP_ADD: return &ops->add;
+    default: return &ops->argmax;
+    }
+}
+
+static vk_status make_op(vk_ops *ops, const void *arg, vk_kernel **out)
+{
+    const op_shape *sh = &impl_of(ops)->shape;
     bool sg = sh->subgroups;
-    vk_status st;
-    if ((st = vk_kernel_create(ctx, sg ? "rms_norm" : "rms_norm_shmem", 3,
-                               sizeof(vk_push_rms_norm), norm, 2, &ops->rms_norm)) ||
-        (st = vk_kernel_create(ctx, "rope", 4, sizeof(vk_push_rope), rope, 1, &ops->rope)) ||
-        (st = vk_kernel_create(ctx, "kv_store", 3, sizeof(vk_push_kv_store), ew, 1,
-                               &ops->kv_store)) ||
-        (st = vk_kernel_create(ctx, sg ? "attn" : "attn_shmem", 5, sizeof(vk_push_attn), attn,
-                               6, &ops->attn)) ||
-        (st = vk_kernel_create(ctx, "swiglu", 3, sizeof(vk_push_swiglu), ew, 1, &ops->swiglu)) ||
-        (st = vk_kernel_create(ctx, "add", 2, sizeof(vk_push_add), ew, 1, &ops->add)) ||
-        (st = vk_kernel_create(ctx, sg ? "argmax" : "argmax_shmem", 2, sizeof(vk_push_argmax),
-                               amax, 2, &ops->argmax)))
-        return st;
-    return VK_STATUS_OK;
+    /* the generic attention: every head up to ATTN_MAX_HD in one subgroup's registers */
+    uint32_t words = sg ? div_up(ATTN_MAX_HD / 2, sh->attn_sg) : 1;
+    uint32_t spec[6] = { 0 };
+    switch (*(const op_kind *)arg) {
+    case OP_RMS_NORM:
+        spec[0] = sh->norm_wg, spec[1] = sh->red_mode;
+        return vk_kernel_create(ops->ctx, sg ? "rms_norm" : "rms_norm_shmem", 3,
+                                sizeof(vk_push_rms_norm), spec, 2, out);
+    case OP_ROPE:
+        spec[0] = sh->rope_wg;
+        return vk_kernel_create(ops->ctx, "rope", 4, sizeof(vk_push_rope), spec, 1, out);
+    case OP_KV_STORE:
+        spec[0] = sh->ew_wg;
+        return vk_kernel_create(ops->ctx, "kv_store", 3, sizeof(vk_push_kv_store), spec, 1, out);
+    case OP_ATTN: {
+        const uint32_t attn[] = { sh->attn_wg, sh->red_mode, sh->attn_tile, sh->attn_heads,
+                                  words, words };
+        return vk_kernel_create(ops->ctx, sg ? "attn" : "attn_shmem", 5, sizeof(vk_push_attn),
+                                attn, 6, out);
+    }
+    case OP_SWIGLU:
+        spec[0] = sh->ew_wg;
+        return vk_kernel_create(ops->ctx, "swiglu", 3, sizeof(vk_push_swiglu), spec, 1, out);
+    case OP_ADD:
+        spec[0] = sh->ew_wg;
+        return vk_kernel_create(ops->ctx, "add", 2, sizeof(vk_push_add), spec, 1, out);
+    default:
+        spec[0] = sh->argmax_wg, spec[1] = sh->red_mode;
+        return vk_kernel_create(ops->ctx, sg ? "argmax" : "argmax_shmem", 2,
+                                sizeof(vk_push_argmax), spec, 2, out);
+    }
+}
+
+static vk_status op_kernel(vk_ops *ops, op_kind k, vk_kernel **out)
+{
+    static const op_kind kinds[OP_COUNT] = { OP_RMS_NORM, OP_ROPE, OP_KV_STORE, OP_ATTN,
+                                             OP_SWIGLU, OP_ADD, OP_ARGMAX };
+    return vk_ops_lazy(ops, op_slot(ops, k), make_op, &kinds[k], out);
+}
+
+static vk_status make_attn_variant(vk_ops *ops, const void *arg, vk_kernel **out)
+{
+    const op_shape *sh = &impl_of(ops)->shape;
+    const attn_variant *v = arg;
+    const uint32_t spec[] = { sh->attn_wg, sh->red_mode, sh->attn_tile, v->heads, v->kw, v->vw };
+    return vk_kernel_create(ops->ctx, "attn", 5, sizeof(vk_push_attn), spec, 6, out);
 }
 
 vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out)
@@ -197,18 +285,16 @@ vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out)
         free(im);
         return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "cannot create the kernel set's lock");
     }
+    if (pthread_cond_init(&im->created, NULL)) {
+        pthread_mutex_destroy(&im->lock);
+        free(im);
+        return vk_set_error(ctx, VK_STATUS_NO_MEMORY, "cannot create the kernel set's condition");
+    }
     vk_ops *ops = &im->pub;
     ops->ctx = ctx;
+    ops->lazy = true;
     ops->subgroup_size = ops_device(ctx)->subgroup_size;
     im->shape = op_shape_for(ops_device(ctx));
-    vk_status st = create_kernels(ops, &im->shape);
-    im->attn_generic = ops->attn;
-    if (!st)
-        st = vk_ops_create_matmul(ops, false);
-    if (st) {
-        vk_ops_free(ops); /* frees only: the message still names what failed */
-        return st;
-    }
     *out = ops;
     return VK_STATUS_OK;
 }
@@ -320,7 +406,10 @@ vk_status vk_op_rms_norm(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *w, vk_
     uint32_t gx = p->rows < max_x ? p->rows : max_x, gy = div_up(p->rows, gx);
     if ((st = check_grid(ops, op, gx, gy)))
         return st;
-    return vk_seq_dispatch(s, ops->rms_norm, bufs, p, gx, gy, 1);
+    vk_kernel *k;
+    if ((st = op_kernel(ops, OP_RMS_NORM, &k)))
+        return st;
+    return vk_seq_dispatch(s, k, bufs, p, gx, gy, 1);
 }
 
 vk_status vk_op_rope(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *factors, vk_buffer *step,
@@ -361,7 +450,10 @@ vk_status vk_op_rope(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *factors, v
         return st;
     if ((st = check_grid(ops, op, p->n_heads, n_tokens)))
         return st;
-    return vk_seq_dispatch(s, ops->rope, bufs, p, p->n_heads, n_tokens, 1);
+    vk_kernel *k;
+    if ((st = op_kernel(ops, OP_ROPE, &k)))
+        return st;
+    return vk_seq_dispatch(s, k, bufs, p, p->n_heads, n_tokens, 1);
 }
 
 vk_status vk_op_kv_store(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *step,
@@ -384,44 +476,42 @@ vk_status vk_op_kv_store(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *step,
     uint32_t gx = div_up(p->n / 2, op_shape_for(ops_device(ops->ctx)).ew_wg);
     if ((st = check_grid(ops, op, gx, n_tokens)))
         return st;
-    return vk_seq_dispatch(s, ops->kv_store, bufs, p, gx, n_tokens, 1);
+    vk_kernel *k;
+    if ((st = op_kernel(ops, OP_KV_STORE, &k)))
+        return st;
+    return vk_seq_dispatch(s, k, bufs, p, gx, n_tokens, 1);
 }
 
-/* The attention kernel for a call: the caller's if it replaced ops->attn; else, on devices
- * running the streams algorithm, one specialised to this head shape (exact query heads per
- * workgroup and words per invocation, since lavapipe pays for every unused slot), created on
- * first use and kept until vk_ops_free; else the one vk_ops_new made. */
-static vk_status attn_kernel(vk_ops *ops, const vk_push_attn *p, vk_kernel **out)
+/* The attention kernel for a call: the caller's if it set ops->attn; else, on devices running
+ * the streams algorithm, one specialised to this head shape (exact query heads per workgroup
+ * and words per invocation, since lavapipe pays for every unused slot), made on first use and
+ * kept until vk_ops_free; else the generic one, also made on first use. */
+static vk_status attn_kernel(vk_ops *ops, uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim,
+                             uint32_t head_dim_v, vk_kernel **out)
 {
     ops_impl *im = impl_of(ops);
     const op_shape *sh = &im->shape;
-    *out = ops->attn;
-    if (ops->attn != im->attn_generic || !sh->subgroups)
-        return VK_STATUS_OK;
-    uint32_t group = p->n_head / p->n_head_kv, chunks = div_up(group, sh->attn_heads);
-    uint32_t heads = div_up(group, chunks); /* equal chunks: 12 heads as 6 + 6, not 8 + 4 */
-    uint32_t kw = div_up(p->head_dim / 2, sh->attn_sg), vw = div_up(p->head_dim_v / 2, sh->attn_sg);
-    vk_status st = VK_STATUS_OK;
     pthread_mutex_lock(&im->lock);
-    for (uint32_t i = 0; i < im->n_attn_var; i++) {
-        const attn_variant *v = &im->attn_var[i];
-        if (v->heads == heads && v->kw == kw && v->vw == vw) {
-            *out = v->k;
-            goto done;
-        }
-    }
-    if (im->n_attn_var < ATTN_VARIANTS) { /* past that (never, in practice): the generic one */
-        const uint32_t spec[] = { sh->attn_wg, sh->red_mode, sh->attn_tile, heads, kw, vw };
-        vk_kernel *k = NULL;
-        st = vk_kernel_create(ops->ctx, "attn", 5, sizeof(vk_push_attn), spec, 6, &k);
-        if (!st) {
-            im->attn_var[im->n_attn_var++] = (attn_variant){ heads, kw, vw, k };
-            *out = k;
-        }
-    }
-done:
+    *out = ops->attn;
     pthread_mutex_unlock(&im->lock);
-    return st;
+    if (*out)
+        return VK_STATUS_OK;
+    if (!sh->subgroups)
+        return op_kernel(ops, OP_ATTN, out);
+    uint32_t group = n_head / n_head_kv, chunks = div_up(group, sh->attn_heads);
+    uint32_t heads = div_up(group, chunks); /* equal chunks: 12 heads as 6 + 6, not 8 + 4 */
+    uint32_t kw = div_up(head_dim / 2, sh->attn_sg), vw = div_up(head_dim_v / 2, sh->attn_sg);
+    attn_variant *v = NULL;
+    pthread_mutex_lock(&im->lock);
+    for (uint32_t i = 0; i < im->n_attn_var && !v; i++)
+        if (im->attn_var[i].heads == heads && im->attn_var[i].kw == kw && im->attn_var[i].vw == vw)
+            v = &im->attn_var[i];
+    if (!v && im->n_attn_var < ATTN_VARIANTS) /* past that (never, in practice): the generic */
+        v = &im->attn_var[im->n_attn_var++], *v = (attn_variant){ heads, kw, vw, NULL };
+    pthread_mutex_unlock(&im->lock);
+    if (!v)
+        return op_kernel(ops, OP_ATTN, out);
+    return vk_ops_lazy(ops, &v->k, make_attn_variant, v, out);
 }
 
 vk_status vk_op_attn(vk_ops *ops, vk_seq *s, vk_buffer *q, vk_buffer *k, vk_buffer *v,
@@ -461,7 +551,7 @@ vk_status vk_op_attn(vk_ops *ops, vk_seq *s, vk_buffer *q, vk_buffer *k, vk_buff
         (st = check_grid(ops, op, p->n_head, n_tokens)))
         return st;
     vk_kernel *kernel;
-    if ((st = attn_kernel(ops, p, &kernel)))
+    if ((st = attn_kernel(ops, p->n_head, p->n_head_kv, p->head_dim, p->head_dim_v, &kernel)))
         return st;
     return vk_seq_dispatch(s, kernel, bufs, p, p->n_head, n_tokens, 1);
 }
@@ -484,7 +574,10 @@ vk_status vk_op_swiglu(vk_ops *ops, vk_seq *s, vk_buffer *g, vk_buffer *u, vk_bu
     uint32_t gx = div_up(p->n, op_shape_for(ops_device(ops->ctx)).ew_wg);
     if ((st = check_grid(ops, op, gx, p->rows)))
         return st;
-    return vk_seq_dispatch(s, ops->swiglu, bufs, p, gx, p->rows, 1);
+    vk_kernel *k;
+    if ((st = op_kernel(ops, OP_SWIGLU, &k)))
+        return st;
+    return vk_seq_dispatch(s, k, bufs, p, gx, p->rows, 1);
 }
 
 vk_status vk_op_add(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *y, const vk_push_add *p)
@@ -503,7 +596,10 @@ vk_status vk_op_add(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *y, const vk
     uint32_t gx = div_up(p->n, op_shape_for(ops_device(ops->ctx)).ew_wg);
     if ((st = check_grid(ops, op, gx, p->rows)))
         return st;
-    return vk_seq_dispatch(s, ops->add, bufs, p, gx, p->rows, 1);
+    vk_kernel *k;
+    if ((st = op_kernel(ops, OP_ADD, &k)))
+        return st;
+    return vk_seq_dispatch(s, k, bufs, p, gx, p->rows, 1);
 }
 
 vk_status vk_op_argmax(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *out,
@@ -519,5 +615,79 @@ vk_status vk_op_argmax(vk_ops *ops, vk_seq *s, vk_buffer *x, vk_buffer *out,
         (st = check_rows(ops, op, "x", x, 4, p->x_off, 0, 1, p->n, false)) ||
         (st = check_rows(ops, op, "out", out, 4, 0, 0, 1, 1, true)))
         return st;
-    return vk_seq_dispatch(s, ops->argmax, bufs, p, 1, 1, 1);
+    vk_kernel *k;
+    if ((st = op_kernel(ops, OP_ARGMAX, &k)))
+        return st;
+    return vk_seq_dispatch(s, k, bufs, p, 1, 1, 1);
+}
+
+/* ---- a model's kernels, ahead and in parallel ---- */
+
+/* Tasks: op_kind values, then OP_COUNT (the attention for need's shape), then OP_COUNT + 1 +
+ * type (a matrix kernel). */
+#define PREP_MAX (OP_COUNT + 1 + GGUF_T_COUNT)
+
+typedef struct prep_run {
+    vk_ops *ops;
+    const vk_ops_need *need;
+    int task[PREP_MAX];
+    int n;
+    atomic_int next;
+    pthread_mutex_t lock; /* guards st and err */
+    vk_status st;
+    char err[1024];
+} prep_run;
+
+static void *prep_worker(void *arg)
+{
+    prep_run *r = arg;
+    const vk_ops_need *nd = r->need;
+    for (int i; (i = atomic_fetch_add(&r->next, 1)) < r->n;) {
+        int t = r->task[i];
+        vk_kernel *k;
+        vk_status st = t < OP_COUNT ? op_kernel(r->ops, (op_kind)t, &k)
+                       : t == OP_COUNT ? attn_kernel(r->ops, nd->n_head, nd->n_head_kv,
+                                                     nd->head_dim, nd->head_dim_v, &k)
+                                       : vk_mm_kernel(r->ops, (uint32_t)(t - OP_COUNT - 1), NULL, &k);
+        if (st) { /* the message is this thread's: hand it to the caller's */
+            pthread_mutex_lock(&r->lock);
+            if (!r->st) {
+                r->st = st;
+                snprintf(r->err, sizeof r->err, "%s", vk_ctx_errmsg(r->ops->ctx));
+            }
+            pthread_mutex_unlock(&r->lock);
+        }
+    }
+    return NULL;
+}
+
+vk_status vk_ops_prepare(vk_ops *ops, const vk_ops_need *need)
+{
+    if (need->n_head_kv == 0 || need->n_head % need->n_head_kv)
+        return vk_set_error(ops->ctx, VK_STATUS_BAD_ARG, "vk_ops_prepare: n_head = %u, "
+                            "n_head_kv = %u", need->n_head, need->n_head_kv);
+    prep_run r = { .ops = ops, .need = need };
+    /* the matrix kernels first: they take longest, so they start while the rest fill in */
+    for (uint32_t t = 0; t < GGUF_T_COUNT; t++)
+        if (need->types[t])
+            r.task[r.n++] = OP_COUNT + 1 + (int)t;
+    r.task[r.n++] = OP_COUNT;
+    const op_kind used[] = { OP_RMS_NORM, OP_ROPE, OP_KV_STORE, OP_SWIGLU, OP_ARGMAX };
+    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+        r.task[r.n++] = used[i];
+    atomic_init(&r.next, 0);
+    pthread_mutex_init(&r.lock, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n_threads = cpus < 1 ? 1 : cpus > r.n ? r.n : (int)cpus;
+    pthread_t th[PREP_MAX];
+    int started = 0;
+    while (started < n_threads - 1 && !pthread_create(&th[started], NULL, prep_worker, &r))
+        started++; /* a thread that cannot start leaves its share to the others */
+    prep_worker(&r);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&r.lock);
+    if (r.st)
+        return vk_set_error(ops->ctx, r.st, "%s", r.err);
+    return VK_STATUS_OK;
 }

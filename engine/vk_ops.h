@@ -7,8 +7,10 @@
  *   - activations are float32 storage buffers addressed in elements: every operand has an
  *     offset (so one buffer can hold several tensors, and a matrix split in row ranges can be
  *     addressed piece by piece) and a stride between tokens (rows of a batch);
- *   - weights are raw GGUF tensor bytes in storage buffers read as 32-bit words (blocks are not
- *     4-byte aligned: Q8_0 blocks are 34 bytes), each buffer at most maxStorageBufferRange;
+ *   - weights are rows as vk_mm_pack_rows writes them: GGUF's own block bytes, or for the
+ *     types with an RGBA32 texel kernel on CPU devices, rows repacked so each block's quants are
+ *     whole 16-byte texels; read as 32-bit words or texels (GGUF blocks are not 4-byte aligned:
+ *     Q8_0 blocks are 34 bytes), each buffer at most maxStorageBufferRange;
  *   - the KV cache is f16, two values per 32-bit word, (n_ctx, width) per layer;
  *   - values that change per token (position, context length) are read from a small uint
  *     "step" buffer, not from push constants, so a recorded decode step can be replayed:
@@ -121,8 +123,15 @@ _Static_assert(sizeof(vk_push_argmax) == 16, "mirror of PushArgmax in shaders/op
 
 /* ---- the kernel set of one device context ---- */
 
+/* Kernels are made when first needed, not all at start: each costs lavapipe 0.3-1.8 s of NIR
+ * and LLVM work, and a model uses a few of the 40 or so. A slot is NULL until its kernel is
+ * made; every slot is read and filled under the set's lock (vk_ops_lazy), so sessions on
+ * several threads share one set. vk_ops_prepare makes a model's kernels ahead, in parallel. A
+ * test may put its own kernel in an op slot (rms_norm, attn, ...) to have the op use it. */
 typedef struct vk_ops {
     vk_ctx *ctx;
+    bool lazy;                         /* made by vk_ops_new; false in a hand-built set (the
+                                        * matrix tests), whose filled matrix slots decide */
     uint32_t subgroup_size;
     vk_kernel *mul_mat[GGUF_T_COUNT];  /* storage-buffer W; NULL where unused or no kernel */
     vk_kernel *mul_mat_tex[GGUF_T_COUNT]; /* W through a texel buffer (CPU devices), or NULL:
@@ -130,19 +139,44 @@ typedef struct vk_ops {
     vk_kernel *mul_mat_t4[GGUF_T_COUNT];  /* W read as 16-byte texels (CPU devices: Q4_0, Q5_0
                                            * and Q8_0 on packed rows, see vk_mm_pack_rows;
                                            * Q4_K and Q5_K on GGUF rows), or NULL */
-    vk_kernel *rms_norm, *rope, *kv_store, *attn, *swiglu, *add, *argmax;
+    vk_kernel *rms_norm, *rope, *kv_store, *swiglu, *add, *argmax;
+    vk_kernel *attn;                   /* NULL: vk_op_attn picks its own (a caller may set one) */
 } vk_ops;
 
-/* Create every kernel on ctx (device started). Caller frees with vk_ops_free. */
+/* A kernel set for ctx (device started), with no kernel made yet. Caller frees with
+ * vk_ops_free. */
 vk_status vk_ops_new(vk_ctx *ctx, vk_ops **out);
 void vk_ops_free(vk_ops *ops);
-/* Matrix kernels (engine/vk_matmul.c), called by vk_ops_new: per type the one kernel this
- * device will use, or every variant it can run with all_variants (the matrix tests). */
+
+/* What a model will record: its matrix types and its attention head shape. */
+typedef struct vk_ops_need {
+    bool types[GGUF_T_COUNT];
+    uint32_t n_head, n_head_kv, head_dim, head_dim_v;
+} vk_ops_need;
+
+/* Makes every kernel a model with `need` will use, those not made yet, in parallel on up to as
+ * many threads as there are CPUs (pipeline creation is CPU work for the driver, and drivers
+ * allow it from several threads). Kernels this device will not use are never made (the add
+ * kernel, the generic attention where a specialised one runs, storage kernels where texel ones
+ * do). Safe to call from several threads; the first failure's message is the caller's. */
+vk_status vk_ops_prepare(vk_ops *ops, const vk_ops_need *need);
+
+/* Fills *slot (one of ops' kernel slots) with make(ops, arg) unless it is set, and returns it
+ * in *out. One thread makes a given kernel while others needing it wait; different kernels
+ * are made at once. A failed make leaves the slot empty for the next caller to retry. Needs a
+ * set from vk_ops_new. */
+typedef vk_status (*vk_kernel_maker)(vk_ops *ops, const void *arg, vk_kernel **out);
+vk_status vk_ops_lazy(vk_ops *ops, vk_kernel **slot, vk_kernel_maker make, const void *arg,
+                      vk_kernel **out);
+/* The matrix kernel vk_op_mul_mat uses for type (and W, when given), made if needed. */
+vk_status vk_mm_kernel(vk_ops *ops, uint32_t type, const vk_buffer *w, vk_kernel **out);
+/* Matrix kernels (engine/vk_matmul.c) for a hand-built set (the matrix tests): per type the one
+ * kernel this device will use, or every variant it can run with all_variants. */
 vk_status vk_ops_create_matmul(vk_ops *ops, bool all_variants);
 /* Frees the matrix kernels and sets their slots to NULL. */
 void vk_ops_free_matmul(vk_ops *ops);
 /* Weight rows as vk_op_mul_mat reads them: GGUF's own rows, except for Q4_0, Q5_0 and Q8_0 when
- * they have a texel-4 kernel (mul_mat_t4), whose rows hold the K/32 f16 scales, then (Q5_0) the
+ * they use a texel-4 kernel (mul_mat_t4; known from the device before it is made), whose rows hold the K/32 f16 scales, then (Q5_0) the
  * K/32 high-bit words, each run padded to 16 bytes, then the quant bytes of every block, so
  * each block's quants are whole 16-byte texels.
  * vk_mm_row_bytes is the row stride in W buffers; vk_mm_pack_rows writes `rows` such rows to

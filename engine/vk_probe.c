@@ -130,6 +130,7 @@ static void probe_basic(const vk_ctx *ctx, VkPhysicalDevice pd, vk_device_info *
     snprintf(out->name, sizeof out->name, "%s", p.deviceName);
     out->type = map_type(p.deviceType);
     out->vendor_id = p.vendorID;
+    memcpy(out->pipeline_cache_uuid, p.pipelineCacheUUID, sizeof out->pipeline_cache_uuid);
     out->device_id = p.deviceID;
     out->api_version_raw = p.apiVersion;
     vk_version_str(p.apiVersion, out->api_version, sizeof out->api_version);

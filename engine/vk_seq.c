@@ -75,7 +75,7 @@ vk_status vk_seq_new(vk_ctx *ctx, uint32_t max_dispatches, vk_seq **out)
     return VK_STATUS_OK;
 fail:
     vk_seq_free(s);
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_seq_begin(vk_seq *s)
@@ -90,7 +90,7 @@ vk_status vk_seq_begin(vk_seq *s)
     s->pending_barrier = false;
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 static void barrier(vk_seq *s, VkPipelineStageFlags dst_stage, VkAccessFlags dst_access)
@@ -151,7 +151,7 @@ vk_status vk_seq_dispatch(vk_seq *s, vk_kernel *k, vk_buffer *const *bufs, const
     s->n_dispatches++;
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_seq_copy(vk_seq *s, vk_buffer *src, uint64_t src_off, vk_buffer *dst,
@@ -176,7 +176,7 @@ vk_status vk_seq_end(vk_seq *s)
     VK_TRY(ctx->fn.EndCommandBuffer(s->cmd));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 vk_status vk_seq_submit(vk_seq *s)
@@ -195,7 +195,7 @@ vk_status vk_seq_submit(vk_seq *s)
     VK_TRY(ctx->fn.WaitForFences(ctx->dev, 1, &s->fence, VK_TRUE, SEQ_TIMEOUT_NS));
     return VK_STATUS_OK;
 fail:
-    return ctx->status;
+    return vk_last_status();
 }
 
 uint32_t vk_seq_dispatch_count(const vk_seq *s) { return s->n_dispatches; }

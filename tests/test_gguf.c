@@ -5,6 +5,7 @@
 #include "tests/testutil.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -511,7 +512,7 @@ static void test_random_mutations(void **state)
     uint8_t *orig = read_file(fixture_path("models/stories260K.gguf"), &len);
     size_t hdr = 16384 < len ? 16384 : len;
     uint8_t *p = malloc(len);
-    unsigned seed = 12345, accepted = 0;
+    unsigned seed = (unsigned)random_seed("test_gguf random mutations"), accepted = 0;
     for (int iter = 0; iter < 3000; iter++) {
         memcpy(p, orig, len);
         int flips = 1 + rand_r(&seed) % 8;
@@ -628,6 +629,32 @@ static void test_writer_temp_file(void **state)
     unlink(victim);
 }
 
+/* A valid output name as long as a file name may be (NAME_MAX bytes) is written: the temp
+ * name beside it, which adds a suffix, must not be the reason it fails. */
+static void test_writer_long_name(void **state)
+{
+    (void)state;
+    char name[NAME_MAX + 1], out[PATH_MAX];
+    memset(name, 'n', NAME_MAX - 5);
+    memcpy(name + NAME_MAX - 5, ".gguf", 6);
+    snprintf(out, sizeof out, "%s/%s", tmpdir, name);
+    static float data[64];
+    uint64_t ne[2] = { 8, 8 };
+    gguf_writer *w = gguf_writer_new();
+    assert_non_null(w);
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    assert_int_equal(gguf_writer_add_tensor(w, "m", GGUF_T_F32, 2, ne, data), GGUF_OK);
+    gguf_status st = gguf_writer_write_ex(w, out, GGUF_WRITE_NO_REPLACE);
+    if (st != GGUF_OK)
+        fail_msg("%s", gguf_writer_errmsg(w));
+    struct stat sb;
+    assert_int_equal(lstat(out, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    assert_int_equal(stray_temps(""), 0);
+    gguf_writer_free(w);
+    unlink(out);
+}
+
 static void test_open_errors(void **state)
 {
     gguf_file *f = (gguf_file *)1;
@@ -638,6 +665,17 @@ static void test_open_errors(void **state)
     assert_int_equal(gguf_open("/tmp", &f, err, sizeof err), GGUF_ERR_IO);
     assert_non_null(strstr(err, "not a regular file"));
     char path[512];
+    /* A FIFO with no writer: refused at once, not a wait in open() for a writer that never
+     * comes (quantize, inspect and run -m all hung on one). The alarm turns a hang into a
+     * failure. */
+    snprintf(path, sizeof path, "%s/fifo.gguf", tmpdir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(10);
+    assert_int_equal(gguf_open(path, &f, err, sizeof err), GGUF_ERR_IO);
+    alarm(0);
+    assert_null(f);
+    assert_non_null(strstr(err, "not a regular file"));
+    unlink(path);
     snprintf(path, sizeof path, "%s/empty.gguf", tmpdir);
     FILE *fp = fopen(path, "wb");
     fclose(fp);
@@ -661,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_identical),
         cmocka_unit_test(test_writer_all_types),
         cmocka_unit_test(test_writer_temp_file),
+        cmocka_unit_test(test_writer_long_name),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_corruptions),
         cmocka_unit_test(test_random_mutations),

@@ -5,7 +5,7 @@
  * quantizers by error bounds on fresh random data and by reproducing llama-quantize's bytes for
  * BabyLlama; the dot product against dequantize-then-dot; and every fixture model's tensors by
  * their statistics (a wrong layout scrambles them loudly). Random data is fresh each run; the
- * seed is printed, and SIZEUP_SEED=N repeats a run.
+ * seed is printed, and SIZEUP_TEST_SEED=N repeats a run.
  */
 #include "tests/testutil.h"
 
@@ -26,11 +26,7 @@ static uint64_t rng_state;
 
 static void rng_seed(void)
 {
-    const char *s = getenv("SIZEUP_SEED");
-    rng_state = s && *s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
-    if (!rng_state)
-        rng_state = 1;
-    print_message("random seed %llu (SIZEUP_SEED to repeat)\n", (unsigned long long)rng_state);
+    rng_state = random_seed("test_quant");
 }
 
 static uint64_t rng_next(void)
@@ -1016,6 +1012,18 @@ static uint32_t expected_type(uint32_t type, int64_t ne0)
     return fb;
 }
 
+/* The type `quantize ... TYPE` asks for the output matrix (output.weight, or token_embd.weight
+ * when the model has none), as llama-quantize does: Q6_K for a quantized TYPE other than Q8_0,
+ * Q8_0 when the rows are not whole 256-value blocks; float targets unchanged. */
+static uint32_t output_type(uint32_t type, int64_t ne0)
+{
+    if (gguf_type_get(type)->block_elems <= 1)
+        return type;
+    if (ne0 % 256)
+        return GGUF_T_Q8_0;
+    return type == GGUF_T_Q8_0 ? type : GGUF_T_Q6_K;
+}
+
 /* Quantize `in` to `type` through the command and check the result: matrices in the new type
  * (or its fallback, see expected_type), everything else unchanged, values within the format's
  * bound (or relative RMSE under rmse_max). general.file_type must be ftype. Returns the
@@ -1035,13 +1043,17 @@ static gguf_file *check_quantized(const char *in_rel, const char *out_name, cons
         fail_msg("%s", err);
     check_metadata(in, out, ftype);
     assert_int_equal(gguf_tensor_count(out), gguf_tensor_count(in));
+    bool tied = !gguf_find_tensor(in, "output.weight");
     for (int64_t i = 0; i < gguf_tensor_count(in); i++) {
         const gguf_tensor *a = gguf_tensor_at(in, i), *b = gguf_tensor_at(out, i);
         char name[128];
         tensor_name(a, name, sizeof name);
         assert_int_equal(b->n_dims, a->n_dims);
         assert_memory_equal(b->ne, a->ne, sizeof a->ne);
-        uint32_t want = expected_type(type, (int64_t)a->ne[0]);
+        bool is_output = !strcmp(name, "output.weight") ||
+                         (tied && !strcmp(name, "token_embd.weight"));
+        uint32_t want = expected_type(is_output ? output_type(type, (int64_t)a->ne[0]) : type,
+                                      (int64_t)a->ne[0]);
         bool convert = a->n_dims == 2 && want != UINT32_MAX;
         if (!convert) {
             assert_int_equal(b->type, a->type);
@@ -1110,9 +1122,12 @@ static void test_cmd_k_types(void **state)
     gguf_close(f);
     f = check_quantized("models/babyllama-930K-F32.gguf", "q4k.gguf", "Q4_K_M", GGUF_T_Q4_K, 8,
                         0.06);
-    for (int64_t i = 0; i < gguf_tensor_count(f); i++)
-        if (gguf_tensor_at(f, i)->n_dims == 2)
-            assert_int_equal(gguf_tensor_at(f, i)->type, GGUF_T_Q5_0);
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        bool is_output = t->name.len == 13 && !memcmp(t->name.ptr, "output.weight", 13);
+        if (t->n_dims == 2) /* the output matrix is Q8_0, as llama-quantize stores it */
+            assert_int_equal(t->type, is_output ? GGUF_T_Q8_0 : GGUF_T_Q5_0);
+    }
     gguf_close(f);
     f = check_quantized("models/tiny/llama-F16.gguf", "q6k.gguf", "Q6_K", GGUF_T_Q6_K, 18, 0.020);
     gguf_close(f);

@@ -467,7 +467,7 @@ static void test_large_vocab(void **state)
     float *l = malloc(V * sizeof *l);
     eng_token_prob *ref = malloc(V * sizeof *ref), *out = malloc(V * sizeof *out);
     assert_true(l && ref && out);
-    uint64_t x = 88172645463325252ull;
+    uint64_t x = random_seed("test_sampler large vocabulary");
     for (int i = 0; i < V; i++) /* coarse values: many ties, ranked by id */
         ref[i] = (eng_token_prob){ i, l[i] = (float)(xorshift(&x) % 2048) / 64.0f - 16.0f, 0 };
     qsort(ref, V, sizeof *ref, by_rank);

@@ -4,6 +4,7 @@
 #include "tests/testutil.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -137,6 +138,114 @@ static void test_context_limits(void **state)
     assert_true(st.n_past <= 16);
     eng_session_free(s);
     free(a);
+    eng_model_close(m);
+}
+
+/* stories260K cut to its first layer. With one layer, a token's K and V depend only on the token
+ * and its position, so after a context shift the cache must hold exactly what a fresh session
+ * fed the kept tokens would hold (K re-roped to the new positions, V moved): the oracle for the
+ * shift. With more layers, later tokens' K/V also carry what they saw of the dropped ones. */
+static const char *one_layer_model(void)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/one-layer.gguf", tmpdir);
+    gguf_file *f;
+    char err[512];
+    assert_int_equal(gguf_open(fixture_path("models/stories260K.gguf"), &f, err, sizeof err), GGUF_OK);
+    gguf_writer *w = gguf_writer_new();
+    for (int64_t i = 0; i < gguf_kv_count(f); i++)
+        gguf_writer_copy_kv(w, f, i);
+    assert_int_equal(gguf_writer_set_u32(w, "llama.block_count", 1), GGUF_OK);
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        if (!strncmp(name, "blk.", 4) && strncmp(name, "blk.0.", 6))
+            continue;
+        assert_int_equal(gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data), GGUF_OK);
+    }
+    assert_int_equal(gguf_writer_write(w, path), GGUF_OK);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return path;
+}
+
+static eng_session *cpu_session(eng_model *m, uint32_t n_ctx, bool shift)
+{
+    eng_session_opts o = eng_session_defaults();
+    o.backend = ENG_BACKEND_CPU;
+    o.n_ctx = n_ctx;
+    o.sampling.temperature = 0;
+    o.context_shift = shift;
+    o.n_keep = 1;
+    eng_session *s;
+    char err[512];
+    assert_int_equal(eng_session_new(m, &o, &s, err, sizeof err), ENG_OK);
+    return s;
+}
+
+static float max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = fabsf(a[i] - b[i]) > d ? fabsf(a[i] - b[i]) : d;
+    return d;
+}
+
+/* After a shift, the logits and the greedy tokens that follow equal those of a session that
+ * never shifted and was fed only the kept tokens; and they differ clearly from a session that
+ * kept everything, so the comparison can tell the two apart. */
+static void test_context_shift_matches_fresh(void **state)
+{
+    eng_model *m = NULL;
+    char err[512];
+    assert_int_equal(eng_model_open(one_layer_model(), &m, err, sizeof err), ENG_OK);
+    const size_t nv = 512;
+    int32_t t[18];
+    for (int i = 0; i < 18; i++) /* <s> then ordinary tokens, none repeated */
+        t[i] = i ? 300 + 7 * i : 1;
+    /* A: 16 tokens fill the context; the 17th shifts: keep t[0], drop t[1..7], keep t[8..15] */
+    eng_session *a = cpu_session(m, 16, true);
+    assert_int_equal(eng_session_feed(a, t, 16), ENG_OK);
+    assert_int_equal(eng_session_feed(a, t + 16, 1), ENG_OK);
+    eng_stats st;
+    eng_session_stats(a, &st);
+    assert_int_equal(st.n_shifts, 1);
+    assert_int_equal(st.n_past, 10);
+    float *la, *lb, *lc;
+    assert_int_equal(eng_session_logits(a, t + 17, 1, false, &la), ENG_OK);
+    /* B: never shifted, fed the kept tokens at the positions they have after the shift */
+    int32_t kept[11] = { t[0] };
+    memcpy(kept + 1, t + 8, 10 * sizeof *t);
+    eng_session *b = cpu_session(m, 16, false);
+    assert_int_equal(eng_session_logits(b, kept, 11, false, &lb), ENG_OK);
+    /* C: never shifted, everything still in its context */
+    eng_session *c = cpu_session(m, 32, false);
+    assert_int_equal(eng_session_logits(c, t, 18, false, &lc), ENG_OK);
+    float dab = max_abs_diff(la, lb, nv), dac = max_abs_diff(la, lc, nv);
+    print_message("  logits after a shift: max |shifted - fresh| %.2g, |shifted - unshifted| %.2g\n",
+                  dab, dac);
+    if (dab > 0.02f)
+        fail_msg("logits after a shift differ from a fresh session's by %g", dab);
+    if (dac < 0.1f)
+        fail_msg("logits after a shift are those of a session that dropped nothing (%g)", dac);
+    /* the greedy tokens that follow are the same too */
+    acc *ga = calloc(1, sizeof *ga), *gb = calloc(1, sizeof *gb);
+    eng_generate_opts go = { 5, NULL, 0, NULL };
+    eng_stop_reason why;
+    assert_int_equal(eng_session_generate(a, &go, collect, ga, &why), ENG_OK);
+    assert_int_equal(eng_session_generate(b, &go, collect, gb, &why), ENG_OK);
+    assert_int_equal(ga->n, 5);
+    assert_int_equal(gb->n, 5);
+    assert_memory_equal(ga->ids, gb->ids, 5 * sizeof ga->ids[0]);
+    free(ga);
+    free(gb);
+    free(la);
+    free(lb);
+    free(lc);
+    eng_session_free(a);
+    eng_session_free(b);
+    eng_session_free(c);
     eng_model_close(m);
 }
 
@@ -309,12 +418,41 @@ static void test_logits_command(void **state)
     snprintf(args, sizeof args, "logits -m %s --text 'Once upon' --all-positions --backend cpu",
              fixture_path("models/stories260K.gguf"));
     out = run_cmd(args, &st);
+    assert_int_equal(st, 0);
     j = json_loads(out, 0, &je);
     assert_non_null(j);
-    assert_int_equal(json_array_size(json_object_get(j, "tokens")), 3);
-    assert_int_equal(json_array_size(json_object_get(j, "logits")), 3);
-    json_decref(j);
+    json_t *toks = json_object_get(j, "tokens");
+    rows = json_object_get(j, "logits");
+    assert_int_equal(json_array_size(toks), 3);
+    assert_int_equal(json_array_size(rows), 3);
     free(out);
+    /* row i holds the values a run over the first i+1 tokens gives for its last position */
+    for (size_t i = 0; i < 3; i++) {
+        char list[64] = "";
+        for (size_t k = 0; k <= i; k++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%lld", k ? "," : "",
+                     (long long)json_integer_value(json_array_get(toks, k)));
+        snprintf(args, sizeof args, "logits -m %s --tokens %s --backend cpu",
+                 fixture_path("models/stories260K.gguf"), list);
+        out = run_cmd(args, &st);
+        assert_int_equal(st, 0);
+        json_t *one = json_loads(out, 0, &je);
+        assert_non_null(one);
+        json_t *row = json_array_get(json_object_get(one, "logits"), 0), *all = json_array_get(rows, i);
+        assert_int_equal(json_array_size(row), 512);
+        assert_int_equal(json_array_size(all), 512);
+        double worst = 0;
+        for (size_t v = 0; v < 512; v++) {
+            double d = fabs(json_number_value(json_array_get(all, v)) -
+                            json_number_value(json_array_get(row, v)));
+            worst = d > worst ? d : worst;
+        }
+        if (worst > 1e-3)
+            fail_msg("--all-positions row %zu differs from a run over tokens %s by %g", i, list, worst);
+        json_decref(one);
+        free(out);
+    }
+    json_decref(j);
     json_decref(ref);
 }
 
@@ -324,6 +462,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_models), cmocka_unit_test(test_context_limits),
+        cmocka_unit_test(test_context_shift_matches_fresh),
         cmocka_unit_test(test_stops_and_cancel), cmocka_unit_test(test_seeded_sampling),
         cmocka_unit_test(test_run_command), cmocka_unit_test(test_logits_command),
     };

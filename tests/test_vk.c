@@ -1,7 +1,8 @@
 /* Tests for the Vulkan device layer (engine/vk_*.c) and `sizeup devices`.
  *
  * They run on whatever Vulkan implementation the machine has and do not skip: on CI that is
- * Mesa's lavapipe, which the probe tests expect to find. The choice rules are tested on
+ * Mesa's lavapipe; on a machine with a GPU the probe tests check the GPU's values instead,
+ * and lavapipe's own facts wherever it is listed. The choice rules are tested on
  * synthetic device lists, the self-check shader against the CPU with a poisoned output
  * buffer, and validation is switched on for one self-check run that must stay silent (set
  * SIZEUP_VK_VALIDATE=1 to run every test under the validation layer; each test then checks
@@ -11,7 +12,11 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "engine/vk.h"
@@ -39,16 +44,6 @@ static void close_clean(vk_ctx *ctx)
     vk_ctx_close(ctx);
 }
 
-static const vk_device_info *find_lavapipe(const vk_ctx *ctx)
-{
-    for (uint32_t i = 0; i < vk_ctx_device_count(ctx); i++) {
-        const vk_device_info *d = vk_ctx_device_info(ctx, i);
-        if (!strcmp(d->driver_name, "llvmpipe") || strstr(d->name, "llvmpipe"))
-            return d;
-    }
-    return NULL;
-}
-
 /* Runs cmd through sh, output (stdout + whatever cmd redirects) into buf; returns the exit
  * status, or -1 when it did not exit normally. */
 static int run_cmd(const char *cmd, char *buf, size_t cap)
@@ -70,39 +65,50 @@ static const char *sizeup_bin(void)
 
 /* ---- probe on this machine ---- */
 
-static void test_probe_finds_lavapipe(void **state)
+/* The device sizeup chooses, whatever it is: its reported properties are real values (the
+ * minimums Vulkan requires, heaps with sizes, a compute queue). Lavapipe, which CI has, also
+ * gets the facts only it has; a machine with a GPU passes on the GPU's own values. */
+static void test_probe_chosen_device(void **state)
 {
     (void)state;
     vk_ctx *ctx = open_default();
     assert_true(vk_ctx_device_count(ctx) >= 1);
     assert_true(vk_ctx_loader_version(ctx) >= ((1u << 22) | (1u << 12))); /* >= 1.1 */
-    const vk_device_info *d = find_lavapipe(ctx);
-    if (!d)
-        fail_msg("no lavapipe (llvmpipe) device among %u", vk_ctx_device_count(ctx));
-    assert_int_equal(d->type, VK_DEVTYPE_CPU);
-    assert_true(vk_device_is_lavapipe(d));
-    assert_int_equal(d->driver_id, 13); /* VK_DRIVER_ID_MESA_LLVMPIPE */
-    assert_string_equal(d->driver_name, "llvmpipe");
-    assert_non_null(strstr(d->driver_info, "Mesa"));
-    assert_true(d->max_storage_buffer_range > 0);
+    uint32_t chosen = vk_ctx_choice(ctx)->index;
+    assert_true(chosen < vk_ctx_device_count(ctx));
+    const vk_device_info *d = vk_ctx_device_info(ctx, chosen);
+    assert_int_equal(d->index, chosen);
+    assert_true(d->name[0] && d->driver_name[0]);
+    assert_true(d->type >= VK_DEVTYPE_OTHER && d->type <= VK_DEVTYPE_CPU);
+    assert_true(d->max_storage_buffer_range >= 1u << 27); /* Vulkan's required minimum */
     assert_true(d->max_memory_allocation_size > 0);
-    assert_true(d->subgroup_size > 0);
+    assert_true(d->subgroup_size > 0 && (d->subgroup_size & (d->subgroup_size - 1)) == 0);
     assert_true(d->subgroup_ops & VK_SGOP_BASIC);
     assert_true(d->heap_count > 0);
     for (uint32_t h = 0; h < d->heap_count; h++)
         assert_true(d->heaps[h].size > 0);
     assert_true(vk_device_local_bytes(d) > 0);
-    assert_true(d->heaps[0].host_visible); /* lavapipe memory is all host memory */
     assert_true(d->has_compute_queue);
     assert_true(d->max_compute_workgroup_invocations >= 128); /* Vulkan's required minimum */
     assert_true(d->max_compute_shared_memory >= 16384);
     assert_true(d->max_compute_workgroup_size[0] >= 128);
     assert_int_equal(strncmp(d->api_version, "1.", 2), 0);
-    /* Only one device here, so it is the choice, and the reason names it as a CPU device. */
-    if (vk_ctx_device_count(ctx) == 1) {
-        assert_int_equal(vk_ctx_choice(ctx)->index, d->index);
-        assert_string_equal(vk_ctx_choice(ctx)->reason, "CPU device (lavapipe): no GPU found");
+    assert_true(vk_ctx_choice(ctx)->reason[0]);
+    /* lavapipe is recognised as such wherever it is listed, and described by its real values */
+    for (uint32_t i = 0; i < vk_ctx_device_count(ctx); i++) {
+        const vk_device_info *l = vk_ctx_device_info(ctx, i);
+        bool named = !strcmp(l->driver_name, "llvmpipe") || strstr(l->name, "llvmpipe");
+        assert_int_equal(vk_device_is_lavapipe(l), named);
+        if (!named)
+            continue;
+        assert_int_equal(l->type, VK_DEVTYPE_CPU);
+        assert_int_equal(l->driver_id, 13); /* VK_DRIVER_ID_MESA_LLVMPIPE */
+        assert_non_null(strstr(l->driver_info, "Mesa"));
+        assert_true(l->heaps[0].host_visible); /* lavapipe memory is all host memory */
     }
+    /* only one device: it is the choice, and the reason says so in the words of its type */
+    if (vk_ctx_device_count(ctx) == 1 && vk_device_is_lavapipe(d))
+        assert_string_equal(vk_ctx_choice(ctx)->reason, "CPU device (lavapipe): no GPU found");
     close_clean(ctx);
 }
 
@@ -403,6 +409,153 @@ static void test_compute_argument_errors(void **state)
     close_clean(ctx);
 }
 
+/* Two threads failing on one ctx at the same time each read their own message: the detail
+ * is kept per thread, not on the shared ctx (where one would overwrite the other's between
+ * its failing call and its read). */
+typedef struct err_thread {
+    vk_ctx *ctx;
+    int which;     /* 0: buffer too big; 1: unknown shader */
+    int mismatches;
+} err_thread;
+
+static void *fail_repeatedly(void *arg)
+{
+    err_thread *t = arg;
+    const vk_device_info *d = vk_ctx_device_info(t->ctx, vk_ctx_choice(t->ctx)->index);
+    for (int i = 0; i < 20000; i++) {
+        vk_buffer *b;
+        vk_kernel *k;
+        if (t->which == 0)
+            vk_buffer_create(t->ctx, d->max_storage_buffer_range + 1, &b);
+        else
+            vk_kernel_create(t->ctx, "no_such_shader", 1, 0, NULL, 0, &k);
+        const char *want = t->which == 0 ? "maxStorageBufferRange" : "no_such_shader";
+        if (!strstr(vk_ctx_errmsg(t->ctx), want))
+            t->mismatches++;
+    }
+    return NULL;
+}
+
+static void test_errors_per_thread(void **state)
+{
+    (void)state;
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    err_thread t[2] = { { ctx, 0, 0 }, { ctx, 1, 0 } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fail_repeatedly, &t[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    if (t[0].mismatches || t[1].mismatches)
+        fail_msg("a thread read the other's message: %d and %d times in 20000", t[0].mismatches,
+                 t[1].mismatches);
+    close_clean(ctx);
+}
+
+/* ---- pipeline cache file ---- */
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    unlink(path);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static size_t read_bytes(const char *path, uint8_t *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
+/* A version-one header for d (the one a cache of d starts with). */
+static void make_header(const vk_device_info *d, uint8_t h[32])
+{
+    const uint32_t w[4] = { 32, 1, d->vendor_id, d->device_id }; /* little-endian host */
+    memcpy(h, w, 16);
+    memcpy(h + 16, d->pipeline_cache_uuid, 16);
+}
+
+/* Opens a context on dir's cache file, runs the self-check through the cache (so the model's
+ * kernels would run), saves, and returns the bytes it took from the file. */
+static size_t open_run_save(const char *dir, char *path, size_t path_len)
+{
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    assert_true(vk_pipeline_cache_path(d, dir, path, path_len));
+    if (vk_ctx_pipeline_cache_open(ctx, dir))
+        fail_msg("pipeline cache open: %s", vk_ctx_errmsg(ctx));
+    size_t loaded = vk_ctx_pipeline_cache_loaded(ctx);
+    vk_selfcheck_result r;
+    assert_int_equal(vk_selfcheck(ctx, 1000, 7, &r), VK_STATUS_OK);
+    assert_true(r.pass);
+    if (vk_ctx_pipeline_cache_save(ctx))
+        fail_msg("pipeline cache save: %s", vk_ctx_errmsg(ctx));
+    close_clean(ctx);
+    return loaded;
+}
+
+/* A cache file with wrong contents is ignored (nothing of it reaches the driver) and replaced
+ * by a valid one: random bytes, a valid header naming another device's UUID, a header cut
+ * short, a header claiming more bytes than the file has, and a symlink (not followed: its
+ * target, although valid, is neither read nor written). A valid file is then taken whole. */
+static void test_pipeline_cache_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sizeup-vkcache-XXXXXX", path[4200], target[4200];
+    assert_non_null(mkdtemp(dir));
+    vk_ctx *ctx = open_default();
+    assert_int_equal(vk_ctx_start_device(ctx), VK_STATUS_OK);
+    vk_device_info d = *vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    vk_ctx_close(ctx);
+    assert_true(vk_pipeline_cache_path(&d, dir, path, sizeof path));
+    snprintf(target, sizeof target, "%s/target.bin", dir);
+    uint8_t good[32], bad[4096], got[8192];
+    make_header(&d, good);
+    for (int c = 0; c < 5; c++) {
+        memcpy(bad, good, sizeof good);
+        size_t n = sizeof bad;
+        if (c == 0)
+            for (size_t i = 0; i < n; i++)
+                bad[i] = (uint8_t)rnd(0.0f, 256.0f);
+        else if (c == 1)
+            bad[20] ^= 0x5a, n = 64; /* another device's UUID */
+        else if (c == 2)
+            n = 20; /* truncated inside the header */
+        else if (c == 3)
+            bad[0] = 200, n = 64; /* headerSize past the end */
+        if (c == 4) {
+            write_file(target, good, sizeof good);
+            unlink(path);
+            assert_int_equal(symlink(target, path), 0);
+        } else {
+            write_file(path, bad, n);
+        }
+        if (open_run_save(dir, path, sizeof path) != 0)
+            fail_msg("case %d: the cache file was used", c);
+        struct stat st;
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISREG(st.st_mode)); /* replaced, a link included */
+        size_t m = read_bytes(path, got, sizeof got);
+        if (m < 32 || memcmp(got, good, 32))
+            fail_msg("case %d: the file was not replaced by a valid cache (%zu bytes)", c, m);
+        if (c == 4)
+            assert_int_equal(read_bytes(target, got, sizeof got), sizeof good);
+    }
+    size_t m = read_bytes(path, got, sizeof got);
+    assert_int_equal(open_run_save(dir, path, sizeof path), m); /* a valid file is taken */
+    unlink(target);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- validation ---- */
 
 typedef struct msg_log {
@@ -491,30 +644,13 @@ static void test_validation_layer_is_live(void **state)
 
 /* ---- the command ---- */
 
+/* `sizeup devices` marks exactly one device, the one the JSON calls chosen, and its --check
+ * passes on it, whatever device that is. */
 static void test_cli_devices(void **state)
 {
     (void)state;
-    static char out[1 << 16];
+    static char out[1 << 16], text[1 << 16];
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' devices 2>&1", sizeup_bin());
-    assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
-    assert_non_null(strstr(out, "llvmpipe"));
-    /* Exactly one device line is marked '*', and it names llvmpipe. */
-    static char copy[sizeof out];
-    memcpy(copy, out, sizeof out);
-    int marked = 0, marked_lavapipe = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-        if (!strncmp(line, "* device ", 9)) {
-            marked++;
-            marked_lavapipe += strstr(line, "llvmpipe") != NULL;
-        }
-    if (marked != 1 || marked_lavapipe != 1)
-        fail_msg("want one '* device ... llvmpipe' line in:\n%s", out);
-    assert_non_null(strstr(out, "CPU device (lavapipe"));
-    assert_non_null(strstr(out, "sizeup uses device"));
-    assert_non_null(strstr(out, "maxStorageBufferRange"));
-
     snprintf(cmd, sizeof cmd, "'%s' devices --json --check", sizeup_bin());
     assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
     json_error_t jerr;
@@ -525,9 +661,31 @@ static void test_cli_devices(void **state)
                                  (size_t)json_integer_value(json_object_get(root, "chosen")));
     assert_non_null(dev);
     assert_true(json_is_true(json_object_get(dev, "chosen")));
-    assert_true(json_is_true(json_object_get(dev, "lavapipe")));
-    assert_string_equal(json_string_value(json_object_get(dev, "type")), "CPU");
+    const char *name = json_string_value(json_object_get(dev, "name"));
+    assert_non_null(name);
+    bool lavapipe = json_is_true(json_object_get(dev, "lavapipe"));
+    if (lavapipe)
+        assert_string_equal(json_string_value(json_object_get(dev, "type")), "CPU");
     assert_true(json_is_true(json_object_get(json_object_get(root, "check"), "pass")));
+
+    snprintf(cmd, sizeof cmd, "'%s' devices 2>&1", sizeup_bin());
+    assert_int_equal(run_cmd(cmd, text, sizeof text), 0);
+    /* Exactly one device line is marked '*', and it names the chosen device. */
+    static char copy[sizeof text];
+    memcpy(copy, text, sizeof text);
+    int marked = 0, marked_chosen = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (!strncmp(line, "* device ", 9)) {
+            marked++;
+            marked_chosen += strstr(line, name) != NULL;
+        }
+    if (marked != 1 || marked_chosen != 1)
+        fail_msg("want one '* device ... %s' line in:\n%s", name, text);
+    if (lavapipe)
+        assert_non_null(strstr(text, "CPU device (lavapipe"));
+    assert_non_null(strstr(text, "sizeup uses device"));
+    assert_non_null(strstr(text, "maxStorageBufferRange"));
     json_decref(root);
 }
 
@@ -560,7 +718,7 @@ static void test_cli_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_probe_finds_lavapipe),
+        cmocka_unit_test(test_probe_chosen_device),
         cmocka_unit_test(test_open_explicit_index),
         cmocka_unit_test(test_no_loader),
         cmocka_unit_test(test_choice_type_order),
@@ -571,6 +729,8 @@ int main(void)
         cmocka_unit_test(test_versions),
         cmocka_unit_test(test_selfcheck_shader_matches_cpu),
         cmocka_unit_test(test_compute_argument_errors),
+        cmocka_unit_test(test_errors_per_thread),
+        cmocka_unit_test(test_pipeline_cache_file),
         cmocka_unit_test(test_staged_transfers),
         cmocka_unit_test(test_validation_selfcheck_silent),
         cmocka_unit_test(test_validation_layer_is_live),

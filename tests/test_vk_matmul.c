@@ -59,10 +59,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
     vk_open_opts o = { 0 };
     char err[1024] = "";
-    const char *seed = getenv("SIZEUP_TEST_SEED");
-    rng_state = seed && *seed ? strtoull(seed, NULL, 0)
-                              : (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
-    printf("# test_vk_matmul: SIZEUP_TEST_SEED=%llu\n", (unsigned long long)rng_state);
+    rng_state = random_seed("test_vk_matmul");
     if (!f || vk_ctx_open(&o, &f->ctx, err, sizeof err)) {
         fprintf(stderr, "vk_ctx_open: %s\n", err);
         free(f);

@@ -24,6 +24,7 @@
 #include "tests/testutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "engine/quant.h"
@@ -77,11 +78,7 @@ static void check_validation(void)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *s = getenv("SIZEUP_TEST_SEED");
-    uint64_t seed = s && *s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
-    g_rng = seed;
-    printf("[ vk_ops ] seed %llu (SIZEUP_TEST_SEED=%llu repeats this run)\n",
-           (unsigned long long)seed, (unsigned long long)seed);
+    g_rng = random_seed("test_vk_ops");
     char err[1024] = "";
     vk_open_opts opts;
     memset(&opts, 0, sizeof opts);
@@ -1110,6 +1107,60 @@ static void test_argument_errors(void **state)
     check_validation();
 }
 
+/* Kernels are made when a model needs them, once, whichever thread asks first: a new set has
+ * none; preparing an F32 + Q8_0 model from two threads at once makes those types' kernels (the
+ * one variant the device uses) and the ops the forward pass records, and nothing else: no
+ * other type, no add kernel, no storage-buffer variant where texel kernels run. */
+typedef struct prep_arg {
+    vk_ops *ops;
+    vk_ops_need need;
+    vk_status st;
+} prep_arg;
+
+static void *prepare_thread(void *arg)
+{
+    prep_arg *a = arg;
+    a->st = vk_ops_prepare(a->ops, &a->need);
+    return NULL;
+}
+
+static void test_kernels_made_on_demand(void **state)
+{
+    (void)state;
+    vk_ops *ops;
+    OK(vk_ops_new(g_ctx, &ops));
+    for (int t = 0; t < GGUF_T_COUNT; t++)
+        assert_true(!ops->mul_mat[t] && !ops->mul_mat_tex[t] && !ops->mul_mat_t4[t]);
+    assert_true(!ops->rms_norm && !ops->rope && !ops->kv_store && !ops->attn && !ops->swiglu &&
+                !ops->add && !ops->argmax);
+    prep_arg a[2] = { { .ops = ops }, { .ops = ops } };
+    a[0].need = (vk_ops_need){ .n_head = 8, .n_head_kv = 4, .head_dim = 8, .head_dim_v = 8 };
+    a[0].need.types[GGUF_T_F32] = a[0].need.types[GGUF_T_Q8_0] = true;
+    a[1].need = a[0].need;
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, prepare_thread, &a[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    OK(a[0].st);
+    OK(a[1].st);
+    const vk_device_info *d = vk_ctx_device_info(g_ctx, vk_ctx_choice(g_ctx)->index);
+    bool cpu = d->type == VK_DEVTYPE_CPU;
+    for (int t = 0; t < GGUF_T_COUNT; t++) {
+        int made = !!ops->mul_mat[t] + !!ops->mul_mat_tex[t] + !!ops->mul_mat_t4[t];
+        if (made != (t == GGUF_T_F32 || t == GGUF_T_Q8_0))
+            fail_msg("type %s: %d matrix kernels made", gguf_type_get((uint32_t)t) ?
+                     gguf_type_get((uint32_t)t)->name : "?", made);
+    }
+    if (cpu) /* lavapipe: texel kernels, RGBA32 for Q8_0; no storage-buffer variant */
+        assert_true(ops->mul_mat_tex[GGUF_T_F32] && ops->mul_mat_t4[GGUF_T_Q8_0] &&
+                    !ops->mul_mat[GGUF_T_F32] && !ops->mul_mat[GGUF_T_Q8_0]);
+    assert_true(ops->rms_norm && ops->rope && ops->kv_store && ops->swiglu && ops->argmax);
+    assert_null(ops->add);
+    assert_null(ops->attn); /* the caller's slot: vk_op_attn keeps its own */
+    vk_ops_free(ops);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1123,6 +1174,7 @@ int main(void)
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_argmax),
         cmocka_unit_test(test_argument_errors),
+        cmocka_unit_test(test_kernels_made_on_demand),
     };
     return cmocka_run_group_tests_name("vk_ops", tests, group_setup, group_teardown);
 }

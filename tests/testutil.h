@@ -9,7 +9,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
+
+/* The seed of a test's random data: SIZEUP_TEST_SEED when set (to repeat a run), else fresh
+ * from the clock and the process id. Printed, so every failure can be reproduced. */
+static inline uint64_t random_seed(const char *what)
+{
+    const char *s = getenv("SIZEUP_TEST_SEED");
+    uint64_t seed = s && *s ? strtoull(s, NULL, 0)
+                            : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20 ^ (uint64_t)clock() << 40;
+    if (!seed)
+        seed = 1;
+    printf("# %s: random seed %llu (SIZEUP_TEST_SEED=%llu repeats this run)\n", what,
+           (unsigned long long)seed, (unsigned long long)seed);
+    fflush(stdout);
+    return seed;
+}
 
 /* $SIZEUP_FIXTURES/rel, in a static buffer (one at a time). Fails the test loudly, naming the
  * path, when the fixtures folder is missing. */

@@ -70,6 +70,8 @@ full inspect "$M"
 full inspect --json "$M"
 full devices
 full --help
+# quantize prints its per-tensor lines itself (and flushes each): the error must still be named
+full quantize "$M" "$T/q.gguf" Q8_0
 
 step "a closed pipe (| head) stays quiet"
 "$BIN" run -m "$M" -p "Once upon a time" -n 200 --temp 0 --backend cpu 2>"$T/err" | head -c 1 >/dev/null

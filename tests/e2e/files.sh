@@ -2,7 +2,8 @@
 # What `quantize` and `gen-model` do to the files around their output: a symlink or a file of
 # the user's at OUT.tmp is left alone (the write goes through a fresh O_EXCL temp file), two
 # runs to one OUT give a valid file, OUT that is IN (by name, symlink or hard link) is refused,
-# an existing OUT needs --force, a device / FIFO / folder is refused before any work, a K-type
+# an existing OUT needs --force, a device / FIFO / folder, a missing or read-only folder is
+# refused before any work, a 255-byte OUT name is written, a K-type
 # quantization of rows that are not whole 256-value blocks falls back per tensor and labels the
 # file with the type it really holds, and gen-model --seed changes the weights (and only the
 # seed does). Every step prints PASS or FAIL; the script exits 1 when any step failed.
@@ -119,6 +120,27 @@ check "2j OUT a directory is refused before any work" \
 run quantize in.gguf no/such/folder/x.gguf Q8_0
 check "2k OUT in a missing folder is refused before any work" \
     eval '[ "$rc" != 0 ] && grep -q "no/such/folder" err && no_work_done'
+# A folder OUT cannot be created in: said before the work, not after it (gen-model on a 1B
+# shape takes minutes). Root ignores a mode of 555, so as root a read-only tmpfs is used.
+mkdir ro
+if [ "$(id -u)" = 0 ]; then
+    mount -t tmpfs -o ro,size=64k tmpfs ro 2>/dev/null && ro_ok=1 || ro_ok=0
+else
+    chmod 555 ro && ro_ok=1
+fi
+if [ "$ro_ok" = 1 ]; then
+    run quantize in.gguf ro/x.gguf Q8_0
+    check "2m OUT in a read-only folder is refused before any work, naming the folder" \
+        eval '[ "$rc" != 0 ] && grep -q "ro/x.gguf" err && no_work_done && [ ! -e ro/x.gguf ]'
+    [ "$(id -u)" = 0 ] && umount ro
+else
+    echo "SKIP: 2m (root, and no read-only tmpfs could be mounted)"
+fi
+# The longest name a file may have: the temp name beside it must still fit.
+long=$(printf 'n%.0s' $(seq 1 250)).gguf
+run quantize in.gguf "$long" Q8_0
+check "2n OUT with a 255-byte name is written" eval '[ "$rc" = 0 ] && valid_gguf "$long"'
+rm -f "$long"
 check "2l no temp file is left after the refusals" no_temp_left
 
 restore_in
@@ -130,9 +152,11 @@ check "3a quantize to Q4_K on 128/352-value rows exits 0 and says it fell back" 
 timeout 60 "$BIN" inspect --json q4k.gguf >q4k.json 2>err || true
 check "3b general.file_type is MOSTLY_Q5_0 (8), what the file holds" \
     eval 'grep -q "\"file_type\": 8," q4k.json && grep -q "\"file_type_name\": \"MOSTLY_Q5_0\"" q4k.json'
-# 37 matrices (token_embd, output, 7 per layer x 5); the 11 vectors stay F32
-check "3c all 37 matrices are Q5_0 (none left F32, none claimed Q4_K)" \
-    eval 'grep -A1 "\"type\": \"Q5_0\"" q4k.json | grep -q "\"count\": 37," &&
+# 37 matrices (token_embd, output, 7 per layer x 5); the 11 vectors stay F32; output.weight
+# is Q8_0, as llama-quantize makes it when its rows are not whole 256-value blocks
+check "3c 36 matrices are Q5_0, output.weight Q8_0 (none left F32, none claimed Q4_K)" \
+    eval 'grep -A1 "\"type\": \"Q5_0\"" q4k.json | grep -q "\"count\": 36," &&
+          grep -A1 "\"type\": \"Q8_0\"" q4k.json | grep -q "\"count\": 1," &&
           grep -A1 "\"type\": \"F32\"" q4k.json | grep -q "\"count\": 11," &&
           ! grep -q "\"type\": \"Q4_K\"" q4k.json'
 run run -m q4k.gguf -p "Once upon a time" -n 4 --temp 0 --backend cpu

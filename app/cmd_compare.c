@@ -1,0 +1,471 @@
+/* `sizeup compare`: several models on the same prompts, as a labelled experiment. Each model
+ * gets one session; for every prompt the scheduler (app/sched.c) runs one generation per model
+ * and repeat, fair (one at a time, shuffled, after a warm-up) or concurrent (all at once on
+ * threads), recording when each ran. Greedy by default, so the answers repeat and equal
+ * `sizeup run`'s. The report writers live in app/compare_report.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "app/compare.h"
+#include "engine/gguf.h"
+#include "engine/model.h"
+
+#define CMD "compare"
+#define MAX_MODELS 16
+
+typedef struct cmp_opts {
+    const char *refs[MAX_MODELS];
+    int n_refs;
+    const char *prompt, *file, *format, *device, *cacert;
+    eng_session_opts so;
+    bool help;
+} cmp_opts;
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+        "usage: sizeup compare MODEL MODEL... (-p TEXT | -f PROMPTS.txt) [-n N] [-r N]\n"
+        "                      [--mode fair|concurrent] [--seed S] [-o md|json|csv]\n"
+        "                      [--ppl TEXT [--ppl-ctx N]] [run's sampling flags]\n"
+        "                      [-c CTX] [--backend vulkan|cpu] [--device N] [-t N]\n\n"
+        "Run every MODEL on the same prompts and report, per model and prompt: the answer,\n"
+        "time to first token, prompt and generation tokens/s (median ± standard deviation\n"
+        "over -r repeats), memory (weights, KV cache, scratch; on the device or the host),\n"
+        "parameters and bits per weight. Every speed is labelled with the mode it was\n"
+        "measured in:\n"
+        "  fair         one model at a time with the machine to itself, after a warm-up\n"
+        "               round, in an order shuffled for every repeat from --seed (default)\n"
+        "  concurrent   all models generate at once, each on its own thread: the slowdown\n"
+        "               they cause each other is part of the figure\n"
+        "Sampling is greedy (--temp 0) unless asked otherwise, so a comparison repeats and\n"
+        "each answer equals `sizeup run -m MODEL -p TEXT -n N --temp 0`'s.\n\n"
+        "  -p, --prompt TEXT     one prompt\n"
+        "  -f, --file FILE       prompts, one per line (empty lines skipped)\n"
+        "  -n, --n-predict N     tokens to generate per answer (default 64)\n"
+        "  -r, --repeats N       measured repeats per model and prompt (default 3)\n"
+        "  --mode M              fair or concurrent (default fair)\n"
+        "  --seed S              shuffle order and sampling seed (default 42)\n"
+        "  -o, --output F        md (Markdown report), json or csv; default: a side-by-side\n"
+        "                        table on a terminal, Markdown otherwise\n"
+        "  --ppl TEXT            also measure perplexity and bits per byte on the text file\n"
+        "                        TEXT, as `sizeup perplexity` does (see its --help)\n"
+        "  --ppl-ctx N           window for --ppl (default 512)\n"
+        "  --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R: as for run\n"
+        "  -c, --ctx N           context length (default: the model's, capped at 4096)\n"
+        "  --backend B           vulkan or cpu (default: Vulkan when a device can run it)\n"
+        "  --device N            Vulkan device (default: $SIZEUP_DEVICE, else the best one)\n"
+        "  -t, --threads N       CPU threads per model (default: all cores)\n"
+        "  --cacert FILE         CA certificates (PEM) for a download over HTTPS\n"
+        "  -h, --help            show this help\n");
+}
+
+static bool num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || v != v || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* One option with a value; 0 handled, 2 bad value, -1 not an option of compare. */
+static int value_opt(cmp_opts *o, app_cmp *c, const char *a, const char *v)
+{
+    double d;
+    eng_sampler_params *sp = &c->sampling;
+#define NUM(lo, hi) if (!num(v, lo, hi, &d)) return app_fail(CMD, "%s '%s': expected a number from %g to %g", a, v, (double)(lo), (double)(hi)) + 1
+    if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
+    else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
+    else if (!strcmp(a, "--device")) o->device = v;
+    else if (!strcmp(a, "--cacert")) o->cacert = v;
+    else if (!strcmp(a, "--ppl")) c->ppl_file = v;
+    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUM(1, 1e6); c->n_predict = (int)d; }
+    else if (!strcmp(a, "-r") || !strcmp(a, "--repeats")) { NUM(1, 100); c->reps = (int)d; }
+    else if (!strcmp(a, "--ppl-ctx")) { NUM(8, 1 << 20); c->ppl_ctx = (uint32_t)d; }
+    else if (!strcmp(a, "--seed")) { NUM(0, 1.8e19); c->seed = (uint64_t)d; }
+    else if (!strcmp(a, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
+    else if (!strcmp(a, "--top-k")) { NUM(0, 1e9); sp->top_k = (int32_t)d; }
+    else if (!strcmp(a, "--top-p")) { NUM(1e-6, 1); sp->top_p = (float)d; }
+    else if (!strcmp(a, "--min-p")) { NUM(0, 1); sp->min_p = (float)d; }
+    else if (!strcmp(a, "--repeat-penalty")) { NUM(1e-3, 100); sp->repeat_penalty = (float)d; }
+    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { NUM(8, 1 << 24); o->so.n_ctx = (uint32_t)d; }
+    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NUM(1, 256); o->so.n_threads = (int)d; }
+    else if (!strcmp(a, "--mode")) {
+        if (!app_sched_mode_parse(v, &c->mode))
+            return app_fail(CMD, "--mode '%s': expected fair or concurrent", v) + 1;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+        if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv"))
+            return app_fail(CMD, "-o '%s': expected md, json or csv", v) + 1;
+        o->format = v;
+    } else if (!strcmp(a, "--backend")) {
+        if (strcmp(v, "cpu") && strcmp(v, "vulkan"))
+            return app_fail(CMD, "--backend '%s': expected vulkan or cpu", v) + 1;
+        o->so.backend = strcmp(v, "cpu") ? ENG_BACKEND_VULKAN : ENG_BACKEND_CPU;
+    } else
+        return -1;
+#undef NUM
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cmp_opts *o, app_cmp *c)
+{
+    o->so = eng_session_defaults();
+    c->sampling = o->so.sampling;
+    c->sampling.temperature = 0; /* greedy unless asked: a comparison should repeat */
+    c->n_predict = 64;
+    c->reps = 3;
+    c->seed = 42;
+    c->ppl_ctx = 512;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            o->help = true;
+            return 0;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (o->n_refs == MAX_MODELS)
+                return app_fail(CMD, "at most %d models", MAX_MODELS) + 1;
+            o->refs[o->n_refs++] = a;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return app_fail(CMD, "%s: a value is missing, or the option is unknown", a) + 1;
+        int r = value_opt(o, c, a, argv[i + 1]);
+        if (r < 0)
+            return app_fail(CMD, "unknown option '%s' (see sizeup compare --help)", a) + 1;
+        if (r)
+            return r;
+        i++;
+    }
+    if (o->n_refs < 1)
+        return app_fail(CMD, "no models given (sizeup compare MODEL MODEL... -p TEXT)") + 1;
+    if (!o->prompt == !o->file)
+        return app_fail(CMD, "give the prompt with -p TEXT or the prompts with -f FILE (one)") + 1;
+    o->so.sampling = c->sampling;
+    o->so.sampling.seed = c->seed;
+    return app_device_index(CMD, o->device, &o->so.device);
+}
+
+/* Prompts: -p as is, or the non-empty lines of -f. */
+static int load_prompts(const cmp_opts *o, app_cmp *c)
+{
+    if (o->prompt) {
+        c->prompts = malloc(sizeof *c->prompts);
+        if (!c->prompts || !(c->prompts[0] = strdup(o->prompt)))
+            return app_fail(CMD, "out of memory");
+        c->n_prompts = 1;
+        return 0;
+    }
+    char *text;
+    size_t len;
+    if (app_read_text(CMD, "-f", o->file, &text, &len))
+        return 1;
+    c->prompts = calloc(len / 2 + 1, sizeof *c->prompts);
+    for (char *line = text, *nl; c->prompts && line < text + len; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (!nl)
+            nl = text + len;
+        size_t n = (size_t)(nl - line);
+        if (n && line[n - 1] == '\r')
+            n--;
+        if (n && !(c->prompts[c->n_prompts++] = strndup(line, n)))
+            break;
+    }
+    free(text);
+    if (!c->prompts || (c->n_prompts && !c->prompts[c->n_prompts - 1]))
+        return app_fail(CMD, "out of memory");
+    if (!c->n_prompts)
+        return app_fail(CMD, "%s holds no prompt (one per line)", o->file);
+    return 0;
+}
+
+static void describe(app_cmp_model *mm)
+{
+    const eng_model *m = mm->m;
+    struct stat st;
+    mm->file_bytes = stat(mm->path, &st) ? 0 : (uint64_t)st.st_size;
+    mm->n_params = eng_model_n_params(m);
+    mm->weight_bytes = eng_model_weight_bytes(m);
+    mm->bits_per_weight = mm->n_params ? 8.0 * (double)mm->weight_bytes / (double)mm->n_params : 0;
+    char name[128] = "";
+    const char *base = strrchr(mm->path, '/');
+    base = base ? base + 1 : mm->path;
+    char arch[64] = "";
+    gguf_get_cstr(m->file, "general.name", name, sizeof name);
+    gguf_get_cstr(m->file, "general.architecture", arch, sizeof arch);
+    /* Converters that know no better name the model after its architecture ("llama"): the
+     * file name says more. */
+    snprintf(mm->name, sizeof mm->name, "%s", *name && strcmp(name, arch) ? name : base);
+    /* The quantization is the type most matrix weights are stored in (general.file_type is a
+     * label a converter may have got wrong). */
+    uint64_t by_type[GGUF_T_COUNT] = { 0 };
+    uint32_t top = 0;
+    for (int64_t i = 0; i < gguf_tensor_count(m->file); i++) {
+        const gguf_tensor *t = gguf_tensor_at(m->file, i);
+        if (t->n_dims >= 2 && t->type < GGUF_T_COUNT && (by_type[t->type] += t->n_elems) > by_type[top])
+            top = t->type;
+    }
+    snprintf(mm->quant, sizeof mm->quant, "%s", gguf_type_get(top)->name);
+    eng_stats s;
+    eng_session_stats(mm->s, &s);
+    snprintf(mm->backend, sizeof mm->backend, "%s", s.backend);
+    mm->mem_weights = s.mem_weights;
+    mm->mem_kv = s.mem_kv;
+    mm->mem_scratch = s.mem_scratch;
+    uint64_t sum = s.mem_weights + s.mem_kv + s.mem_scratch;
+    bool dev = !strncmp(s.backend, "vulkan", 6);
+    mm->mem_device = dev ? sum : 0;
+    mm->mem_host = dev ? 0 : sum;
+}
+
+static int open_models(const cmp_opts *o, app_cmp *c)
+{
+    c->models = calloc((size_t)o->n_refs, sizeof *c->models);
+    if (!c->models)
+        return app_fail(CMD, "out of memory");
+    for (int j = 0; j < o->n_refs; j++) {
+        app_cmp_model *mm = &c->models[j];
+        char err[512];
+        int rc;
+        mm->ref = o->refs[j];
+        c->n_models = j + 1;
+        if ((rc = app_model_path(CMD, mm->ref, o->cacert, &mm->path)))
+            return rc;
+        if (eng_model_open(mm->path, &mm->m, err, sizeof err))
+            return app_fail(CMD, "%s", err);
+        if (eng_session_new(mm->m, &o->so, &mm->s, err, sizeof err))
+            return app_fail(CMD, "%s: %s", mm->ref, err);
+        describe(mm);
+    }
+    /* Two quantizations of one model share a general.name: tell them apart by the file. */
+    for (int j = 0; j < c->n_models; j++)
+        for (int k = 0; k < c->n_models; k++)
+            if (j != k && !strcmp(c->models[j].name, c->models[k].name)) {
+                const char *b = strrchr(c->models[j].path, '/');
+                snprintf(c->models[j].name, sizeof c->models[j].name, "%s",
+                         b ? b + 1 : c->models[j].path);
+                break;
+            }
+    c->same_vocab = true;
+    for (int j = 1; j < c->n_models; j++)
+        c->same_vocab &= app_vocab_same(eng_model_vocab(c->models[0].m),
+                                        eng_model_vocab(c->models[j].m));
+    return 0;
+}
+
+/* ---- one generation: the scheduler's job ---- */
+
+typedef struct gen_text {
+    char *buf;
+    size_t len, cap;
+    bool keep;
+} gen_text;
+
+static bool on_token(void *user, int32_t token, const char *text, size_t len, const eng_stats *st)
+{
+    gen_text *g = user;
+    (void)token;
+    (void)st;
+    if (!g->keep || !len)
+        return true;
+    if (g->len + len + 1 > g->cap) {
+        size_t cap = (g->len + len + 1) * 2;
+        char *b = realloc(g->buf, cap);
+        if (!b)
+            return false;
+        g->buf = b;
+        g->cap = cap;
+    }
+    memcpy(g->buf + g->len, text, len);
+    g->len += len;
+    g->buf[g->len] = 0;
+    return true;
+}
+
+typedef struct job_ctx {
+    app_cmp *c;
+    int prompt;
+    int32_t **ids;    /* (n_models) the prompt tokenized by each model, BOS first */
+    size_t *n_ids;
+    char **errs;      /* (n_models) first failure of each job; malloc'd */
+} job_ctx;
+
+static int run_job(void *user, int j, int rep)
+{
+    job_ctx *x = user;
+    app_cmp_model *mm = &x->c->models[j];
+    app_cmp_cell *cell = app_cmp_cell_at(x->c, x->prompt, j);
+    eng_session_reset(mm->s);
+    gen_text g = { .keep = rep == 0 };
+    eng_generate_opts go = { x->c->n_predict, NULL, 0, NULL };
+    eng_stop_reason why = ENG_STOP_NONE;
+    if (eng_session_feed(mm->s, x->ids[j], x->n_ids[j]) ||
+        eng_session_generate(mm->s, &go, on_token, &g, &why)) {
+        free(g.buf);
+        x->errs[j] = strdup(eng_session_errmsg(mm->s));
+        return 1;
+    }
+    if (rep < 0) {
+        free(g.buf);
+        return 0;
+    }
+    eng_stats st;
+    eng_session_stats(mm->s, &st);
+    cell->ttft_ms[rep] = st.ttft_ms;
+    cell->pp_tps[rep] = st.prompt_tps;
+    cell->tg_tps[rep] = st.gen_tps;
+    if (rep == 0) {
+        cell->answer = g.buf ? g.buf : strdup("");
+        cell->answer_len = g.len;
+        cell->n_prompt = st.n_prompt;
+        cell->n_gen = st.n_gen;
+        cell->stop = why;
+    }
+    return 0;
+}
+
+static int alloc_cells(app_cmp *c)
+{
+    c->cells = calloc((size_t)c->n_prompts * (size_t)c->n_models, sizeof *c->cells);
+    c->spans = calloc((size_t)c->n_prompts * (size_t)c->reps * (size_t)c->n_models,
+                      sizeof *c->spans);
+    if (!c->cells || !c->spans)
+        return app_fail(CMD, "out of memory");
+    for (size_t i = 0; i < (size_t)c->n_prompts * (size_t)c->n_models; i++) {
+        app_cmp_cell *cell = &c->cells[i];
+        cell->ttft_ms = calloc((size_t)c->reps, sizeof(double));
+        cell->pp_tps = calloc((size_t)c->reps, sizeof(double));
+        cell->tg_tps = calloc((size_t)c->reps, sizeof(double));
+        if (!cell->ttft_ms || !cell->pp_tps || !cell->tg_tps)
+            return app_fail(CMD, "out of memory");
+    }
+    return 0;
+}
+
+static int run_prompt(app_cmp *c, int p, uint64_t *rng)
+{
+    int n = c->n_models, rc = 0;
+    int32_t *ids[MAX_MODELS] = { 0 };
+    size_t n_ids[MAX_MODELS] = { 0 };
+    char *errs[MAX_MODELS] = { 0 };
+    for (int j = 0; j < n && !rc; j++)
+        if (eng_tokenize(eng_model_vocab(c->models[j].m), c->prompts[p], strlen(c->prompts[p]),
+                         true, false, &ids[j], &n_ids[j]) != ENG_TOK_OK)
+            rc = app_fail(CMD, "out of memory tokenizing prompt %d", p + 1);
+    job_ctx x = { c, p, ids, n_ids, errs };
+    fprintf(stderr, "[sizeup] prompt %d/%d: %d model(s) x %d repeat(s), %s mode\n", p + 1,
+            c->n_prompts, n, c->reps, app_sched_mode_name(c->mode));
+    if (!rc && app_sched_run(c->mode, n, c->reps, p == 0, rng, run_job, &x,
+                             c->spans + c->n_spans)) {
+        rc = 1;
+        bool said = false;
+        for (int j = 0; j < n; j++)
+            if (errs[j])
+                said = app_fail(CMD, "%s: %s", c->models[j].ref, errs[j]);
+        if (!said)
+            app_fail(CMD, "could not start a thread per model (or out of memory)");
+    }
+    if (!rc)
+        c->n_spans += (size_t)c->reps * (size_t)n;
+    for (int j = 0; j < n; j++) {
+        free(ids[j]);
+        free(errs[j]);
+    }
+    return rc;
+}
+
+static void summarise(app_cmp *c)
+{
+    for (size_t i = 0; i < (size_t)c->n_prompts * (size_t)c->n_models; i++) {
+        app_cmp_cell *cell = &c->cells[i];
+        cell->ttft = app_stat_of(cell->ttft_ms, c->reps);
+        cell->pp = app_stat_of(cell->pp_tps, c->reps);
+        cell->tg = app_stat_of(cell->tg_tps, c->reps);
+    }
+    struct rusage ru;
+    if (!getrusage(RUSAGE_SELF, &ru))
+        c->peak_rss = (uint64_t)ru.ru_maxrss * 1024;
+}
+
+static int measure_ppl(app_cmp *c, const eng_session_opts *so)
+{
+    char *text;
+    size_t len;
+    if (!c->ppl_file)
+        return 0;
+    if (app_read_text(CMD, "--ppl", c->ppl_file, &text, &len))
+        return 1;
+    int rc = 0;
+    for (int j = 0; j < c->n_models && !rc; j++) {
+        app_cmp_model *mm = &c->models[j];
+        fprintf(stderr, "[sizeup] perplexity of %s on %s (windows of %u)\n", mm->ref,
+                c->ppl_file, c->ppl_ctx);
+        rc = app_ppl_run(CMD, mm->m, NULL, text, len, c->ppl_ctx, so, &mm->ppl);
+        mm->has_ppl = !rc;
+    }
+    free(text);
+    return rc;
+}
+
+static void free_cmp(app_cmp *c)
+{
+    for (int j = 0; c->models && j < c->n_models; j++) {
+        app_cmp_model *mm = &c->models[j];
+        app_ppl_free(&mm->ppl);
+        eng_session_free(mm->s);
+        eng_model_close(mm->m);
+        free(mm->path);
+    }
+    for (size_t i = 0; c->cells && i < (size_t)c->n_prompts * (size_t)c->n_models; i++) {
+        free(c->cells[i].answer);
+        free(c->cells[i].ttft_ms);
+        free(c->cells[i].pp_tps);
+        free(c->cells[i].tg_tps);
+    }
+    for (int p = 0; c->prompts && p < c->n_prompts; p++)
+        free(c->prompts[p]);
+    free(c->prompts);
+    free(c->cells);
+    free(c->spans);
+    free(c->models);
+}
+
+int app_cmd_compare(int argc, char **argv)
+{
+    cmp_opts o = { 0 };
+    app_cmp c = { 0 };
+    int rc = parse_args(argc, argv, &o, &c);
+    if (rc || o.help) {
+        if (o.help)
+            usage(stdout);
+        return rc;
+    }
+    app_cmp_format fmt = !o.format ? (isatty(STDOUT_FILENO) ? APP_CMP_TERM : APP_CMP_MD)
+                         : !strcmp(o.format, "json") ? APP_CMP_JSON
+                         : !strcmp(o.format, "csv") ? APP_CMP_CSV : APP_CMP_MD;
+    uint64_t rng = c.seed;
+    if (!(rc = load_prompts(&o, &c)) && !(rc = open_models(&o, &c)) && !(rc = alloc_cells(&c))) {
+        c.t0 = app_sched_now();
+        for (int p = 0; p < c.n_prompts && !rc; p++)
+            rc = run_prompt(&c, p, &rng);
+        summarise(&c);
+        if (!rc && !(rc = measure_ppl(&c, &o.so))) {
+            int width = 100;
+            struct winsize ws;
+            if (!ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) && ws.ws_col >= 40)
+                width = ws.ws_col;
+            app_cmp_write(&c, fmt, width, stdout);
+        }
+    }
+    free_cmp(&c);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/* Fair and concurrent scheduling of jobs (see app/sched.h). Threads are owned here, in app/, as
+ * DESIGN.md asks; the engine only promises that one session is used by one thread at a time. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app/sched.h"
+
+const char *app_sched_mode_name(app_sched_mode m)
+{
+    return m == APP_SCHED_CONCURRENT ? "concurrent" : "fair";
+}
+
+bool app_sched_mode_parse(const char *s, app_sched_mode *out)
+{
+    if (!strcmp(s, "fair"))
+        *out = APP_SCHED_FAIR;
+    else if (!strcmp(s, "concurrent"))
+        *out = APP_SCHED_CONCURRENT;
+    else
+        return false;
+    return true;
+}
+
+double app_sched_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* splitmix64: small, seedable, the same sequence everywhere. */
+static uint64_t next_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int run_fair(int n_jobs, int rep, uint64_t *rng, app_sched_fn fn, void *user,
+                    app_sched_span *out)
+{
+    int order[n_jobs];
+    for (int j = 0; j < n_jobs; j++)
+        order[j] = j;
+    for (int j = n_jobs - 1; j > 0; j--) { /* Fisher-Yates */
+        int k = (int)(next_rand(rng) % (uint64_t)(j + 1)), t = order[j];
+        order[j] = order[k];
+        order[k] = t;
+    }
+    for (int i = 0; i < n_jobs; i++) {
+        app_sched_span sp = { order[i], rep, app_sched_now(), 0 };
+        int rc = fn(user, order[i], rep);
+        sp.end = app_sched_now();
+        if (out)
+            out[i] = sp;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The starting gun: workers wait on it so that all jobs of a round start together (the
+ * contention is then real), or learn that the round was called off. */
+typedef struct gun {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;               /* 0 wait, 1 go, -1 called off */
+} gun;
+
+typedef struct worker {
+    pthread_t th;
+    gun *g;
+    app_sched_fn fn;
+    void *user;
+    app_sched_span span;
+    int rc;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    pthread_mutex_lock(&w->g->mu);
+    while (!w->g->state)
+        pthread_cond_wait(&w->g->cv, &w->g->mu);
+    int state = w->g->state;
+    pthread_mutex_unlock(&w->g->mu);
+    if (state < 0)
+        return NULL;
+    w->span.start = app_sched_now();
+    w->rc = w->fn(w->user, w->span.job, w->span.rep);
+    w->span.end = app_sched_now();
+    return NULL;
+}
+
+static int run_concurrent(int n_jobs, int rep, app_sched_fn fn, void *user, app_sched_span *out)
+{
+    worker *w = calloc((size_t)n_jobs, sizeof *w);
+    gun g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+    if (!w)
+        return -1;
+    int started = 0, rc = 0;
+    for (; started < n_jobs; started++) {
+        w[started] = (worker){ .g = &g, .fn = fn, .user = user, .span = { started, rep, 0, 0 } };
+        if (pthread_create(&w[started].th, NULL, work, &w[started]))
+            break;
+    }
+    pthread_mutex_lock(&g.mu);
+    g.state = started == n_jobs ? 1 : -1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    if (started < n_jobs)
+        rc = -1;
+    for (int j = 0; j < started; j++) {
+        pthread_join(w[j].th, NULL);
+        if (!rc)
+            rc = w[j].rc;
+        if (out)
+            out[j] = w[j].span;
+    }
+    free(w);
+    return rc;
+}
+
+int app_sched_run(app_sched_mode mode, int n_jobs, int reps, bool warmup, uint64_t *rng,
+                  app_sched_fn fn, void *user, app_sched_span *spans)
+{
+    if (n_jobs <= 0)
+        return 0;
+    for (int rep = warmup ? -1 : 0; rep < reps; rep++) {
+        app_sched_span *out = rep < 0 ? NULL : spans + (size_t)rep * (size_t)n_jobs;
+        int rc = mode == APP_SCHED_CONCURRENT ? run_concurrent(n_jobs, rep, fn, user, out)
+                                              : run_fair(n_jobs, rep, rng, fn, user, out);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,98 @@
+/* Fast dot products for the CPU backend, as llama.cpp's CPU backend computes them: the
+ * activation vector is quantized once per matrix product to 8 bits per element (blocks of 32
+ * for the Q4_0 .. Q8_0 weight family, super-blocks of 256 with 16-element sums for the K
+ * types), and each weight row is then multiplied with it in integer arithmetic, one float
+ * multiply per block. F32, F16 and BF16 weights keep float32 activations.
+ *
+ * Each kernel exists in plain C (cpu_kernels.c: the fallback, and the oracle the SIMD versions
+ * are tested against) and in AVX2 (cpu_kernels_avx2.c) and AVX-512 (cpu_kernels_avx512.c)
+ * versions compiled with target attributes, so the build stays generic -O2 and the instruction
+ * set is chosen at run time from what the CPU reports (cpuk_isa_best) or what SIZEUP_CPU_ISA
+ * asks for (generic, avx2, avx512: for tests and benchmarks).
+ *
+ * The integer sums of one block are exact in every version; only the order in which the
+ * per-block float terms are added differs, so a SIMD kernel agrees with the plain one to float
+ * rounding. Nothing here allocates or keeps state after the first cpuk_isa_best call. */
+#ifndef SIZEUP_CPU_KERNELS_H
+#define SIZEUP_CPU_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum cpuk_isa {
+    CPUK_GENERIC = 0, /* plain C */
+    CPUK_AVX2,        /* AVX2 + FMA + F16C */
+    CPUK_AVX512,      /* AVX-512 F/BW/VL (+ VNNI where present), on top of AVX2 */
+    CPUK_ISA_COUNT
+} cpuk_isa;
+
+/* How a weight type wants its activations. */
+typedef enum cpuk_act {
+    CPUK_ACT_F32 = 0, /* float32 as they are (F32, F16, BF16 weights) */
+    CPUK_ACT_Q8,      /* cpuk_q8 blocks of 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) */
+    CPUK_ACT_Q8K,     /* cpuk_q8k super-blocks of 256 (Q2_K .. Q6_K) */
+    CPUK_ACT_COUNT
+} cpuk_act;
+
+/* 32 activations: x[i] ~ d * qs[i]. d is rounded to fp16 precision as ggml's Q8_0 stores it;
+ * sum is the integer sum of qs (weights with an offset, Q4_0's -8 say, subtract offset * sum
+ * rather than widening every quant to signed); s = d * sum rounded to fp16 (ggml's Q8_1, for
+ * the weight types with a minimum). */
+typedef struct cpuk_q8 {
+    float d, s;
+    int32_t sum, pad;
+    int8_t qs[32];
+} cpuk_q8;
+
+/* 256 activations: x[i] ~ d * qs[i]; bsums[j] = sum of qs[16j .. 16j+15] (ggml's Q8_K). */
+typedef struct cpuk_q8k {
+    float d;
+    int16_t bsums[16];
+    int8_t qs[256];
+} cpuk_q8k;
+
+/* sum over the row of w[i] * x[i]: w a stored row of n elements of the weight type, x the
+ * activations in that type's cpuk_act form (n elements). */
+typedef float (*cpuk_dot_fn)(const void *w, const void *x, int64_t n);
+
+/* The same for four activation rows at once (x, x + stride, ...): a prompt's tokens share each
+ * weight block while it is in registers. out[t] is row t's sum. */
+typedef void (*cpuk_dot4_fn)(const void *w, const void *x, size_t stride, int64_t n, float out[4]);
+
+typedef struct cpuk_kernel {
+    cpuk_act act;
+    cpuk_dot_fn dot;
+    cpuk_dot4_fn dot4; /* NULL: call dot per row */
+} cpuk_kernel;
+
+/* The widest instruction set this CPU runs. */
+cpuk_isa cpuk_isa_best(void);
+/* SIZEUP_CPU_ISA (generic, avx2 or avx512) when set, capped at cpuk_isa_best(); else the best. */
+cpuk_isa cpuk_isa_from_env(void);
+const char *cpuk_isa_name(cpuk_isa isa);
+
+/* The kernel for a weight type (gguf_ttype) on an instruction set: false when the type has
+ * none. An instruction set that lacks a kernel for a type gets the next narrower one's. */
+bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k);
+
+/* Bytes of n activations in form act (n a multiple of 32 or 256 for the quantized forms). */
+size_t cpuk_act_bytes(cpuk_act act, int64_t n);
+/* Write x[0..n) in form act into dst (cpuk_act_bytes(act, n) bytes, 4-byte aligned). */
+void cpuk_quantize(cpuk_act act, const float *x, void *dst, int64_t n);
+
+/* o[i] += a * v[i] for i < n, v in f16: attention's weighted sum of cached values. */
+typedef void (*cpuk_axpy_f16_fn)(float *o, float a, const uint16_t *v, int64_t n);
+cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa);
+
+/* Per-ISA tables (internal to the cpu_kernels files): the dot kernel per weight type, indexed
+ * by gguf_ttype up to CPUK_MAX_TYPE; NULL where that file has none. */
+#define CPUK_MAX_TYPE 32
+extern const cpuk_dot_fn cpuk_generic_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
+void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
+void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */
+
+#endif

@@ -1,0 +1,174 @@
+/* AVX-512 VNNI dot kernels (see cpu_kernels.h): the 32-element block family, where vpdpbusd
+ * does vpmaddubsw + vpmaddwd's work in one instruction and without the 16-bit intermediate.
+ * They use 256-bit vectors (AVX-512VL): on the AMD EPYC (Zen 4) machines this project runs on, a
+ * 512-bit operation is two 256-bit halves, so wider vectors would not add throughput here, and
+ * 32 bytes is one block. The K types keep their AVX2 kernels on this instruction set: their
+ * per-sub-block scales need a multiply after vpdpbusd, which costs what vpmaddwd saves.
+ * cpuk_isa_best selects this set only when avx512f/bw/vl/vnni are all present. */
+#include "engine/cpu_kernels.h"
+
+#include "engine/gguf.h"
+#include "engine/quant_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#include <immintrin.h>
+
+static inline float f16(const uint8_t h[2])
+{
+    uint16_t u;
+    memcpy(&u, h, 2);
+    return _cvtsh_ss(u);
+}
+
+static inline float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256i nibbles32(const uint8_t *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m256i t = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+    return _mm256_and_si256(t, _mm256_set1_epi8(0x0f));
+}
+
+/* 0x10 in byte i where bit i of qh is set: one mask move on AVX-512BW. */
+static inline __m256i q5_bits32(const uint8_t qh[4])
+{
+    uint32_t bits;
+    memcpy(&bits, qh, 4);
+    return _mm256_maskz_mov_epi8((__mmask32)bits, _mm256_set1_epi8(0x10));
+}
+
+static inline __m256i xload(const cpuk_q8 *a)
+{
+    return _mm256_loadu_si256((const __m256i *)a->qs);
+}
+
+/* sum q*x over a block (q unsigned codes) minus off * (sum of x), in eight 32-bit lanes. */
+static inline __m256 block_u(__m256i q, const cpuk_q8 *a, int off)
+{
+    __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xload(a));
+    s = _mm256_sub_epi32(s, _mm256_castsi128_si256(_mm_cvtsi32_si128(off * a->sum)));
+    return _mm256_cvtepi32_ps(s);
+}
+
+/* One loop for the four 4- and 5-bit types: codes from code(), offset off (0 for the types
+ * with a minimum, which add m * s instead). Two chains hide the FMA latency. */
+#define DOT_BLOCKS(name, blk, code, off, has_min)                                                 \
+    static float name(const void *w, const void *x, int64_t n)                                   \
+    {                                                                                            \
+        const blk *b = w;                                                                        \
+        const cpuk_q8 *a = x;                                                                    \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                           \
+        float mins = 0;                                                                          \
+        int64_t nb = n / 32, i = 0;                                                              \
+        for (; i + 2 <= nb; i += 2, b += 2, a += 2) {                                            \
+            __m256 s0 = block_u(code(b), a, off), s1 = block_u(code((b + 1)), a + 1, off);       \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(b[0].d) * a[0].d), s0, acc0);              \
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(b[1].d) * a[1].d), s1, acc1);              \
+            if (has_min)                                                                         \
+                mins += MIN_OF(b, a) + MIN_OF((b + 1), (a + 1));                                 \
+        }                                                                                        \
+        for (; i < nb; i++, b++, a++) {                                                          \
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(b->d) * a->d), block_u(code(b), a, off), acc0); \
+            if (has_min)                                                                         \
+                mins += MIN_OF(b, a);                                                            \
+        }                                                                                        \
+        return hsum_ps(_mm256_add_ps(acc0, acc1)) + mins;                                        \
+    }
+
+#define CODE4(b) nibbles32((b)->qs)
+#define CODE5(b) _mm256_or_si256(nibbles32((b)->qs), q5_bits32((b)->qh))
+#define NO_MIN(b, a) 0.0f
+#define WITH_MIN(b, a) (f16((b)->m) * (a)->s)
+
+#define MIN_OF NO_MIN
+DOT_BLOCKS(dot_q4_0, blk_q4_0, CODE4, 8, 0)
+DOT_BLOCKS(dot_q5_0, blk_q5_0, CODE5, 16, 0)
+#undef MIN_OF
+#define MIN_OF WITH_MIN
+DOT_BLOCKS(dot_q4_1, blk_q4_1, CODE4, 0, 1)
+DOT_BLOCKS(dot_q5_1, blk_q5_1, CODE5, 0, 1)
+#undef MIN_OF
+
+/* Both signed: |w| and x carrying w's sign. */
+static inline __m256 block_s(const blk_q8_0 *b, const cpuk_q8 *a)
+{
+    __m256i w = _mm256_loadu_si256((const __m256i *)b->qs), x = xload(a);
+    __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(s);
+}
+
+static float dot_q8_0(const void *w, const void *x, int64_t n)
+{
+    const blk_q8_0 *b = w;
+    const cpuk_q8 *a = x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = n / 32, i = 0;
+    for (; i + 2 <= nb; i += 2, b += 2, a += 2) {
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(b[0].d) * a[0].d), block_s(b, a), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16(b[1].d) * a[1].d), block_s(b + 1, a + 1), acc1);
+    }
+    for (; i < nb; i++, b++, a++)
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(b->d) * a->d), block_s(b, a), acc0);
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* Four tokens per weight block: |w| is computed and the block loaded once for all four. */
+static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q8_0 *b = w;
+    const uint8_t *xb = x;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 32; i++, b++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs), aw = _mm256_abs_epi8(wv);
+        float dw = f16(b->d);
+        for (int t = 0; t < 4; t++) {
+            const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
+            __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xload(a), wv));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+static void dot4_q4_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q4_0 *b = w;
+    const uint8_t *xb = x;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 32; i++, b++) {
+        __m256i q = nibbles32(b->qs);
+        float dw = f16(b->d);
+        for (int t = 0; t < 4; t++) {
+            const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), block_u(q, a, 8), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+#pragma GCC pop_options
+
+const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE] = {
+    [GGUF_T_Q4_0] = dot4_q4_0, [GGUF_T_Q8_0] = dot4_q8_0,
+};
+
+const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE] = {
+    [GGUF_T_Q4_0] = dot_q4_0, [GGUF_T_Q4_1] = dot_q4_1, [GGUF_T_Q5_0] = dot_q5_0,
+    [GGUF_T_Q5_1] = dot_q5_1, [GGUF_T_Q8_0] = dot_q8_0,
+};
+
+#else /* not x86-64 */
+const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
+const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
+#endif

@@ -1,0 +1,312 @@
+/* The CPU backend's dot kernels (engine/cpu_kernels): the plain C kernels against
+ * dequantize-then-multiply in double precision (so the oracle itself is pinned to the layouts
+ * engine/quant decodes), then every SIMD kernel this machine can run against the plain one, on
+ * random rows of every weight type, for several lengths (one block, odd block counts, float rows
+ * of any length). Also the activation quantizers and the instruction-set choice. Random data is
+ * fresh each run; the seed is printed and SIZEUP_TEST_SEED=N repeats a run. */
+#include "tests/testutil.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/cpu_kernels.h"
+#include "engine/gguf.h"
+#include "engine/quant.h"
+#include "engine/quant_internal.h"
+
+static uint64_t rng_state;
+
+static void rng_seed(void)
+{
+    const char *s = getenv("SIZEUP_TEST_SEED");
+    rng_state = s && *s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
+    if (!rng_state)
+        rng_state = 1;
+    printf("# test_cpu_kernels: SIZEUP_TEST_SEED=%llu\n", (unsigned long long)rng_state);
+}
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static float rng_sym(void) /* [-1, 1) */
+{
+    return (float)((double)(rng_next() >> 11) * 0x1p-52 - 1.0);
+}
+
+/* Where each type keeps its fp16 factors inside a block (random bytes there could be
+ * infinities or NaNs; everywhere else any byte is a valid code). */
+typedef struct type_case {
+    uint32_t type;
+    const char *name;
+    size_t f16_at[2];
+    int n_f16;
+} type_case;
+
+static const type_case types[] = {
+    { GGUF_T_F32, "F32", { 0 }, 0 },
+    { GGUF_T_F16, "F16", { 0 }, 0 },
+    { GGUF_T_BF16, "BF16", { 0 }, 0 },
+    { GGUF_T_Q4_0, "Q4_0", { offsetof(blk_q4_0, d) }, 1 },
+    { GGUF_T_Q4_1, "Q4_1", { offsetof(blk_q4_1, d), offsetof(blk_q4_1, m) }, 2 },
+    { GGUF_T_Q5_0, "Q5_0", { offsetof(blk_q5_0, d) }, 1 },
+    { GGUF_T_Q5_1, "Q5_1", { offsetof(blk_q5_1, d), offsetof(blk_q5_1, m) }, 2 },
+    { GGUF_T_Q8_0, "Q8_0", { offsetof(blk_q8_0, d) }, 1 },
+    { GGUF_T_Q2_K, "Q2_K", { offsetof(blk_q2_k, d), offsetof(blk_q2_k, dmin) }, 2 },
+    { GGUF_T_Q3_K, "Q3_K", { offsetof(blk_q3_k, d) }, 1 },
+    { GGUF_T_Q4_K, "Q4_K", { offsetof(blk_q4_k, d), offsetof(blk_q4_k, dmin) }, 2 },
+    { GGUF_T_Q5_K, "Q5_K", { offsetof(blk_q5_k, d), offsetof(blk_q5_k, dmin) }, 2 },
+    { GGUF_T_Q6_K, "Q6_K", { offsetof(blk_q6_k, d) }, 1 },
+};
+
+/* A random row of n elements of tc's type (eng_row_bytes(type, n) bytes, caller frees). */
+static uint8_t *random_row(const type_case *tc, int64_t n)
+{
+    const gguf_type_info *ti = gguf_type_get(tc->type);
+    size_t bytes = eng_row_bytes(tc->type, n);
+    uint8_t *row = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++)
+        row[i] = (uint8_t)rng_next();
+    for (int64_t i = 0; i < n && ti->block_elems == 1; i++) {
+        float v = rng_sym() * 2;
+        if (tc->type == GGUF_T_F32)
+            memcpy(row + 4 * i, &v, 4);
+        else {
+            uint16_t h = tc->type == GGUF_T_F16 ? eng_f32_to_f16(v) : eng_f32_to_bf16(v);
+            memcpy(row + 2 * i, &h, 2);
+        }
+    }
+    for (int64_t b = 0; ti->block_elems > 1 && b < n / ti->block_elems; b++)
+        for (int k = 0; k < tc->n_f16; k++) {
+            uint16_t h = eng_f32_to_f16(rng_sym() * 0.05f);
+            memcpy(row + b * ti->block_bytes + tc->f16_at[k], &h, 2);
+        }
+    return row;
+}
+
+/* The activations a quantized form stands for (d * q), so that the plain kernel's exact
+ * answer can be computed independently. */
+static void act_values(cpuk_act act, const void *xq, const float *x, float *out, int64_t n)
+{
+    if (act == CPUK_ACT_F32) {
+        memcpy(out, x, (size_t)n * sizeof *out);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (act == CPUK_ACT_Q8) {
+            const cpuk_q8 *b = (const cpuk_q8 *)xq + i / 32;
+            out[i] = b->d * b->qs[i % 32];
+        } else {
+            const cpuk_q8k *b = (const cpuk_q8k *)xq + i / 256;
+            out[i] = b->d * b->qs[i % 256];
+        }
+}
+
+typedef struct row_case {
+    const type_case *tc;
+    int64_t n;
+    uint8_t *w;
+    float *x, *xv, *wf;
+    void *xq;
+    cpuk_kernel k;
+    double exact, scale; /* the answer in double, and sum |w x| to judge errors by */
+    double slack;        /* Q4_1/Q5_1: the fp16 rounding of the activations' d * sum */
+} row_case;
+
+static void row_case_new(row_case *rc, const type_case *tc, int64_t n)
+{
+    rc->tc = tc;
+    rc->n = n;
+    assert_true(cpuk_kernel_for(CPUK_GENERIC, tc->type, &rc->k));
+    rc->w = random_row(tc, n);
+    rc->x = malloc((size_t)n * sizeof(float));
+    rc->xv = malloc((size_t)n * sizeof(float));
+    rc->wf = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        rc->x[i] = rng_sym() * (i % 17 == 0 ? 8.0f : 1.0f); /* some outliers, as real ones have */
+    rc->xq = malloc(cpuk_act_bytes(rc->k.act, n) + 1);
+    cpuk_quantize(rc->k.act, rc->x, rc->xq, n);
+    act_values(rc->k.act, rc->xq, rc->x, rc->xv, n);
+    assert_true(eng_dequantize_row(tc->type, rc->w, rc->wf, n));
+    rc->exact = rc->scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        rc->exact += (double)rc->wf[i] * rc->xv[i];
+        rc->scale += fabs((double)rc->wf[i] * rc->xv[i]);
+    }
+    /* the types with a minimum m add m * s, s = d * sum rounded to fp16 as ggml's Q8_1 */
+    rc->slack = 0;
+    const gguf_type_info *ti = gguf_type_get(tc->type);
+    for (int64_t b = 0; tc->n_f16 == 2 && rc->k.act == CPUK_ACT_Q8 && b < n / 32; b++) {
+        const cpuk_q8 *a = (const cpuk_q8 *)rc->xq + b;
+        rc->slack += fabs(quant_f16(rc->w + b * ti->block_bytes + tc->f16_at[1]) * a->d * a->sum) * 0x1p-10;
+    }
+}
+
+static void row_case_free(row_case *rc)
+{
+    free(rc->w);
+    free(rc->x);
+    free(rc->xv);
+    free(rc->wf);
+    free(rc->xq);
+}
+
+static const int64_t lengths_blocks[] = { 1, 2, 3, 5, 7, 18 };
+static const int64_t lengths_float[] = { 1, 7, 8, 9, 15, 16, 17, 33, 100, 576 };
+
+/* Run check(rc) over every type and length. */
+static void each_row(void (*check)(row_case *rc))
+{
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const gguf_type_info *ti = gguf_type_get(types[t].type);
+        bool fl = ti->block_elems == 1;
+        size_t nl = fl ? sizeof lengths_float / sizeof lengths_float[0]
+                       : sizeof lengths_blocks / sizeof lengths_blocks[0];
+        for (size_t l = 0; l < nl; l++) {
+            row_case rc;
+            row_case_new(&rc, &types[t], fl ? lengths_float[l] : lengths_blocks[l] * ti->block_elems);
+            check(&rc);
+            row_case_free(&rc);
+        }
+    }
+}
+
+/* float32 rounding of a sum of n terms: a few ulps of the magnitude sum per block. */
+static double tolerance(const row_case *rc)
+{
+    return 1e-5 * rc->scale + rc->slack + 1e-30;
+}
+
+static void check_generic(row_case *rc)
+{
+    double got = rc->k.dot(rc->w, rc->xq, rc->n);
+    if (fabs(got - rc->exact) > tolerance(rc))
+        fail_msg("generic %s n=%lld: %.9g, dequantized product %.9g (scale %.3g)", rc->tc->name,
+                 (long long)rc->n, got, rc->exact, rc->scale);
+}
+
+/* The plain kernels compute what their layouts mean. */
+static void test_generic_matches_dequantized(void **state)
+{
+    each_row(check_generic);
+}
+
+static cpuk_isa isa_now;
+
+static void check_isa(row_case *rc)
+{
+    cpuk_kernel k;
+    assert_true(cpuk_kernel_for(isa_now, rc->tc->type, &k));
+    assert_int_equal(k.act, rc->k.act);
+    double want = rc->k.dot(rc->w, rc->xq, rc->n), got = k.dot(rc->w, rc->xq, rc->n);
+    if (!(fabs(got - want) <= tolerance(rc)))
+        fail_msg("%s %s n=%lld: %.9g, plain C %.9g (scale %.3g)", cpuk_isa_name(isa_now),
+                 rc->tc->name, (long long)rc->n, got, want, rc->scale);
+    if (!k.dot4)
+        return;
+    /* four activation rows: the case's x rotated by 0, 7, 14 and 21 elements */
+    size_t row = cpuk_act_bytes(k.act, rc->n);
+    uint8_t *x4 = malloc(4 * row);
+    float *xt = malloc((size_t)rc->n * sizeof *xt), out[4];
+    for (int t = 0; t < 4; t++) {
+        for (int64_t i = 0; i < rc->n; i++)
+            xt[i] = rc->x[(i + 7 * t) % rc->n];
+        cpuk_quantize(k.act, xt, x4 + t * row, rc->n);
+    }
+    free(xt);
+    k.dot4(rc->w, x4, row, rc->n, out);
+    for (int t = 0; t < 4; t++) {
+        double w4 = rc->k.dot(rc->w, x4 + t * row, rc->n);
+        if (!(fabs(out[t] - w4) <= tolerance(rc) * 4 + 1e-6 * fabs(w4)))
+            fail_msg("%s %s dot4 row %d n=%lld: %.9g, plain C %.9g", cpuk_isa_name(isa_now),
+                     rc->tc->name, t, (long long)rc->n, out[t], w4);
+    }
+    free(x4);
+}
+
+/* Every SIMD kernel this CPU runs agrees with the plain one. */
+static void test_simd_matches_generic(void **state)
+{
+    cpuk_isa best = cpuk_isa_best();
+    printf("# best instruction set here: %s\n", cpuk_isa_name(best));
+    for (int i = CPUK_GENERIC + 1; i <= (int)best; i++) {
+        isa_now = (cpuk_isa)i;
+        each_row(check_isa);
+        printf("#   %s kernels agree with plain C for %zu types\n", cpuk_isa_name(isa_now),
+               sizeof types / sizeof types[0]);
+    }
+}
+
+/* The quantizers: every value within half a step of its code (the fp16 rounding of Q8's d
+ * adds up to |q| * 2^-11 steps), the extreme element at +-127, and the sums consistent. */
+static void test_quantizers(void **state)
+{
+    enum { N = 256 * 3 };
+    float x[N];
+    for (int i = 0; i < N; i++)
+        x[i] = rng_sym() * (i % 13 == 0 ? 10.0f : 1.0f);
+    x[40] = 0;
+    memset(x + 64, 0, 32 * sizeof(float)); /* an all-zero block */
+    cpuk_q8 q8[N / 32];
+    cpuk_quantize(CPUK_ACT_Q8, x, q8, N);
+    for (int b = 0; b < N / 32; b++) {
+        int sum = 0, amax = 0;
+        for (int j = 0; j < 32; j++) {
+            float v = x[32 * b + j];
+            int q = q8[b].qs[j];
+            sum += q;
+            amax = abs(q) > amax ? abs(q) : amax;
+            assert_true(fabsf(v - q8[b].d * q) <= q8[b].d * (0.5f + 127 * 0x1p-11f) + 1e-12f);
+        }
+        assert_int_equal(sum, q8[b].sum);
+        assert_int_equal(amax, b == 2 ? 0 : 127);
+        assert_float_equal(q8[b].s, q8[b].d * sum, fabsf(q8[b].d * sum) * 1e-3f + 1e-12f);
+    }
+    static cpuk_q8k q8k[N / 256];
+    cpuk_quantize(CPUK_ACT_Q8K, x, q8k, N);
+    for (int b = 0; b < N / 256; b++) {
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++)
+                sum += q8k[b].qs[16 * g + j];
+            assert_int_equal(sum, q8k[b].bsums[g]);
+        }
+        for (int j = 0; j < 256; j++)
+            assert_true(fabsf(x[256 * b + j] - q8k[b].d * q8k[b].qs[j]) <= fabsf(q8k[b].d) * 0.5001f);
+    }
+}
+
+/* SIZEUP_CPU_ISA picks the instruction set, never one the CPU lacks. */
+static void test_isa_choice(void **state)
+{
+    cpuk_isa best = cpuk_isa_best();
+    setenv("SIZEUP_CPU_ISA", "generic", 1);
+    assert_int_equal(cpuk_isa_from_env(), CPUK_GENERIC);
+    setenv("SIZEUP_CPU_ISA", "avx512", 1);
+    assert_int_equal(cpuk_isa_from_env(), best);
+    setenv("SIZEUP_CPU_ISA", "AVX2", 1);
+    assert_int_equal(cpuk_isa_from_env(), best < CPUK_AVX2 ? best : CPUK_AVX2);
+    unsetenv("SIZEUP_CPU_ISA");
+    assert_int_equal(cpuk_isa_from_env(), best);
+    cpuk_kernel k;
+    assert_false(cpuk_kernel_for(best, GGUF_T_IQ2_XXS, &k));
+    assert_true(cpuk_kernel_for(best, GGUF_T_Q4_K, &k) && k.act == CPUK_ACT_Q8K);
+}
+
+int main(void)
+{
+    rng_seed();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_generic_matches_dequantized),
+        cmocka_unit_test(test_simd_matches_generic),
+        cmocka_unit_test(test_quantizers),
+        cmocka_unit_test(test_isa_choice),
+    };
+    return cmocka_run_group_tests_name("cpu_kernels", tests, NULL, NULL);
+}
