@@ -20,6 +20,7 @@ typedef struct app_chat_cfg {
     const char *tmpl;       /* --template: force a family (and chat mode) */
     const char *system;     /* --system */
     const char *banner;     /* shown above the panes (the demo's), or NULL */
+    const char *cacert;     /* --cacert, for a model downloaded from inside the TUI */
 } app_chat_cfg;
 
 typedef enum app_job {
@@ -33,8 +34,11 @@ typedef enum app_job {
 typedef struct app_worker app_worker;
 
 /* Start a worker that opens the model at path and reports to wake_fd (the write end of the
- * UI's wake pipe, non-blocking). NULL when out of memory or no thread could start. */
-app_worker *app_worker_start(const char *path, const app_chat_cfg *cfg, int wake_fd);
+ * UI's wake pipe, non-blocking); with path NULL it first downloads ref into the store, its
+ * progress in the pane (Esc cancels, leaving the part for resuming). NULL when out of memory or
+ * no thread could start. */
+app_worker *app_worker_start(const char *path, const char *ref, const app_chat_cfg *cfg,
+                             int wake_fd);
 /* Cancel, finish and free (joins the thread). NULL is a no-op. */
 void app_worker_stop(app_worker *w);
 /* Queue a job (text copied; may be NULL). false when the queue is full. */

@@ -145,14 +145,15 @@ static void post_targets(chat_tui *t, app_job job, const char *text)
 static void add_or_swap(chat_tui *t, int i, const char *ref)
 {
     char why[600];
-    char *path = app_chat_resolve_local(ref, why, sizeof why);
-    if (!path) {
+    bool remote;
+    char *path = app_chat_resolve_local(ref, &remote, why, sizeof why);
+    if (!path && !remote) {
         app_chat_notice(t, "%s", why);
         return;
     }
     if (i == t->n && t->n == 1 && !t->w[0])
         i = 0;  /* the "no model" pane makes way */
-    app_chat_open_pane(t, i, path);
+    app_chat_open_pane(t, i, path, path ? NULL : ref);
     t->focus = i;
     free(path);
 }
@@ -166,6 +167,37 @@ static int pane_arg(chat_tui *t, const char *cmd, const char *arg)
         return -1;
     }
     return n - 1;
+}
+
+/* /add, /model and /close; false when cmd is none of them. */
+static bool pane_command(chat_tui *t, const char *cmd, const char *arg)
+{
+    if (!strcmp(cmd, "add")) {
+        if (t->n == UI_MAX_PANES)
+            app_chat_notice(t, "/add: %d panes at most; /close one first", UI_MAX_PANES);
+        else if (*arg)
+            add_or_swap(t, t->n, arg);
+        else
+            app_chat_notice(t, "/add REF (a .gguf file, a model of the store, or a reference "
+                            "to download: qwen2.5:0.5b, hf.co/..., a URL)");
+    } else if (!strcmp(cmd, "model")) {
+        int i = pane_arg(t, "/model", arg);
+        const char *ref = arg + strcspn(arg, " ");
+        ref += strspn(ref, " ");
+        if (i >= 0 && *ref)
+            add_or_swap(t, i, ref);
+        else if (i >= 0)
+            app_chat_notice(t, "/model N REF");
+    } else if (!strcmp(cmd, "close")) {
+        int i = pane_arg(t, "/close", arg);
+        if (i >= 0 && t->n == 1)
+            app_chat_notice(t, "/close: the last pane stays (/quit leaves)");
+        else if (i >= 0)
+            app_chat_close_pane(t, i);
+    } else {
+        return false;
+    }
+    return true;
 }
 
 void app_chat_command(chat_tui *t, const char *line)
@@ -206,28 +238,7 @@ void app_chat_command(chat_tui *t, const char *line)
             app_chat_notice(t, "/save FILE (FILE.json for JSON)");
     } else if (!strcmp(cmd, "stats")) {
         stats_box(t);
-    } else if (!strcmp(cmd, "add")) {
-        if (t->n == UI_MAX_PANES && t->w[0])
-            app_chat_notice(t, "/add: %d panes at most; /close one first", UI_MAX_PANES);
-        else if (*arg)
-            add_or_swap(t, t->n, arg);
-        else
-            app_chat_notice(t, "/add REF (a .gguf file or a model in the store)");
-    } else if (!strcmp(cmd, "model")) {
-        int i = pane_arg(t, "/model", arg);
-        const char *ref = arg + strcspn(arg, " ");
-        ref += strspn(ref, " ");
-        if (i >= 0 && *ref)
-            add_or_swap(t, i, ref);
-        else if (i >= 0)
-            app_chat_notice(t, "/model N REF");
-    } else if (!strcmp(cmd, "close")) {
-        int i = pane_arg(t, "/close", arg);
-        if (i >= 0 && t->n == 1)
-            app_chat_notice(t, "/close: the last pane stays (/quit leaves)");
-        else if (i >= 0)
-            app_chat_close_pane(t, i);
-    } else {
+    } else if (!pane_command(t, cmd, arg)) {
         app_chat_notice(t, "unknown command /%s (F1 or /help lists them)", cmd);
     }
     t->full = t->dirty = true;

@@ -10,9 +10,10 @@
 #include "engine/gguf.h"
 #include "engine/model_info.h"
 
-char *app_chat_resolve_local(const char *ref, char *why, size_t whylen)
+char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t whylen)
 {
     struct stat sb;
+    *remote = false;
     if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode))
         return strdup(ref);
     dl_ctx *c = dl_open();
@@ -25,9 +26,15 @@ char *app_chat_resolve_local(const char *ref, char *why, size_t whylen)
         if (app_builtin_path("chat", c, ref, true, &path))
             snprintf(why, whylen, "%s: the built-in model could not be found or made (see "
                      "the log)", ref);
-    } else if (dl_locate(c, ref, &path) != DL_OK)
-        snprintf(why, whylen, "%s is neither a file nor a model in the store; download it "
-                 "first with: sizeup pull %s", ref, ref);
+    } else if (dl_locate(c, ref, &path) != DL_OK) {
+        dl_ref r;
+        if (dl_ref_parse(c, ref, &r) == DL_OK && r.kind != DL_REF_LOCAL)
+            *remote = true;
+        else
+            snprintf(why, whylen, "%s: no such file, and not a model reference (a catalog "
+                     "name, hf.co/OWNER/REPO, a URL; see sizeup catalog)", ref);
+        dl_ref_free(&r);
+    }
     dl_close(c);
     return path;
 }

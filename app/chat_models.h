@@ -4,12 +4,14 @@
 #ifndef SIZEUP_APP_CHAT_MODELS_H
 #define SIZEUP_APP_CHAT_MODELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Resolve a model reference without any network: an existing file, a built-in demo model
  * (demo:..., made quietly when it is the one sizeup makes), or a model in the store.
- * Returns a malloc'd path, or NULL with why (for /add and /model inside the TUI). */
-char *app_chat_resolve_local(const char *ref, char *why, size_t whylen);
+ * Returns a malloc'd path, or NULL: with *remote set when ref names something to download
+ * (catalog, hf.co, URL), else with why (for /add and /model inside the TUI). */
+char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t whylen);
 
 /* The header's facts from the file: main tensor type ("Q4_0", "F32"), bits per weight, file
  * size. Unknown values come back as "?" and 0. */

@@ -123,7 +123,7 @@ static char *state_path(const char *name)
 
 /* ---- panes ---- */
 
-bool app_chat_open_pane(chat_tui *t, int i, const char *path)
+bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref)
 {
     if (i > t->n || i >= UI_MAX_PANES)
         return false;
@@ -139,11 +139,11 @@ bool app_chat_open_pane(chat_tui *t, int i, const char *path)
         t->p[t->n++] = p;
     }
     ui_pane_info *in = ui_pane_info_of(p);
-    const char *base = strrchr(path, '/');
-    snprintf(in->name, sizeof in->name, "%s", base ? base + 1 : path);
+    const char *base = path ? strrchr(path, '/') : NULL;
+    snprintf(in->name, sizeof in->name, "%s", base ? base + 1 : path ? path : ref);
     snprintf(in->mode, sizeof in->mode, "loading");
     in->detail[0] = 0;
-    t->w[i] = app_worker_start(path, &t->cfg, t->wake[1]);
+    t->w[i] = app_worker_start(path, ref, &t->cfg, t->wake[1]);
     if (!t->w[i])
         ui_pane_add_turn(p, UI_ROLE_ERROR, "could not start a worker thread for this model");
     t->full = t->dirty = true;
@@ -528,7 +528,7 @@ int app_chat_tui(char **paths, size_t n, const app_chat_cfg *cfg)
     install_signals();
     ui_input_open(hist);
     for (size_t i = 0; i < n && i < UI_MAX_PANES; i++)
-        app_chat_open_pane(&t, t.n, paths[i]);
+        app_chat_open_pane(&t, t.n, paths[i], NULL);
     if (!t.n)
         empty_pane(&t);
     if (cfg->banner)

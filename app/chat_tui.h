@@ -23,8 +23,9 @@ typedef struct chat_tui {
 void app_chat_command(chat_tui *t, const char *line);
 /* A transient message in the bar. */
 void app_chat_notice(chat_tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Open a model in pane i (new or replacing), or add a pane when i == t->n. */
-bool app_chat_open_pane(chat_tui *t, int i, const char *ref);
+/* Open the model at path in pane i (new or replacing), or add a pane when i == t->n; with path
+ * NULL, download ref first in that pane. */
+bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref);
 void app_chat_close_pane(chat_tui *t, int i);
 /* The panes a message goes to: all (broadcast) or the focused one. */
 bool app_chat_targets(const chat_tui *t, int i);

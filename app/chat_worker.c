@@ -44,7 +44,8 @@ struct app_worker {
     bool st_new, info_new;
     volatile int cancel;  /* set by the UI under mu, read by the engine between tokens */
     /* the worker thread's own */
-    char *path;
+    char *path;          /* NULL until ref is downloaded */
+    char *ref;           /* a reference to download first, or NULL */
     app_chat_cfg cfg;
     eng_model *m;
     eng_session *s;
@@ -188,8 +189,64 @@ static void describe(app_worker *w)
     pthread_mutex_unlock(&w->mu);
 }
 
+static int on_download(const dl_progress *p, void *user)
+{
+    app_worker *w = user;
+    char a[16], b[16], c[16];
+    pthread_mutex_lock(&w->mu);
+    w->st.phase = UI_PHASE_DOWNLOADING;
+    w->st.progress = p->total ? (double)p->done / (double)p->total : -1;
+    snprintf(w->st.note, sizeof w->st.note, "%s of %s, %s/s", app_fmt_bytes(p->done, a, sizeof a),
+             p->total ? app_fmt_bytes(p->total, b, sizeof b) : "?",
+             app_fmt_bytes((unsigned long long)p->bytes_per_s, c, sizeof c));
+    w->st_new = true;
+    wake_locked(w);
+    int stop = w->cancel;
+    pthread_mutex_unlock(&w->mu);
+    return stop;
+}
+
+/* Say what will be fetched (size first, and where), then fetch it into the store. */
+static bool download(app_worker *w)
+{
+    char msg[1200], sz[16];
+    dl_ctx *c = dl_open();
+    if (!c) {
+        post(w, EV_ERROR, "out of memory");
+        return false;
+    }
+    if (w->cfg.cacert)
+        dl_set_cacert(c, w->cfg.cacert);
+    dl_resolved r;
+    dl_status st = dl_resolve(c, w->ref, false, &r);
+    if (!st) {
+        uint64_t total = 0;
+        for (size_t i = 0; i < r.n_files; i++)
+            total += r.files[i].size;
+        snprintf(msg, sizeof msg, "downloading %s: %s (%s) into %s. Esc cancels; the part "
+                 "is kept, and the same /add resumes it.", w->ref,
+                 r.n_files ? r.files[0].rel_name : "?",
+                 total ? app_fmt_bytes(total, sz, sizeof sz) : "size unknown",
+                 dl_store_dir(c) ? dl_store_dir(c) : "the store");
+        post(w, EV_INFO, msg);
+        dl_resolved_free(&r);
+        dl_set_progress(c, on_download, w);
+        st = dl_pull(c, w->ref, &w->path);
+    }
+    if (st == DL_ERR_CANCELLED)
+        post(w, EV_INFO, "download cancelled; the part is kept for resuming");
+    else if (st)
+        post(w, EV_ERROR, dl_errmsg(c));
+    dl_close(c);
+    return st == DL_OK && w->path;
+}
+
 static bool load(app_worker *w)
 {
+    if (!w->path && !download(w)) {
+        set_phase(w, UI_PHASE_ERROR, NULL);
+        return false;
+    }
     char err[512];
     set_phase(w, UI_PHASE_LOADING, NULL);
     if (eng_model_open(w->path, &w->m, err, sizeof err) ||
@@ -197,7 +254,7 @@ static bool load(app_worker *w)
         eng_conv_new(w->m, w->s, ENG_CONV_AUTO, w->cfg.tmpl, &w->conv, err, sizeof err)) {
         post(w, EV_ERROR, err);
         pthread_mutex_lock(&w->mu);
-        snprintf(w->info.name, sizeof w->info.name, "%s", w->path);
+        snprintf(w->info.name, sizeof w->info.name, "%s", w->path ? w->path : w->ref);
         snprintf(w->info.mode, sizeof w->info.mode, "not loaded");
         w->info_new = true;
         pthread_mutex_unlock(&w->mu);
@@ -331,7 +388,15 @@ static void run_job(app_worker *w, const job *j)
 static void *worker_main(void *arg)
 {
     app_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->running = true;  /* so Esc reaches a download */
+    pthread_mutex_unlock(&w->mu);
     load(w);
+    pthread_mutex_lock(&w->mu);
+    w->running = false;
+    w->cancel = 0;
+    wake_locked(w);
+    pthread_mutex_unlock(&w->mu);
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (w->jh == w->jt && !w->quit)
@@ -354,10 +419,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-app_worker *app_worker_start(const char *path, const app_chat_cfg *cfg, int wake_fd)
+app_worker *app_worker_start(const char *path, const char *ref, const app_chat_cfg *cfg,
+                             int wake_fd)
 {
     app_worker *w = calloc(1, sizeof *w);
-    if (!w || !(w->path = strdup(path))) {
+    if (!w || (path && !(w->path = strdup(path))) || (!path && !(w->ref = strdup(ref)))) {
+        if (w)
+            free(w->path);
         free(w);
         return NULL;
     }
@@ -371,6 +439,7 @@ app_worker *app_worker_start(const char *path, const app_chat_cfg *cfg, int wake
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
         free(w->path);
+        free(w->ref);
         free(w);
         return NULL;
     }
@@ -398,6 +467,7 @@ void app_worker_stop(app_worker *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->path);
+    free(w->ref);
     free(w);
 }
 

@@ -115,6 +115,7 @@ static int parse_args(int argc, char **argv, chat_args *a)
         a->cfg.so.backend = ENG_BACKEND_CPU;
     else if (env && a->cfg.so.backend == ENG_BACKEND_AUTO && !strcmp(env, "vulkan"))
         a->cfg.so.backend = ENG_BACKEND_VULKAN;
+    a->cfg.cacert = a->cacert;
     return a->help ? 0 : app_device_index(CMD, a->device, &a->cfg.so.device);
 }
 

@@ -320,7 +320,7 @@ void ui_pane_drawn(ui_pane *p, int h)
 const char *ui_phase_name(ui_phase ph)
 {
     static const char *const names[] = { "idle", "loading", "prefill", "generating", "waiting",
-                                         "error" };
+                                         "error", "downloading" };
     return (unsigned)ph < sizeof names / sizeof names[0] ? names[ph] : "?";
 }
 
@@ -378,7 +378,11 @@ static void add_seg(char *buf, size_t cap, int width, const char *seg)
 
 static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
 {
-    if (st->phase == UI_PHASE_LOADING && st->progress >= 0)
+    if (st->phase == UI_PHASE_DOWNLOADING && st->progress >= 0)
+        snprintf(seg, cap, "downloading %d%% (%s)", (int)(st->progress * 100), st->note);
+    else if (st->phase == UI_PHASE_DOWNLOADING)
+        snprintf(seg, cap, "downloading (%s)", st->note);
+    else if (st->phase == UI_PHASE_LOADING && st->progress >= 0)
         snprintf(seg, cap, "loading the model %d%%", (int)(st->progress * 100 + 0.5));
     else if (st->phase == UI_PHASE_LOADING)
         snprintf(seg, cap, "loading the model...");
@@ -412,8 +416,18 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     snprintf(seg[9], sizeof seg[9], "%s", spark);
     snprintf(seg[10], sizeof seg[10], "rss %s", fmt_bytes(st->host_rss, a, sizeof a));
     buf[0] = 0;
-    bool loading = st->phase == UI_PHASE_LOADING;  /* no figures yet: loading is not slowness */
-    for (int i = 0; i < N_SEG; i++)
+    /* no figures yet: loading is not slowness */
+    bool loading = st->phase == UI_PHASE_LOADING || st->phase == UI_PHASE_DOWNLOADING;
+    for (int i = 0; i < N_SEG; i++) {
         if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10))
             add_seg(buf, cap, width, seg[i]);
+        if (i == 0 && line == 0 && !buf[0]) {  /* too narrow for the details: the word alone */
+            if (st->progress >= 0 && loading)
+                snprintf(seg[0], sizeof seg[0], "%s %d%%", ui_phase_name(st->phase),
+                         (int)(st->progress * 100));
+            else
+                snprintf(seg[0], sizeof seg[0], "%s", ui_phase_name(st->phase));
+            add_seg(buf, cap, width, seg[0]);
+        }
+    }
 }

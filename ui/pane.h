@@ -25,6 +25,7 @@ typedef enum ui_phase {
     UI_PHASE_GENERATING,
     UI_PHASE_WAITING,     /* queued behind another pane's turn, or stopping */
     UI_PHASE_ERROR,
+    UI_PHASE_DOWNLOADING, /* fetching the model into the store (progress, note) */
 } ui_phase;
 const char *ui_phase_name(ui_phase p);
 
@@ -33,7 +34,8 @@ const char *ui_phase_name(ui_phase p);
 /* Live figures of a pane, filled by the app from the engine's statistics. */
 typedef struct ui_pane_status {
     ui_phase phase;
-    double progress;            /* loading: 0..1, < 0 unknown */
+    double progress;            /* loading, downloading: 0..1, < 0 unknown */
+    char note[64];              /* downloading: "12 MiB of 469 MiB, 5.1 MiB/s" */
     double tps_now;             /* decode tokens/s over the last few tokens */
     double tps_avg;             /* decode tokens/s of the answer so far (first to last token) */
     double prompt_tps, ttft_ms; /* prompt tokens/s; time to first token of the last answer */
