@@ -57,7 +57,8 @@ const char *app_chat_set_check(const char *kv);
 /* The --plain line mode over these model paths (app/chat_plain.c); returns the exit status. */
 int app_chat_plain(char **paths, size_t n, const app_chat_cfg *cfg);
 
-/* The TUI (app/cmd_chat.c). */
-int app_chat_tui(char **paths, size_t n, const app_chat_cfg *cfg);
+/* The TUI (app/chat_tui.c): pane i opens paths[i], or downloads refs[i] first when paths[i] is
+ * NULL (refs may be NULL when every path is given). */
+int app_chat_tui(char **paths, const char *const *refs, size_t n, const app_chat_cfg *cfg);
 
 #endif

@@ -506,7 +506,7 @@ static void teardown(chat_tui *t)
     close(t->wake[1]);
 }
 
-int app_chat_tui(char **paths, size_t n, const app_chat_cfg *cfg)
+int app_chat_tui(char **paths, const char *const *refs, size_t n, const app_chat_cfg *cfg)
 {
     chat_tui t = { 0 };
     t.cfg = *cfg;
@@ -522,13 +522,18 @@ int app_chat_tui(char **paths, size_t n, const app_chat_cfg *cfg)
         free(log);
         close(t.wake[0]);
         close(t.wake[1]);
+        for (size_t i = 0; i < n; i++)
+            if (!paths[i])
+                return app_fail("chat", "this terminal cannot be driven, and the line mode "
+                                "needs %s downloaded first (sizeup pull)", refs[i]);
         return app_chat_plain(paths, n, cfg);
     }
     sig_wake_fd = t.wake[1];
     install_signals();
     ui_input_open(hist);
     for (size_t i = 0; i < n && i < UI_MAX_PANES; i++)
-        app_chat_open_pane(&t, t.n, paths[i], NULL);
+        if (paths[i] || (refs && refs[i]))
+            app_chat_open_pane(&t, t.n, paths[i], refs ? refs[i] : NULL);
     if (!t.n)
         empty_pane(&t);
     if (cfg->banner)

@@ -119,6 +119,28 @@ static int parse_args(int argc, char **argv, chat_args *a)
     return a->help ? 0 : app_device_index(CMD, a->device, &a->cfg.so.device);
 }
 
+/* The models named on the command line. The line mode resolves them as run's -m does (a
+ * download with its progress on stderr); the TUI takes files and stored models as paths and
+ * leaves the rest to download in their own panes (refs[i] with paths[i] NULL). */
+static int resolve_named(const chat_args *a, bool plain, char **paths, const char **refs)
+{
+    for (int i = 0; i < a->n_refs; i++) {
+        refs[i] = a->refs[i];
+        if (plain) {
+            int rc = app_model_path(CMD, a->refs[i], a->cacert, &paths[i]);
+            if (rc)
+                return rc;
+            continue;
+        }
+        char why[600];
+        bool remote;
+        paths[i] = app_chat_resolve_local(a->refs[i], &remote, why, sizeof why);
+        if (!paths[i] && !remote)
+            return app_fail(CMD, "%s", why);
+    }
+    return 0;
+}
+
 int app_cmd_chat(int argc, char **argv)
 {
     chat_args a = { 0 };
@@ -128,27 +150,24 @@ int app_cmd_chat(int argc, char **argv)
             usage(stdout);
         return rc;
     }
+    const char *term = getenv("TERM");
+    bool plain = a.plain || !term || !strcmp(term, "dumb") || !isatty(STDIN_FILENO) ||
+                 !isatty(STDOUT_FILENO);
     char **paths = NULL;
+    const char *refs[8] = { 0 };
     size_t n = 0;
     if (a.n_refs) {
-        paths = calloc((size_t)a.n_refs, sizeof *paths);
-        for (int i = 0; paths && i < a.n_refs && !rc; i++)
-            if (!(rc = app_model_path(CMD, a.refs[i], a.cacert, &paths[i])))
-                n++;
-        if (!paths)
-            rc = app_fail(CMD, "out of memory");
+        n = (size_t)a.n_refs;
+        paths = calloc(n, sizeof *paths);
+        rc = paths ? resolve_named(&a, plain, paths, refs) : app_fail(CMD, "out of memory");
     } else {
         bool demo = false;
         /* a failure (said on stderr) still opens the TUI, whose pane says how to get a model */
         if (app_default_models(CMD, &paths, &n, &demo) == 0 && demo)
             a.cfg.banner = app_demo_banner;
     }
-    if (!rc) {
-        const char *term = getenv("TERM");
-        bool plain = a.plain || !term || !strcmp(term, "dumb") || !isatty(STDIN_FILENO) ||
-                     !isatty(STDOUT_FILENO);
-        rc = plain ? app_chat_plain(paths, n, &a.cfg) : app_chat_tui(paths, n, &a.cfg);
-    }
-    app_paths_free(paths, a.n_refs ? (size_t)a.n_refs : n);
+    if (!rc)
+        rc = plain ? app_chat_plain(paths, n, &a.cfg) : app_chat_tui(paths, refs, n, &a.cfg);
+    app_paths_free(paths, n);
     return rc;
 }

@@ -71,9 +71,19 @@ ls "$T"/store/*/*.part >/dev/null 2>&1 || fail "no part kept after the cancel"
 tmux send-keys -t "$S" F2
 # the same /add resumes, and the model loads in the new pane
 tmux send-keys -t "$S" "/add $URL" Enter
-for _ in $(seq 1 300); do [ "$(screen | grep -c 'completion mode')" -ge 2 ] && break; sleep 0.1; done
-[ "$(screen | grep -c 'completion mode')" -ge 2 ] || fail "the downloaded model did not load"
+for _ in $(seq 1 300); do [ "$(screen | grep -o 'no chat template' | wc -l)" -ge 2 ] && break; sleep 0.1; done
+[ "$(screen | grep -o 'no chat template' | wc -l)" -ge 2 ] || fail "the downloaded model did not load"
 ls "$T"/store/*/*.gguf >/dev/null 2>&1 || fail "the model is not in the store"
 tmux send-keys -t "$S" "/quit" Enter
 wait_for "EXIT-STATUS:0" 10 || fail "/quit did not exit with status 0"
+tmux kill-session -t "$S"
+
+# a reference on the command line that is not in the store downloads in its own pane too
+tmux new-session -d -s "$S" -x 140 -y 30 \
+    "SIZEUP_MODELS=$T/store2 XDG_STATE_HOME=$T/state $BIN chat $M1 $URL --backend cpu; echo EXIT-STATUS:\$?; sleep 60"
+wait_for "downloading $URL" 10 || fail "the named URL did not download in its pane"
+for _ in $(seq 1 300); do [ "$(screen | grep -o 'no chat template' | wc -l)" -ge 2 ] && break; sleep 0.1; done
+[ "$(screen | grep -o 'no chat template' | wc -l)" -ge 2 ] || fail "the named URL's model did not load"
+tmux send-keys -t "$S" "/quit" Enter
+wait_for "EXIT-STATUS:0" 10 || fail "/quit did not exit with status 0 (second run)"
 echo "tui_download: passed"
