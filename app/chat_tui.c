@@ -143,6 +143,7 @@ bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref)
     snprintf(in->name, sizeof in->name, "%s", base ? base + 1 : path ? path : ref);
     snprintf(in->mode, sizeof in->mode, "loading");
     in->detail[0] = 0;
+    t->load_since[i] = 0;
     t->w[i] = app_worker_start(path, ref, &t->cfg, t->wake[1]);
     if (!t->w[i])
         ui_pane_add_turn(p, UI_ROLE_ERROR, "could not start a worker thread for this model");
@@ -157,6 +158,7 @@ void app_chat_close_pane(chat_tui *t, int i)
     for (int k = i; k + 1 < t->n; k++) {
         t->w[k] = t->w[k + 1];
         t->p[k] = t->p[k + 1];
+        t->load_since[k] = t->load_since[k + 1];
     }
     t->n--;
     if (t->focus >= t->n)
@@ -454,10 +456,18 @@ static void loop(chat_tui *t)
             free(line);
         }
         now = app_chat_now_ms();
-        if (now - last_rss >= 1000) {  /* the bar's memory figure, once a second */
+        if (now - last_rss >= 1000) {  /* memory and loading time, once a second */
             unsigned long long rss = app_host_rss();
-            for (int i = 0; i < t->n; i++)
-                ui_pane_status_of(t->p[i])->host_rss = rss;
+            for (int i = 0; i < t->n; i++) {
+                ui_pane_status *st = ui_pane_status_of(t->p[i]);
+                st->host_rss = rss;
+                if (st->phase != UI_PHASE_LOADING)
+                    t->load_since[i] = 0;
+                else if (!t->load_since[i])
+                    t->load_since[i] = now;
+                else  /* the engine gives no load progress: the time says it is not stuck */
+                    snprintf(st->note, sizeof st->note, "%.0f s", (now - t->load_since[i]) / 1e3);
+            }
             last_rss = now;
             t->dirty = true;
         }

@@ -17,6 +17,7 @@ typedef struct chat_tui {
     char notice[200];
     double notice_until;
     int wake[2];                     /* workers write [1]; the loop polls [0] */
+    double load_since[UI_MAX_PANES]; /* when each pane was first seen loading, 0: not loading */
 } chat_tui;
 
 /* Run a line that starts with '/'. */

@@ -385,7 +385,7 @@ static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
     else if (st->phase == UI_PHASE_LOADING && st->progress >= 0)
         snprintf(seg, cap, "loading the model %d%%", (int)(st->progress * 100 + 0.5));
     else if (st->phase == UI_PHASE_LOADING)
-        snprintf(seg, cap, "loading the model...");
+        snprintf(seg, cap, "loading the model...%s%s", st->note[0] ? " " : "", st->note);
     else
         snprintf(seg, cap, "%s", ui_phase_name(st->phase));
 }

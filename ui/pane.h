@@ -35,7 +35,7 @@ const char *ui_phase_name(ui_phase p);
 typedef struct ui_pane_status {
     ui_phase phase;
     double progress;            /* loading, downloading: 0..1, < 0 unknown */
-    char note[64];              /* downloading: "12 MiB of 469 MiB, 5.1 MiB/s" */
+    char note[64];              /* downloading: "12 MiB of 469 MiB, 5.1 MiB/s"; loading: "3 s" */
     double tps_now;             /* decode tokens/s over the last few tokens */
     double tps_avg;             /* decode tokens/s of the answer so far (first to last token) */
     double prompt_tps, ttft_ms; /* prompt tokens/s; time to first token of the last answer */
