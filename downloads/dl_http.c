@@ -258,22 +258,27 @@ static dl_status cancelled(dl_ctx *c, const char *url, bool part_kept)
                    part_kept ? "; the partial download is kept and will resume" : "");
 }
 
-/* "host" or "host:port" of url, for messages. */
-static void url_host(const char *url, char *out, size_t cap)
+bool dl_url_host(const char *url, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s", url);
+    out[0] = 0;
     CURLU *u = curl_url();
     char *host = NULL, *port = NULL;
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
-            snprintf(out, cap, "%s:%s", host, port);
-        else
-            snprintf(out, cap, "%s", host);
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0];
+    if (ok) {
+        int n = curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK
+                    ? snprintf(out, cap, "%s:%s", host, port)
+                    : snprintf(out, cap, "%s", host);
+        ok = n > 0 && (size_t)n < cap;
+        for (char *p = out; ok && *p; p++)
+            *p = (char)tolower((unsigned char)*p);
     }
+    if (!ok)
+        out[0] = 0;
     curl_free(host);
     curl_free(port);
     curl_url_cleanup(u);
+    return ok;
 }
 
 /* ---- response headers ---- */
@@ -797,7 +802,8 @@ static dl_status curl_failure(xfer *x, CURLcode rc, bool *transient)
     char host[300];
     char *eff = NULL;
     bool have_eff = curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff;
-    url_host(have_eff ? eff : x->url, host, sizeof host);
+    if (!dl_url_host(have_eff ? eff : x->url, host, sizeof host))
+        snprintf(host, sizeof host, "%s", have_eff ? eff : x->url);
     const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
     bool timed_out = never_connected(x, rc);
     if (timed_out)

@@ -44,6 +44,11 @@ char *dl_concat(const char *a, const char *b);
 
 /* ---- data installed with the program (dl_ctx.c) ---- */
 
+/* "host" or "host:port" (the port only where the URL names one) of url, in lower case, with any
+ * user:password dropped: for messages and for comparing hosts. libcurl's URL parser does the
+ * parsing. False, with out "", when url has no host or it does not fit cap. */
+bool dl_url_host(const char *url, char *out, size_t cap);
+
 /* Find NAME, a data file (want_dir false) or folder installed with the program: override when
  * set (a setting or environment variable: then nothing else is tried), else in order
  *   BINDIR/../share/sizeup/NAME   installed (make install), BINDIR from /proc/self/exe

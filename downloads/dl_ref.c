@@ -183,27 +183,6 @@ static dl_status parse_hf_path(dl_ctx *c, dl_ref *r, const char *rest, bool *oth
     return DL_OK;
 }
 
-/* "HOST[:PORT]" of an http(s) URL into buf (lower case); false when there is none. */
-static bool url_host(const char *url, char *buf, size_t buflen)
-{
-    const char *p = strstr(url, "://");
-    if (!p)
-        return false;
-    p += 3;
-    size_t n = strcspn(p, "/?#");
-    const char *at = memchr(p, '@', n);   /* drop user:password@ */
-    if (at) {
-        n -= (size_t)(at + 1 - p);
-        p = at + 1;
-    }
-    if (n == 0 || n >= buflen)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = (char)tolower((unsigned char)p[i]);
-    buf[n] = 0;
-    return true;
-}
-
 /* Hugging Face's own hosts, and the configured endpoint's, carry repository paths. */
 static bool is_hf_host(dl_ctx *c, const char *host, bool *endpoint_only)
 {
@@ -212,7 +191,7 @@ static bool is_hf_host(dl_ctx *c, const char *host, bool *endpoint_only)
     if (!strcmp(host, "huggingface.co") || !strcmp(host, "hf.co") ||
         !strcmp(host, "www.huggingface.co"))
         return true;
-    if (c && url_host(dl_hf_endpoint(c), ep, sizeof ep) && !strcmp(ep, host))
+    if (c && dl_url_host(dl_hf_endpoint(c), ep, sizeof ep) && !strcmp(ep, host))
         return *endpoint_only = true;
     return false;
 }
@@ -220,7 +199,7 @@ static bool is_hf_host(dl_ctx *c, const char *host, bool *endpoint_only)
 static dl_status parse_url(dl_ctx *c, dl_ref *r)
 {
     char host[256];
-    if (!url_host(r->text, host, sizeof host))
+    if (!dl_url_host(r->text, host, sizeof host))
         return ref_fail(c, DL_ERR_ARG, "'%s': URL without a host name", r->text);
     bool endpoint_only, other_rev = false;
     if (is_hf_host(c, host, &endpoint_only)) {
@@ -911,7 +890,7 @@ static dl_status url_store_path(dl_ctx *c, const char *ref, const char *url, cha
 {
     char host[256], buf[PATH_MAX], *comp[MAX_COMPONENTS];
     const char *p = strstr(url, "://");
-    if (!url_host(url, host, sizeof host) || !p || !strcmp(host, ".") || !strcmp(host, ".."))
+    if (!dl_url_host(url, host, sizeof host) || !p || !strcmp(host, ".") || !strcmp(host, ".."))
         return dl_fail(c, DL_ERR_ARG, "%s: URL without a usable host name", ref);
     p += 3;
     p += strcspn(p, "/?#");

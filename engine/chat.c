@@ -15,42 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- growable output buffer; an allocation failure is sticky and checked once at the end */
-
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-/* Allocates even for n == 0, so a buffer that was written to, if only with "", is non-NULL. */
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (n > SIZE_MAX / 2 - b->len) {
-        b->oom = true;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n > 0)
-        memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+#include "engine/strbuf.h"
 
 /* ---- spans of message text */
 
@@ -60,7 +25,7 @@ typedef struct span {
 } span;
 
 static span span_of(const char *s) { return (span){s, strlen(s)}; }
-static void sb_span(sbuf *b, span s) { sb_put(b, s.p, s.n); }
+static void sb_span(strbuf *b, span s) { strbuf_put(b, s.p, s.n); }
 
 /* Jinja's trim is Python's str.strip(); message text is treated as ASCII here, so the rarer
  * Unicode spaces it would also remove are kept. */
@@ -435,8 +400,8 @@ typedef struct rctx {
     size_t n;
     bool gen; /* ENG_CHAT_GEN_PROMPT */
     bool bos; /* ENG_CHAT_BOS_TEXT */
-    sbuf out;
-    sbuf sys; /* system text waiting for the turn it is merged into */
+    strbuf out;
+    strbuf sys; /* system text waiting for the turn it is merged into */
 } rctx;
 
 static int role(const rctx *c, size_t i) { return role_of(c->m[i].role); }
@@ -445,7 +410,7 @@ static span content(const rctx *c, size_t i) { return span_of(c->m[i].content); 
 static void put_bos(rctx *c)
 {
     if (c->bos && c->t->bos_text)
-        sb_puts(&c->out, c->t->bos_text);
+        strbuf_puts(&c->out, c->t->bos_text);
 }
 
 /* Families without a system slot merge system text into a user turn; several system
@@ -455,15 +420,14 @@ static bool sys_held(const rctx *c) { return c->sys.p != NULL; }
 static void hold_system(rctx *c, size_t i)
 {
     if (sys_held(c))
-        sb_puts(&c->sys, "\n\n");
+        strbuf_puts(&c->sys, "\n\n");
     sb_span(&c->sys, content(c, i));
 }
 
 static void drop_system(rctx *c)
 {
     c->out.oom |= c->sys.oom; /* a failed append must not be forgotten with the buffer */
-    free(c->sys.p);
-    c->sys = (sbuf){0};
+    strbuf_free(&c->sys);
 }
 
 /* chatml follows Qwen2.5's template, which equals ollama's chatml when a system message is
@@ -473,41 +437,41 @@ static void drop_system(rctx *c)
 static void fmt_chatml(rctx *c)
 {
     const eng_chat_template *t = c->t;
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     put_bos(c);
     if (t->default_system[0] && (c->n == 0 || role(c, 0) != R_SYSTEM)) {
-        sb_puts(o, "<|im_start|>system\n");
-        sb_puts(o, t->default_system);
-        sb_puts(o, "<|im_end|>\n");
+        strbuf_puts(o, "<|im_start|>system\n");
+        strbuf_puts(o, t->default_system);
+        strbuf_puts(o, "<|im_end|>\n");
     }
     for (size_t i = 0; i < c->n; i++) {
         span s = content(c, i);
         if (role(c, i) == R_ASSISTANT && (t->variant & ENG_CHAT_VAR_STRIP_THINK) && i + 1 < c->n)
             s = after_think(s, true);
-        sb_puts(o, "<|im_start|>");
-        sb_puts(o, c->m[i].role);
-        sb_puts(o, "\n");
+        strbuf_puts(o, "<|im_start|>");
+        strbuf_puts(o, c->m[i].role);
+        strbuf_puts(o, "\n");
         sb_span(o, s);
-        sb_puts(o, "<|im_end|>\n");
+        strbuf_puts(o, "<|im_end|>\n");
     }
     if (c->gen) {
-        sb_puts(o, "<|im_start|>assistant\n");
+        strbuf_puts(o, "<|im_start|>assistant\n");
         if (t->variant & ENG_CHAT_VAR_THINK_OPEN)
-            sb_puts(o, "<think>\n");
+            strbuf_puts(o, "<think>\n");
     }
 }
 
-static void llama3_header(sbuf *o, const char *role_name)
+static void llama3_header(strbuf *o, const char *role_name)
 {
-    sb_puts(o, "<|start_header_id|>");
-    sb_puts(o, role_name);
-    sb_puts(o, "<|end_header_id|>\n\n");
+    strbuf_puts(o, "<|start_header_id|>");
+    strbuf_puts(o, role_name);
+    strbuf_puts(o, "<|end_header_id|>\n\n");
 }
 
 /* Meta's templates trim every message (ollama's do not; the goldens have nothing to trim). */
 static void fmt_llama3(rctx *c)
 {
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     size_t i = 0;
     put_bos(c);
     if (c->t->variant & ENG_CHAT_VAR_LLAMA31_SYSTEM) {
@@ -515,16 +479,16 @@ static void fmt_llama3(rctx *c)
         if (c->n > 0 && role(c, 0) == R_SYSTEM)
             sys = trim(content(c, i++));
         llama3_header(o, "system");
-        sb_puts(o, "Cutting Knowledge Date: December 2023\nToday Date: ");
-        sb_puts(o, c->t->date ? c->t->date : "26 Jul 2024");
-        sb_puts(o, "\n\n");
+        strbuf_puts(o, "Cutting Knowledge Date: December 2023\nToday Date: ");
+        strbuf_puts(o, c->t->date ? c->t->date : "26 Jul 2024");
+        strbuf_puts(o, "\n\n");
         sb_span(o, sys);
-        sb_puts(o, "<|eot_id|>");
+        strbuf_puts(o, "<|eot_id|>");
     }
     for (; i < c->n; i++) {
         llama3_header(o, c->m[i].role);
         sb_span(o, trim(content(c, i)));
-        sb_puts(o, "<|eot_id|>");
+        strbuf_puts(o, "<|eot_id|>");
     }
     if (c->gen)
         llama3_header(o, "assistant");
@@ -534,23 +498,23 @@ static void fmt_llama3(rctx *c)
  * + ' [/INST]'. The first BOS is the tokenizer's (or put_bos's); later ones are text. */
 static void llama2_inst(rctx *c, span user, size_t start)
 {
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     if (o->len > start)
-        sb_puts(o, c->t->bos_text ? c->t->bos_text : "<s>");
-    sb_puts(o, "[INST] ");
+        strbuf_puts(o, c->t->bos_text ? c->t->bos_text : "<s>");
+    strbuf_puts(o, "[INST] ");
     if (sys_held(c)) {
-        sb_puts(o, "<<SYS>>\n");
-        sb_put(o, c->sys.p, c->sys.len);
-        sb_puts(o, "\n<</SYS>>");
+        strbuf_puts(o, "<<SYS>>\n");
+        strbuf_put(o, c->sys.p, c->sys.len);
+        strbuf_puts(o, "\n<</SYS>>");
         user = rtrim(user);
         if (user.n > 0)
-            sb_puts(o, "\n\n");
+            strbuf_puts(o, "\n\n");
         drop_system(c);
     } else {
         user = trim(user);
     }
     sb_span(o, user);
-    sb_puts(o, " [/INST]");
+    strbuf_puts(o, " [/INST]");
 }
 
 /* Llama 2 as Meta wrote it (llama/generation.py, the HF template): "[INST] q [/INST] a </s>",
@@ -569,9 +533,9 @@ static void fmt_llama2(rctx *c)
             llama2_inst(c, content(c, i), start);
             break;
         default:
-            sb_puts(&c->out, " ");
+            strbuf_puts(&c->out, " ");
             sb_span(&c->out, trim(content(c, i)));
-            sb_puts(&c->out, " </s>");
+            strbuf_puts(&c->out, " </s>");
         }
     }
     if (sys_held(c)) /* no user turn followed: the system text gets one of its own */
@@ -588,7 +552,7 @@ static void fmt_mistral(rctx *c)
     const unsigned v = c->t->variant;
     const bool sysprompt = v & ENG_CHAT_VAR_MISTRAL_SYSPROMPT;
     const char *sp = (v & ENG_CHAT_VAR_MISTRAL_TEKKEN) ? "" : " ";
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     size_t last_user = SIZE_MAX;
     put_bos(c);
     for (size_t i = 0; i < c->n; i++) {
@@ -600,31 +564,31 @@ static void fmt_mistral(rctx *c)
     for (size_t i = 0; i < c->n; i++) {
         int r = role(c, i);
         if (r == R_SYSTEM && sysprompt) {
-            sb_puts(o, "[SYSTEM_PROMPT]");
+            strbuf_puts(o, "[SYSTEM_PROMPT]");
             sb_span(o, content(c, i));
-            sb_puts(o, "[/SYSTEM_PROMPT]");
+            strbuf_puts(o, "[/SYSTEM_PROMPT]");
         } else if (r == R_USER) {
-            sb_puts(o, "[INST]");
-            sb_puts(o, sp);
+            strbuf_puts(o, "[INST]");
+            strbuf_puts(o, sp);
             if (i == last_user && c->sys.len > 0) {
-                sb_put(o, c->sys.p, c->sys.len);
-                sb_puts(o, "\n\n");
+                strbuf_put(o, c->sys.p, c->sys.len);
+                strbuf_puts(o, "\n\n");
             }
             sb_span(o, content(c, i));
-            sb_puts(o, "[/INST]");
+            strbuf_puts(o, "[/INST]");
         } else if (r == R_ASSISTANT) {
             /* Only the spaced v3 template trims answers. */
             span a = (*sp && !sysprompt) ? trim(content(c, i)) : content(c, i);
-            sb_puts(o, sp);
+            strbuf_puts(o, sp);
             sb_span(o, a);
-            sb_puts(o, "</s>");
+            strbuf_puts(o, "</s>");
         }
     }
     if (last_user == SIZE_MAX && c->sys.len > 0) { /* nowhere to merge it: a turn of its own */
-        sb_puts(o, "[INST]");
-        sb_puts(o, sp);
-        sb_put(o, c->sys.p, c->sys.len);
-        sb_puts(o, "[/INST]");
+        strbuf_puts(o, "[INST]");
+        strbuf_puts(o, sp);
+        strbuf_put(o, c->sys.p, c->sys.len);
+        strbuf_puts(o, "[/INST]");
     }
 }
 
@@ -633,50 +597,50 @@ static void fmt_mistral(rctx *c)
  * an assistant message can be continued. */
 static void fmt_phi3(rctx *c)
 {
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     put_bos(c);
     for (size_t i = 0; i < c->n; i++) {
         span s = content(c, i);
         if (role(c, i) == R_SYSTEM &&
             ((c->t->variant & ENG_CHAT_VAR_DROP_SYSTEM) || s.n == 0))
             continue;
-        sb_puts(o, "<|");
-        sb_puts(o, c->m[i].role);
-        sb_puts(o, "|>\n");
+        strbuf_puts(o, "<|");
+        strbuf_puts(o, c->m[i].role);
+        strbuf_puts(o, "|>\n");
         sb_span(o, s);
-        sb_puts(o, "<|end|>\n");
+        strbuf_puts(o, "<|end|>\n");
     }
     if (c->gen)
-        sb_puts(o, "<|assistant|>\n");
+        strbuf_puts(o, "<|assistant|>\n");
 }
 
 /* Zephyr's template: every turn "<|role|>\n" + content + eos + "\n". */
 static void fmt_zephyr(rctx *c)
 {
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     put_bos(c);
     for (size_t i = 0; i < c->n; i++) {
-        sb_puts(o, "<|");
-        sb_puts(o, c->m[i].role);
-        sb_puts(o, "|>\n");
+        strbuf_puts(o, "<|");
+        strbuf_puts(o, c->m[i].role);
+        strbuf_puts(o, "|>\n");
         sb_span(o, content(c, i));
-        sb_puts(o, "</s>\n");
+        strbuf_puts(o, "</s>\n");
     }
     if (c->gen)
-        sb_puts(o, "<|assistant|>\n");
+        strbuf_puts(o, "<|assistant|>\n");
 }
 
 static void gemma_user(rctx *c, span s, const char *sep)
 {
-    sbuf *o = &c->out;
-    sb_puts(o, "<start_of_turn>user\n");
+    strbuf *o = &c->out;
+    strbuf_puts(o, "<start_of_turn>user\n");
     if (sys_held(c)) {
-        sb_put(o, c->sys.p, c->sys.len);
-        sb_puts(o, sep);
+        strbuf_put(o, c->sys.p, c->sys.len);
+        strbuf_puts(o, sep);
         drop_system(c);
     }
     sb_span(o, trim(s));
-    sb_puts(o, "<end_of_turn>\n");
+    strbuf_puts(o, "<end_of_turn>\n");
 }
 
 /* Gemma has no system role; its text opens the next user turn. Gemma 1/2 templates refuse a
@@ -685,7 +649,7 @@ static void gemma_user(rctx *c, span s, const char *sep)
 static void fmt_gemma(rctx *c)
 {
     const char *sep = c->t->family == ENG_CHAT_GEMMA3 ? "\n\n" : "\n";
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     put_bos(c);
     for (size_t i = 0; i < c->n; i++) {
         int r = role(c, i);
@@ -694,15 +658,15 @@ static void fmt_gemma(rctx *c)
         } else if (r == R_USER) {
             gemma_user(c, content(c, i), sep);
         } else {
-            sb_puts(o, "<start_of_turn>model\n");
+            strbuf_puts(o, "<start_of_turn>model\n");
             sb_span(o, trim(content(c, i)));
-            sb_puts(o, "<end_of_turn>\n");
+            strbuf_puts(o, "<end_of_turn>\n");
         }
     }
     if (sys_held(c))
         gemma_user(c, (span){"", 0}, sep);
     if (c->gen)
-        sb_puts(o, "<start_of_turn>model\n");
+        strbuf_puts(o, "<start_of_turn>model\n");
 }
 
 /* DeepSeek R1 / V3 / V3.1: system text right after BOS with no marker (several joined by a
@@ -713,31 +677,31 @@ static void fmt_deepseek(rctx *c)
     const char *think = c->t->family == ENG_CHAT_DEEPSEEK_R1 ? "<think>\n"
                         : (v & ENG_CHAT_VAR_THINK_CLOSED) ? "</think>"
                                                             : "";
-    sbuf *o = &c->out;
+    strbuf *o = &c->out;
     put_bos(c);
     for (size_t i = 0; i < c->n; i++)
         if (role(c, i) == R_SYSTEM)
             hold_system(c, i);
-    sb_put(o, c->sys.p, c->sys.len);
+    strbuf_put(o, c->sys.p, c->sys.len);
     for (size_t i = 0; i < c->n; i++) {
         int r = role(c, i);
         if (r == R_USER) {
-            sb_puts(o, "<｜User｜>");
+            strbuf_puts(o, "<｜User｜>");
             sb_span(o, content(c, i));
         } else if (r == R_ASSISTANT) {
             span a = content(c, i);
             if (v & ENG_CHAT_VAR_STRIP_THINK)
                 a = after_think(a, false);
-            sb_puts(o, "<｜Assistant｜>");
+            strbuf_puts(o, "<｜Assistant｜>");
             if (v & ENG_CHAT_VAR_THINK_CLOSED)
-                sb_puts(o, "</think>");
+                strbuf_puts(o, "</think>");
             sb_span(o, a);
-            sb_puts(o, "<｜end▁of▁sentence｜>");
+            strbuf_puts(o, "<｜end▁of▁sentence｜>");
         }
     }
     if (c->gen) {
-        sb_puts(o, "<｜Assistant｜>");
-        sb_puts(o, think);
+        strbuf_puts(o, "<｜Assistant｜>");
+        strbuf_puts(o, think);
     }
 }
 
@@ -798,11 +762,11 @@ eng_chat_status eng_chat_render(const eng_chat_template *t, const eng_chat_msg *
     c.gen = flags & ENG_CHAT_GEN_PROMPT;
     c.bos = flags & ENG_CHAT_BOS_TEXT;
     formatters[t->family](&c);
-    sb_put(&c.out, "", 0); /* an empty render is still a string */
+    strbuf_put(&c.out, "", 0); /* an empty render is still a string */
     bool oom = c.out.oom || c.sys.oom;
-    free(c.sys.p);
+    strbuf_free(&c.sys);
     if (oom) {
-        free(c.out.p);
+        strbuf_free(&c.out);
         return fail(ENG_CHAT_ERR_NOMEM, err, errlen, "chat render: out of memory");
     }
     *out = c.out.p;

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/strbuf.h"
+
 typedef struct wkv {
     char *key;
     uint8_t *rec;   /* the whole record: key, type, value */
@@ -37,49 +39,25 @@ struct gguf_writer {
     char err[512];
 };
 
-/* A growable byte buffer for building one record. */
-typedef struct wbuf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;
-} wbuf;
+/* Records are built in a strbuf (engine/strbuf.h); a failed append is sticky and checked once,
+ * when the record is stored. */
 
-static void put(wbuf *b, const void *src, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-
-static void put_u32(wbuf *b, uint32_t v)
+static void put_u32(strbuf *b, uint32_t v)
 {
     uint8_t x[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
-    put(b, x, 4);
+    strbuf_put(b, x, 4);
 }
 
-static void put_u64(wbuf *b, uint64_t v)
+static void put_u64(strbuf *b, uint64_t v)
 {
     put_u32(b, (uint32_t)v);
     put_u32(b, (uint32_t)(v >> 32));
 }
 
-static void put_str(wbuf *b, const char *s, size_t n)
+static void put_str(strbuf *b, const char *s, size_t n)
 {
     put_u64(b, n);
-    put(b, s, n);
+    strbuf_put(b, s, n);
 }
 
 static gguf_status wfail(gguf_writer *w, gguf_status st, const char *fmt, ...)
@@ -116,16 +94,16 @@ void gguf_writer_free(gguf_writer *w)
 const char *gguf_writer_errmsg(const gguf_writer *w) { return w->err; }
 
 /* Store a finished record under key, replacing an existing one in place. Takes b's memory. */
-static gguf_status store(gguf_writer *w, const char *key, wbuf *b)
+static gguf_status store(gguf_writer *w, const char *key, strbuf *b)
 {
     if (b->oom) {
-        free(b->p);
+        strbuf_free(b);
         return wfail(w, GGUF_ERR_NOMEM, "out of memory for key '%s'", key);
     }
     for (size_t i = 0; i < w->n_kv; i++)
         if (!strcmp(w->kv[i].key, key)) {
             free(w->kv[i].rec);
-            w->kv[i].rec = b->p;
+            w->kv[i].rec = (uint8_t *)b->p;
             w->kv[i].len = b->len;
             return GGUF_OK;
         }
@@ -133,7 +111,7 @@ static gguf_status store(gguf_writer *w, const char *key, wbuf *b)
         size_t cap = w->cap_kv ? 2 * w->cap_kv : 16;
         wkv *kv = realloc(w->kv, cap * sizeof *kv);
         if (!kv) {
-            free(b->p);
+            strbuf_free(b);
             return wfail(w, GGUF_ERR_NOMEM, "out of memory for key '%s'", key);
         }
         w->kv = kv;
@@ -141,14 +119,14 @@ static gguf_status store(gguf_writer *w, const char *key, wbuf *b)
     }
     char *k = strdup(key);
     if (!k) {
-        free(b->p);
+        strbuf_free(b);
         return wfail(w, GGUF_ERR_NOMEM, "out of memory for key '%s'", key);
     }
-    w->kv[w->n_kv++] = (wkv){ k, b->p, b->len };
+    w->kv[w->n_kv++] = (wkv){ k, (uint8_t *)b->p, b->len };
     return GGUF_OK;
 }
 
-static void begin(wbuf *b, const char *key, uint32_t type)
+static void begin(strbuf *b, const char *key, uint32_t type)
 {
     put_str(b, key, strlen(key));
     put_u32(b, type);
@@ -157,9 +135,9 @@ static void begin(wbuf *b, const char *key, uint32_t type)
 static gguf_status set_scalar(gguf_writer *w, const char *key, uint32_t type, const void *le,
                               size_t n)
 {
-    wbuf b = { 0 };
+    strbuf b = { 0 };
     begin(&b, key, type);
-    put(&b, le, n);
+    strbuf_put(&b, le, n);
     return store(w, key, &b);
 }
 
@@ -184,7 +162,7 @@ gguf_status gguf_writer_set_bool(gguf_writer *w, const char *key, bool v)
 
 gguf_status gguf_writer_set_str(gguf_writer *w, const char *key, const char *v)
 {
-    wbuf b = { 0 };
+    strbuf b = { 0 };
     begin(&b, key, GGUF_VT_STRING);
     put_str(&b, v, strlen(v));
     return store(w, key, &b);
@@ -202,18 +180,18 @@ gguf_status gguf_writer_set_arr(gguf_writer *w, const char *key, uint32_t elem_t
     if (!esz || n > SIZE_MAX / esz)
         return wfail(w, GGUF_ERR_ARG, "key '%s': element type %u is not a scalar type", key,
                      elem_type);
-    wbuf b = { 0 };
+    strbuf b = { 0 };
     begin(&b, key, GGUF_VT_ARRAY);
     put_u32(&b, elem_type);
     put_u64(&b, n);
-    put(&b, data, (size_t)n * esz);
+    strbuf_put(&b, data, (size_t)n * esz);
     return store(w, key, &b);
 }
 
 gguf_status gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
                                     uint64_t n)
 {
-    wbuf b = { 0 };
+    strbuf b = { 0 };
     begin(&b, key, GGUF_VT_ARRAY);
     put_u32(&b, GGUF_VT_STRING);
     put_u64(&b, n);
@@ -233,8 +211,8 @@ gguf_status gguf_writer_copy_kv(gguf_writer *w, const gguf_file *f, int64_t i)
     char *key = strndup(k.ptr, (size_t)k.len);
     if (!key)
         return wfail(w, GGUF_ERR_NOMEM, "out of memory");
-    wbuf b = { 0 };
-    put(&b, gguf_kv_raw(f, i), (size_t)(end - start));
+    strbuf b = { 0 };
+    strbuf_put(&b, gguf_kv_raw(f, i), (size_t)(end - start));
     gguf_status st = store(w, key, &b);
     free(key);
     return st;
@@ -320,14 +298,14 @@ static bool write_zeros(FILE *fp, uint64_t n)
 }
 
 /* Header, KVs and tensor infos into one buffer; offsets assigned in order, each aligned. */
-static bool build_header(const gguf_writer *w, uint64_t align, wbuf *b)
+static bool build_header(const gguf_writer *w, uint64_t align, strbuf *b)
 {
-    put(b, "GGUF", 4);
+    strbuf_put(b, "GGUF", 4);
     put_u32(b, 3);
     put_u64(b, w->n_t);
     put_u64(b, w->n_kv);
     for (size_t i = 0; i < w->n_kv; i++)
-        put(b, w->kv[i].rec, w->kv[i].len);
+        strbuf_put(b, w->kv[i].rec, w->kv[i].len);
     uint64_t off = 0;
     for (size_t i = 0; i < w->n_t; i++) {
         const wtensor *t = &w->t[i];
@@ -342,7 +320,7 @@ static bool build_header(const gguf_writer *w, uint64_t align, wbuf *b)
     return !b->oom;
 }
 
-static bool write_body(const gguf_writer *w, FILE *fp, const wbuf *hdr, uint64_t align)
+static bool write_body(const gguf_writer *w, FILE *fp, const strbuf *hdr, uint64_t align)
 {
     if (!write_all(fp, hdr->p, hdr->len))
         return false;
@@ -461,16 +439,16 @@ static void sync_parent(const char *path)
 gguf_status gguf_writer_write_ex(gguf_writer *w, const char *path, unsigned flags)
 {
     uint64_t align = writer_alignment(w);
-    wbuf hdr = { 0 };
+    strbuf hdr = { 0 };
     if (!build_header(w, align, &hdr)) {
-        free(hdr.p);
+        strbuf_free(&hdr);
         return wfail(w, GGUF_ERR_NOMEM, "out of memory building the header of %s", path);
     }
     int fd = -1;
     char *tmp = NULL;
     gguf_status st = create_temp(w, path, &fd, &tmp);
     if (st != GGUF_OK) {
-        free(hdr.p);
+        strbuf_free(&hdr);
         return st;
     }
     FILE *fp = fdopen(fd, "wb");
@@ -490,7 +468,7 @@ gguf_status gguf_writer_write_ex(gguf_writer *w, const char *path, unsigned flag
     else
         sync_parent(path);
     free(tmp);
-    free(hdr.p);
+    strbuf_free(&hdr);
     return st;
 }
 
