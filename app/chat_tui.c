@@ -187,7 +187,6 @@ static void empty_pane(chat_tui *t)
 
 static void send_line(chat_tui *t, const char *line)
 {
-    int sent = 0;
     for (int i = 0; i < t->n; i++) {
         if (!app_chat_targets(t, i))
             continue;
@@ -197,8 +196,8 @@ static void send_line(chat_tui *t, const char *line)
         }
         ui_pane_add_turn(t->p[i], UI_ROLE_USER, line);
         ui_pane_scroll_to_end(t->p[i]);
-        if (app_worker_post(t->w[i], APP_JOB_SEND, line))
-            sent++;
+        if (!app_worker_post(t->w[i], APP_JOB_SEND, line))
+            app_chat_notice(t, "pane %d has too many messages waiting; Esc stops them", i + 1);
     }
     t->dirty = true;
 }
