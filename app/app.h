@@ -22,6 +22,7 @@ int app_cmd_pull(int argc, char **argv);
 int app_cmd_list(int argc, char **argv);
 int app_cmd_rm(int argc, char **argv);
 int app_cmd_catalog(int argc, char **argv);
+int app_cmd_chat(int argc, char **argv);
 int app_cmd_perplexity(int argc, char **argv);
 int app_cmd_compare(int argc, char **argv);
 

@@ -9,13 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <readline/history.h>
 #include <readline/readline.h>
 
 #include "app/app.h"
 #include "engine/chat.h"
+#include "engine/conv.h"
 #include "engine/engine.h"
+#include "ui/sanitize.h"
 
 #define CMD "run"
 
@@ -31,6 +34,10 @@ typedef struct run_opts {
  * batches, generation before the next token) and by the chat loop. A lock-free atomic, so the
  * handler may store to it (C11 7.14.1.1). */
 static atomic_int cancel_flag;
+/* Model text is untrusted: on a terminal it goes through the sanitizer so it cannot drive the
+ * terminal (escape sequences shown as ^[...). Piped output stays byte-exact. */
+static bool sanitize_out;
+static ui_sanitizer out_san;
 
 static void on_sigint(int sig)
 {
@@ -191,6 +198,12 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len, co
     if (oc->ids) {
         if (token >= 0)
             printf("%s%d", oc->n_ids++ ? ", " : "[", token);
+    } else if (len && sanitize_out) {
+        char buf[UI_SANITIZE_MAX(256)];
+        for (size_t at = 0; at < len; at += 256) {
+            size_t k = len - at < 256 ? len - at : 256;
+            fwrite(buf, 1, ui_sanitize_feed(&out_san, text + at, k, buf), stdout);
+        }
     } else if (len) {
         fwrite(text, 1, len, stdout);
     }
@@ -279,148 +292,40 @@ static int read_prompt_file(const char *path, char **out)
     return app_read_text(CMD, "-f", path, out, &len);
 }
 
-/* ---- chat ---- */
+/* ---- chat: the conversation logic is engine/conv.h's; this is the terminal around it ---- */
 
 typedef struct chat {
-    eng_model *m;
-    eng_session *s;
+    eng_conv *conv;
     const run_opts *o;
-    eng_chat_template t;
-    eng_chat_msg *msgs;
-    size_t n_msgs;
-    int32_t *ctx;          /* tokens believed to be in the session's context */
-    size_t n_ctx;
 } chat;
 
-static void chat_template_for(chat *c)
-{
-    gguf_str src = { 0 };
-    gguf_get_str(c->m->file, "tokenizer.chat_template", &src);
-    eng_chat_detect(src.ptr, (size_t)src.len, &c->t);
-    unsigned variant = 0;
-    int fam = c->o->tmpl ? eng_chat_family_from_name(c->o->tmpl, &variant) : -1;
-    if (fam >= 0)
-        eng_chat_template_init(&c->t, (eng_chat_family)fam, variant);
-    else if (c->t.fallback || c->t.reason)
-        fprintf(stderr, "[sizeup] chat template: %s\n",
-                c->t.reason ? c->t.reason : "not recognised; using chatml");
-}
-
-static int chat_push(chat *c, const char *role, const char *content)
-{
-    eng_chat_msg *p = realloc(c->msgs, (c->n_msgs + 1) * sizeof *p);
-    char *dup = strdup(content);
-    if (!p || !dup) {
-        free(dup);
-        return app_fail(CMD, "out of memory");
-    }
-    c->msgs = p;
-    c->msgs[c->n_msgs++] = (eng_chat_msg){ role, dup };
-    return 0;
-}
-
-/* Render the whole conversation and feed only what the context does not hold yet; when the
- * context has diverged from the render (the model's tokens for its own answer differ from a
- * fresh tokenization), start the context over. */
-static int chat_sync(chat *c)
-{
-    char *text, err[256];
-    if (eng_chat_render(&c->t, c->msgs, c->n_msgs, ENG_CHAT_GEN_PROMPT, &text, NULL, err,
-                        sizeof err) != ENG_CHAT_OK)
-        return app_fail(CMD, "chat template: %s", err);
-    int32_t *ids;
-    size_t n;
-    eng_tok_status ts = eng_tokenize(eng_model_vocab(c->m), text, strlen(text), true, true, &ids, &n);
-    free(text);
-    if (ts != ENG_TOK_OK)
-        return app_fail(CMD, "out of memory tokenizing the conversation");
-    size_t same = 0;
-    while (same < c->n_ctx && same < n && c->ctx[same] == ids[same])
-        same++;
-    if (same < c->n_ctx) {
-        eng_session_reset(c->s);
-        same = 0;
-    }
-    eng_status st = eng_session_feed(c->s, ids + same, n - same);
-    free(c->ctx);
-    c->ctx = ids;
-    c->n_ctx = st ? same : n; /* a failed or cancelled feed consumed nothing */
-    if (st == ENG_ERR_CANCELLED)
-        return -1;
-    if (st)
-        return app_fail(CMD, "%s", eng_session_errmsg(c->s));
-    return 0;
-}
-
-typedef struct turn_out {
-    chat *c;
-    char *text;
-    size_t len, cap;
-    bool ids;
-    size_t n_ids;
-} turn_out;
-
-static bool on_chat_token(void *user, int32_t token, const char *text, size_t len,
-                          const eng_stats *st)
-{
-    turn_out *t = user;
-    chat *c = t->c;
-    if (token >= 0) {
-        int32_t *p = realloc(c->ctx, (c->n_ctx + 1) * sizeof *p);
-        if (p) {
-            c->ctx = p;
-            c->ctx[c->n_ctx++] = token;
-        }
-    }
-    if (t->len + len + 1 > t->cap) {
-        char *b = realloc(t->text, (t->len + len + 1) * 2);
-        if (b) {
-            t->text = b;
-            t->cap = (t->len + len + 1) * 2;
-        }
-    }
-    if (t->len + len + 1 <= t->cap) {
-        memcpy(t->text + t->len, text, len);
-        t->len += len;
-        t->text[t->len] = 0;
-    }
-    out_ctx oc = { t->ids, t->n_ids };
-    bool go = on_token(&oc, token, text, len, st);
-    t->n_ids = oc.n_ids;
-    return go;
-}
-
-/* One assistant answer; the text joins the conversation. Ctrl-C while the conversation is
- * being read drops the user's turn, as if it had not been sent. */
+/* One assistant answer, streamed to stdout; the text joins the conversation. */
 static int chat_answer(chat *c, bool quiet_stats)
 {
-    int rc = chat_sync(c);
-    if (rc == -1) {
-        fprintf(stderr, "\n[sizeup] cancelled\n");
-        free((char *)c->msgs[--c->n_msgs].content);
+    out_ctx oc = { c->o->ids, 0 };
+    eng_generate_opts go = { c->o->n_predict, NULL, 0, &cancel_flag };
+    eng_stop_reason why;
+    eng_status st;
+    if (go.max_tokens == 0) {  /* -n 0, as generate_tokens: the prompt only, an empty answer */
+        why = ENG_STOP_MAX_TOKENS;
+        st = eng_conv_sync(c->conv);
+        if (!st)
+            st = eng_conv_add(c->conv, "assistant", "");
+    } else {
+        st = eng_conv_generate(c->conv, &go, on_token, &oc, &why);
+    }
+    printf(c->o->ids ? "%s]\n" : "%s\n", c->o->ids && !oc.n_ids ? "[" : "");
+    fflush(stdout);
+    if (st == ENG_ERR_CANCELLED) { /* Ctrl-C while the prompt was fed: as if never sent */
+        eng_conv_pop_user(c->conv);
+        fprintf(stderr, "[sizeup] cancelled\n");
         return 0;
     }
-    if (rc)
-        return rc;
-    turn_out t = { c, NULL, 0, 0, c->o->ids, 0 };
-    const char *const *stops = eng_chat_stop_strings(c->t.family);
-    size_t n_stop = 0;
-    while (stops[n_stop])
-        n_stop++;
-    eng_generate_opts go = { c->o->n_predict, stops, n_stop, &cancel_flag };
-    eng_stop_reason why;
-    eng_status st = generate_tokens(c->s, &go, on_chat_token, &t, &why);
-    printf(c->o->ids ? "%s]\n" : "%s\n", c->o->ids && !t.n_ids ? "[" : "");
-    fflush(stdout);
-    if (st) {
-        free(t.text);
-        return app_fail(CMD, "generation failed: %s", eng_session_errmsg(c->s));
-    }
+    if (st)
+        return app_fail(CMD, "%s", eng_conv_errmsg(c->conv));
     if (!quiet_stats)
-        print_stats(c->s, why);
-    rc = chat_push(c, "assistant", t.text ? t.text : "");
-    free(t.text);
-    return rc;
+        print_stats(eng_conv_session(c->conv), why);
+    return 0;
 }
 
 /* readline's callback interface, so Ctrl-C at the prompt ends the chat cleanly (the terminal
@@ -459,7 +364,8 @@ static char *read_turn(bool *interrupted)
 static int chat_interactive(chat *c)
 {
     fprintf(stderr, "[sizeup] chatting with %s (template %s). Ctrl-D or /bye to leave, "
-            "Ctrl-C stops an answer.\n", eng_model_name(c->m), eng_chat_family_name(c->t.family));
+            "Ctrl-C stops an answer.\n", eng_model_name(eng_conv_model(c->conv)),
+            eng_chat_family_name(eng_conv_template(c->conv)->family));
     rl_catch_signals = 0;
     for (;;) {
         bool interrupted = false;
@@ -475,9 +381,12 @@ static int chat_interactive(chat *c)
             continue;
         }
         add_history(line);
-        int rc = chat_push(c, "user", line);
+        eng_status st = eng_conv_add(c->conv, "user", line);
         free(line);
-        if (rc || (rc = chat_answer(c, false)))
+        if (st)
+            return app_fail(CMD, "%s", eng_conv_errmsg(c->conv));
+        int rc = chat_answer(c, false);
+        if (rc)
             return rc;
         if (!app_stdout_ok())
             return 1; /* app/main.c says why */
@@ -486,22 +395,26 @@ static int chat_interactive(chat *c)
 
 static int run_chat(eng_model *m, eng_session *s, const run_opts *o, const char *prompt)
 {
-    chat c = { m, s, o, { 0 }, NULL, 0, NULL, 0 };
-    chat_template_for(&c);
+    chat c = { NULL, o };
+    char err[512];
+    if (eng_conv_new(m, s, ENG_CONV_CHAT, o->tmpl, &c.conv, err, sizeof err))
+        return app_fail(CMD, "%s", err);
+    const eng_chat_template *t = eng_conv_template(c.conv);
+    if (!o->tmpl && (t->fallback || t->reason))
+        fprintf(stderr, "[sizeup] chat template: %s\n",
+                t->reason ? t->reason : "not recognised; using chatml");
     int rc = 0;
-    if (o->system)
-        rc = chat_push(&c, "system", o->system);
+    if (o->system && eng_conv_set_system(c.conv, o->system))
+        rc = app_fail(CMD, "%s", eng_conv_errmsg(c.conv));
     if (!rc && prompt) {
-        rc = chat_push(&c, "user", prompt);
-        if (!rc)
+        if (eng_conv_add(c.conv, "user", prompt))
+            rc = app_fail(CMD, "%s", eng_conv_errmsg(c.conv));
+        else
             rc = chat_answer(&c, false);
     } else if (!rc) {
         rc = chat_interactive(&c);
     }
-    for (size_t i = 0; i < c.n_msgs; i++)
-        free((char *)c.msgs[i].content);
-    free(c.msgs);
-    free(c.ctx);
+    eng_conv_free(c.conv);
     return rc;
 }
 
@@ -568,6 +481,8 @@ int app_cmd_run(int argc, char **argv)
     struct sigaction sa = { 0 };
     sa.sa_handler = on_sigint; /* no SA_RESTART: a blocked read returns so the flag is seen */
     sigaction(SIGINT, &sa, NULL);
+    sanitize_out = isatty(STDOUT_FILENO);
+    ui_sanitize_init(&out_san);
     if (o.chat) {
         rc = run_chat(m, s, &o, prompt);
     } else {

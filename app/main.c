@@ -13,6 +13,7 @@ typedef struct app_command {
 } app_command;
 
 static const app_command commands[] = {
+    { "chat", app_cmd_chat, "chat with 1-4 models side by side (the TUI; no COMMAND opens it)" },
     { "run", app_cmd_run, "generate text or chat with a model (stats on stderr)" },
     { "logits", app_cmd_logits, "print the logits of a token sequence as JSON" },
     { "bench", app_cmd_bench, "measure prompt and generation speed (pp/tg), llama-bench style" },
@@ -32,7 +33,7 @@ static const app_command commands[] = {
 static void usage(FILE *to)
 {
     fprintf(to, "sizeup - chat with local LLMs and compare model sizes side by side\n\n"
-                "usage: sizeup COMMAND [OPTIONS]\n\ncommands:\n");
+                "usage: sizeup [COMMAND [OPTIONS]]   (no COMMAND: sizeup chat)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(to, "\n'sizeup COMMAND --help' describes a command.\n");
@@ -40,9 +41,9 @@ static void usage(FILE *to)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
+    if (argc < 2) {  /* no arguments: the TUI with the models sizeup picks */
+        char *chat_argv[] = { "chat", NULL };
+        return app_cmd_chat(1, chat_argv);
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);

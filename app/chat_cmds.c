@@ -1,0 +1,245 @@
+/* The TUI's slash commands, and the transcript as Markdown or JSON (for /save and the pager). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "app/app.h"
+#include "app/chat_tui.h"
+
+static const char help_text[] =
+    "Keys\n"
+    "  Enter send (to every pane, or the focused one: F2 switches)\n"
+    "  Tab / Shift-Tab focus   Esc stop every answer   Ctrl-C stop; twice: quit\n"
+    "  PgUp/PgDn, wheel: scroll   F5 zoom (plain text to select)\n"
+    "  F6 transcript in $PAGER   F7 copy the last answer (OSC 52)\n"
+    "  Ctrl-J or Alt-Enter: new line   Ctrl-R: search history\n"
+    "Commands\n"
+    "  /system TEXT   /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict V\n"
+    "  /model N REF   /add REF   /close N   /clear   /regen\n"
+    "  /save FILE(.md|.json)   /stats   /quit\n"
+    "Figures\n"
+    "  t/s now: decode speed over the last tokens; avg: decode-only tokens/s of\n"
+    "  the answer (first to last token); prompt: prompt tokens/s; ttft: send to\n"
+    "  first token; tok: tokens in the answer; ctx: context used of its size;\n"
+    "  mem: weights + KV cache + scratch on the backend; rss: host memory of\n"
+    "  the whole process. /save adds wall-time tokens/s (send to last token).\n"
+    "Any key closes this box.";
+
+static const char *role_name(ui_role r)
+{
+    return r == UI_ROLE_USER ? "user" : r == UI_ROLE_MODEL ? "model" :
+           r == UI_ROLE_ERROR ? "error" : "info";
+}
+
+/* Markdown of panes first..last; caller frees. */
+char *app_chat_markdown(chat_tui *t, int first, int last)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "# sizeup chat transcript\n");
+    for (int i = first; i <= last && i < t->n; i++) {
+        const ui_pane_info *in = ui_pane_info_of(t->p[i]);
+        fprintf(f, "\n## Pane %d: %s\n\n%s | %s\n", i + 1, in->name, in->mode, in->detail);
+        for (size_t k = 0; k < ui_pane_turn_count(t->p[i]); k++) {
+            ui_role role;
+            size_t n;
+            const char *s = ui_pane_turn(t->p[i], k, &role, &n);
+            const char *who = role == UI_ROLE_USER ? "You" : role == UI_ROLE_MODEL ? in->name :
+                              role == UI_ROLE_ERROR ? "Error" : "Note";
+            fprintf(f, "\n**%s:** %.*s\n", who, (int)n, s);
+            const char *note = ui_pane_turn_note(t->p[i], k);
+            if (note)
+                fprintf(f, "\n_Figures: %s_\n", note);
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static json_t *pane_json(chat_tui *t, int i)
+{
+    const ui_pane_info *in = ui_pane_info_of(t->p[i]);
+    const ui_pane_status *st = ui_pane_status_of(t->p[i]);
+    json_t *turns = json_array();
+    for (size_t k = 0; k < ui_pane_turn_count(t->p[i]); k++) {
+        ui_role role;
+        size_t n;
+        const char *s = ui_pane_turn(t->p[i], k, &role, &n);
+        json_t *o = json_pack("{s:s, s:s%}", "role", role_name(role), "text", s, n);
+        const char *note = ui_pane_turn_note(t->p[i], k);
+        if (o && note)
+            json_object_set_new(o, "figures", json_string(note));
+        json_array_append_new(turns, o);
+    }
+    return json_pack("{s:i, s:s, s:s, s:s, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:i, s:I, s:I, s:I}}",
+                     "pane", i + 1, "model", in->name, "mode", in->mode, "detail", in->detail,
+                     "turns", turns, "last_figures", "decode_tps", st->tps_avg, "prompt_tps",
+                     st->prompt_tps, "ttft_ms", st->ttft_ms, "tokens", (int)st->n_gen,
+                     "ctx_used", (int)st->ctx_used, "ctx_max", (int)st->ctx_max,
+                     "mem_weights", (json_int_t)st->mem_weights, "mem_kv",
+                     (json_int_t)st->mem_kv, "mem_scratch", (json_int_t)st->mem_scratch);
+}
+
+static void save(chat_tui *t, const char *file)
+{
+    size_t n = strlen(file);
+    bool json = n > 5 && !strcmp(file + n - 5, ".json");
+    FILE *f = fopen(file, "w");
+    if (!f) {
+        app_chat_notice(t, "/save: cannot write %s", file);
+        return;
+    }
+    bool ok;
+    if (json) {
+        json_t *panes = json_array();
+        for (int i = 0; i < t->n; i++)
+            json_array_append_new(panes, pane_json(t, i));
+        json_t *root = json_pack("{s:o}", "panes", panes);
+        ok = root && json_dumpf(root, f, JSON_INDENT(2)) == 0;
+        json_decref(root);
+    } else {
+        char *md = app_chat_markdown(t, 0, t->n - 1);
+        ok = md && fputs(md, f) >= 0;
+        free(md);
+    }
+    ok = fclose(f) == 0 && ok;
+    app_chat_notice(t, ok ? "saved the transcript to %s" : "/save: writing %s failed", file);
+}
+
+static void stats_box(chat_tui *t)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return;
+    fprintf(f, "pane  phase        dec t/s  prompt t/s  ttft ms  tokens  context      memory\n");
+    for (int i = 0; i < t->n; i++) {
+        const ui_pane_status *st = ui_pane_status_of(t->p[i]);
+        char w[16], kv[16], sc[16];
+        fprintf(f, "%-5d %-12s %7.1f %11.1f %8.0f %7u %6u/%-6u %s+%s+%s  %s\n", i + 1,
+                ui_phase_name(st->phase), st->tps_avg, st->prompt_tps, st->ttft_ms, st->n_gen,
+                st->ctx_used, st->ctx_max, app_fmt_bytes(st->mem_weights, w, sizeof w),
+                app_fmt_bytes(st->mem_kv, kv, sizeof kv),
+                app_fmt_bytes(st->mem_scratch, sc, sizeof sc), ui_pane_info_of(t->p[i])->name);
+    }
+    fprintf(f, "memory: weights + KV cache + scratch on the backend. Any key closes this box.");
+    fclose(f);
+    free(t->overlay);
+    t->overlay = buf;
+}
+
+/* Post a job to the panes the message goes to. */
+static void post_targets(chat_tui *t, app_job job, const char *text)
+{
+    for (int i = 0; i < t->n; i++)
+        if (app_chat_targets(t, i) && t->w[i])
+            app_worker_post(t->w[i], job, text);
+}
+
+static void add_or_swap(chat_tui *t, int i, const char *ref)
+{
+    char why[600];
+    bool remote;
+    char *path = app_chat_resolve_local(ref, &remote, why, sizeof why);
+    if (!path && !remote) {
+        app_chat_notice(t, "%s", why);
+        return;
+    }
+    if (i == t->n && t->n == 1 && !t->w[0])
+        i = 0;  /* the "no model" pane makes way */
+    app_chat_open_pane(t, i, path, path ? NULL : ref);
+    t->focus = i;
+    free(path);
+}
+
+/* "N" of /model N and /close N: a pane index, or -1 after a notice. */
+static int pane_arg(chat_tui *t, const char *cmd, const char *arg)
+{
+    int n = atoi(arg);
+    if (n < 1 || n > t->n) {
+        app_chat_notice(t, "%s: pane number 1 to %d expected", cmd, t->n);
+        return -1;
+    }
+    return n - 1;
+}
+
+/* /add, /model and /close; false when cmd is none of them. */
+static bool pane_command(chat_tui *t, const char *cmd, const char *arg)
+{
+    if (!strcmp(cmd, "add")) {
+        if (t->n == UI_MAX_PANES)
+            app_chat_notice(t, "/add: %d panes at most; /close one first", UI_MAX_PANES);
+        else if (*arg)
+            add_or_swap(t, t->n, arg);
+        else
+            app_chat_notice(t, "/add REF (a .gguf file, a model of the store, or a reference "
+                            "to download: qwen2.5:0.5b, hf.co/..., a URL)");
+    } else if (!strcmp(cmd, "model")) {
+        int i = pane_arg(t, "/model", arg);
+        const char *ref = arg + strcspn(arg, " ");
+        ref += strspn(ref, " ");
+        if (i >= 0 && *ref)
+            add_or_swap(t, i, ref);
+        else if (i >= 0)
+            app_chat_notice(t, "/model N REF");
+    } else if (!strcmp(cmd, "close")) {
+        int i = pane_arg(t, "/close", arg);
+        if (i >= 0 && t->n == 1)
+            app_chat_notice(t, "/close: the last pane stays (/quit leaves)");
+        else if (i >= 0)
+            app_chat_close_pane(t, i);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+void app_chat_command(chat_tui *t, const char *line)
+{
+    char cmd[32] = "";
+    const char *arg = line + 1;
+    size_t k = strcspn(arg, " ");
+    snprintf(cmd, sizeof cmd, "%.*s", (int)(k < 31 ? k : 31), arg);
+    arg += k;
+    arg += strspn(arg, " ");
+    if (!strcmp(cmd, "help")) {
+        free(t->overlay);
+        t->overlay = strdup(help_text);
+    } else if (!strcmp(cmd, "quit") || !strcmp(cmd, "bye")) {
+        t->quit = true;
+    } else if (!strcmp(cmd, "system")) {
+        post_targets(t, APP_JOB_SYSTEM, arg);
+    } else if (!strcmp(cmd, "set")) {
+        const char *why = app_chat_set_check(arg);
+        if (why)
+            app_chat_notice(t, "%s", why);
+        else
+            post_targets(t, APP_JOB_SET, arg);
+    } else if (!strcmp(cmd, "clear")) {
+        post_targets(t, APP_JOB_CLEAR, NULL);
+        for (int i = 0; i < t->n; i++)
+            if (app_chat_targets(t, i) && t->w[i])
+                ui_pane_clear(t->p[i]);
+    } else if (!strcmp(cmd, "regen")) {
+        for (int i = 0; i < t->n; i++)
+            if (app_chat_targets(t, i) && t->w[i])
+                ui_pane_add_turn(t->p[i], UI_ROLE_INFO, "(regenerating the last answer)");
+        post_targets(t, APP_JOB_REGEN, NULL);
+    } else if (!strcmp(cmd, "save")) {
+        if (*arg)
+            save(t, arg);
+        else
+            app_chat_notice(t, "/save FILE (FILE.json for JSON)");
+    } else if (!strcmp(cmd, "stats")) {
+        stats_box(t);
+    } else if (!pane_command(t, cmd, arg)) {
+        app_chat_notice(t, "unknown command /%s (F1 or /help lists them)", cmd);
+    }
+    t->full = t->dirty = true;
+}

@@ -1,0 +1,73 @@
+/* Model choice and model facts for `sizeup chat` (see chat_models.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "app/chat_models.h"
+#include "engine/gguf.h"
+#include "engine/model_info.h"
+
+char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t whylen)
+{
+    struct stat sb;
+    *remote = false;
+    if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode))
+        return strdup(ref);
+    dl_ctx *c = dl_open();
+    char *path = NULL;
+    if (!c) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    if (app_is_builtin_ref(c, ref)) {
+        if (app_builtin_path("chat", c, ref, true, &path))
+            snprintf(why, whylen, "%s: the built-in model could not be found or made (see "
+                     "the log)", ref);
+    } else if (dl_locate(c, ref, &path) != DL_OK) {
+        dl_ref r;
+        if (dl_ref_parse(c, ref, &r) == DL_OK && r.kind != DL_REF_LOCAL)
+            *remote = true;
+        else
+            snprintf(why, whylen, "%s: no such file, and not a model reference (a catalog "
+                     "name, hf.co/OWNER/REPO, a URL; see sizeup catalog)", ref);
+        dl_ref_free(&r);
+    }
+    dl_close(c);
+    return path;
+}
+
+void app_model_brief(const char *path, char *type, size_t typelen, double *bpw,
+                     unsigned long long *file_size)
+{
+    gguf_file *f;
+    char err[256];
+    snprintf(type, typelen, "?");
+    *bpw = 0;
+    *file_size = 0;
+    if (gguf_open(path, &f, err, sizeof err) != GGUF_OK)
+        return;
+    eng_model_info *mi = malloc(sizeof *mi);
+    if (mi && eng_model_info_read(f, mi) == GGUF_OK) {
+        const gguf_type_info *ti = mi->n_types ? gguf_type_get(mi->types[0].type) : NULL;
+        snprintf(type, typelen, "%s", mi->has_file_type ? eng_ftype_name(mi->file_type) :
+                 ti ? ti->name : "?");
+        *bpw = mi->bits_per_weight;
+        *file_size = mi->file_size;
+    }
+    free(mi);
+    gguf_close(f);
+}
+
+unsigned long long app_host_rss(void)
+{
+    unsigned long long pages_total, pages_rss;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    int ok = fscanf(f, "%llu %llu", &pages_total, &pages_rss) == 2;
+    fclose(f);
+    return ok ? pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE) : 0;
+}

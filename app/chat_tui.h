@@ -1,0 +1,37 @@
+/* The TUI's state on the UI thread, shared by its loop (chat_tui.c) and its slash commands
+ * (chat_cmds.c). Private to app/. */
+#ifndef SIZEUP_APP_CHAT_TUI_H
+#define SIZEUP_APP_CHAT_TUI_H
+
+#include "app/chat.h"
+#include "ui/layout.h"
+
+typedef struct chat_tui {
+    int n;                           /* panes */
+    app_worker *w[UI_MAX_PANES];     /* NULL: a pane without a model (its text says why) */
+    ui_pane *p[UI_MAX_PANES];
+    app_chat_cfg cfg;
+    int focus;
+    bool broadcast, zoom, quit, quit_armed, dirty, full;
+    char *overlay;                   /* help / stats box, malloc'd */
+    char notice[200];
+    double notice_until;
+    int wake[2];                     /* workers write [1]; the loop polls [0] */
+    double load_since[UI_MAX_PANES]; /* when each pane was first seen loading, 0: not loading */
+} chat_tui;
+
+/* Run a line that starts with '/'. */
+void app_chat_command(chat_tui *t, const char *line);
+/* A transient message in the bar. */
+void app_chat_notice(chat_tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Open the model at path in pane i (new or replacing), or add a pane when i == t->n; with path
+ * NULL, download ref first in that pane. */
+bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref);
+void app_chat_close_pane(chat_tui *t, int i);
+/* The panes a message goes to: all (broadcast) or the focused one. */
+bool app_chat_targets(const chat_tui *t, int i);
+/* The pane's transcript as Markdown with its figures (for the pager and /save); caller frees. */
+char *app_chat_markdown(chat_tui *t, int first, int last);
+double app_chat_now_ms(void);
+
+#endif
