@@ -155,7 +155,7 @@ check-fixtures:
 	@test -d "$(SIZEUP_FIXTURES)/models" || { echo "error: fixtures not found at SIZEUP_FIXTURES=$(SIZEUP_FIXTURES) (expected models/ inside it)" >&2; exit 1; }
 
 # Every test binary and e2e script runs even when one fails; the summary line counts them.
-# The Vulkan tests run a second time under the Khronos validation layer (DESIGN.md section 3);
+# The Vulkan tests run a second time under the Khronos validation layer (docs/DESIGN.md section 5.1);
 # that run fails on any validation message.
 # Each one runs under a time limit (TEST_TIMEOUT seconds, multiplied by TEST_TIMEOUT_SCALE,
 # which `make asan` raises because sanitized code is slower), so a hang fails with a message

@@ -1,5 +1,6 @@
 /* Fair and concurrent scheduling of jobs (see app/sched.h). Threads are owned here, in app/, as
- * DESIGN.md asks; the engine only promises that one session is used by one thread at a time. */
+ * docs/DESIGN.md section 1 asks; the engine only promises that one session is used by one
+ * thread at a time. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

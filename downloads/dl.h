@@ -10,7 +10,7 @@
  * signal handler) may call. Several contexts may transfer at once in one process; two processes
  * pulling the same file serialise on a lock file beside it, so neither corrupts the other.
  *
- * Files on disk (the store, DESIGN.md section 1):
+ * Files on disk (the store; docs/DESIGN.md section 4):
  *   STORE/OWNER/REPO/FILE.gguf          a verified model file (one folder per repository;
  *                                       URL references use STORE/HOST/DIR.../FILE.gguf)
  *   STORE/OWNER/REPO/FILE.gguf.part     bytes received so far

@@ -1,4 +1,4 @@
-/* Transfers with libcurl (DESIGN.md section 2, rule 10): a model file into the store, resumable
+/* Transfers with libcurl (docs/DESIGN.md section 5.3): a model file into the store, resumable
  * and verified (dl_fetch_file); a small answer into memory (dl_get, for JSON listings); a byte
  * range into a buffer (dl_get_range, for header peeks).
  *

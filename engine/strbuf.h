@@ -8,7 +8,7 @@
  * even of zero bytes, allocates, so a buffer that was written to is non-NULL.
  *
  * A leaf: it depends on nothing but libc, which is why downloads/ may include it although it
- * lives in engine/ (docs/DESIGN.md, "Dependencies"). One owner, one thread at a time.
+ * lives in engine/ (docs/DESIGN.md section 1). One owner, one thread at a time.
  */
 #ifndef SIZEUP_STRBUF_H
 #define SIZEUP_STRBUF_H

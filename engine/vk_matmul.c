@@ -3,7 +3,7 @@
  * recording function that checks a product's arguments and picks its grid.
  *
  * One shader serves every device; the work split comes from specialization constants chosen
- * here from what the probe found (DESIGN.md section 4):
+ * here from what the probe found (docs/DESIGN.md section 5.4):
  *   - CPU devices (lavapipe): one invocation per row, a workgroup of one subgroup, 8 rows per
  *     invocation when decoding, 4 rows x 8 tokens in batches, X shared through
  *     subgroupBroadcast. lavapipe (Mesa 22.3) turns each storage-buffer load into a scalar

@@ -1,4 +1,5 @@
-/* Push-constant blocks of the shaders in shaders/, mirrored field for field (DESIGN.md rule 8).
+/* Push-constant blocks of the shaders in shaders/, mirrored field for field (docs/DESIGN.md
+ * section 5.2).
  * The GLSL declaration is the original; each struct here names its shader, and the size and
  * offset asserts catch a field added on one side only. Scalars only (uint, float), so std430
  * push-constant layout and the C layout agree without padding. */

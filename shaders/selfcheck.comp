@@ -6,7 +6,7 @@
 // engine/vk_push.h (vk_push_selfcheck); keep the two in step.
 #version 450
 
-// Workgroup size is specialization constant 0 (DESIGN.md rule 8). glslang gives a
+// Workgroup size is specialization constant 0 (docs/DESIGN.md section 5.2). glslang gives a
 // local_size_x_id constant the default 1 whatever else is declared, so callers always set it
 // (VK_SELFCHECK_WG in engine/vk_push.h).
 layout(local_size_x_id = 0) in;

@@ -2,7 +2,7 @@
  * CPU reference: for every weight type, fresh random weights each run (the seed is printed, and
  * SIZEUP_TEST_SEED repeats a run), outputs poisoned with NaN before every dispatch, results
  * judged by NMSE = sum((gpu - ref)^2) / sum(ref^2) against the weights decoded by
- * eng_dequantize_row and summed in double (DESIGN.md section 3):
+ * eng_dequantize_row and summed in double (docs/DESIGN.md section 5.1):
  *   F32 1e-7, F16 1e-5, quantized types 1e-4,
  * and element by element: |gpu - ref| <= 1e-5 * sum |w x| (REL_TOL below), which one wrong or
  * missing column in a row of a few thousand would break where the averaged NMSE would not.
