@@ -16,6 +16,7 @@
 #include "app/compare.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
+#include "engine/strbuf.h"
 
 #define CMD "compare"
 #define MAX_MODELS 16
@@ -265,8 +266,7 @@ static int open_models(const cmp_opts *o, app_cmp *c)
 /* ---- one generation: the scheduler's job ---- */
 
 typedef struct gen_text {
-    char *buf;
-    size_t len, cap;
+    strbuf text;
     bool keep;
 } gen_text;
 
@@ -275,20 +275,7 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len, co
     gen_text *g = user;
     (void)token;
     (void)st;
-    if (!g->keep || !len)
-        return true;
-    if (g->len + len + 1 > g->cap) {
-        size_t cap = (g->len + len + 1) * 2;
-        char *b = realloc(g->buf, cap);
-        if (!b)
-            return false;
-        g->buf = b;
-        g->cap = cap;
-    }
-    memcpy(g->buf + g->len, text, len);
-    g->len += len;
-    g->buf[g->len] = 0;
-    return true;
+    return !g->keep || !len || strbuf_put(&g->text, text, len);
 }
 
 typedef struct job_ctx {
@@ -310,12 +297,12 @@ static int run_job(void *user, int j, int rep)
     eng_stop_reason why = ENG_STOP_NONE;
     if (eng_session_feed(mm->s, x->ids[j], x->n_ids[j]) ||
         eng_session_generate(mm->s, &go, on_token, &g, &why)) {
-        free(g.buf);
+        strbuf_free(&g.text);
         x->errs[j] = strdup(eng_session_errmsg(mm->s));
         return 1;
     }
     if (rep < 0) {
-        free(g.buf);
+        strbuf_free(&g.text);
         return 0;
     }
     eng_stats st;
@@ -324,8 +311,8 @@ static int run_job(void *user, int j, int rep)
     cell->pp_tps[rep] = st.prompt_tps;
     cell->tg_tps[rep] = st.gen_tps;
     if (rep == 0) {
-        cell->answer = g.buf ? g.buf : strdup("");
-        cell->answer_len = g.len;
+        cell->answer_len = g.text.len;
+        cell->answer = g.text.p ? strbuf_take(&g.text) : strdup("");
         cell->n_prompt = st.n_prompt;
         cell->n_gen = st.n_gen;
         cell->stop = why;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "app/app.h"
+#include "engine/strbuf.h"
 #include "engine/vk.h"
 
 int app_fail(const char *cmd, const char *fmt, ...)
@@ -109,22 +110,6 @@ int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
     return 0;
 }
 
-/* Grows buf to hold at least need + 1 bytes (room for the terminating NUL). */
-static bool grow(char **buf, size_t *cap, size_t need)
-{
-    if (need + 1 <= *cap)
-        return true;
-    size_t c = *cap ? *cap : 65536;
-    while (c < need + 1)
-        c *= 2;
-    char *b = realloc(*buf, c);
-    if (!b)
-        return false;
-    *buf = b;
-    *cap = c;
-    return true;
-}
-
 int app_read_input(const char *cmd, const char *what, const char *path, size_t max, char **buf,
                    size_t *len)
 {
@@ -142,18 +127,20 @@ int app_read_input(const char *cmd, const char *what, const char *path, size_t m
         rc = app_fail(cmd, "%s %s: is a directory, not a file", what, path);
         goto done;
     }
-    size_t cap = 0, n = 0, r;
-    char *b = NULL;
+    strbuf b = { 0 };
+    size_t r;
     /* read one byte past max, so "exactly max" and "more than max" can be told apart */
     do {
-        if (!grow(&b, &cap, n + 65536 < max + 1 ? n + 65536 : max + 1)) {
+        size_t want = b.len + 65536 < max + 1 ? 65536 : max + 1 - b.len;
+        if (!strbuf_reserve(&b, want)) {
             rc = app_fail(cmd, "%s %s: out of memory", what, path);
             goto done_buf;
         }
-        r = fread(b + n, 1, cap - 1 - n, f);
-        n += r;
-    } while (r > 0 && n <= max);
-    if (n > max) {
+        r = fread(b.p + b.len, 1, want, f);
+        b.len += r;
+        b.p[b.len] = 0;
+    } while (r > 0 && b.len <= max);
+    if (b.len > max) {
         rc = app_fail(cmd, "%s %s: larger than %zu MiB, the most sizeup reads as text (no "
                       "model's context holds that much)", what, path, max >> 20);
         goto done_buf;
@@ -162,12 +149,10 @@ int app_read_input(const char *cmd, const char *what, const char *path, size_t m
         rc = app_fail(cmd, "%s %s: %s", what, path, strerror(errno));
         goto done_buf;
     }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
-    b = NULL;
+    *len = b.len;
+    *buf = strbuf_take(&b);
 done_buf:
-    free(b);
+    strbuf_free(&b);
 done:
     if (!is_stdin)
         fclose(f);

@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/strbuf.h" /* a leaf: the one growable buffer (docs/DESIGN.md) */
+
 struct dl_sse {
     dl_sse_event_fn fn;
     void *user;
     size_t max_line;
-    char *line;             /* the line so far, without its end */
-    size_t line_len, line_cap;
-    char *data;             /* data of the event so far ("\n" between data lines) */
-    size_t data_len, data_cap;
+    strbuf line;            /* the line so far, without its end */
+    strbuf data;            /* data of the event so far ("\n" between data lines) */
     bool has_data;          /* a data: line was seen (an empty one counts) */
     char event[64];         /* event: name, "" for the default */
     bool after_cr;          /* the last byte was a CR: a LF right after it ends nothing */
@@ -35,30 +35,14 @@ void dl_sse_free(dl_sse *p)
 {
     if (!p)
         return;
-    free(p->line);
-    free(p->data);
+    strbuf_free(&p->line);
+    strbuf_free(&p->data);
     free(p);
-}
-
-/* Grow *buf to hold need bytes plus a NUL, doubling. */
-static bool reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need + 1 <= *cap)
-        return true;
-    size_t c = *cap ? *cap : 256;
-    while (c < need + 1)
-        c *= 2;
-    char *b = realloc(*buf, c);
-    if (!b)
-        return false;
-    *buf = b;
-    *cap = c;
-    return true;
 }
 
 static void reset_event(dl_sse *p)
 {
-    p->data_len = 0;
+    strbuf_clear(&p->data);
     p->has_data = false;
     p->event[0] = 0;
 }
@@ -70,10 +54,9 @@ static int dispatch(dl_sse *p)
         reset_event(p);
         return 0;
     }
-    if (!reserve(&p->data, &p->data_cap, p->data_len))
+    if (!strbuf_put(&p->data, "", 0)) /* an empty data: line still hands over a string */
         return DL_SSE_NOMEM;
-    p->data[p->data_len] = 0;
-    int r = p->fn(p->user, p->event[0] ? p->event : "message", p->data, p->data_len);
+    int r = p->fn(p->user, p->event[0] ? p->event : "message", p->data.p, p->data.len);
     reset_event(p);
     return r;
 }
@@ -94,15 +77,11 @@ static int handle_line(dl_sse *p, const char *s, size_t n)
         vlen--;
     }
     if (name_len == 4 && !memcmp(s, "data", 4)) {
-        size_t need = p->data_len + (p->has_data ? 1 : 0) + vlen;
+        size_t need = p->data.len + (p->has_data ? 1 : 0) + vlen;
         if (need > 4 * p->max_line)
             return DL_SSE_TOO_LONG;
-        if (!reserve(&p->data, &p->data_cap, need))
+        if ((p->has_data && !strbuf_put(&p->data, "\n", 1)) || !strbuf_put(&p->data, v, vlen))
             return DL_SSE_NOMEM;
-        if (p->has_data)
-            p->data[p->data_len++] = '\n';
-        memcpy(p->data + p->data_len, v, vlen);
-        p->data_len += vlen;
         p->has_data = true;
     } else if (name_len == 5 && !memcmp(s, "event", 5)) {
         size_t k = vlen < sizeof p->event - 1 ? vlen : sizeof p->event - 1;
@@ -129,19 +108,17 @@ int dl_sse_feed(dl_sse *p, const char *buf, size_t n)
         while (j < n && buf[j] != '\n' && buf[j] != '\r')
             j++;
         size_t piece = j - i;
-        if (p->line_len + piece > p->max_line)
+        if (p->line.len + piece > p->max_line)
             return p->stopped = DL_SSE_TOO_LONG;
         int r = 0;
-        if (j < n && p->line_len == 0) {
+        if (j < n && p->line.len == 0) {
             r = handle_line(p, buf + i, piece);   /* a whole line in this feed: no copy */
         } else {
-            if (!reserve(&p->line, &p->line_cap, p->line_len + piece))
+            if (!strbuf_put(&p->line, buf + i, piece))
                 return p->stopped = DL_SSE_NOMEM;
-            memcpy(p->line + p->line_len, buf + i, piece);
-            p->line_len += piece;
             if (j < n) {
-                r = handle_line(p, p->line, p->line_len);
-                p->line_len = 0;
+                r = handle_line(p, p->line.p, p->line.len);
+                strbuf_clear(&p->line);
             }
         }
         if (r)
@@ -157,8 +134,8 @@ int dl_sse_feed(dl_sse *p, const char *buf, size_t n)
 
 bool dl_sse_finish(dl_sse *p)
 {
-    bool pending = p->line_len > 0 || p->has_data;
-    p->line_len = 0;
+    bool pending = p->line.len > 0 || p->has_data;
+    p->line.len = 0;
     reset_event(p);
     return pending;
 }

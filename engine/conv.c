@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/strbuf.h"
+
 #include "engine/gguf.h"
 #include "engine/model.h"
 
@@ -235,9 +237,7 @@ eng_status eng_conv_sync(eng_conv *c)
 
 typedef struct answer {
     eng_conv *c;
-    char *text;
-    size_t len, cap;
-    bool oom;
+    strbuf text;
     eng_token_fn fn;
     void *user;
 } answer;
@@ -256,21 +256,7 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len, co
     }
     if (token >= 0 && c->n_ctx < c->cap_ctx)
         c->ctx[c->n_ctx++] = token;
-    if (a->len + len + 1 > a->cap) {
-        size_t cap = (a->len + len + 1) * 2;
-        char *b = realloc(a->text, cap);
-        if (b) {
-            a->text = b;
-            a->cap = cap;
-        } else {
-            a->oom = true;
-        }
-    }
-    if (a->len + len + 1 <= a->cap) {
-        memcpy(a->text + a->len, text, len);
-        a->len += len;
-        a->text[a->len] = 0;
-    }
+    strbuf_put(&a->text, text, len); /* a failure is sticky: reported after generation */
     return a->fn ? a->fn(a->user, token, text, len, st) : true;
 }
 
@@ -289,15 +275,16 @@ eng_status eng_conv_generate(eng_conv *c, const eng_generate_opts *o, eng_token_
         go.stop_strings = stops;
         go.n_stop = n_stop;
     }
-    answer a = { c, NULL, 0, 0, false, fn, user };
+    answer a = { c, { 0 }, fn, user };
     st = eng_session_generate(c->s, &go, on_token, &a, why);
     if (st) {
-        free(a.text);
+        strbuf_free(&a.text);
         return fail(c, st, "%s", eng_session_errmsg(c->s));
     }
-    eng_status add = eng_conv_add(c, "assistant", a.text ? a.text : "");
-    free(a.text);
-    if (!add && a.oom)
+    bool oom = a.text.oom;
+    eng_status add = eng_conv_add(c, "assistant", a.text.p && !oom ? a.text.p : "");
+    strbuf_free(&a.text);
+    if (!add && oom)
         return fail(c, ENG_ERR_NOMEM, "out of memory keeping the answer");
     return add;
 }

@@ -31,6 +31,21 @@ static bool grow(strbuf *b, size_t n)
     return true;
 }
 
+bool strbuf_reserve(strbuf *b, size_t n)
+{
+    if (!grow(b, n))
+        return false;
+    b->p[b->len] = '\0';
+    return true;
+}
+
+void strbuf_clear(strbuf *b)
+{
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
 bool strbuf_put(strbuf *b, const void *src, size_t n)
 {
     if (!grow(b, n))

@@ -27,6 +27,12 @@ typedef struct strbuf {
 bool strbuf_put(strbuf *b, const void *src, size_t n);
 bool strbuf_puts(strbuf *b, const char *s);
 bool strbuf_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Room for n more bytes (and the NUL) without changing the contents, for a caller that writes
+ * into p + len itself (fread) and then adds to len, keeping p[len] == '\0'. Returns false once
+ * oom is set. */
+bool strbuf_reserve(strbuf *b, size_t n);
+/* Empty the buffer but keep its memory (a line parser reusing one buffer per line). */
+void strbuf_clear(strbuf *b);
 /* Hand the bytes to the caller (free() them; NULL when nothing was ever appended or oom is set)
  * and leave b empty. */
 char *strbuf_take(strbuf *b);
