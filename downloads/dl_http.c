@@ -263,6 +263,10 @@ static dl_status cancelled(dl_ctx *c, const char *url, bool part_kept)
 bool dl_url_host(const char *url, char *out, size_t cap)
 {
     out[0] = 0;
+    /* libcurl reads "https:///x" as host "x"; a URL whose authority is empty names no host */
+    const char *auth = strstr(url, "://");
+    if (!auth || !auth[3] || strchr("/?#", auth[3]))
+        return false;
     CURLU *u = curl_url();
     char *host = NULL, *port = NULL;
     bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
