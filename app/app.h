@@ -49,6 +49,18 @@ int app_parse_int(const char *cmd, const char *opt, const char *text, long long 
                   long long *out);
 /* The same for 0 .. UINT64_MAX (seeds). */
 int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *out);
+/* A real option value: a finite number, lo <= value <= hi. Returns 0 with *out set, or 2 after
+ * "sizeup CMD: OPT 'TEXT': expected a number from LO to HI". */
+int app_parse_real(const char *cmd, const char *opt, const char *text, double lo, double hi,
+                   double *out);
+/* The options every command that opens sessions shares, in one place so they are spelt and
+ * checked alike: sampling (--temp, --top-k, --top-p, --min-p, --repeat-penalty, --seed),
+ * -c/--ctx, -t/--threads and --backend. Returns 0 when `opt` was one of them (so updated;
+ * *seed_set, when not NULL, set for --seed), 2 after a message for a bad value, -1 when opt is
+ * none of them. */
+struct eng_session_opts; /* engine/engine.h */
+int app_session_opt(const char *cmd, const char *opt, const char *val, struct eng_session_opts *so,
+                    bool *seed_set);
 
 /* Inputs larger than this are refused: no prompt or text to tokenize is near it, and reading
  * /dev/zero or a runaway pipe must not eat the machine's memory. */

@@ -38,17 +38,6 @@ static void usage(FILE *to)
         "Keys: Enter send, Tab focus, F2 all/one pane, Esc stop, F1 help, /quit leaves.\n");
 }
 
-static bool num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || v != v || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 typedef struct chat_args {
     const char *refs[8], *device, *cacert;
     int n_refs;
@@ -59,28 +48,19 @@ typedef struct chat_args {
 /* An option with a value: 0 handled, 2 bad value (after a message), -1 not an option of ours. */
 static int value_opt(chat_args *a, const char *o, const char *v)
 {
-    double d;
-    eng_sampler_params *sp = &a->cfg.so.sampling;
-#define NUM(lo, hi) if (!num(v, lo, hi, &d)) return app_fail(CMD, "%s '%s': expected a number from %g to %g", o, v, (double)(lo), (double)(hi)) + 1
+    long long i;
+    int rc = app_session_opt(CMD, o, v, &a->cfg.so, NULL);
+    if (rc != -1)
+        return rc;
     if (!strcmp(o, "--template")) a->cfg.tmpl = v;
     else if (!strcmp(o, "--system")) a->cfg.system = v;
     else if (!strcmp(o, "--device")) a->device = v;
     else if (!strcmp(o, "--cacert")) a->cacert = v;
-    else if (!strcmp(o, "-n") || !strcmp(o, "--n-predict")) { NUM(-1, 1e9); a->cfg.n_predict = (int)d; }
-    else if (!strcmp(o, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
-    else if (!strcmp(o, "--top-k")) { NUM(0, 1e9); sp->top_k = (int32_t)d; }
-    else if (!strcmp(o, "--top-p")) { NUM(1e-6, 1); sp->top_p = (float)d; }
-    else if (!strcmp(o, "--min-p")) { NUM(0, 1); sp->min_p = (float)d; }
-    else if (!strcmp(o, "--repeat-penalty")) { NUM(1e-3, 100); sp->repeat_penalty = (float)d; }
-    else if (!strcmp(o, "--seed")) { NUM(0, 1.8e19); sp->seed = (uint64_t)d; }
-    else if (!strcmp(o, "-c") || !strcmp(o, "--ctx")) { NUM(8, 1 << 24); a->cfg.so.n_ctx = (uint32_t)d; }
-    else if (!strcmp(o, "-t") || !strcmp(o, "--threads")) { NUM(1, 256); a->cfg.so.n_threads = (int)d; }
-    else if (!strcmp(o, "--backend")) {
-        if (!strcmp(v, "cpu")) a->cfg.so.backend = ENG_BACKEND_CPU;
-        else if (!strcmp(v, "vulkan")) a->cfg.so.backend = ENG_BACKEND_VULKAN;
-        else return app_fail(CMD, "--backend '%s': expected cpu or vulkan", v) + 1;
+    else if (!strcmp(o, "-n") || !strcmp(o, "--n-predict")) {
+        if (app_parse_int(CMD, o, v, -1, 1000000000, &i))
+            return 2;
+        a->cfg.n_predict = (int)i;
     } else return -1;
-#undef NUM
     return 0;
 }
 

@@ -67,39 +67,26 @@ static void usage(FILE *to)
         "  -h, --help            show this help\n");
 }
 
-static bool num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || v != v || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* One option with a value; 0 handled, 2 bad value, -1 not an option of compare. */
 static int value_opt(cmp_opts *o, app_cmp *c, const char *a, const char *v)
 {
-    double d;
-    eng_sampler_params *sp = &c->sampling;
-#define NUM(lo, hi) if (!num(v, lo, hi, &d)) return app_fail(CMD, "%s '%s': expected a number from %g to %g", a, v, (double)(lo), (double)(hi)) + 1
+    long long i;
+    /* sampling lives on the comparison (one setting for every model), the rest on the session */
+    o->so.sampling = c->sampling;
+    int rc = !strcmp(a, "--seed") ? -1 : app_session_opt(CMD, a, v, &o->so, NULL);
+    c->sampling = o->so.sampling;
+    if (rc != -1)
+        return rc;
+#define INT(lo, hi) if (app_parse_int(CMD, a, v, lo, hi, &i)) return 2
     if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
     else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
     else if (!strcmp(a, "--device")) o->device = v;
     else if (!strcmp(a, "--cacert")) o->cacert = v;
     else if (!strcmp(a, "--ppl")) c->ppl_file = v;
-    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { NUM(1, 1e6); c->n_predict = (int)d; }
-    else if (!strcmp(a, "-r") || !strcmp(a, "--repeats")) { NUM(1, 100); c->reps = (int)d; }
-    else if (!strcmp(a, "--ppl-ctx")) { NUM(8, 1 << 20); c->ppl_ctx = (uint32_t)d; }
-    else if (!strcmp(a, "--seed")) { NUM(0, 1.8e19); c->seed = (uint64_t)d; }
-    else if (!strcmp(a, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
-    else if (!strcmp(a, "--top-k")) { NUM(0, 1e9); sp->top_k = (int32_t)d; }
-    else if (!strcmp(a, "--top-p")) { NUM(1e-6, 1); sp->top_p = (float)d; }
-    else if (!strcmp(a, "--min-p")) { NUM(0, 1); sp->min_p = (float)d; }
-    else if (!strcmp(a, "--repeat-penalty")) { NUM(1e-3, 100); sp->repeat_penalty = (float)d; }
-    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { NUM(8, 1 << 24); o->so.n_ctx = (uint32_t)d; }
-    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NUM(1, 256); o->so.n_threads = (int)d; }
+    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { INT(1, 1000000); c->n_predict = (int)i; }
+    else if (!strcmp(a, "-r") || !strcmp(a, "--repeats")) { INT(1, 100); c->reps = (int)i; }
+    else if (!strcmp(a, "--ppl-ctx")) { INT(8, 1 << 20); c->ppl_ctx = (uint32_t)i; }
+    else if (!strcmp(a, "--seed")) { if (app_parse_u64(CMD, a, v, &c->seed)) return 2; }
     else if (!strcmp(a, "--mode")) {
         if (!app_sched_mode_parse(v, &c->mode))
             return app_fail(CMD, "--mode '%s': expected fair or concurrent", v) + 1;
@@ -107,13 +94,9 @@ static int value_opt(cmp_opts *o, app_cmp *c, const char *a, const char *v)
         if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv"))
             return app_fail(CMD, "-o '%s': expected md, json or csv", v) + 1;
         o->format = v;
-    } else if (!strcmp(a, "--backend")) {
-        if (strcmp(v, "cpu") && strcmp(v, "vulkan"))
-            return app_fail(CMD, "--backend '%s': expected vulkan or cpu", v) + 1;
-        o->so.backend = strcmp(v, "cpu") ? ENG_BACKEND_VULKAN : ENG_BACKEND_CPU;
     } else
         return -1;
-#undef NUM
+#undef INT
     return 0;
 }
 

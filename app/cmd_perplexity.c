@@ -55,17 +55,6 @@ static void usage(FILE *to)
         "  -h, --help            show this help\n");
 }
 
-static int parse_num(const char *a, const char *v, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi)
-        return app_fail(CMD, "%s '%s': expected a whole number from %ld to %ld", a, v, lo, hi) + 1;
-    *out = x;
-    return 0;
-}
-
 /* Returns 0 to go on, -1 after --help, or an exit status. */
 static int parse_args(int argc, char **argv, ppl_opts *o)
 {
@@ -73,7 +62,7 @@ static int parse_args(int argc, char **argv, ppl_opts *o)
     o->so = eng_session_defaults();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        long x;
+        long long x;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return -1;
@@ -93,17 +82,12 @@ static int parse_args(int argc, char **argv, ppl_opts *o)
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--cacert")) o->cacert = v;
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
-            if (parse_num(a, v, 8, 1 << 20, &x))
+            if (app_parse_int(CMD, a, v, 8, 1 << 20, &x))
                 return 2;
             o->n_ctx = (uint32_t)x;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (parse_num(a, v, 1, 256, &x))
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "--backend")) {
+            if (app_session_opt(CMD, a, v, &o->so, NULL))
                 return 2;
-            o->so.n_threads = (int)x;
-        } else if (!strcmp(a, "--backend")) {
-            if (strcmp(v, "cpu") && strcmp(v, "vulkan"))
-                return app_fail(CMD, "--backend '%s': expected vulkan or cpu", v) + 1;
-            o->so.backend = strcmp(v, "cpu") ? ENG_BACKEND_VULKAN : ENG_BACKEND_CPU;
         } else
             return app_fail(CMD, "unknown option '%s' (see sizeup perplexity --help)", a) + 1;
     }

@@ -87,18 +87,6 @@ static void usage(FILE *to)
         "  -h, --help            show this help\n");
 }
 
-/* Real-valued options; integers go through app_parse_int, which prints its range as integers. */
-static bool num_f(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || v != v || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* --template: a name eng_chat_family_from_name knows, else an error listing the families. */
 static int template_opt(const char *v)
 {
@@ -116,11 +104,10 @@ static int template_opt(const char *v)
 /* One option with a value; returns 0 when handled, 2 on a bad value, -1 when not ours. */
 static int value_opt(run_opts *o, const char *a, const char *v)
 {
-    double d;
     long long i;
-    eng_sampler_params *sp = &o->so.sampling;
-#define NUM(lo, hi) if (!num_f(v, lo, hi, &d)) return app_fail(CMD, "%s '%s': expected a number from %g to %g", a, v, (double)(lo), (double)(hi)) + 1
-#define INT(lo, hi) if (app_parse_int(CMD, a, v, lo, hi, &i)) return 2
+    int rc = app_session_opt(CMD, a, v, &o->so, &o->seed_set);
+    if (rc != -1)
+        return rc;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
     else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->prompt = v;
     else if (!strcmp(a, "-f") || !strcmp(a, "--file")) o->file = v;
@@ -128,22 +115,11 @@ static int value_opt(run_opts *o, const char *a, const char *v)
     else if (!strcmp(a, "--template")) { if (template_opt(v)) return 2; o->tmpl = v; }
     else if (!strcmp(a, "--device")) o->device = v;
     else if (!strcmp(a, "--cacert")) o->cacert = v;
-    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { INT(-1, 1000000000); o->n_predict = (int)i; }
-    else if (!strcmp(a, "--temp")) { NUM(0, 100); sp->temperature = (float)d; }
-    else if (!strcmp(a, "--top-k")) { INT(0, INT32_MAX); sp->top_k = (int32_t)i; }
-    else if (!strcmp(a, "--top-p")) { NUM(1e-6, 1); sp->top_p = (float)d; }
-    else if (!strcmp(a, "--min-p")) { NUM(0, 1); sp->min_p = (float)d; }
-    else if (!strcmp(a, "--repeat-penalty")) { NUM(1e-3, 100); sp->repeat_penalty = (float)d; }
-    else if (!strcmp(a, "--seed")) { if (app_parse_u64(CMD, a, v, &sp->seed)) return 2; o->seed_set = true; }
-    else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { INT(8, 1 << 24); o->so.n_ctx = (uint32_t)i; }
-    else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { INT(1, 256); o->so.n_threads = (int)i; }
-    else if (!strcmp(a, "--backend")) {
-        if (!strcmp(v, "cpu")) o->so.backend = ENG_BACKEND_CPU;
-        else if (!strcmp(v, "vulkan")) o->so.backend = ENG_BACKEND_VULKAN;
-        else return app_fail(CMD, "--backend '%s': expected cpu or vulkan", v) + 1;
+    else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+        if (app_parse_int(CMD, a, v, -1, 1000000000, &i))
+            return 2;
+        o->n_predict = (int)i;
     } else return -1;
-#undef NUM
-#undef INT
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "app/app.h"
+#include "engine/engine.h"
 #include "engine/strbuf.h"
 #include "engine/vk.h"
 
@@ -107,6 +109,49 @@ int app_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t *
         return app_fail(cmd, "%s '%s': expected an integer from 0 to %" PRIu64, opt, text,
                         UINT64_MAX) + 1;
     *out = v;
+    return 0;
+}
+
+int app_parse_real(const char *cmd, const char *opt, const char *text, double lo, double hi,
+                   double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!*text || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return app_fail(cmd, "%s '%s': expected a number from %g to %g", opt, text, lo, hi) + 1;
+    *out = v;
+    return 0;
+}
+
+int app_session_opt(const char *cmd, const char *opt, const char *val, struct eng_session_opts *so,
+                    bool *seed_set)
+{
+    eng_sampler_params *sp = &so->sampling;
+    double d;
+    long long i;
+#define REAL(lo, hi) if (app_parse_real(cmd, opt, val, lo, hi, &d)) return 2
+#define INT(lo, hi) if (app_parse_int(cmd, opt, val, lo, hi, &i)) return 2
+    if (!strcmp(opt, "--temp")) { REAL(0, 100); sp->temperature = (float)d; }
+    else if (!strcmp(opt, "--top-k")) { INT(0, INT32_MAX); sp->top_k = (int32_t)i; }
+    else if (!strcmp(opt, "--top-p")) { REAL(1e-6, 1); sp->top_p = (float)d; }
+    else if (!strcmp(opt, "--min-p")) { REAL(0, 1); sp->min_p = (float)d; }
+    else if (!strcmp(opt, "--repeat-penalty")) { REAL(1e-3, 100); sp->repeat_penalty = (float)d; }
+    else if (!strcmp(opt, "--seed")) {
+        if (app_parse_u64(cmd, opt, val, &sp->seed))
+            return 2;
+        if (seed_set)
+            *seed_set = true;
+    }
+    else if (!strcmp(opt, "-c") || !strcmp(opt, "--ctx")) { INT(8, 1 << 24); so->n_ctx = (uint32_t)i; }
+    else if (!strcmp(opt, "-t") || !strcmp(opt, "--threads")) { INT(1, 256); so->n_threads = (int)i; }
+    else if (!strcmp(opt, "--backend")) {
+        if (!strcmp(val, "cpu")) so->backend = ENG_BACKEND_CPU;
+        else if (!strcmp(val, "vulkan")) so->backend = ENG_BACKEND_VULKAN;
+        else return app_fail(cmd, "--backend '%s': expected cpu or vulkan", val) + 1;
+    } else return -1;
+#undef REAL
+#undef INT
     return 0;
 }
 

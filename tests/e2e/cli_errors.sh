@@ -144,6 +144,14 @@ grep -q 'e+' "$T/err" && fail "a range printed in exponent form"
 refused "-n '1.5': expected an integer from -1 to 1000000000" run -m "$M" -p hi -n 1.5
 refused "--seed '-1': expected an integer from 0 to 18446744073709551615" run -m "$M" -p hi --seed -1
 refused "-t 'four': expected an integer from 1 to 256" bench -m "$M" -t four
+step "chat, compare and perplexity check their options the way run does (one shared parser)"
+refused "-n '1.5': expected an integer from -1 to 1000000000" chat --plain "$M" -n 1.5
+refused "--seed '-1': expected an integer from 0 to 18446744073709551615" chat --plain "$M" --seed -1
+refused "--top-k '2.5': expected an integer from 0 to 2147483647" chat --plain "$M" --top-k 2.5
+refused "-n '1.5': expected an integer from 1 to 1000000" compare "$M" "$M" -p hi -n 1.5
+refused "--seed '18446744073709551616': expected an integer from 0 to" compare "$M" "$M" -p hi --seed 18446744073709551616
+refused "--temp 'inf': expected a number from 0 to 100" compare "$M" "$M" -p hi --temp inf
+refused "-t '0': expected an integer from 1 to 256" perplexity -m "$M" -f "$M" -t 0
 step "logits -c is validated: a number in range, and room for the tokens"
 refused "-c 'abc': expected an integer from 8 to 16777216" logits -m "$M" --tokens 1,2 -c abc
 refused "-c '2': expected an integer from 8 to 16777216" logits -m "$M" --tokens 1,2 -c 2
