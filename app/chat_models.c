@@ -52,8 +52,10 @@ void app_model_brief(const char *path, char *type, size_t typelen, double *bpw,
     eng_model_info *mi = malloc(sizeof *mi);
     if (mi && eng_model_info_read(f, mi) == GGUF_OK) {
         const gguf_type_info *ti = mi->n_types ? gguf_type_get(mi->types[0].type) : NULL;
-        snprintf(type, typelen, "%s", mi->has_file_type ? eng_ftype_name(mi->file_type) :
-                 ti ? ti->name : "?");
+        const char *ft = mi->has_file_type ? eng_ftype_name(mi->file_type) : NULL;
+        if (ft && !strncmp(ft, "MOSTLY_", 7))  /* "Q4_0", as a pane header has little room */
+            ft += 7;
+        snprintf(type, typelen, "%s", ft ? ft : ti ? ti->name : "?");
         *bpw = mi->bits_per_weight;
         *file_size = mi->file_size;
     }

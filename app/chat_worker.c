@@ -181,8 +181,9 @@ static void describe(app_worker *w)
         snprintf(mode, sizeof mode, "completion");
     pthread_mutex_lock(&w->mu);
     snprintf(w->info.name, sizeof w->info.name, "%s", eng_model_name(w->m));
-    snprintf(w->info.detail, sizeof w->info.detail, "%s params | %s %.1f bpw | %s | %s",
-             app_fmt_count(eng_model_n_params(w->m), p, sizeof p), ty, bpw,
+    /* the type first: panes side by side cut the header, and the type is what differs */
+    snprintf(w->info.detail, sizeof w->info.detail, "%s %.1f bpw | %s params | %s | %s", ty, bpw,
+             app_fmt_count(eng_model_n_params(w->m), p, sizeof p),
              app_fmt_bytes(fsize, sz, sizeof sz), es.backend ? es.backend : "?");
     snprintf(w->info.mode, sizeof w->info.mode, "%s", mode);
     snprintf(w->info.backend, sizeof w->info.backend, "%s", es.backend ? es.backend : "?");
@@ -321,7 +322,7 @@ static const char *set_key(app_chat_cfg *cfg, const char *kv)
     char key[32];
     double v;
     if (sscanf(kv, "%31s %lf", key, &v) != 2)
-        return "usage: /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict VALUE";
+        return "usage: /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict|n_ctx VALUE";
     eng_sampler_params *sp = &cfg->so.sampling;
     if (!strcmp(key, "temp") && v >= 0 && v <= 100) sp->temperature = (float)v;
     else if (!strcmp(key, "top_k") && v >= 0) sp->top_k = (int32_t)v;
@@ -330,6 +331,7 @@ static const char *set_key(app_chat_cfg *cfg, const char *kv)
     else if (!strcmp(key, "repeat_penalty") && v > 0 && v <= 100) sp->repeat_penalty = (float)v;
     else if (!strcmp(key, "seed") && v >= 0) sp->seed = (uint64_t)v;
     else if (!strcmp(key, "n_predict") && v >= -1) cfg->n_predict = (int)v;
+    else if (!strcmp(key, "n_ctx") && v >= 8 && v <= 1 << 24) cfg->so.n_ctx = (uint32_t)v;
     else
         return "unknown setting or value out of range (see /help)";
     return NULL;

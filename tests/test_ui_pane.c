@@ -186,6 +186,11 @@ static void test_status_fits(void **state)
     ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
     assert_non_null(strstr(buf, "123.4 t/s now"));
     assert_non_null(strstr(buf, "mem 1.1M"));
+    /* why an answer ended survives a narrow pane: it comes right after the phase */
+    st.phase = UI_PHASE_IDLE;
+    st.stop = "cancelled";
+    ui_status_format(&st, 0, 2, 40, buf, sizeof buf);
+    assert_string_equal(buf, "idle | stop: cancelled | avg 120.1 t/s");
 }
 
 int main(void)

@@ -399,7 +399,10 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     char seg[N_SEG][96], a[16], b[16], c[16], spark[4 * 8 + 1];
     int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1 };
     phase_seg(st, seg[0], sizeof seg[0]);
-    snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
+    if (st->phase != UI_PHASE_IDLE)  /* idle, nothing decodes now: avg is the figure */
+        snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
+    else
+        seg[1][0] = 0;
     snprintf(seg[2], sizeof seg[2], "avg %.1f t/s", st->tps_avg);
     snprintf(seg[3], sizeof seg[3], "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
              fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
@@ -418,7 +421,10 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     buf[0] = 0;
     /* no figures yet: loading is not slowness */
     bool loading = st->phase == UI_PHASE_LOADING || st->phase == UI_PHASE_DOWNLOADING;
-    for (int i = 0; i < N_SEG; i++) {
+    /* after an answer, why it ended comes before the speeds (a narrow pane keeps it) */
+    static const int order[N_SEG] = { 0, 6, 1, 2, 3, 4, 5, 7, 8, 9, 10 };
+    for (int k = 0; k < N_SEG; k++) {
+        int i = order[k];
         if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10))
             add_seg(buf, cap, width, seg[i]);
         if (i == 0 && line == 0 && !buf[0]) {  /* too narrow for the details: the word alone */
