@@ -26,6 +26,8 @@ static const char help_text[] =
     "  first token; tok: tokens in the answer; ctx: context used of its size;\n"
     "  mem: weights + KV cache + scratch on the backend; rss: host memory of\n"
     "  the whole process. /save adds wall-time tokens/s (send to last token).\n"
+    "  Top bar: a Vulkan device's memory allocated by the panes of its heap;\n"
+    "  the CPU's: the process's resident memory of the machine's RAM.\n"
     "Any key closes this box.";
 
 static const char *role_name(ui_role r)

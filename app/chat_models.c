@@ -9,6 +9,7 @@
 #include "app/chat_models.h"
 #include "engine/gguf.h"
 #include "engine/model_info.h"
+#include "engine/vk.h"
 
 char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t whylen)
 {
@@ -72,4 +73,24 @@ unsigned long long app_host_rss(void)
     int ok = fscanf(f, "%llu %llu", &pages_total, &pages_rss) == 2;
     fclose(f);
     return ok ? pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE) : 0;
+}
+
+unsigned long long app_host_ram(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (unsigned long long)pages * (unsigned long long)size : 0;
+}
+
+unsigned long long app_vk_heap_bytes(int device)
+{
+    vk_open_opts o = { 0 };
+    o.has_device_index = device >= 0;
+    o.device_index = device >= 0 ? (uint32_t)device : 0;
+    vk_ctx *ctx = NULL;
+    if (vk_ctx_open(&o, &ctx, NULL, 0) != VK_STATUS_OK)
+        return 0;
+    const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    unsigned long long heap = d ? vk_device_local_bytes(d) : 0;
+    vk_ctx_close(ctx);
+    return heap;
 }

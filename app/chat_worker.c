@@ -174,6 +174,8 @@ static void describe(app_worker *w)
     app_model_brief(w->path, ty, sizeof ty, &bpw, &fsize);
     eng_stats es;
     eng_session_stats(w->s, &es);
+    bool vk = es.backend && !strncmp(es.backend, "vulkan", 6);
+    unsigned long long heap = vk ? app_vk_heap_bytes(w->cfg.so.device) : 0;
     if (eng_conv_is_chat(w->conv))
         snprintf(mode, sizeof mode, "chat (%s)",
                  eng_chat_family_name(eng_conv_template(w->conv)->family));
@@ -187,6 +189,7 @@ static void describe(app_worker *w)
              app_fmt_bytes(fsize, sz, sizeof sz), es.backend ? es.backend : "?");
     snprintf(w->info.mode, sizeof w->info.mode, "%s", mode);
     snprintf(w->info.backend, sizeof w->info.backend, "%s", es.backend ? es.backend : "?");
+    w->info.dev_heap = heap;
     w->info_new = true;
     stats_locked(w, &es);
     pthread_mutex_unlock(&w->mu);
@@ -244,6 +247,24 @@ static bool download(app_worker *w)
     return st == DL_OK && w->path;
 }
 
+/* The load's progress in the pane's status line: opening the file is the first 5%, the
+ * engine's eng_session_new (weights, kernels, warm-up) the rest. */
+static void load_progress(app_worker *w, float done, const char *step)
+{
+    pthread_mutex_lock(&w->mu);
+    w->st.phase = UI_PHASE_LOADING;
+    w->st.progress = done;
+    snprintf(w->st.note, sizeof w->st.note, "%s", step);
+    w->st_new = true;
+    wake_locked(w);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_session_progress(void *user, float done, const char *step)
+{
+    load_progress(user, 0.05f + 0.95f * done, step);
+}
+
 static bool load(app_worker *w)
 {
     if (!w->path && !download(w)) {
@@ -251,10 +272,13 @@ static bool load(app_worker *w)
         return false;
     }
     char err[512];
-    set_phase(w, UI_PHASE_LOADING, NULL);
+    load_progress(w, 0, "opening the file");
     w->cfg.so.cancel = &w->cancel; /* Esc stops a prompt being fed too */
+    eng_session_opts so = w->cfg.so; /* only the first session shows its load as such */
+    so.progress = on_session_progress;
+    so.progress_user = w;
     if (eng_model_open(w->path, &w->m, err, sizeof err) ||
-        eng_session_new(w->m, &w->cfg.so, &w->s, err, sizeof err) ||
+        eng_session_new(w->m, &so, &w->s, err, sizeof err) ||
         eng_conv_new(w->m, w->s, ENG_CONV_AUTO, w->cfg.tmpl, &w->conv, err, sizeof err)) {
         post(w, EV_ERROR, err);
         pthread_mutex_lock(&w->mu);
@@ -267,6 +291,10 @@ static bool load(app_worker *w)
     }
     if (w->cfg.system)
         eng_conv_set_system(w->conv, w->cfg.system);
+    pthread_mutex_lock(&w->mu);
+    w->st.progress = -1;
+    w->st.note[0] = 0;
+    pthread_mutex_unlock(&w->mu);
     describe(w);
     if (!eng_conv_is_chat(w->conv))
         post(w, EV_INFO, "This model has no chat template: it continues your text "

@@ -191,6 +191,14 @@ static void test_status_fits(void **state)
     st.stop = "cancelled";
     ui_status_format(&st, 0, 2, 40, buf, sizeof buf);
     assert_string_equal(buf, "idle | stop: cancelled | avg 120.1 t/s");
+    /* loading is shown as such, with a bar and the step, not as a slow model */
+    st.phase = UI_PHASE_LOADING;
+    st.progress = 0.6;
+    snprintf(st.note, sizeof st.note, "warm-up");
+    ui_status_format(&st, 0, 2, 80, buf, sizeof buf);
+    assert_string_equal(buf, "loading [######----] 60%: warm-up");
+    ui_status_format(&st, 0, 2, 12, buf, sizeof buf);
+    assert_string_equal(buf, "loading 60%");
 }
 
 int main(void)

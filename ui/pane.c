@@ -382,8 +382,13 @@ static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
         snprintf(seg, cap, "downloading %d%% (%s)", (int)(st->progress * 100), st->note);
     else if (st->phase == UI_PHASE_DOWNLOADING)
         snprintf(seg, cap, "downloading (%s)", st->note);
-    else if (st->phase == UI_PHASE_LOADING && st->progress >= 0)
-        snprintf(seg, cap, "loading the model %d%%", (int)(st->progress * 100 + 0.5));
+    else if (st->phase == UI_PHASE_LOADING && st->progress >= 0) {
+        int fill = (int)(st->progress * 10 + 0.5);
+        fill = fill < 0 ? 0 : fill > 10 ? 10 : fill;
+        snprintf(seg, cap, "loading [%.*s%.*s] %d%%%s%.40s", fill, "##########", 10 - fill,
+                 "----------", (int)(st->progress * 100 + 0.5), st->note[0] ? ": " : "",
+                 st->note);
+    }
     else if (st->phase == UI_PHASE_LOADING)
         snprintf(seg, cap, "loading the model...%s%s", st->note[0] ? " " : "", st->note);
     else

@@ -46,8 +46,11 @@ echo "$head" | grep -qE '1 [^│]*│ ?2 BabyLlama[^│]*│ ?3 BabyLlama' ||
     fail "the headers are not stories260K | BabyLlama | BabyLlama: $head"
 [ "$(count 'completion \| F32')" -ge 2 ] || fail "no two F32 panes (stories260K, BabyLlama F32)"
 [ "$(count 'completion \| Q4_0')" -eq 1 ] || fail "no Q4_0 pane"
-screen | head -1 | grep -q '| cpu |' && ! screen | head -1 | grep -q vulkan ||
+screen | head -1 | grep -q '| cpu: ' && ! screen | head -1 | grep -q vulkan ||
     fail "the demo does not run on the CPU (the fast backend for models this small)"
+# the global bar: where the models run and its memory used of its total, where input goes
+screen | head -1 | grep -qE '\| to all panes \|.*\| cpu: RSS [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB RAM' ||
+    fail "the global bar does not show the device memory used of its total"
 [ -s "$T/store/builtin/babyllama-930K-Q4_0.gguf" ] || fail "the Q4_0 was not made into the store"
 
 # one prompt, three answers, each with non-zero tokens/s and a memory figure
