@@ -305,8 +305,13 @@ static void draw_header(const ui_screen *s, int i, ui_rect r)
     char buf[512], more[32] = "";
     if (ui_pane_scrolled(p) > 0)
         snprintf(more, sizeof more, " [scrolled %ld]", ui_pane_scrolled(p));
-    snprintf(buf, sizeof buf, "%s%d %s | %s | %s%s", i == s->focus ? ">" : " ", i + 1, in->name,
-             in->mode, in->detail, more);
+    /* the weights' type (detail's first field) before the mode: panes side by side cut the
+     * header, and the type is what tells two panes of one model apart */
+    size_t k = strcspn(in->detail, "|");
+    k = k && in->detail[k] ? k - 1 : k;
+    const char *rest = in->detail[k] ? in->detail + k : "";
+    snprintf(buf, sizeof buf, "%s%d %s | %.*s%s%s%s%s", i == s->focus ? ">" : " ", i + 1, in->name,
+             (int)k, in->detail, k ? " | " : "", in->mode, rest, more);
     attr_t a = i == s->focus ? (D.color ? color(PAIR_FOCUS) : A_REVERSE) | A_BOLD : A_REVERSE;
     put_text(r.y, r.x, r.w, buf, strlen(buf), a);
 }

@@ -44,8 +44,8 @@ wait_count "Get a real model with" 1 1 || fail "the banner does not say how to g
 head=$(screen | grep -m1 -E '^.?1 ')
 echo "$head" | grep -qE '1 [^│]*│ ?2 BabyLlama[^│]*│ ?3 BabyLlama' ||
     fail "the headers are not stories260K | BabyLlama | BabyLlama: $head"
-[ "$(count 'completion \| F32')" -ge 2 ] || fail "no two F32 panes (stories260K, BabyLlama F32)"
-[ "$(count 'completion \| Q4_0')" -eq 1 ] || fail "no Q4_0 pane"
+[ "$(count '\| F32 32\.0 bpw')" -ge 2 ] || fail "no two F32 panes (stories260K, BabyLlama F32)"
+[ "$(count '\| Q4_0 4\.[0-9] bpw')" -eq 1 ] || fail "no Q4_0 pane"
 screen | head -1 | grep -q '| cpu: ' && ! screen | head -1 | grep -q vulkan ||
     fail "the demo does not run on the CPU (the fast backend for models this small)"
 # the global bar: where the models run and its memory used of its total, where input goes
