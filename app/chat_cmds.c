@@ -203,6 +203,27 @@ static bool pane_command(chat_tui *t, const char *cmd, const char *arg)
     return true;
 }
 
+/* /regen: the new answer takes the last one's place on screen (and in /save); a pane still
+ * answering is left alone, since its last answer is not finished. */
+static void regen(chat_tui *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        if (!app_chat_targets(t, i) || !t->w[i])
+            continue;
+        if (app_worker_busy(t->w[i])) {
+            app_chat_notice(t, "/regen: pane %d is still answering (Esc stops it)", i + 1);
+            continue;
+        }
+        size_t last = ui_pane_last_turn(t->p[i], UI_ROLE_MODEL);
+        if (last == SIZE_MAX) {
+            app_chat_notice(t, "/regen: pane %d has no answer yet", i + 1);
+            continue;
+        }
+        if (app_worker_post(t->w[i], APP_JOB_REGEN, NULL))
+            ui_pane_drop_turns(t->p[i], last);
+    }
+}
+
 void app_chat_command(chat_tui *t, const char *line)
 {
     char cmd[32] = "";
@@ -230,10 +251,7 @@ void app_chat_command(chat_tui *t, const char *line)
             if (app_chat_targets(t, i) && t->w[i])
                 ui_pane_clear(t->p[i]);
     } else if (!strcmp(cmd, "regen")) {
-        for (int i = 0; i < t->n; i++)
-            if (app_chat_targets(t, i) && t->w[i])
-                ui_pane_add_turn(t->p[i], UI_ROLE_INFO, "(regenerating the last answer)");
-        post_targets(t, APP_JOB_REGEN, NULL);
+        regen(t);
     } else if (!strcmp(cmd, "save")) {
         if (*arg)
             save(t, arg);

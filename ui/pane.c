@@ -245,6 +245,33 @@ void ui_pane_clear(ui_pane *p)
     p->all_dirty = true;
 }
 
+size_t ui_pane_last_turn(const ui_pane *p, ui_role role)
+{
+    for (size_t i = p->n_turns; i-- > 0;)
+        if (p->turns[i].role == role)
+            return i;
+    return SIZE_MAX;
+}
+
+void ui_pane_drop_turns(ui_pane *p, size_t first)
+{
+    if (first >= p->n_turns)
+        return;
+    for (size_t i = first; i < p->n_turns; i++) {
+        free(p->turns[i].text);
+        free(p->turns[i].note);
+    }
+    p->n_turns = first;
+    size_t n = 0;  /* a turn's lines, its blank separator first, follow the turns before it */
+    while (n < p->n_lines && p->lines[n].turn < first)
+        n++;
+    p->n_lines = n;
+    p->tail = n ? n - 1 : 0;
+    ui_sanitize_init(&p->san);
+    p->scroll = 0;
+    p->all_dirty = true;
+}
+
 void ui_pane_set_width(ui_pane *p, int width)
 {
     if (width < 1)

@@ -83,6 +83,10 @@ int ui_pane_append(ui_pane *p, const char *text, size_t len);
 /* A whole turn at once. */
 int ui_pane_add_turn(ui_pane *p, ui_role role, const char *text);
 void ui_pane_clear(ui_pane *p);
+/* Index of the last turn with this role, SIZE_MAX when none. */
+size_t ui_pane_last_turn(const ui_pane *p, ui_role role);
+/* Remove turns first.. to the end (with their notes and lines): /regen replaces an answer. */
+void ui_pane_drop_turns(ui_pane *p, size_t first);
 /* A note kept with the last turn but not shown in the body (an answer's figures, for /save and
  * the pager). Copied; returns 0 or -1. */
 int ui_pane_set_note(ui_pane *p, const char *note);

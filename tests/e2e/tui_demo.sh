@@ -63,6 +63,15 @@ wait_count "^idle|│idle" 3 10 || fail "the three panes did not finish their an
 [ "$(count "avg [1-9][0-9]*\.[0-9] t/s")" -ge 3 ] || fail "no non-zero tokens/s in the three panes"
 [ "$(count "mem [0-9.]+[KMG]\+")" -ge 3 ] || fail "no memory figure in the three panes"
 
+# /regen replaces the last answer on screen: a new (30-token) answer where the old one was
+tmux send-keys -t "$S" "/set n_predict 30" Enter
+wait_count "set n_predict 30" 3 10 || fail "/set did not reach the three panes"
+tmux send-keys -t "$S" "/regen" Enter
+wait_count " 30 tok" 3 30 || fail "/regen did not answer again in the three panes"
+wait_count "^idle|│idle" 3 10 || fail "the three panes did not finish their new answers"
+[ "$(count "Once upon a time")" -eq 3 ] || fail "/regen: the prompt is not once in each pane"
+[ "$(count "regenerat")" -eq 0 ] || fail "/regen left a note instead of replacing the answer"
+
 # a resize keeps the conversation and lays it out again
 tmux resize-window -t "$S" -x 100 -y 30
 sleep 1
@@ -87,9 +96,9 @@ wait_count "stop: cancelled" 3 5 || fail "Esc did not stop the three answers"
 tmux send-keys -t "$S" "/save $T/demo.md" Enter
 wait_count "saved the transcript" 1 5 || fail "/save did not say it saved"
 [ "$(grep -c '^## Pane' "$T/demo.md")" -eq 3 ] || fail "/save: not three panes in demo.md"
-[ "$(grep -c '^\*\*llama:\*\* .' "$T/demo.md")" -ge 2 ] &&
-    [ "$(grep -c '^\*\*BabyLlama 930K TinyStories:\*\* .' "$T/demo.md")" -ge 4 ] ||
-    fail "/save: not two answers per pane in demo.md"
+[ "$(grep -c '^\*\*llama:\*\* .' "$T/demo.md")" -eq 2 ] &&
+    [ "$(grep -c '^\*\*BabyLlama 930K TinyStories:\*\* .' "$T/demo.md")" -eq 4 ] ||
+    fail "/save: not two answers per pane in demo.md (the regenerated one replaced)"
 [ "$(grep -c 'Q4_0' "$T/demo.md")" -ge 1 ] || fail "/save: the Q4_0 pane is not named"
 
 # /quit: status 0, the terminal as it was, the cursor shown
