@@ -327,7 +327,14 @@ static void answer(app_worker *w)
         return;
     }
     if (st) {
-        post(w, EV_ERROR, eng_conv_errmsg(w->conv));
+        /* a message that could not be read (too long for the context, say) leaves the
+         * conversation as it was, or every later message would fail on it too */
+        bool dropped = eng_conv_pop_user(w->conv);
+        char msg[700];
+        snprintf(msg, sizeof msg, "%s%s", eng_conv_errmsg(w->conv),
+                 dropped ? " (the message was not kept; the conversation goes on without it)" :
+                 "");
+        post(w, EV_ERROR, msg);
         set_phase(w, UI_PHASE_ERROR, NULL);
         return;
     }

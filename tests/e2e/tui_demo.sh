@@ -12,7 +12,8 @@ set -u
 BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
 S=sizeup-demo-$$
 T=$(mktemp -d /tmp/sizeup-tuidemo-XXXXXX)
-trap 'tmux kill-session -t "$S" 2>/dev/null; rm -rf "$T"' EXIT
+tmux() { command tmux -L "$S" "$@"; }   # a server of its own: other tests' cannot disturb it
+trap 'tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
 fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
 screen() { tmux capture-pane -p -t "$S"; }
 count() { screen | grep -oE -- "$1" | wc -l; }
