@@ -11,7 +11,7 @@ PREFIX      ?= /usr/local
 DESTDIR     ?=
 SIZEUP_FIXTURES ?= ../shared/fixtures
 export SIZEUP_FIXTURES
-ARGS        ?= --help
+ARGS        ?=
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Debian packages the build, the tests and the fuzzer need (python3: tests/oaisrv.py, the
@@ -68,7 +68,7 @@ all: $(BUILD)/sizeup
 
 help:
 	@echo "make            build build/sizeup"
-	@echo "make run        install missing packages, build, run build/sizeup \$$ARGS (default --help)"
+	@echo "make run        install missing packages, build, run build/sizeup \$$ARGS (default none: the chat TUI)"
 	@echo "make test       install missing packages, build and run every test"
 	@echo "make asan       the same tests under AddressSanitizer + UBSan (build/asan)"
 	@echo "make tsan       the CPU backend's threaded tests under ThreadSanitizer (build/tsan)"

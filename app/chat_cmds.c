@@ -1,7 +1,11 @@
 /* The TUI's slash commands, and the transcript as Markdown or JSON (for /save and the pager). */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,15 +20,18 @@ static const char help_text[] =
     "  F6 transcript in $PAGER   F7 copy the last answer (OSC 52)\n"
     "  Ctrl-J or Alt-Enter: new line   Ctrl-R: search history\n"
     "Commands\n"
-    "  /system TEXT   /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict V\n"
+    "  /system TEXT   /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict|\n"
+    "  n_ctx V (n_ctx: a new context, the conversation kept)\n"
     "  /model N REF   /add REF   /close N   /clear   /regen\n"
-    "  /save FILE(.md|.json)   /stats   /quit\n"
+    "  /save FILE(.md|.json) (/save! replaces a file)   /stats   /quit\n"
     "Figures\n"
     "  t/s now: decode speed over the last tokens; avg: decode-only tokens/s of\n"
     "  the answer (first to last token); prompt: prompt tokens/s; ttft: send to\n"
     "  first token; tok: tokens in the answer; ctx: context used of its size;\n"
     "  mem: weights + KV cache + scratch on the backend; rss: host memory of\n"
     "  the whole process. /save adds wall-time tokens/s (send to last token).\n"
+    "  Top bar: a Vulkan device's memory allocated by the panes of its heap;\n"
+    "  the CPU's: the process's resident memory of the machine's RAM.\n"
     "Any key closes this box.";
 
 static const char *role_name(ui_role r)
@@ -85,30 +92,81 @@ static json_t *pane_json(chat_tui *t, int i)
                      (json_int_t)st->mem_kv, "mem_scratch", (json_int_t)st->mem_scratch);
 }
 
-static void save(chat_tui *t, const char *file)
+/* The transcript as text: JSON for FILE.json, else Markdown. Caller frees; NULL when out of
+ * memory. */
+static char *transcript(chat_tui *t, const char *file)
 {
     size_t n = strlen(file);
-    bool json = n > 5 && !strcmp(file + n - 5, ".json");
-    FILE *f = fopen(file, "w");
-    if (!f) {
-        app_chat_notice(t, "/save: cannot write %s", file);
+    if (!(n > 5 && !strcmp(file + n - 5, ".json")))
+        return app_chat_markdown(t, 0, t->n - 1);
+    json_t *panes = json_array();
+    for (int i = 0; i < t->n; i++)
+        json_array_append_new(panes, pane_json(t, i));
+    json_t *root = json_pack("{s:o}", "panes", panes);
+    char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    json_decref(root);
+    return text;
+}
+
+static bool write_all(int fd, const char *text)
+{
+    for (size_t n = strlen(text), done = 0; done < n;) {
+        ssize_t w = write(fd, text + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        done += (size_t)w;
+    }
+    return true;
+}
+
+/* /save FILE never replaces anything; /save! FILE replaces a file, whole or not at all (a new
+ * file beside it, renamed over it), or writes into a device or pipe that exists. Every
+ * failure names the file and the reason. */
+static void save(chat_tui *t, const char *file, bool force)
+{
+    struct stat sb;
+    bool exists = stat(file, &sb) == 0;
+    if (exists && S_ISDIR(sb.st_mode)) {
+        app_chat_notice(t, "/save: %s is a folder; name a file in it", file);
         return;
     }
-    bool ok;
-    if (json) {
-        json_t *panes = json_array();
-        for (int i = 0; i < t->n; i++)
-            json_array_append_new(panes, pane_json(t, i));
-        json_t *root = json_pack("{s:o}", "panes", panes);
-        ok = root && json_dumpf(root, f, JSON_INDENT(2)) == 0;
-        json_decref(root);
-    } else {
-        char *md = app_chat_markdown(t, 0, t->n - 1);
-        ok = md && fputs(md, f) >= 0;
-        free(md);
+    if (exists && !force) {
+        app_chat_notice(t, "/save: %s exists; /save! %s replaces it", file, file);
+        return;
     }
-    ok = fclose(f) == 0 && ok;
-    app_chat_notice(t, ok ? "saved the transcript to %s" : "/save: writing %s failed", file);
+    char *text = transcript(t, file), tmp[4200] = "";
+    if (!text) {
+        app_chat_notice(t, "/save: out of memory");
+        return;
+    }
+    bool in_place = exists && !S_ISREG(sb.st_mode);  /* /dev/stdout, a FIFO: no rename there */
+    if (!in_place && exists)
+        snprintf(tmp, sizeof tmp, "%s.XXXXXX", file);
+    int fd = in_place ? open(file, O_WRONLY | O_CLOEXEC) :
+             exists ? mkstemp(tmp) : open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0 && tmp[0])
+        fchmod(fd, sb.st_mode & 07777);  /* the replaced file's permissions, not mkstemp's */
+    if (fd < 0) {
+        app_chat_notice(t, "/save: cannot write %s: %s", file, strerror(errno));
+        free(text);
+        return;
+    }
+    bool ok = write_all(fd, text) && (in_place || fsync(fd) == 0);
+    int err = errno;
+    ok = close(fd) == 0 && ok;
+    err = ok ? 0 : err ? err : errno;
+    if (ok && tmp[0] && rename(tmp, file) != 0)
+        ok = false, err = errno;
+    if (!ok && !in_place)
+        unlink(tmp[0] ? tmp : file);  /* nothing half-written is left, an old file stays */
+    free(text);
+    if (ok)
+        app_chat_notice(t, "saved the transcript to %s", file);
+    else
+        app_chat_notice(t, "/save: writing %s failed: %s%s", file, strerror(err),
+                        exists && !in_place ? " (the old file is kept)" : "");
 }
 
 static void stats_box(chat_tui *t)
@@ -200,6 +258,27 @@ static bool pane_command(chat_tui *t, const char *cmd, const char *arg)
     return true;
 }
 
+/* /regen: the new answer takes the last one's place on screen (and in /save); a pane still
+ * answering is left alone, since its last answer is not finished. */
+static void regen(chat_tui *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        if (!app_chat_targets(t, i) || !t->w[i])
+            continue;
+        if (app_worker_busy(t->w[i])) {
+            app_chat_notice(t, "/regen: pane %d is still answering (Esc stops it)", i + 1);
+            continue;
+        }
+        size_t last = ui_pane_last_turn(t->p[i], UI_ROLE_MODEL);
+        if (last == SIZE_MAX) {
+            app_chat_notice(t, "/regen: pane %d has no answer yet", i + 1);
+            continue;
+        }
+        if (app_worker_post(t->w[i], APP_JOB_REGEN, NULL))
+            ui_pane_drop_turns(t->p[i], last);
+    }
+}
+
 void app_chat_command(chat_tui *t, const char *line)
 {
     char cmd[32] = "";
@@ -227,15 +306,12 @@ void app_chat_command(chat_tui *t, const char *line)
             if (app_chat_targets(t, i) && t->w[i])
                 ui_pane_clear(t->p[i]);
     } else if (!strcmp(cmd, "regen")) {
-        for (int i = 0; i < t->n; i++)
-            if (app_chat_targets(t, i) && t->w[i])
-                ui_pane_add_turn(t->p[i], UI_ROLE_INFO, "(regenerating the last answer)");
-        post_targets(t, APP_JOB_REGEN, NULL);
-    } else if (!strcmp(cmd, "save")) {
+        regen(t);
+    } else if (!strcmp(cmd, "save") || !strcmp(cmd, "save!")) {
         if (*arg)
-            save(t, arg);
+            save(t, arg, cmd[4] == '!');
         else
-            app_chat_notice(t, "/save FILE (FILE.json for JSON)");
+            app_chat_notice(t, "/save FILE (FILE.json for JSON; /save! FILE replaces a file)");
     } else if (!strcmp(cmd, "stats")) {
         stats_box(t);
     } else if (!pane_command(t, cmd, arg)) {

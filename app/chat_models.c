@@ -9,6 +9,7 @@
 #include "app/chat_models.h"
 #include "engine/gguf.h"
 #include "engine/model_info.h"
+#include "engine/vk.h"
 
 char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t whylen)
 {
@@ -52,8 +53,10 @@ void app_model_brief(const char *path, char *type, size_t typelen, double *bpw,
     eng_model_info *mi = malloc(sizeof *mi);
     if (mi && eng_model_info_read(f, mi) == GGUF_OK) {
         const gguf_type_info *ti = mi->n_types ? gguf_type_get(mi->types[0].type) : NULL;
-        snprintf(type, typelen, "%s", mi->has_file_type ? eng_ftype_name(mi->file_type) :
-                 ti ? ti->name : "?");
+        const char *ft = mi->has_file_type ? eng_ftype_name(mi->file_type) : NULL;
+        if (ft && !strncmp(ft, "MOSTLY_", 7))  /* "Q4_0", as a pane header has little room */
+            ft += 7;
+        snprintf(type, typelen, "%s", ft ? ft : ti ? ti->name : "?");
         *bpw = mi->bits_per_weight;
         *file_size = mi->file_size;
     }
@@ -70,4 +73,24 @@ unsigned long long app_host_rss(void)
     int ok = fscanf(f, "%llu %llu", &pages_total, &pages_rss) == 2;
     fclose(f);
     return ok ? pages_rss * (unsigned long long)sysconf(_SC_PAGESIZE) : 0;
+}
+
+unsigned long long app_host_ram(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (unsigned long long)pages * (unsigned long long)size : 0;
+}
+
+unsigned long long app_vk_heap_bytes(int device)
+{
+    vk_open_opts o = { 0 };
+    o.has_device_index = device >= 0;
+    o.device_index = device >= 0 ? (uint32_t)device : 0;
+    vk_ctx *ctx = NULL;
+    if (vk_ctx_open(&o, &ctx, NULL, 0) != VK_STATUS_OK)
+        return 0;
+    const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    unsigned long long heap = d ? vk_device_local_bytes(d) : 0;
+    vk_ctx_close(ctx);
+    return heap;
 }

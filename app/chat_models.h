@@ -20,5 +20,10 @@ void app_model_brief(const char *path, char *type, size_t typelen, double *bpw,
 
 /* Resident memory of this process in bytes (0 when unknown). */
 unsigned long long app_host_rss(void);
+/* Physical memory of the machine in bytes (0 when unknown). */
+unsigned long long app_host_ram(void);
+/* Size in bytes of the largest device-local memory heap of Vulkan device `device` (-1: the one
+ * sizeup chooses), from a probe of its own (no logical device); 0 when it cannot tell. */
+unsigned long long app_vk_heap_bytes(int device);
 
 #endif

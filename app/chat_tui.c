@@ -359,23 +359,51 @@ static void on_action(chat_tui *t, ui_action a, char *line)
 
 /* ---- frames and the loop ---- */
 
+/* The global bar's devices and their memory: a Vulkan device with what this process's panes
+ * allocated on it of its memory heap; the CPU with the process's resident memory of the
+ * machine's RAM (weights of a mapped file count once touched). */
+static void bar_text(const chat_tui *t, char *bar, size_t cap)
+{
+    char a[16], b[16];
+    bool host = false;
+    size_t n = (size_t)snprintf(bar, cap, "%d model%s", t->n, t->n == 1 ? "" : "s");
+    for (int i = 0; i < t->n && n < cap; i++) {
+        const ui_pane_info *in = ui_pane_info_of(t->p[i]);
+        bool seen = false;
+        for (int k = 0; k < i; k++)
+            seen |= !strcmp(ui_pane_info_of(t->p[k])->backend, in->backend);
+        if (!in->backend[0] || seen)
+            continue;
+        if (strncmp(in->backend, "vulkan", 6)) {  /* "cpu", "cpu (Vulkan unavailable: ...)" */
+            host = true;
+            continue;
+        }
+        unsigned long long used = 0;
+        for (int k = 0; k < t->n; k++) {
+            const ui_pane_status *st = ui_pane_status_of(t->p[k]);
+            if (!strcmp(ui_pane_info_of(t->p[k])->backend, in->backend))
+                used += st->mem_weights + st->mem_kv + st->mem_scratch;
+        }
+        n += (size_t)snprintf(bar + n, cap - n, " | %s: %s of %s", in->backend,
+                              app_fmt_bytes(used, a, sizeof a),
+                              in->dev_heap ? app_fmt_bytes(in->dev_heap, b, sizeof b) : "?");
+    }
+    if (n < cap)
+        snprintf(bar + n, cap - n, " | %s%s of %s RAM", host ? "cpu: RSS " : "RSS ",
+                 app_fmt_bytes(app_host_rss(), a, sizeof a),
+                 app_fmt_bytes(app_host_ram(), b, sizeof b));
+}
+
 static void frame(chat_tui *t, bool full)
 {
-    static char prompt[16], bar[320];
-    char want[16], rss[16], devs[200] = "";
+    static char prompt[16], bar[400];
+    char want[16];
     snprintf(want, sizeof want, t->broadcast ? "all> " : "%d> ", t->focus + 1);
     if (strcmp(want, prompt)) {
         memcpy(prompt, want, sizeof prompt);
         ui_input_set_prompt(prompt);
     }
-    for (int i = 0; i < t->n; i++) {  /* each backend in use, once */
-        const char *b = ui_pane_info_of(t->p[i])->backend;
-        size_t n = strlen(devs);
-        if (*b && !strstr(devs, b) && n + strlen(b) + 3 < sizeof devs)
-            snprintf(devs + n, sizeof devs - n, "%s%s", n ? ", " : "", b);
-    }
-    snprintf(bar, sizeof bar, "%d model%s | %s%sprocess memory %s", t->n, t->n == 1 ? "" : "s",
-             devs, *devs ? " | " : "", app_fmt_bytes(app_host_rss(), rss, sizeof rss));
+    bar_text(t, bar, sizeof bar);
     int cols, rows;
     ui_draw_size(&cols, &rows);
     ui_screen s = { .n_panes = t->n, .focus = t->focus, .zoom = t->zoom,
@@ -460,11 +488,11 @@ static void loop(chat_tui *t)
             for (int i = 0; i < t->n; i++) {
                 ui_pane_status *st = ui_pane_status_of(t->p[i]);
                 st->host_rss = rss;
-                if (st->phase != UI_PHASE_LOADING)
-                    t->load_since[i] = 0;
+                if (st->phase != UI_PHASE_LOADING || st->progress >= 0)
+                    t->load_since[i] = 0;  /* the engine's progress says it is not stuck */
                 else if (!t->load_since[i])
                     t->load_since[i] = now;
-                else  /* the engine gives no load progress: the time says it is not stuck */
+                else  /* no progress known: the time says it is not stuck */
                     snprintf(st->note, sizeof st->note, "%.0f s", (now - t->load_since[i]) / 1e3);
             }
             last_rss = now;

@@ -174,6 +174,8 @@ static void describe(app_worker *w)
     app_model_brief(w->path, ty, sizeof ty, &bpw, &fsize);
     eng_stats es;
     eng_session_stats(w->s, &es);
+    bool vk = es.backend && !strncmp(es.backend, "vulkan", 6);
+    unsigned long long heap = vk ? app_vk_heap_bytes(w->cfg.so.device) : 0;
     if (eng_conv_is_chat(w->conv))
         snprintf(mode, sizeof mode, "chat (%s)",
                  eng_chat_family_name(eng_conv_template(w->conv)->family));
@@ -181,11 +183,13 @@ static void describe(app_worker *w)
         snprintf(mode, sizeof mode, "completion");
     pthread_mutex_lock(&w->mu);
     snprintf(w->info.name, sizeof w->info.name, "%s", eng_model_name(w->m));
-    snprintf(w->info.detail, sizeof w->info.detail, "%s params | %s %.1f bpw | %s | %s",
-             app_fmt_count(eng_model_n_params(w->m), p, sizeof p), ty, bpw,
+    /* the type first: panes side by side cut the header, and the type is what differs */
+    snprintf(w->info.detail, sizeof w->info.detail, "%s %.1f bpw | %s params | %s | %s", ty, bpw,
+             app_fmt_count(eng_model_n_params(w->m), p, sizeof p),
              app_fmt_bytes(fsize, sz, sizeof sz), es.backend ? es.backend : "?");
     snprintf(w->info.mode, sizeof w->info.mode, "%s", mode);
     snprintf(w->info.backend, sizeof w->info.backend, "%s", es.backend ? es.backend : "?");
+    w->info.dev_heap = heap;
     w->info_new = true;
     stats_locked(w, &es);
     pthread_mutex_unlock(&w->mu);
@@ -243,6 +247,24 @@ static bool download(app_worker *w)
     return st == DL_OK && w->path;
 }
 
+/* The load's progress in the pane's status line: opening the file is the first 5%, the
+ * engine's eng_session_new (weights, kernels, warm-up) the rest. */
+static void load_progress(app_worker *w, float done, const char *step)
+{
+    pthread_mutex_lock(&w->mu);
+    w->st.phase = UI_PHASE_LOADING;
+    w->st.progress = done;
+    snprintf(w->st.note, sizeof w->st.note, "%s", step);
+    w->st_new = true;
+    wake_locked(w);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_session_progress(void *user, float done, const char *step)
+{
+    load_progress(user, 0.05f + 0.95f * done, step);
+}
+
 static bool load(app_worker *w)
 {
     if (!w->path && !download(w)) {
@@ -250,10 +272,13 @@ static bool load(app_worker *w)
         return false;
     }
     char err[512];
-    set_phase(w, UI_PHASE_LOADING, NULL);
+    load_progress(w, 0, "opening the file");
     w->cfg.so.cancel = &w->cancel; /* Esc stops a prompt being fed too */
+    eng_session_opts so = w->cfg.so; /* only the first session shows its load as such */
+    so.progress = on_session_progress;
+    so.progress_user = w;
     if (eng_model_open(w->path, &w->m, err, sizeof err) ||
-        eng_session_new(w->m, &w->cfg.so, &w->s, err, sizeof err) ||
+        eng_session_new(w->m, &so, &w->s, err, sizeof err) ||
         eng_conv_new(w->m, w->s, ENG_CONV_AUTO, w->cfg.tmpl, &w->conv, err, sizeof err)) {
         post(w, EV_ERROR, err);
         pthread_mutex_lock(&w->mu);
@@ -266,6 +291,10 @@ static bool load(app_worker *w)
     }
     if (w->cfg.system)
         eng_conv_set_system(w->conv, w->cfg.system);
+    pthread_mutex_lock(&w->mu);
+    w->st.progress = -1;
+    w->st.note[0] = 0;
+    pthread_mutex_unlock(&w->mu);
     describe(w);
     if (!eng_conv_is_chat(w->conv))
         post(w, EV_INFO, "This model has no chat template: it continues your text "
@@ -298,7 +327,14 @@ static void answer(app_worker *w)
         return;
     }
     if (st) {
-        post(w, EV_ERROR, eng_conv_errmsg(w->conv));
+        /* a message that could not be read (too long for the context, say) leaves the
+         * conversation as it was, or every later message would fail on it too */
+        bool dropped = eng_conv_pop_user(w->conv);
+        char msg[700];
+        snprintf(msg, sizeof msg, "%s%s", eng_conv_errmsg(w->conv),
+                 dropped ? " (the message was not kept; the conversation goes on without it)" :
+                 "");
+        post(w, EV_ERROR, msg);
         set_phase(w, UI_PHASE_ERROR, NULL);
         return;
     }
@@ -321,7 +357,7 @@ static const char *set_key(app_chat_cfg *cfg, const char *kv)
     char key[32];
     double v;
     if (sscanf(kv, "%31s %lf", key, &v) != 2)
-        return "usage: /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict VALUE";
+        return "usage: /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict|n_ctx VALUE";
     eng_sampler_params *sp = &cfg->so.sampling;
     if (!strcmp(key, "temp") && v >= 0 && v <= 100) sp->temperature = (float)v;
     else if (!strcmp(key, "top_k") && v >= 0) sp->top_k = (int32_t)v;
@@ -330,6 +366,7 @@ static const char *set_key(app_chat_cfg *cfg, const char *kv)
     else if (!strcmp(key, "repeat_penalty") && v > 0 && v <= 100) sp->repeat_penalty = (float)v;
     else if (!strcmp(key, "seed") && v >= 0) sp->seed = (uint64_t)v;
     else if (!strcmp(key, "n_predict") && v >= -1) cfg->n_predict = (int)v;
+    else if (!strcmp(key, "n_ctx") && v >= 8 && v <= 1 << 24) cfg->so.n_ctx = (uint32_t)v;
     else
         return "unknown setting or value out of range (see /help)";
     return NULL;

@@ -143,8 +143,14 @@ int app_cmd_chat(int argc, char **argv)
     } else {
         bool demo = false;
         /* a failure (said on stderr) still opens the TUI, whose pane says how to get a model */
-        if (app_default_models(CMD, &paths, &n, &demo) == 0 && demo)
+        if (app_default_models(CMD, &paths, &n, &demo) == 0 && demo) {
             a.cfg.banner = app_demo_banner;
+            /* The demo's models (0.3M to 1M parameters) run faster on the CPU than on any
+             * Vulkan device, where a token is dispatch overhead; and on a machine without a GPU
+             * `auto` would pick lavapipe, whose start costs seconds per pane. */
+            if (a.cfg.so.backend == ENG_BACKEND_AUTO)
+                a.cfg.so.backend = ENG_BACKEND_CPU;
+        }
     }
     if (!rc)
         rc = plain ? app_chat_plain(paths, n, &a.cfg) : app_chat_tui(paths, refs, n, &a.cfg);

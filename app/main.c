@@ -33,7 +33,8 @@ static const app_command commands[] = {
 static void usage(FILE *to)
 {
     fprintf(to, "sizeup - chat with local LLMs and compare model sizes side by side\n\n"
-                "usage: sizeup [COMMAND [OPTIONS]]   (no COMMAND: sizeup chat)\n\ncommands:\n");
+                "usage: sizeup [COMMAND] [OPTIONS]   (no COMMAND: sizeup chat)\n\n"
+                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(to, "\n'sizeup COMMAND --help' describes a command.\n");
@@ -44,6 +45,14 @@ int main(int argc, char **argv)
     if (argc < 2) {  /* no arguments: the TUI with the models sizeup picks */
         char *chat_argv[] = { "chat", NULL };
         return app_cmd_chat(1, chat_argv);
+    }
+    /* options but no command (`sizeup --plain`, `sizeup -n 64`): chat's, as with no arguments */
+    if (argv[1][0] == '-' && argv[1][1] && strcmp(argv[1], "--help") && strcmp(argv[1], "-h") &&
+        strcmp(argv[1], "--version")) {
+        argv[0] = "chat";
+        int rc = app_cmd_chat(argc, argv);
+        int out = app_stdout_close("chat");
+        return rc ? rc : out;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);

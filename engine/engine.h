@@ -85,6 +85,12 @@ typedef struct eng_session_opts {
                                  * before each batch of a feed and before each generated token.
                                  * Borrowed: must outlive the session. The session never clears
                                  * it; the owner does before the next request. */
+    /* NULL, or told how far eng_session_new has come (done 0..1, rising) and at what step
+     * ("starting the backend", "weights to the device", "kernels", "warm-up"; static text), on
+     * the calling thread, between steps: a front end shows loading as loading, not as a hang.
+     * Must not call into this session. */
+    void (*progress)(void *user, float done, const char *step);
+    void *progress_user;
 } eng_session_opts;
 
 /* Defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, no penalties, the model's

@@ -103,13 +103,21 @@ static eng_vk_model *model_on_device(eng_model *m, int device, char *err, size_t
     return vm;
 }
 
+static void progress(const eng_session *s, float done, const char *step)
+{
+    if (s->o.progress)
+        s->o.progress(s->o.progress_user, done, step);
+}
+
 /* Vulkan when asked or automatic (a CPU fallback then says why); the CPU reference when asked. */
 static bool open_backend(eng_session *s, char *err, size_t errlen)
 {
     eng_model *m = s->m;
     if (s->o.backend != ENG_BACKEND_CPU) {
         char why[512] = "";
+        progress(s, 0.05f, "weights to the device");
         eng_vk_model *vm = model_on_device(m, s->o.device, why, sizeof why);
+        progress(s, 0.6f, "kernels");
         if (vm)
             s->vk = eng_vk_new(vm, s->n_ctx, why, sizeof why);
         if (s->vk) {
@@ -130,6 +138,7 @@ static bool open_backend(eng_session *s, char *err, size_t errlen)
     } else {
         snprintf(s->backend, sizeof s->backend, "cpu");
     }
+    progress(s, 0.1f, "weights (CPU)");
     s->cpu = eng_cpu_new(m, s->n_ctx, s->o.n_threads, err, errlen);
     if (!s->cpu)
         return false;
@@ -223,6 +232,7 @@ eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session 
         return ENG_ERR_ARG;
     }
     atomic_fetch_add(&m->refs, 1); /* given back by eng_session_free, on every path below */
+    progress(s, 0.0f, "starting the backend");
     if (!open_backend(s, err, errlen)) {
         eng_status st = s->o.backend == ENG_BACKEND_VULKAN ? ENG_ERR_BACKEND : ENG_ERR_NOMEM;
         eng_session_free(s);
@@ -235,10 +245,12 @@ eng_status eng_session_new(eng_model *m, const eng_session_opts *o, eng_session 
         eng_session_free(s);
         return ENG_ERR_NOMEM;
     }
+    progress(s, 0.8f, "warm-up");
     if (!warm_up(s, err, errlen)) {
         eng_session_free(s);
         return ENG_ERR_BACKEND;
     }
+    progress(s, 1.0f, "ready");
     s->st.load_ms = now_ms() - t0;
     s->st.n_ctx = s->n_ctx;
     s->st.mem_scratch += (uint64_t)m->hp.n_vocab * 4;

@@ -319,6 +319,50 @@ static void test_feed_cancel(void **state)
     eng_model_close(m);
 }
 
+typedef struct load_steps {
+    int n;
+    float last;
+    bool rising;
+    char first[64], final[64];
+} load_steps;
+
+static void on_load_progress(void *user, float done, const char *step)
+{
+    load_steps *l = user;
+    if (l->n && done < l->last)
+        l->rising = false;
+    if (!l->n++)
+        snprintf(l->first, sizeof l->first, "%s", step);
+    snprintf(l->final, sizeof l->final, "%s", step);
+    l->last = done;
+}
+
+/* eng_session_new says how far it is, rising from 0 to 1, on both backends (the TUI's load bar),
+ * and a session made without a callback never calls one. */
+static void test_load_progress(void **state)
+{
+    (void)state;
+    eng_model *m = NULL;
+    char err[512];
+    assert_int_equal(eng_model_open(fixture_path("models/stories260K.gguf"), &m, err, sizeof err), ENG_OK);
+    for (int b = 0; b < 2; b++) {
+        load_steps l = { 0, 0, true, "", "" };
+        eng_session_opts o = eng_session_defaults();
+        o.backend = b ? ENG_BACKEND_VULKAN : ENG_BACKEND_CPU;
+        o.progress = on_load_progress;
+        o.progress_user = &l;
+        eng_session *s;
+        assert_int_equal(eng_session_new(m, &o, &s, err, sizeof err), ENG_OK);
+        assert_true(l.n >= 3);
+        assert_true(l.rising);
+        assert_true(l.last == 1.0f);
+        assert_string_equal(l.first, "starting the backend");
+        assert_string_equal(l.final, "ready");
+        eng_session_free(s);
+    }
+    eng_model_close(m);
+}
+
 /* eng_model_close with a session alive: the session keeps the model (engine.h), generates the
  * same text as before, and the model goes with the session (ASan/LSan see a leak or a use after
  * free otherwise). */
@@ -531,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_bad_models), cmocka_unit_test(test_context_limits),
         cmocka_unit_test(test_context_shift_matches_fresh),
         cmocka_unit_test(test_stops_and_cancel), cmocka_unit_test(test_feed_cancel),
+        cmocka_unit_test(test_load_progress),
         cmocka_unit_test(test_close_model_first), cmocka_unit_test(test_seeded_sampling),
         cmocka_unit_test(test_run_command), cmocka_unit_test(test_logits_command),
     };

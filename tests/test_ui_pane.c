@@ -162,6 +162,57 @@ static void test_sanitized_and_turns(void **state)
     ui_pane_free(p);
 }
 
+/* Lines of a pane as one string, for comparing two panes. */
+static void pane_text(const ui_pane *p, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < ui_pane_line_count(p); i++) {
+        size_t len;
+        int cols;
+        ui_role role;
+        const char *l = ui_pane_line(p, i, &len, &cols, &role);
+        n += (size_t)snprintf(buf + n, cap - n, "%d:%.*s|", (int)role, (int)len, l);
+    }
+}
+
+/* /regen replaces the last answer: dropping it (and what follows) leaves the pane as if it had
+ * never been there, and the new answer streams on as usual. */
+static void test_drop_last_answer(void **state)
+{
+    (void)state;
+    ui_pane *p = ui_pane_new(), *want = ui_pane_new();
+    ui_pane_set_width(p, 12);
+    ui_pane_set_width(want, 12);
+    ui_pane_add_turn(p, UI_ROLE_USER, "Once upon a time");
+    ui_pane_add_turn(p, UI_ROLE_MODEL, "there was a little girl named Lily");
+    ui_pane_set_note(p, "40 tokens");
+    ui_pane_add_turn(p, UI_ROLE_INFO, "set temp 1");
+    ui_pane_begin_turn(p, UI_ROLE_MODEL);
+    ui_pane_append(p, "half an escape \x1b[", 17);  /* an escape cut short: its state goes with it */
+    assert_int_equal(ui_pane_last_turn(p, UI_ROLE_MODEL), 3);
+    assert_int_equal(ui_pane_last_turn(p, UI_ROLE_ERROR), SIZE_MAX);
+    ui_pane_drop_turns(p, ui_pane_last_turn(p, UI_ROLE_MODEL));
+    ui_pane_begin_turn(p, UI_ROLE_MODEL);
+    ui_pane_append(p, "a new answer", 12);
+    ui_pane_add_turn(want, UI_ROLE_USER, "Once upon a time");
+    ui_pane_add_turn(want, UI_ROLE_MODEL, "there was a little girl named Lily");
+    ui_pane_add_turn(want, UI_ROLE_INFO, "set temp 1");
+    ui_pane_add_turn(want, UI_ROLE_MODEL, "a new answer");
+    char a[1024], b[1024];
+    pane_text(p, a, sizeof a);
+    pane_text(want, b, sizeof b);
+    assert_string_equal(a, b);
+    assert_int_equal(ui_pane_turn_count(p), 4);
+    assert_string_equal(ui_pane_turn_note(p, 1), "40 tokens");
+    assert_null(ui_pane_turn_note(p, 3));
+    ui_pane_drop_turns(p, 0);
+    assert_int_equal(ui_pane_line_count(p), 0);
+    ui_pane_drop_turns(p, 5);  /* past the end: nothing */
+    ui_pane_free(p);
+    ui_pane_free(want);
+}
+
 static void test_status_fits(void **state)
 {
     (void)state;
@@ -186,6 +237,19 @@ static void test_status_fits(void **state)
     ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
     assert_non_null(strstr(buf, "123.4 t/s now"));
     assert_non_null(strstr(buf, "mem 1.1M"));
+    /* why an answer ended survives a narrow pane: it comes right after the phase */
+    st.phase = UI_PHASE_IDLE;
+    st.stop = "cancelled";
+    ui_status_format(&st, 0, 2, 40, buf, sizeof buf);
+    assert_string_equal(buf, "idle | stop: cancelled | avg 120.1 t/s");
+    /* loading is shown as such, with a bar and the step, not as a slow model */
+    st.phase = UI_PHASE_LOADING;
+    st.progress = 0.6;
+    snprintf(st.note, sizeof st.note, "warm-up");
+    ui_status_format(&st, 0, 2, 80, buf, sizeof buf);
+    assert_string_equal(buf, "loading [######----] 60%: warm-up");
+    ui_status_format(&st, 0, 2, 12, buf, sizeof buf);
+    assert_string_equal(buf, "loading 60%");
 }
 
 int main(void)
@@ -196,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_scrolled_back_view_stays),
         cmocka_unit_test(test_sanitized_and_turns),
         cmocka_unit_test(test_status_fits),
+        cmocka_unit_test(test_drop_last_answer),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

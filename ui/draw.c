@@ -189,6 +189,13 @@ static void put_text(int y, int x, int w, const char *s, size_t len, attr_t attr
                 addch((chtype)(c == 0x7F ? '?' : c + 0x40) | attr);
             cw = 2;
             n = 1;
+        } else if (c == 0xC2 && pos + 1 < len && (unsigned char)s[pos + 1] <= 0x9F) {
+            /* a C1 control (U+0080..U+009F: 8-bit CSI, OSC, ...) as the sanitizer shows it */
+            const char c1[3] = { '^', '[', (char)((unsigned char)s[pos + 1] - 0x40) };
+            for (int i = 0; i < 3 && col + i < w; i++)
+                addch((chtype)(unsigned char)c1[i] | attr);
+            cw = col + 3 <= w ? 3 : w - col;
+            n = 2;
         } else {
             put_cluster(s + pos, n, cw, attr);
         }
@@ -264,6 +271,8 @@ static void walk_input(const ui_screen *s, int width, bool draw, int first, int 
             size_t n = ui_text_cluster(t, len, pos, col, &cw);
             if (c < 0x20 || c == 0x7F)
                 n = 1, cw = c == '\t' ? cw : 2;
+            else if (c == 0xC2 && pos + 1 < len && (unsigned char)t[pos + 1] <= 0x9F)
+                n = 2, cw = 3;  /* a C1 control, drawn as ^[X by put_text */
             if (col + cw > width && col > 0)
                 row++, col = 0;
             if (draw && row >= first && row < first + h)
@@ -305,8 +314,13 @@ static void draw_header(const ui_screen *s, int i, ui_rect r)
     char buf[512], more[32] = "";
     if (ui_pane_scrolled(p) > 0)
         snprintf(more, sizeof more, " [scrolled %ld]", ui_pane_scrolled(p));
-    snprintf(buf, sizeof buf, "%s%d %s | %s | %s%s", i == s->focus ? ">" : " ", i + 1, in->name,
-             in->mode, in->detail, more);
+    /* the weights' type (detail's first field) before the mode: panes side by side cut the
+     * header, and the type is what tells two panes of one model apart */
+    size_t k = strcspn(in->detail, "|");
+    k = k && in->detail[k] ? k - 1 : k;
+    const char *rest = in->detail[k] ? in->detail + k : "";
+    snprintf(buf, sizeof buf, "%s%d %s | %.*s%s%s%s%s", i == s->focus ? ">" : " ", i + 1, in->name,
+             (int)k, in->detail, k ? " | " : "", in->mode, rest, more);
     attr_t a = i == s->focus ? (D.color ? color(PAIR_FOCUS) : A_REVERSE) | A_BOLD : A_REVERSE;
     put_text(r.y, r.x, r.w, buf, strlen(buf), a);
 }
@@ -331,9 +345,11 @@ static void draw_bar(const ui_screen *s, ui_rect r)
         snprintf(target, sizeof target, "to all panes");
     else
         snprintf(target, sizeof target, "to pane %d", s->focus + 1);
-    snprintf(buf, sizeof buf, " sizeup | %s | %s | %s", target, s->bar ? s->bar : "",
-             s->notice ? s->notice :
-             "Tab focus  F2 all/one  Esc stop  F5 zoom  F6 pager  F7 copy  F1 help  /quit");
+    if (s->notice)  /* first, so that a narrow terminal still shows it whole */
+        snprintf(buf, sizeof buf, " %s | %s | %s", s->notice, target, s->bar ? s->bar : "");
+    else
+        snprintf(buf, sizeof buf, " sizeup | %s | %s | %s", target, s->bar ? s->bar : "",
+                 "Tab focus  F2 all/one  Esc stop  F5 zoom  F6 pager  F7 copy  F1 help  /quit");
     put_text(r.y, r.x, r.w, buf, strlen(buf), A_REVERSE | (s->notice ? A_BOLD : 0));
 }
 

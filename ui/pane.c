@@ -245,6 +245,33 @@ void ui_pane_clear(ui_pane *p)
     p->all_dirty = true;
 }
 
+size_t ui_pane_last_turn(const ui_pane *p, ui_role role)
+{
+    for (size_t i = p->n_turns; i-- > 0;)
+        if (p->turns[i].role == role)
+            return i;
+    return SIZE_MAX;
+}
+
+void ui_pane_drop_turns(ui_pane *p, size_t first)
+{
+    if (first >= p->n_turns)
+        return;
+    for (size_t i = first; i < p->n_turns; i++) {
+        free(p->turns[i].text);
+        free(p->turns[i].note);
+    }
+    p->n_turns = first;
+    size_t n = 0;  /* a turn's lines, its blank separator first, follow the turns before it */
+    while (n < p->n_lines && p->lines[n].turn < first)
+        n++;
+    p->n_lines = n;
+    p->tail = n ? n - 1 : 0;
+    ui_sanitize_init(&p->san);
+    p->scroll = 0;
+    p->all_dirty = true;
+}
+
 void ui_pane_set_width(ui_pane *p, int width)
 {
     if (width < 1)
@@ -382,8 +409,13 @@ static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
         snprintf(seg, cap, "downloading %d%% (%s)", (int)(st->progress * 100), st->note);
     else if (st->phase == UI_PHASE_DOWNLOADING)
         snprintf(seg, cap, "downloading (%s)", st->note);
-    else if (st->phase == UI_PHASE_LOADING && st->progress >= 0)
-        snprintf(seg, cap, "loading the model %d%%", (int)(st->progress * 100 + 0.5));
+    else if (st->phase == UI_PHASE_LOADING && st->progress >= 0) {
+        int fill = (int)(st->progress * 10 + 0.5);
+        fill = fill < 0 ? 0 : fill > 10 ? 10 : fill;
+        snprintf(seg, cap, "loading [%.*s%.*s] %d%%%s%.40s", fill, "##########", 10 - fill,
+                 "----------", (int)(st->progress * 100 + 0.5), st->note[0] ? ": " : "",
+                 st->note);
+    }
     else if (st->phase == UI_PHASE_LOADING)
         snprintf(seg, cap, "loading the model...%s%s", st->note[0] ? " " : "", st->note);
     else
@@ -399,7 +431,10 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     char seg[N_SEG][96], a[16], b[16], c[16], spark[4 * 8 + 1];
     int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1 };
     phase_seg(st, seg[0], sizeof seg[0]);
-    snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
+    if (st->phase != UI_PHASE_IDLE)  /* idle, nothing decodes now: avg is the figure */
+        snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
+    else
+        seg[1][0] = 0;
     snprintf(seg[2], sizeof seg[2], "avg %.1f t/s", st->tps_avg);
     snprintf(seg[3], sizeof seg[3], "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
              fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
@@ -418,7 +453,10 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     buf[0] = 0;
     /* no figures yet: loading is not slowness */
     bool loading = st->phase == UI_PHASE_LOADING || st->phase == UI_PHASE_DOWNLOADING;
-    for (int i = 0; i < N_SEG; i++) {
+    /* after an answer, why it ended comes before the speeds (a narrow pane keeps it) */
+    static const int order[N_SEG] = { 0, 6, 1, 2, 3, 4, 5, 7, 8, 9, 10 };
+    for (int k = 0; k < N_SEG; k++) {
+        int i = order[k];
         if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10))
             add_seg(buf, cap, width, seg[i]);
         if (i == 0 && line == 0 && !buf[0]) {  /* too narrow for the details: the word alone */

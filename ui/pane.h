@@ -35,7 +35,8 @@ const char *ui_phase_name(ui_phase p);
 typedef struct ui_pane_status {
     ui_phase phase;
     double progress;            /* loading, downloading: 0..1, < 0 unknown */
-    char note[64];              /* downloading: "12 MiB of 469 MiB, 5.1 MiB/s"; loading: "3 s" */
+    char note[64];              /* downloading: "12 MiB of 469 MiB, 5.1 MiB/s"; loading: the
+                                 * step ("warm-up"), or "3 s" when there is no progress */
     double tps_now;             /* decode tokens/s over the last few tokens */
     double tps_avg;             /* decode tokens/s of the answer so far (first to last token) */
     double prompt_tps, ttft_ms; /* prompt tokens/s; time to first token of the last answer */
@@ -63,6 +64,8 @@ typedef struct ui_pane_info {
     char detail[160];  /* "292.8K params · F32 32.0 bpw · 1.1 MiB · cpu" */
     char mode[48];     /* "chat (chatml)" or "completion" */
     char backend[96];  /* "cpu", "vulkan: NAME (type)": for the global bar */
+    unsigned long long dev_heap;  /* Vulkan: bytes of the device's memory (its largest
+                                   * device-local heap) for the global bar; 0 otherwise */
 } ui_pane_info;
 
 typedef struct ui_pane ui_pane;
@@ -80,6 +83,10 @@ int ui_pane_append(ui_pane *p, const char *text, size_t len);
 /* A whole turn at once. */
 int ui_pane_add_turn(ui_pane *p, ui_role role, const char *text);
 void ui_pane_clear(ui_pane *p);
+/* Index of the last turn with this role, SIZE_MAX when none. */
+size_t ui_pane_last_turn(const ui_pane *p, ui_role role);
+/* Remove turns first.. to the end (with their notes and lines): /regen replaces an answer. */
+void ui_pane_drop_turns(ui_pane *p, size_t first);
 /* A note kept with the last turn but not shown in the body (an answer's figures, for /save and
  * the pager). Copied; returns 0 or -1. */
 int ui_pane_set_note(ui_pane *p, const char *note);
