@@ -139,8 +139,7 @@ bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref)
         t->p[t->n++] = p;
     }
     ui_pane_info *in = ui_pane_info_of(p);
-    const char *base = path ? strrchr(path, '/') : NULL;
-    snprintf(in->name, sizeof in->name, "%s", base ? base + 1 : path ? path : ref);
+    app_chat_ref_label(path ? path : ref, in->name, sizeof in->name);
     snprintf(in->mode, sizeof in->mode, "loading");
     in->detail[0] = 0;
     t->load_since[i] = 0;

@@ -386,6 +386,8 @@ static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
         snprintf(seg, cap, "loading the model %d%%", (int)(st->progress * 100 + 0.5));
     else if (st->phase == UI_PHASE_LOADING)
         snprintf(seg, cap, "loading the model...%s%s", st->note[0] ? " " : "", st->note);
+    else if (st->phase == UI_PHASE_WAITING && st->note[0])
+        snprintf(seg, cap, "waiting (%s)", st->note);
     else
         snprintf(seg, cap, "%s", ui_phase_name(st->phase));
 }
@@ -400,17 +402,29 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1 };
     phase_seg(st, seg[0], sizeof seg[0]);
     snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
-    snprintf(seg[2], sizeof seg[2], "avg %.1f t/s", st->tps_avg);
-    snprintf(seg[3], sizeof seg[3], "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
-             fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
+    /* every speed says the mode it was measured in; a remote one that it includes the network
+     * ("net") and, when its token count was counted from chunks, that it is approximate */
+    const char *ap = st->approx ? "~" : "";
+    snprintf(seg[2], sizeof seg[2], "avg %s%.1f t/s%s%s%s", ap, st->tps_avg,
+             st->remote ? " net" : "", st->sched ? " " : "", st->sched ? st->sched : "");
+    if (st->remote && st->has_kv)
+        snprintf(seg[3], sizeof seg[3], "mem remote, KV %.0f%%", st->kv_usage * 100);
+    else if (st->remote)
+        snprintf(seg[3], sizeof seg[3], "mem remote");
+    else
+        snprintf(seg[3], sizeof seg[3], "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
+                 fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
     int fill = st->ctx_max ? (int)((double)st->ctx_used / st->ctx_max * 8 + 0.999) : 0;
     fill = fill > 8 ? 8 : fill;
-    snprintf(seg[4], sizeof seg[4], "ctx %u/%u [%.*s%.*s]", st->ctx_used, st->ctx_max, fill,
-             "########", 8 - fill, "--------");
-    snprintf(seg[5], sizeof seg[5], "%u tok", st->n_gen);
+    if (st->ctx_max)
+        snprintf(seg[4], sizeof seg[4], "ctx %u/%u [%.*s%.*s]", st->ctx_used, st->ctx_max, fill,
+                 "########", 8 - fill, "--------");
+    else
+        seg[4][0] = 0;
+    snprintf(seg[5], sizeof seg[5], "%s%u tok", ap, st->n_gen);
     snprintf(seg[6], sizeof seg[6], "%s%s", st->phase == UI_PHASE_IDLE && st->stop ? "stop: " :
              "", st->phase == UI_PHASE_IDLE && st->stop ? st->stop : "");
-    snprintf(seg[7], sizeof seg[7], "ttft %.0f ms", st->ttft_ms);
+    snprintf(seg[7], sizeof seg[7], "ttft %.0f ms%s", st->ttft_ms, st->remote ? " net" : "");
     snprintf(seg[8], sizeof seg[8], "prompt %.0f t/s", st->prompt_tps);
     ui_status_sparkline(st, 8, spark);
     snprintf(seg[9], sizeof seg[9], "%s", spark);
