@@ -401,12 +401,16 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     char seg[N_SEG][96], a[16], b[16], c[16], spark[4 * 8 + 1];
     int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1 };
     phase_seg(st, seg[0], sizeof seg[0]);
+    if (st->sched) {  /* the mode every speed on the line was measured in, never left out */
+        size_t n = strlen(seg[0]);
+        snprintf(seg[0] + n, sizeof seg[0] - n, " [%s]", st->sched);
+    }
     snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
     /* every speed says the mode it was measured in; a remote one that it includes the network
      * ("net") and, when its token count was counted from chunks, that it is approximate */
     const char *ap = st->approx ? "~" : "";
-    snprintf(seg[2], sizeof seg[2], "avg %s%.1f t/s%s%s%s", ap, st->tps_avg,
-             st->remote ? " net" : "", st->sched ? " " : "", st->sched ? st->sched : "");
+    snprintf(seg[2], sizeof seg[2], "avg %s%.1f t/s%s", ap, st->tps_avg,
+             st->remote ? " net" : "");
     if (st->remote && st->has_kv)
         snprintf(seg[3], sizeof seg[3], "mem remote, KV %.0f%%", st->kv_usage * 100);
     else if (st->remote)
@@ -432,9 +436,16 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     buf[0] = 0;
     /* no figures yet: loading is not slowness */
     bool loading = st->phase == UI_PHASE_LOADING || st->phase == UI_PHASE_DOWNLOADING;
+    /* a speed is shown only with its mode: on line 0 when the label fitted there; the second
+     * line only ever holds sizes */
+    bool labelled = !st->sched || line > 0;
     for (int i = 0; i < N_SEG; i++) {
-        if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10))
+        bool speed = i == 1 || i == 2 || i == 7 || i == 8 || i == 9;
+        if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10) &&
+            (!speed || labelled))
             add_seg(buf, cap, width, seg[i]);
+        if (i == 0 && st->sched && strstr(buf, " ["))
+            labelled = true;
         if (i == 0 && line == 0 && !buf[0]) {  /* too narrow for the details: the word alone */
             if (st->progress >= 0 && loading)
                 snprintf(seg[0], sizeof seg[0], "%s %d%%", ui_phase_name(st->phase),
