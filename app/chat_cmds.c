@@ -147,9 +147,12 @@ static void stats_box(chat_tui *t)
         snprintf(mode, sizeof mode, "%s%s", st->sched ? st->sched : "-",
                  st->remote ? "+net" : "");
         snprintf(tok, sizeof tok, "%s%u", st->approx ? "~" : "", st->n_gen);
-        fprintf(f, "%-5d %-11s %-12s %7.1f %11.1f %8.0f %7s %6u/%-6u %s  %s\n", i + 1,
+        char ctx[32] = "     -";
+        if (st->ctx_max)
+            snprintf(ctx, sizeof ctx, "%6u/%-6u", st->ctx_used, st->ctx_max);
+        fprintf(f, "%-5d %-11s %-12s %7.1f %11.1f %8.0f %7s %-13s %s  %s\n", i + 1,
                 ui_phase_name(st->phase), mode, st->tps_avg, st->prompt_tps, st->ttft_ms, tok,
-                st->ctx_used, st->ctx_max, mem, ui_pane_info_of(t->p[i])->name);
+                ctx, mem, ui_pane_info_of(t->p[i])->name);
     }
     fprintf(f, "memory: weights + KV cache + scratch on the backend; remote: the server's.\n"
             "+net: a remote pane's times include the network; ~: counted from chunks.\n"
