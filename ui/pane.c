@@ -405,7 +405,10 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
         size_t n = strlen(seg[0]);
         snprintf(seg[0] + n, sizeof seg[0] - n, " [%s]", st->sched);
     }
-    snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
+    if (st->phase == UI_PHASE_GENERATING)  /* a live figure: stale once the answer ends */
+        snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
+    else
+        seg[1][0] = 0;
     /* every speed says the mode it was measured in; a remote one that it includes the network
      * ("net") and, when its token count was counted from chunks, that it is approximate */
     const char *ap = st->approx ? "~" : "";
