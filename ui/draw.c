@@ -379,8 +379,8 @@ static void draw_size_view(const ui_size_view *v, ui_rect r)
         put_text(r.y + i, r.x, r.w, "", 0, A_NORMAL);
     if (!S.n_models)
         return;
-    static const char title[] = "Sizes and speeds of the panes' models (F4 closes). Each bar: "
-                                "the value against the row's largest.";
+    static const char title[] = "Model sizes and speeds (F4: back to the panes); bars: against "
+                                "the row's largest";
     int y = r.y;
     if (S.title)
         put_text(y++, r.x, r.w, title, sizeof title - 1, A_BOLD);
