@@ -11,6 +11,7 @@
 #include "engine/conv.h"
 #include "engine/engine.h"
 #include "app/chat_models.h"
+#include "app/sched.h"
 #include "ui/pane.h"
 
 /* What every pane starts with (the command line's options). */
@@ -20,7 +21,10 @@ typedef struct app_chat_cfg {
     const char *tmpl;       /* --template: force a family (and chat mode) */
     const char *system;     /* --system */
     const char *banner;     /* shown above the panes (the demo's), or NULL */
-    const char *cacert;     /* --cacert, for a model downloaded from inside the TUI */
+    const char *cacert;     /* --cacert, for a model downloaded from inside the TUI or an HTTPS
+                             * endpoint */
+    bool completion;        /* remote panes: /completions rather than chat (/set chat 0) */
+    app_sched_gate *gate;   /* fair-mode turns, shared by every pane (borrowed); NULL: none */
 } app_chat_cfg;
 
 typedef enum app_job {
@@ -34,7 +38,8 @@ typedef enum app_job {
 typedef struct app_worker app_worker;
 
 /* Start a worker that opens the model at path and reports to wake_fd (the write end of the
- * UI's wake pipe, non-blocking); with path NULL it first downloads ref into the store, its
+ * UI's wake pipe, non-blocking); with path NULL it talks to the served model ref names when ref
+ * is a remote reference (URL#MODEL, @NAME/MODEL), else first downloads ref into the store, its
  * progress in the pane (Esc cancels, leaving the part for resuming). NULL when out of memory or
  * no thread could start. */
 app_worker *app_worker_start(const char *path, const char *ref, const app_chat_cfg *cfg,
@@ -43,7 +48,12 @@ app_worker *app_worker_start(const char *path, const char *ref, const app_chat_c
 void app_worker_stop(app_worker *w);
 /* Queue a job (text copied; may be NULL). false when the queue is full. */
 bool app_worker_post(app_worker *w, app_job job, const char *text);
-/* Stop the running answer within one token and drop queued jobs; partial text is kept. */
+/* The same for a turn that generates (SEND, REGEN) in fair mode: it runs when ticket (from
+ * cfg.gate) comes up, and gives the ticket back however it ends; -1: concurrent. On false the
+ * ticket is still the caller's. */
+bool app_worker_post_turn(app_worker *w, app_job job, const char *text, long ticket);
+/* Stop the running answer within one token (a remote stream within 100 ms) and drop queued
+ * jobs; partial text is kept. */
 void app_worker_cancel(app_worker *w);
 bool app_worker_busy(app_worker *w);
 /* Move what the worker produced into the pane (UI thread). true when anything changed. */

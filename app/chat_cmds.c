@@ -15,6 +15,9 @@
 static const char help_text[] =
     "Keys\n"
     "  Enter send (to every pane, or the focused one: F2 switches)\n"
+    "  F3 scheduling: concurrent (all panes generate at once) or fair (one pane\n"
+    "     at a time with the machine to itself, after a warm-up, shuffled order)\n"
+    "  F4 size view: the models' sizes and speeds in one table, with bars\n"
     "  Tab / Shift-Tab focus   Esc stop every answer   Ctrl-C stop; twice: quit\n"
     "  PgUp/PgDn, wheel: scroll   F5 zoom (plain text to select)\n"
     "  F6 transcript in $PAGER   F7 copy the last answer (OSC 52)\n"
@@ -22,7 +25,9 @@ static const char help_text[] =
     "Commands\n"
     "  /system TEXT   /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict|\n"
     "  n_ctx V (n_ctx: a new context, the conversation kept)\n"
-    "  /model N REF   /add REF   /close N   /clear   /regen\n"
+    "  /set chat 0|1 (remote panes: completion or chat)\n"
+    "  /model N REF   /add REF (a .gguf, a store model, URL#MODEL, @NAME/MODEL)\n"
+    "  /close N   /clear   /regen\n"
     "  /save FILE(.md|.json) (/save! replaces a file)   /stats   /quit\n"
     "Figures\n"
     "  t/s now: decode speed over the last tokens; avg: decode-only tokens/s of\n"
@@ -32,6 +37,10 @@ static const char help_text[] =
     "  the whole process. /save adds wall-time tokens/s (send to last token).\n"
     "  Top bar: a Vulkan device's memory allocated by the panes of its heap;\n"
     "  the CPU's: the process's resident memory of the machine's RAM.\n"
+    "  Every speed says the mode it was measured in ([fair], [conc]: concurrent).\n"
+    "  A remote\n"
+    "  pane's times include the network (net); ~: tokens counted from chunks;\n"
+    "  its memory is the server's (remote, KV cache use when the server says).\n"
     "Any key closes this box.";
 
 static const char *role_name(ui_role r)
@@ -83,13 +92,20 @@ static json_t *pane_json(chat_tui *t, int i)
             json_object_set_new(o, "figures", json_string(note));
         json_array_append_new(turns, o);
     }
-    return json_pack("{s:i, s:s, s:s, s:s, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:i, s:I, s:I, s:I}}",
-                     "pane", i + 1, "model", in->name, "mode", in->mode, "detail", in->detail,
-                     "turns", turns, "last_figures", "decode_tps", st->tps_avg, "prompt_tps",
-                     st->prompt_tps, "ttft_ms", st->ttft_ms, "tokens", (int)st->n_gen,
-                     "ctx_used", (int)st->ctx_used, "ctx_max", (int)st->ctx_max,
-                     "mem_weights", (json_int_t)st->mem_weights, "mem_kv",
-                     (json_int_t)st->mem_kv, "mem_scratch", (json_int_t)st->mem_scratch);
+    json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:i, s:I, "
+                          "s:I, s:I, s:s?, s:b, s:b}}",
+                          "pane", i + 1, "model", in->name, "mode", in->mode, "detail",
+                          in->detail, "remote", in->remote, "turns", turns, "last_figures",
+                          "decode_tps", st->tps_avg, "prompt_tps", st->prompt_tps, "ttft_ms",
+                          st->ttft_ms, "tokens", (int)st->n_gen, "ctx_used", (int)st->ctx_used,
+                          "ctx_max", (int)st->ctx_max, "mem_weights",
+                          (json_int_t)st->mem_weights, "mem_kv", (json_int_t)st->mem_kv,
+                          "mem_scratch", (json_int_t)st->mem_scratch, "scheduling", st->sched,
+                          "network_inclusive", st->remote, "approximate", st->approx);
+    if (o && st->remote && st->has_kv)
+        json_object_set_new(json_object_get(o, "last_figures"), "server_kv_usage",
+                            json_real(st->kv_usage));
+    return o;
 }
 
 /* The transcript as text: JSON for FILE.json, else Markdown. Caller frees; NULL when out of
@@ -176,17 +192,30 @@ static void stats_box(chat_tui *t)
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return;
-    fprintf(f, "pane  phase        dec t/s  prompt t/s  ttft ms  tokens  context      memory\n");
+    fprintf(f, "pane  phase       measured in  dec t/s  prompt t/s  ttft ms  tokens  context"
+            "      memory\n");
     for (int i = 0; i < t->n; i++) {
         const ui_pane_status *st = ui_pane_status_of(t->p[i]);
-        char w[16], kv[16], sc[16];
-        fprintf(f, "%-5d %-12s %7.1f %11.1f %8.0f %7u %6u/%-6u %s+%s+%s  %s\n", i + 1,
-                ui_phase_name(st->phase), st->tps_avg, st->prompt_tps, st->ttft_ms, st->n_gen,
-                st->ctx_used, st->ctx_max, app_fmt_bytes(st->mem_weights, w, sizeof w),
-                app_fmt_bytes(st->mem_kv, kv, sizeof kv),
-                app_fmt_bytes(st->mem_scratch, sc, sizeof sc), ui_pane_info_of(t->p[i])->name);
+        char w[16], kv[16], sc[16], mem[64], mode[24], tok[16];
+        if (st->remote)
+            snprintf(mem, sizeof mem, "remote");
+        else
+            snprintf(mem, sizeof mem, "%s+%s+%s", app_fmt_bytes(st->mem_weights, w, sizeof w),
+                     app_fmt_bytes(st->mem_kv, kv, sizeof kv),
+                     app_fmt_bytes(st->mem_scratch, sc, sizeof sc));
+        snprintf(mode, sizeof mode, "%s%s", st->sched ? st->sched : "-",
+                 st->remote ? "+net" : "");
+        snprintf(tok, sizeof tok, "%s%u", st->approx ? "~" : "", st->n_gen);
+        char ctx[32] = "     -";
+        if (st->ctx_max)
+            snprintf(ctx, sizeof ctx, "%6u/%-6u", st->ctx_used, st->ctx_max);
+        fprintf(f, "%-5d %-11s %-12s %7.1f %11.1f %8.0f %7s %-13s %s  %s\n", i + 1,
+                ui_phase_name(st->phase), mode, st->tps_avg, st->prompt_tps, st->ttft_ms, tok,
+                ctx, mem, ui_pane_info_of(t->p[i])->name);
     }
-    fprintf(f, "memory: weights + KV cache + scratch on the backend. Any key closes this box.");
+    fprintf(f, "memory: weights + KV cache + scratch on the backend; remote: the server's.\n"
+            "+net: a remote pane's times include the network; ~: counted from chunks.\n"
+            "Any key closes this box.");
     fclose(f);
     free(t->overlay);
     t->overlay = buf;
@@ -236,8 +265,9 @@ static bool pane_command(chat_tui *t, const char *cmd, const char *arg)
         else if (*arg)
             add_or_swap(t, t->n, arg);
         else
-            app_chat_notice(t, "/add REF (a .gguf file, a model of the store, or a reference "
-                            "to download: qwen2.5:0.5b, hf.co/..., a URL)");
+            app_chat_notice(t, "/add REF (a .gguf file, a model of the store, a reference "
+                            "to download: qwen2.5:0.5b, hf.co/..., a URL; or a served model: "
+                            "URL#MODEL, @NAME/MODEL)");
     } else if (!strcmp(cmd, "model")) {
         int i = pane_arg(t, "/model", arg);
         const char *ref = arg + strcspn(arg, " ");
@@ -318,4 +348,51 @@ void app_chat_command(chat_tui *t, const char *line)
         app_chat_notice(t, "unknown command /%s (F1 or /help lists them)", cmd);
     }
     t->full = t->dirty = true;
+}
+
+/* ---- the size view (F4) ---- */
+
+void app_chat_size_view(chat_tui *t, ui_size_view *v)
+{
+    memset(v, 0, sizeof *v);
+    v->n = t->n;
+    for (int i = 0; i < t->n; i++) {
+        const ui_pane_info *in = ui_pane_info_of(t->p[i]);
+        const ui_pane_status *st = ui_pane_status_of(t->p[i]);
+        char (*tx)[24] = v->text[i];
+        double *val = v->value[i];
+        snprintf(v->name[i], sizeof v->name[i], "%d %.60s", i + 1, in->name);
+        for (int f = 0; f < UI_SIZE_N; f++)
+            snprintf(tx[f], sizeof tx[f], "-");
+        if (in->n_params) {
+            app_fmt_count(in->n_params, tx[UI_SIZE_PARAMS], sizeof tx[UI_SIZE_PARAMS]);
+            val[UI_SIZE_PARAMS] = (double)in->n_params;
+        }
+        if (in->quant[0])
+            snprintf(tx[UI_SIZE_QUANT], sizeof tx[UI_SIZE_QUANT], "%s", in->quant);
+        if (in->file_bytes) {
+            app_fmt_bytes(in->file_bytes, tx[UI_SIZE_FILE], sizeof tx[UI_SIZE_FILE]);
+            val[UI_SIZE_FILE] = (double)in->file_bytes;
+        }
+        uint64_t mem = st->mem_weights + st->mem_kv + st->mem_scratch;
+        if (in->remote)  /* the server's memory is not this machine's: no bar */
+            snprintf(tx[UI_SIZE_MEM], sizeof tx[UI_SIZE_MEM], "remote");
+        else if (mem) {
+            app_fmt_bytes(mem, tx[UI_SIZE_MEM], sizeof tx[UI_SIZE_MEM]);
+            val[UI_SIZE_MEM] = (double)mem;
+        }
+        if (!st->sched)
+            continue;  /* nothing measured yet */
+        const char *ap = st->approx ? "~" : "";
+        if (st->prompt_tps > 0) {
+            snprintf(tx[UI_SIZE_PP], sizeof tx[UI_SIZE_PP], "%.1f", st->prompt_tps);
+            val[UI_SIZE_PP] = st->prompt_tps;
+        }
+        snprintf(tx[UI_SIZE_TG], sizeof tx[UI_SIZE_TG], "%s%.1f", ap, st->tps_avg);
+        val[UI_SIZE_TG] = st->tps_avg;
+        snprintf(tx[UI_SIZE_MODE], sizeof tx[UI_SIZE_MODE], "%s%s", st->sched,
+                 st->remote ? "+net" : "");
+        snprintf(tx[UI_SIZE_TTFT], sizeof tx[UI_SIZE_TTFT], "%.0f ms", st->ttft_ms);
+        val[UI_SIZE_TTFT] = st->ttft_ms;
+    }
 }

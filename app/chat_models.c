@@ -17,6 +17,10 @@ char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t wh
     *remote = false;
     if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode))
         return strdup(ref);
+    if (app_is_remote_ref(ref)) {
+        *remote = true;
+        return NULL;
+    }
     dl_ctx *c = dl_open();
     char *path = NULL;
     if (!c) {
@@ -38,6 +42,15 @@ char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t wh
     }
     dl_close(c);
     return path;
+}
+
+void app_chat_ref_label(const char *ref, char *buf, size_t len)
+{
+    const char *hash = strchr(ref, '#'), *slash = strrchr(ref, '/');
+    if (app_is_remote_ref(ref))
+        snprintf(buf, len, "%s", hash ? hash + 1 : ref[0] == '@' ? ref : "remote model");
+    else
+        snprintf(buf, len, "%s", slash && slash[1] ? slash + 1 : ref);
 }
 
 void app_model_brief(const char *path, char *type, size_t typelen, double *bpw,

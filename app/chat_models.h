@@ -10,8 +10,13 @@
 /* Resolve a model reference without any network: an existing file, a built-in demo model
  * (demo:..., made quietly when it is the one sizeup makes), or a model in the store.
  * Returns a malloc'd path, or NULL: with *remote set when ref names something to download
- * (catalog, hf.co, URL), else with why (for /add and /model inside the TUI). */
+ * (catalog, hf.co, URL) or a served model (URL#MODEL, @NAME/MODEL: the worker talks to it),
+ * else with why (for /add and /model inside the TUI). */
 char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t whylen);
+
+/* What a pane calls a reference before its model says its own name: a file's base name, a
+ * served model's name (the part after '#'; never a URL, which may carry a user:password). */
+void app_chat_ref_label(const char *ref, char *buf, size_t len);
 
 /* The header's facts from the file: main tensor type ("Q4_0", "F32"), bits per weight, file
  * size. Unknown values come back as "?" and 0. */

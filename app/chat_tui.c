@@ -139,8 +139,7 @@ bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref)
         t->p[t->n++] = p;
     }
     ui_pane_info *in = ui_pane_info_of(p);
-    const char *base = path ? strrchr(path, '/') : NULL;
-    snprintf(in->name, sizeof in->name, "%s", base ? base + 1 : path ? path : ref);
+    app_chat_ref_label(path ? path : ref, in->name, sizeof in->name);
     snprintf(in->mode, sizeof in->mode, "loading");
     in->detail[0] = 0;
     t->load_since[i] = 0;
@@ -185,6 +184,25 @@ static void empty_pane(chat_tui *t)
                      "/quit or Ctrl-C twice leaves.");
 }
 
+void app_chat_post_turns(chat_tui *t, app_job job, const char *text)
+{
+    int order[UI_MAX_PANES], n = 0;
+    for (int i = 0; i < t->n; i++)
+        if (app_chat_targets(t, i) && t->w[i])
+            order[n++] = i;
+    bool fair = t->mode == APP_SCHED_FAIR && t->gate;
+    if (fair)  /* no pane always goes first */
+        app_sched_shuffle(order, n, &t->rng);
+    for (int k = 0; k < n; k++) {
+        long ticket = fair ? app_sched_gate_ticket(t->gate) : -1;
+        if (!app_worker_post_turn(t->w[order[k]], job, text, ticket)) {
+            app_sched_gate_done(t->gate, ticket);
+            app_chat_notice(t, "pane %d has too many messages waiting; Esc stops them",
+                            order[k] + 1);
+        }
+    }
+}
+
 static void send_line(chat_tui *t, const char *line)
 {
     for (int i = 0; i < t->n; i++) {
@@ -196,10 +214,18 @@ static void send_line(chat_tui *t, const char *line)
         }
         ui_pane_add_turn(t->p[i], UI_ROLE_USER, line);
         ui_pane_scroll_to_end(t->p[i]);
-        if (!app_worker_post(t->w[i], APP_JOB_SEND, line))
-            app_chat_notice(t, "pane %d has too many messages waiting; Esc stops them", i + 1);
     }
+    app_chat_post_turns(t, APP_JOB_SEND, line);
     t->dirty = true;
+}
+
+static void switch_mode(chat_tui *t)
+{
+    t->mode = t->mode == APP_SCHED_FAIR ? APP_SCHED_CONCURRENT : APP_SCHED_FAIR;
+    app_chat_notice(t, t->mode == APP_SCHED_FAIR ?
+                    "fair: one pane at a time with the machine to itself, after a warm-up, in a "
+                    "shuffled order" : "concurrent: every pane generates at once (they slow "
+                    "each other down)");
 }
 
 static void stop_all(chat_tui *t)
@@ -352,6 +378,8 @@ static void on_action(chat_tui *t, ui_action a, char *line)
         break;
     case UI_ACT_PAGER: open_pager(t); break;
     case UI_ACT_COPY: copy_last_answer(t); break;
+    case UI_ACT_SCHED: switch_mode(t); break;
+    case UI_ACT_SIZES: t->sizes = !t->sizes; t->full = true; break;
     case UI_ACT_EDITED: case UI_ACT_NONE: break;
     }
     t->dirty = true;
@@ -389,9 +417,11 @@ static void bar_text(const chat_tui *t, char *bar, size_t cap)
                               in->dev_heap ? app_fmt_bytes(in->dev_heap, b, sizeof b) : "?");
     }
     if (n < cap)
-        snprintf(bar + n, cap - n, " | %s%s of %s RAM", host ? "cpu: RSS " : "RSS ",
-                 app_fmt_bytes(app_host_rss(), a, sizeof a),
-                 app_fmt_bytes(app_host_ram(), b, sizeof b));
+        n += (size_t)snprintf(bar + n, cap - n, " | %s%s of %s RAM", host ? "cpu: RSS " : "RSS ",
+                              app_fmt_bytes(app_host_rss(), a, sizeof a),
+                              app_fmt_bytes(app_host_ram(), b, sizeof b));
+    if (n < cap) /* the scheduling mode every speed on screen was measured in (F3) */
+        snprintf(bar + n, cap - n, " | %s", app_sched_mode_name(t->mode));
 }
 
 static void frame(chat_tui *t, bool full)
@@ -408,6 +438,10 @@ static void frame(chat_tui *t, bool full)
     ui_draw_size(&cols, &rows);
     ui_screen s = { .n_panes = t->n, .focus = t->focus, .zoom = t->zoom,
                     .broadcast = t->broadcast, .bar = bar, .overlay = t->overlay };
+    if (t->sizes) {
+        app_chat_size_view(t, &t->size_view);
+        s.size = &t->size_view;
+    }
     for (int i = 0; i < t->n; i++)
         s.panes[i] = t->p[i];
     s.input = ui_input_text(&s.input_len, &s.input_cursor);
@@ -539,6 +573,7 @@ static void teardown(chat_tui *t)
         ui_pane_free(t->p[i]);
     }
     free(t->overlay);
+    app_sched_gate_free(t->gate);  /* after the workers: they hold tickets until they stop */
     close(t->wake[0]);
     close(t->wake[1]);
 }
@@ -548,6 +583,8 @@ int app_chat_tui(char **paths, const char *const *refs, size_t n, const app_chat
     chat_tui t = { 0 };
     t.cfg = *cfg;
     t.broadcast = true;
+    t.mode = APP_SCHED_CONCURRENT;
+    t.rng = (uint64_t)time(NULL);
     if (pipe2(t.wake, O_NONBLOCK | O_CLOEXEC))
         return app_fail("chat", "cannot make a pipe: %s", strerror(errno));
     ui_text_locale();
@@ -568,6 +605,7 @@ int app_chat_tui(char **paths, const char *const *refs, size_t n, const app_chat
     sig_wake_fd = t.wake[1];
     install_signals();
     ui_input_open(hist);
+    t.gate = t.cfg.gate = app_sched_gate_new();  /* NULL (out of memory): concurrent only */
     for (size_t i = 0; i < n && i < UI_MAX_PANES; i++)
         if (paths[i] || (refs && refs[i]))
             app_chat_open_pane(&t, t.n, paths[i], refs ? refs[i] : NULL);

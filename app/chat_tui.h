@@ -4,7 +4,9 @@
 #define SIZEUP_APP_CHAT_TUI_H
 
 #include "app/chat.h"
+#include "app/sched.h"
 #include "ui/layout.h"
+#include "ui/sizeview.h"
 
 typedef struct chat_tui {
     int n;                           /* panes */
@@ -18,6 +20,11 @@ typedef struct chat_tui {
     double notice_until;
     int wake[2];                     /* workers write [1]; the loop polls [0] */
     double load_since[UI_MAX_PANES]; /* when each pane was first seen loading, 0: not loading */
+    app_sched_mode mode;             /* what new turns run in (F3); concurrent at start */
+    uint64_t rng;                    /* fair mode's shuffles */
+    app_sched_gate *gate;            /* fair mode's turns (cfg.gate borrows it) */
+    bool sizes;                      /* the size view (F4) is shown */
+    ui_size_view size_view;
 } chat_tui;
 
 /* Run a line that starts with '/'. */
@@ -28,6 +35,11 @@ void app_chat_notice(chat_tui *t, const char *fmt, ...) __attribute__((format(pr
  * NULL, download ref first in that pane. */
 bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref);
 void app_chat_close_pane(chat_tui *t, int i);
+/* Queue a turn that generates (SEND, REGEN) on every target pane; in fair mode in a shuffled
+ * order, one pane at a time. */
+void app_chat_post_turns(chat_tui *t, app_job job, const char *text);
+/* The size view's table from the panes' facts and last figures. */
+void app_chat_size_view(chat_tui *t, ui_size_view *v);
 /* The panes a message goes to: all (broadcast) or the focused one. */
 bool app_chat_targets(const chat_tui *t, int i);
 /* The pane's transcript as Markdown with its figures (for the pager and /save); caller frees. */

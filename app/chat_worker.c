@@ -1,6 +1,10 @@
-/* The pane workers of `sizeup chat` (see chat.h): each owns one model, session and conversation
- * and runs jobs from the UI thread one at a time; what it produces waits under its mutex until
- * the UI thread drains it, and a byte on the wake pipe says that it is there. */
+/* The pane workers of `sizeup chat` (see chat.h): each owns one model and its conversation and
+ * runs jobs from the UI thread one at a time; what it produces waits under its mutex until the
+ * UI thread drains it, and a byte on the wake pipe says that it is there.
+ *
+ * What a pane runs sits behind a small seam, pane_ops: a local model (eng_session + eng_conv,
+ * downloaded first when needed) or a served one (dl_remote, which is shaped like a session).
+ * Queueing, events, figures, cancel and fair-mode turns are common to both. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -13,10 +17,13 @@
 
 #include "app/app.h"
 #include "app/chat.h"
+#include "downloads/dl_remote.h"
 
 #define JOBS 16
 
-typedef enum ev_kind { EV_ANSWER, EV_TEXT, EV_ERROR, EV_INFO, EV_NOTE } ev_kind;
+/* EV_ANSWER starts the model's turn, EV_THINK a reasoning turn (shown apart, as a note); EV_TEXT
+ * appends to whichever began last. */
+typedef enum ev_kind { EV_ANSWER, EV_THINK, EV_TEXT, EV_ERROR, EV_INFO, EV_NOTE } ev_kind;
 
 typedef struct ev {
     ev_kind k;
@@ -27,7 +34,21 @@ typedef struct ev {
 typedef struct job {
     app_job k;
     char *text;
+    long ticket;     /* a fair-mode turn of cfg.gate, or -1 (concurrent) */
 } job;
+
+/* What a pane runs: every hook but interrupt runs on the worker thread. */
+typedef struct pane_ops {
+    bool (*load)(app_worker *w);               /* false: the pane has no model (said why) */
+    void (*send)(app_worker *w, const char *text);
+    void (*regen)(app_worker *w);
+    void (*clear)(app_worker *w);
+    void (*system)(app_worker *w, const char *text);
+    void (*set)(app_worker *w, const char *kv);
+    void (*warmup)(app_worker *w);             /* before the first fair turn, or NULL */
+    void (*interrupt)(app_worker *w);          /* UI thread, under mu: stop what runs now */
+    void (*close)(app_worker *w);
+} pane_ops;
 
 struct app_worker {
     pthread_t th;
@@ -45,13 +66,21 @@ struct app_worker {
     bool st_new, info_new;
     atomic_int cancel;    /* set by the UI under mu, read by the engine between tokens and
                            * between prompt batches (the session's own cancel flag too) */
+    dl_remote *r;         /* remote panes: set under mu once (interrupt reads it) */
     /* the worker thread's own */
+    const pane_ops *ops;
+    bool loaded, warm;
+    const char *sched;   /* the mode of the turn being run: "fair" or "concurrent" */
     char *path;          /* NULL until ref is downloaded */
-    char *ref;           /* a reference to download first, or NULL */
+    char *ref;           /* a reference to download first (or the remote one), or NULL */
     app_chat_cfg cfg;
     eng_model *m;
     eng_session *s;
     eng_conv *conv;
+    dl_remote_msg *hist; /* remote: the conversation (contents malloc'd, roles static) */
+    size_t n_hist;
+    char *system;        /* remote: the system prompt, or NULL */
+    int part;            /* remote: what the last piece was (0 none, 1 reasoning, 2 answer) */
     double t_send, t_prev, t_spark;
 };
 
@@ -134,16 +163,13 @@ static void stats_locked(app_worker *w, const eng_stats *es)
     st->mem_scratch = es->mem_scratch;
     double wall = now_ms() - w->t_send;
     st->wall_tps = wall > 0 ? es->n_gen * 1e3 / wall : 0;
+    st->sched = w->sched;
     w->st_new = true;
 }
 
-static bool on_token(void *user, int32_t token, const char *text, size_t len,
-                     const eng_stats *es)
+/* Under mu: a piece of the answer arrived at t: the phase, the recent speed, the sparkline. */
+static void tick_locked(app_worker *w, double t)
 {
-    app_worker *w = user;
-    double t = now_ms();
-    (void)token;
-    pthread_mutex_lock(&w->mu);
     if (w->st.phase != UI_PHASE_GENERATING) {
         w->st.phase = UI_PHASE_GENERATING;
         w->st.tps_now = 0;
@@ -156,6 +182,15 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len,
         ui_status_push_tps(&w->st, (float)w->st.tps_now);
         w->t_spark = t;
     }
+}
+
+static bool on_token(void *user, int32_t token, const char *text, size_t len,
+                     const eng_stats *es)
+{
+    app_worker *w = user;
+    (void)token;
+    pthread_mutex_lock(&w->mu);
+    tick_locked(w, now_ms());
     if (len)
         post_locked(w, EV_TEXT, text, len);
     stats_locked(w, es);
@@ -164,6 +199,9 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len,
     pthread_mutex_unlock(&w->mu);
     return go;
 }
+
+/* Header facts: name, parameters, main tensor type and bits per weight, file size, backend. */
+/* ---- a local model: eng_session + eng_conv ---- */
 
 /* Header facts: name, parameters, main tensor type and bits per weight, file size, backend. */
 static void describe(app_worker *w)
@@ -190,11 +228,14 @@ static void describe(app_worker *w)
     snprintf(w->info.mode, sizeof w->info.mode, "%s", mode);
     snprintf(w->info.backend, sizeof w->info.backend, "%s", es.backend ? es.backend : "?");
     w->info.dev_heap = heap;
+    snprintf(w->info.quant, sizeof w->info.quant, "%s", ty);
+    w->info.n_params = eng_model_n_params(w->m);
+    w->info.file_bytes = fsize;
+    w->info.remote = false;
     w->info_new = true;
     stats_locked(w, &es);
     pthread_mutex_unlock(&w->mu);
 }
-
 static int on_download(const dl_progress *p, void *user)
 {
     app_worker *w = user;
@@ -265,7 +306,7 @@ static void on_session_progress(void *user, float done, const char *step)
     load_progress(user, 0.05f + 0.95f * done, step);
 }
 
-static bool load(app_worker *w)
+static bool local_load(app_worker *w)
 {
     if (!w->path && !download(w)) {
         set_phase(w, UI_PHASE_ERROR, NULL);
@@ -303,7 +344,7 @@ static bool load(app_worker *w)
     return true;
 }
 
-static void answer(app_worker *w)
+static void local_answer(app_worker *w)
 {
     eng_generate_opts go = { w->cfg.n_predict, NULL, 0, &w->cancel };
     eng_stop_reason why = ENG_STOP_NONE;
@@ -338,26 +379,99 @@ static void answer(app_worker *w)
         set_phase(w, UI_PHASE_ERROR, NULL);
         return;
     }
-    char note[512], a[16], b[16], c[16];
-    snprintf(note, sizeof note, "%u tokens, decode %.1f tokens/s, wall %.1f tokens/s, prompt "
-             "(all so far) %u tokens at %.1f tokens/s, first token %.0f ms, context %u of %u, "
-             "memory weights %s + KV %s + scratch %s, %s, stop: %s", es.n_gen, es.gen_tps,
-             es.n_gen * 1e3 / (now_ms() - w->t_send), es.n_prompt, es.prompt_tps, es.ttft_ms,
-             es.n_past, es.n_ctx, app_fmt_bytes(es.mem_weights, a, sizeof a),
-             app_fmt_bytes(es.mem_kv, b, sizeof b), app_fmt_bytes(es.mem_scratch, c, sizeof c),
-             es.backend ? es.backend : "?", eng_stop_reason_str(why));
+    char note[600], a[16], b[16], c[16];
+    snprintf(note, sizeof note, "%u tokens, decode %.1f tokens/s (%s), wall %.1f tokens/s, "
+             "prompt (all so far) %u tokens at %.1f tokens/s, first token %.0f ms, context %u "
+             "of %u, memory weights %s + KV %s + scratch %s, %s, stop: %s", es.n_gen,
+             es.gen_tps, w->sched, es.n_gen * 1e3 / (now_ms() - w->t_send), es.n_prompt,
+             es.prompt_tps, es.ttft_ms, es.n_past, es.n_ctx,
+             app_fmt_bytes(es.mem_weights, a, sizeof a), app_fmt_bytes(es.mem_kv, b, sizeof b),
+             app_fmt_bytes(es.mem_scratch, c, sizeof c), es.backend ? es.backend : "?",
+             eng_stop_reason_str(why));
     post(w, EV_NOTE, note);
     set_phase(w, UI_PHASE_IDLE, eng_stop_reason_str(why));
 }
 
-/* /set KEY VALUE: sampling lives in the session, so a new session takes over the conversation
- * (the next answer feeds the whole prompt again). */
+static void local_send(app_worker *w, const char *text)
+{
+    if (eng_conv_add(w->conv, "user", text))
+        post(w, EV_ERROR, eng_conv_errmsg(w->conv));
+    else
+        local_answer(w);
+}
+
+static void local_regen(app_worker *w)
+{
+    if (!eng_conv_pop_answer(w->conv))
+        post(w, EV_ERROR, "nothing to regenerate yet");
+    else
+        local_answer(w);
+}
+
+static void local_clear(app_worker *w)
+{
+    eng_conv_clear(w->conv);
+}
+
+static void local_system(app_worker *w, const char *text)
+{
+    eng_conv_set_system(w->conv, text);
+    post(w, EV_INFO, text && *text ? "system prompt set" : "system prompt removed");
+}
+
+static bool warm_token(void *user, int32_t token, const char *text, size_t len,
+                       const eng_stats *es)
+{
+    app_worker *w = user;
+    (void)token, (void)text, (void)len, (void)es;
+    return !w->cancel;
+}
+
+/* Fair mode's warm-up: a few tokens on a small scratch session of the same model, so that the
+ * first measured turn does not pay for page faults, thread start-up or pipeline compiles. The
+ * conversation's own session is left alone. */
+static void local_warmup(app_worker *w)
+{
+    eng_session_opts so = w->cfg.so;
+    so.n_ctx = 64;
+    so.cancel = &w->cancel;
+    eng_session *s;
+    char err[256];
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (eng_session_new(w->m, &so, &s, err, sizeof err))
+        return;
+    eng_stop_reason why;
+    eng_generate_opts go = { 8, NULL, 0, &w->cancel };
+    if (eng_tokenize(eng_model_vocab(w->m), "Once upon a time", 16, true, false, &ids, &n) ==
+        ENG_TOK_OK && !eng_session_feed(s, ids, n))
+        eng_session_generate(s, &go, warm_token, w, &why);
+    free(ids);
+    eng_session_free(s);
+}
+
+static void local_interrupt(app_worker *w)
+{
+    (void)w;  /* the engine reads w->cancel between tokens and prompt batches */
+}
+
+static void local_close(app_worker *w)
+{
+    eng_conv_free(w->conv);
+    eng_session_free(w->s);
+    eng_model_close(w->m);
+}
+
+/* ---- /set, for both kinds ---- */
+
+/* /set KEY VALUE into cfg; NULL when valid, else why not (static text). "chat 0|1" is a remote
+ * pane's choice of endpoint (a local model's follows its chat template). */
 static const char *set_key(app_chat_cfg *cfg, const char *kv)
 {
     char key[32];
     double v;
     if (sscanf(kv, "%31s %lf", key, &v) != 2)
-        return "usage: /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict|n_ctx VALUE";
+        return "usage: /set temp|top_k|top_p|min_p|repeat_penalty|seed|n_predict|n_ctx|chat VALUE";
     eng_sampler_params *sp = &cfg->so.sampling;
     if (!strcmp(key, "temp") && v >= 0 && v <= 100) sp->temperature = (float)v;
     else if (!strcmp(key, "top_k") && v >= 0) sp->top_k = (int32_t)v;
@@ -367,6 +481,7 @@ static const char *set_key(app_chat_cfg *cfg, const char *kv)
     else if (!strcmp(key, "seed") && v >= 0) sp->seed = (uint64_t)v;
     else if (!strcmp(key, "n_predict") && v >= -1) cfg->n_predict = (int)v;
     else if (!strcmp(key, "n_ctx") && v >= 8 && v <= 1 << 24) cfg->so.n_ctx = (uint32_t)v;
+    else if (!strcmp(key, "chat") && (v == 0 || v == 1)) cfg->completion = v == 0;
     else
         return "unknown setting or value out of range (see /help)";
     return NULL;
@@ -378,9 +493,16 @@ const char *app_chat_set_check(const char *kv)
     return set_key(&scratch, kv);
 }
 
-static void apply_set(app_worker *w, const char *kv)
+/* Sampling lives in the session, so a new session takes over the conversation (the next answer
+ * feeds the whole prompt again). */
+static void local_set(app_worker *w, const char *kv)
 {
     char err[512], msg[600];
+    if (!strncmp(kv, "chat", 4)) {
+        post(w, EV_ERROR, "a local model's mode follows its chat template (chat --template "
+             "forces chat mode)");
+        return;
+    }
     if (set_key(&w->cfg, kv)) {
         post(w, EV_ERROR, set_key(&w->cfg, kv));
         return;
@@ -400,36 +522,362 @@ static void apply_set(app_worker *w, const char *kv)
     post(w, EV_INFO, msg);
 }
 
+static const pane_ops local_ops = {
+    local_load, local_send, local_regen, local_clear, local_system, local_set, local_warmup,
+    local_interrupt, local_close,
+};
+
+/* ---- a served model: dl_remote, the conversation kept here ---- */
+
+static void remote_describe(app_worker *w)
+{
+    const char *kind = dl_remote_server_kind(w->r), *host = dl_remote_host(w->r);
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->info.name, sizeof w->info.name, "%s", dl_remote_model(w->r));
+    snprintf(w->info.detail, sizeof w->info.detail, "remote: %s at %s | times include the "
+             "network", kind, host);
+    snprintf(w->info.mode, sizeof w->info.mode, "%s", w->cfg.completion ? "completion" :
+             "chat (server's template)");
+    snprintf(w->info.backend, sizeof w->info.backend, "remote %s", host);
+    w->info.quant[0] = 0;
+    w->info.n_params = w->info.file_bytes = 0;
+    w->info.remote = true;
+    w->info_new = true;
+    w->st.remote = true;
+    w->st_new = true;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void on_remote_status(void *user, const char *line)
+{
+    post(user, EV_INFO, line);  /* a 429/503 wait: said in the pane */
+}
+
+/* Open the handle and ask what the endpoint serves (which also tells the server's kind). A
+ * server that is down now is said in the pane, and each message tries again. */
+static bool remote_load(app_worker *w)
+{
+    dl_remote_opts o = { .cacert = w->cfg.cacert };
+    dl_remote *r = NULL;
+    if (dl_remote_open(w->ref, &o, &r) != DL_OK || !dl_remote_model(r)) {
+        post(w, EV_ERROR, !r ? "out of memory" : *dl_remote_errmsg(r) ? dl_remote_errmsg(r) :
+             "the reference names no model (URL#MODEL or @NAME/MODEL; sizeup list --remote "
+             "lists them)");
+        dl_remote_close(r);
+        pthread_mutex_lock(&w->mu);
+        app_chat_ref_label(w->ref, w->info.name, sizeof w->info.name);
+        snprintf(w->info.mode, sizeof w->info.mode, "not loaded");
+        w->info_new = true;
+        pthread_mutex_unlock(&w->mu);
+        set_phase(w, UI_PHASE_ERROR, NULL);
+        return false;
+    }
+    dl_remote_set_status(r, on_remote_status, w);
+    pthread_mutex_lock(&w->mu);
+    w->r = r;
+    pthread_mutex_unlock(&w->mu);
+    dl_remote_model_info *l;
+    size_t n;
+    if (dl_remote_models(r, &l, &n) == DL_OK)
+        dl_remote_models_free(l, n);
+    else
+        post(w, EV_ERROR, dl_remote_errmsg(r));
+    remote_describe(w);
+    char msg[400];
+    snprintf(msg, sizeof msg, "Served by %s (%s); times include the network. %s", dl_remote_host(r),
+             dl_remote_server_kind(r), w->cfg.completion ? "Completion mode: it continues your "
+             "text." : "Chat mode: the server applies its chat template (/set chat 0: "
+             "completion).");
+    post(w, EV_INFO, msg);
+    set_phase(w, UI_PHASE_IDLE, NULL);
+    return true;
+}
+
+/* Under mu: the client's running figures into the pane's status. */
+static void remote_stats_locked(app_worker *w, const dl_remote_stats *rs)
+{
+    ui_pane_status *st = &w->st;
+    st->remote = true;
+    st->approx = rs->gen_approx;
+    st->tps_avg = rs->gen_tps;
+    st->prompt_tps = rs->has_timings ? rs->srv_prompt_tps : 0;
+    st->ttft_ms = rs->ttft_ms;
+    st->n_gen = rs->n_gen;
+    st->ctx_used = st->ctx_max = 0;
+    st->mem_weights = st->mem_kv = st->mem_scratch = 0;
+    st->has_kv = rs->kv_usage >= 0;
+    st->kv_usage = rs->kv_usage;
+    double wall = now_ms() - w->t_send;
+    st->wall_tps = wall > 0 ? rs->n_gen * 1e3 / wall : 0;
+    st->sched = w->sched;
+    w->st_new = true;
+}
+
+static bool on_piece(void *user, dl_remote_part part, const char *text, size_t len,
+                     const dl_remote_stats *rs)
+{
+    app_worker *w = user;
+    pthread_mutex_lock(&w->mu);
+    tick_locked(w, now_ms());
+    if (part == DL_REMOTE_REASONING && w->part != 1) {
+        post_locked(w, EV_THINK, "thinking: ", 10);
+        w->part = 1;
+    } else if (part == DL_REMOTE_ANSWER && w->part != 2) {
+        post_locked(w, EV_ANSWER, "", 0);
+        w->part = 2;
+    }
+    if (len)
+        post_locked(w, EV_TEXT, text, len);
+    remote_stats_locked(w, rs);
+    wake_locked(w);
+    bool go = !w->cancel;
+    pthread_mutex_unlock(&w->mu);
+    return go;
+}
+
+static bool hist_push(app_worker *w, const char *role, const char *content)
+{
+    dl_remote_msg *h = realloc(w->hist, (w->n_hist + 1) * sizeof *h);
+    char *c = strdup(content);
+    if (h)
+        w->hist = h;
+    if (!h || !c) {
+        free(c);
+        return false;
+    }
+    w->hist[w->n_hist++] = (dl_remote_msg){ role, c };
+    return true;
+}
+
+static void hist_pop(app_worker *w)
+{
+    if (w->n_hist)
+        free((char *)w->hist[--w->n_hist].content);
+}
+
+/* Sampling as the API names it: the temperature and the answer's length always, the rest only
+ * where they differ from the engine's defaults (so the server's own defaults apply). */
+static dl_remote_sampling remote_sampling(const app_chat_cfg *cfg)
+{
+    const eng_sampler_params *sp = &cfg->so.sampling;
+    eng_sampler_params d = eng_session_defaults().sampling;
+    dl_remote_sampling rs = dl_remote_sampling_unset();
+    rs.temperature = sp->temperature;
+    rs.max_tokens = cfg->n_predict > 0 ? cfg->n_predict : 0;
+    if (sp->top_k != d.top_k) rs.top_k = sp->top_k;
+    if (sp->top_p != d.top_p) rs.top_p = sp->top_p;
+    if (sp->min_p != d.min_p) rs.min_p = sp->min_p;
+    if (sp->repeat_penalty != d.repeat_penalty) rs.repeat_penalty = sp->repeat_penalty;
+    if (sp->seed != d.seed) {
+        rs.has_seed = true;
+        rs.seed = sp->seed;
+    }
+    return rs;
+}
+
+static void remote_note(app_worker *w, dl_remote_finish why)
+{
+    dl_remote_stats rs;
+    dl_remote_stats_get(w->r, &rs);
+    char note[700], kv[48] = "", srv[160] = "", np[16] = "?";
+    if (rs.kv_usage >= 0)
+        snprintf(kv, sizeof kv, " (KV cache %.0f%% in use)", rs.kv_usage * 100);
+    if (rs.n_prompt)
+        snprintf(np, sizeof np, "%u", rs.n_prompt);
+    if (rs.has_timings)
+        snprintf(srv, sizeof srv, "; the server's own: prompt %.1f tokens/s, generation %.1f "
+                 "tokens/s", rs.srv_prompt_tps, rs.srv_gen_tps);
+    snprintf(note, sizeof note, "%s%u tokens, decode %s%.1f tokens/s (%s, network-inclusive), "
+             "prompt %s tokens, first token %.0f ms (network-inclusive), memory: remote%s, "
+             "%s at %s%s, stop: %s%s", rs.gen_approx ? "~" : "", rs.n_gen,
+             rs.gen_approx ? "~" : "", rs.gen_tps, w->sched, np, rs.ttft_ms, kv, rs.server,
+             rs.host, srv, dl_remote_finish_str(why), rs.partial ? " (incomplete)" : "");
+    post(w, EV_NOTE, note);
+}
+
+/* One answer to the conversation as it stands (its last message is the user's). */
+static void remote_answer(app_worker *w)
+{
+    dl_remote_request q = { 0 };
+    dl_remote_msg *msgs = calloc(w->n_hist + 1, sizeof *msgs);
+    char *prompt = NULL;
+    size_t plen = 0;
+    if (!msgs) {
+        post(w, EV_ERROR, "out of memory");
+        return;
+    }
+    size_t n = 0;
+    if (w->system)
+        msgs[n++] = (dl_remote_msg){ "system", w->system };
+    memcpy(msgs + n, w->hist, w->n_hist * sizeof *msgs);
+    q.mode = w->cfg.completion ? DL_REMOTE_COMPLETION : DL_REMOTE_CHAT;
+    q.msgs = msgs;
+    q.n_msgs = n + w->n_hist;
+    if (w->cfg.completion) {  /* the whole text so far, continued */
+        FILE *f = open_memstream(&prompt, &plen);
+        for (size_t i = 0; f && i < w->n_hist; i++)
+            fputs(w->hist[i].content, f);
+        if (f)
+            fclose(f);
+        q.prompt = prompt ? prompt : "";
+    }
+    q.sampling = remote_sampling(&w->cfg);
+    w->part = 0;
+    w->t_send = w->t_prev = now_ms();
+    set_phase(w, UI_PHASE_PREFILL, NULL);
+    dl_remote_finish why = DL_REMOTE_FINISH_CANCELLED;
+    /* generate clears the handle's cancel flag as it starts: an Esc that came before is ours */
+    dl_status st = w->cancel ? DL_OK : dl_remote_generate(w->r, &q, on_piece, w, &why);
+    free(msgs);
+    free(prompt);
+    dl_remote_stats rs;
+    dl_remote_stats_get(w->r, &rs);
+    pthread_mutex_lock(&w->mu);
+    remote_stats_locked(w, &rs);
+    if (w->part != 2)
+        post_locked(w, EV_ANSWER, "", 0);
+    pthread_mutex_unlock(&w->mu);
+    const char *answer = dl_remote_answer(w->r);
+    if (st == DL_OK || (answer && *answer)) {  /* a partial answer stays in the history too */
+        if (!hist_push(w, "assistant", answer ? answer : ""))
+            post(w, EV_ERROR, "out of memory");
+    } else {
+        hist_pop(w);
+    }
+    remote_note(w, why);
+    if (st) {
+        post(w, EV_ERROR, dl_remote_errmsg(w->r));
+        set_phase(w, UI_PHASE_ERROR, NULL);
+        return;
+    }
+    set_phase(w, UI_PHASE_IDLE, dl_remote_finish_str(why));
+}
+
+static void remote_send(app_worker *w, const char *text)
+{
+    if (!hist_push(w, "user", text))
+        post(w, EV_ERROR, "out of memory");
+    else
+        remote_answer(w);
+}
+
+static void remote_regen(app_worker *w)
+{
+    if (!w->n_hist || strcmp(w->hist[w->n_hist - 1].role, "assistant")) {
+        post(w, EV_ERROR, "nothing to regenerate yet");
+        return;
+    }
+    hist_pop(w);
+    remote_answer(w);
+}
+
+static void remote_clear(app_worker *w)
+{
+    while (w->n_hist)
+        hist_pop(w);
+}
+
+static void remote_system(app_worker *w, const char *text)
+{
+    free(w->system);
+    w->system = text && *text ? strdup(text) : NULL;
+    post(w, EV_INFO, w->system ? "system prompt set" : "system prompt removed");
+}
+
+static void remote_set(app_worker *w, const char *kv)
+{
+    const char *why = set_key(&w->cfg, kv);
+    char msg[600];
+    if (why) {
+        post(w, EV_ERROR, why);
+        return;
+    }
+    snprintf(msg, sizeof msg, "set %s", kv);
+    post(w, EV_INFO, msg);
+    if (!strncmp(kv, "chat", 4))
+        remote_describe(w);
+}
+
+static void remote_interrupt(app_worker *w)
+{
+    if (w->r)
+        dl_remote_cancel(w->r);  /* closes the stream within 100 ms, the partial answer kept */
+}
+
+static void remote_close(app_worker *w)
+{
+    remote_clear(w);
+    free(w->hist);
+    free(w->system);
+    dl_remote_close(w->r);
+}
+
+/* No warm-up: the server's warmth is not this machine's to buy, and a request would cost the
+ * server's time. */
+static const pane_ops remote_ops = {
+    remote_load, remote_send, remote_regen, remote_clear, remote_system, remote_set, NULL,
+    remote_interrupt, remote_close,
+};
+
+/* ---- the worker: jobs, turns, the thread ---- */
+
+/* A turn that generates: in fair mode, wait for its ticket (the pane says it waits) and warm
+ * the model up before its first measured turn. false: stopped while waiting. */
+static bool take_turn(app_worker *w, long ticket)
+{
+    w->sched = ticket >= 0 ? "fair" : "concurrent";
+    if (ticket < 0 || !w->cfg.gate)
+        return true;
+    pthread_mutex_lock(&w->mu);
+    w->st.phase = UI_PHASE_WAITING;
+    snprintf(w->st.note, sizeof w->st.note, "fair: for its turn");
+    w->st_new = true;
+    wake_locked(w);
+    pthread_mutex_unlock(&w->mu);
+    if (!app_sched_gate_wait(w->cfg.gate, ticket, &w->cancel)) {
+        post(w, EV_INFO, "stopped before its turn; the message was not sent");
+        set_phase(w, UI_PHASE_IDLE, "cancelled");
+        return false;
+    }
+    if (!w->warm && w->ops->warmup) {
+        pthread_mutex_lock(&w->mu);
+        snprintf(w->st.note, sizeof w->st.note, "fair: warming up");
+        w->st_new = true;
+        wake_locked(w);
+        pthread_mutex_unlock(&w->mu);
+        w->ops->warmup(w);
+    }
+    w->warm = true;
+    return true;
+}
+
 static void run_job(app_worker *w, const job *j)
 {
-    if (!w->conv) {
+    const char *text = j->text ? j->text : "";
+    if (!w->loaded) {
         post(w, EV_ERROR, "this pane has no model (see the message above; /model N REF)");
         return;
     }
     switch (j->k) {
     case APP_JOB_SEND:
-        if (eng_conv_add(w->conv, "user", j->text ? j->text : ""))
-            post(w, EV_ERROR, eng_conv_errmsg(w->conv));
-        else
-            answer(w);
+        if (take_turn(w, j->ticket))
+            w->ops->send(w, text);
         break;
     case APP_JOB_REGEN:
-        if (!eng_conv_pop_answer(w->conv))
-            post(w, EV_ERROR, "nothing to regenerate yet");
-        else
-            answer(w);
+        if (take_turn(w, j->ticket))
+            w->ops->regen(w);
         break;
-    case APP_JOB_CLEAR:
-        eng_conv_clear(w->conv);
-        break;
-    case APP_JOB_SYSTEM:
-        eng_conv_set_system(w->conv, j->text);
-        post(w, EV_INFO, j->text && *j->text ? "system prompt set" : "system prompt removed");
-        break;
-    case APP_JOB_SET:
-        apply_set(w, j->text ? j->text : "");
-        break;
+    case APP_JOB_CLEAR: w->ops->clear(w); break;
+    case APP_JOB_SYSTEM: w->ops->system(w, j->text); break;
+    case APP_JOB_SET: w->ops->set(w, text); break;
     }
+}
+
+/* A job that will not run gives its fair turn up, so the panes after it are not kept waiting. */
+static void drop_job(app_worker *w, job *j)
+{
+    app_sched_gate_done(w->cfg.gate, j->ticket);
+    free(j->text);
 }
 
 static void *worker_main(void *arg)
@@ -438,7 +886,7 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->mu);
     w->running = true;  /* so Esc reaches a download */
     pthread_mutex_unlock(&w->mu);
-    load(w);
+    w->loaded = w->ops->load(w);
     pthread_mutex_lock(&w->mu);
     w->running = false;
     w->cancel = 0;
@@ -457,7 +905,7 @@ static void *worker_main(void *arg)
         w->cancel = 0;  /* under mu: a cancel from now on stops this job */
         pthread_mutex_unlock(&w->mu);
         run_job(w, &j);
-        free(j.text);
+        drop_job(w, &j);
         pthread_mutex_lock(&w->mu);
         w->running = false;
         wake_locked(w);
@@ -476,6 +924,8 @@ app_worker *app_worker_start(const char *path, const char *ref, const app_chat_c
         free(w);
         return NULL;
     }
+    w->ops = !path && app_is_remote_ref(ref) ? &remote_ops : &local_ops;
+    w->sched = "concurrent";
     w->cfg = *cfg;
     w->wake_fd = wake_fd;
     w->st.progress = -1;
@@ -500,17 +950,16 @@ void app_worker_stop(app_worker *w)
     pthread_mutex_lock(&w->mu);
     w->quit = true;
     w->cancel = 1;
+    w->ops->interrupt(w);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->th, NULL);
     while (w->jh != w->jt)
-        free(w->jobs[w->jh++ % JOBS].text);
+        drop_job(w, &w->jobs[w->jh++ % JOBS]);
     for (size_t i = 0; i < w->n_ev; i++)
         free(w->evs[i].text);
     free(w->evs);
-    eng_conv_free(w->conv);
-    eng_session_free(w->s);
-    eng_model_close(w->m);
+    w->ops->close(w);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->path);
@@ -518,7 +967,7 @@ void app_worker_stop(app_worker *w)
     free(w);
 }
 
-bool app_worker_post(app_worker *w, app_job k, const char *text)
+bool app_worker_post_turn(app_worker *w, app_job k, const char *text, long ticket)
 {
     char *t = text ? strdup(text) : NULL;
     if (text && !t)
@@ -526,7 +975,7 @@ bool app_worker_post(app_worker *w, app_job k, const char *text)
     pthread_mutex_lock(&w->mu);
     bool ok = w->jt - w->jh < JOBS;
     if (ok) {
-        w->jobs[w->jt++ % JOBS] = (job){ k, t };
+        w->jobs[w->jt++ % JOBS] = (job){ k, t, ticket };
         pthread_cond_signal(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
@@ -535,13 +984,20 @@ bool app_worker_post(app_worker *w, app_job k, const char *text)
     return ok;
 }
 
+bool app_worker_post(app_worker *w, app_job k, const char *text)
+{
+    return app_worker_post_turn(w, k, text, -1);
+}
+
 void app_worker_cancel(app_worker *w)
 {
     pthread_mutex_lock(&w->mu);
     while (w->jh != w->jt)
-        free(w->jobs[w->jh++ % JOBS].text);
-    if (w->running)
+        drop_job(w, &w->jobs[w->jh++ % JOBS]);
+    if (w->running) {
         w->cancel = 1;
+        w->ops->interrupt(w);
+    }
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -583,6 +1039,8 @@ bool app_worker_drain(app_worker *w, ui_pane *p)
         const char *t = e->text ? e->text : "";
         if (e->k == EV_ANSWER)
             ui_pane_begin_turn(p, UI_ROLE_MODEL);
+        else if (e->k == EV_THINK && !ui_pane_begin_turn(p, UI_ROLE_INFO))
+            ui_pane_append(p, t, e->len);
         else if (e->k == EV_TEXT)
             ui_pane_append(p, t, e->len);
         else if (e->k == EV_NOTE)

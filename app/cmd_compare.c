@@ -211,6 +211,30 @@ static void describe(app_cmp_model *mm)
     mm->mem_host = dev ? 0 : sum;
 }
 
+/* A served model: its handle, and what the endpoint says about itself (the listing names the
+ * server's kind); no engine, so no parameters, quantization or memory of ours. */
+static int open_remote(const cmp_opts *o, app_cmp_model *mm)
+{
+    dl_remote_opts ro = { .cacert = o->cacert };
+    if (dl_remote_open(mm->ref, &ro, &mm->r) != DL_OK || !dl_remote_model(mm->r))
+        return app_fail(CMD, "%s", !mm->r ? "out of memory" : *dl_remote_errmsg(mm->r) ?
+                        dl_remote_errmsg(mm->r) : "a remote model needs a name: URL#MODEL or "
+                        "@NAME/MODEL (sizeup list --remote lists them)");
+    mm->remote = true;
+    dl_remote_model_info *l;
+    size_t n;
+    if (dl_remote_models(mm->r, &l, &n) == DL_OK)
+        dl_remote_models_free(l, n);
+    mm->path = strdup(dl_remote_base_url(mm->r));
+    if (!mm->path)
+        return app_fail(CMD, "out of memory");
+    snprintf(mm->name, sizeof mm->name, "%s", dl_remote_model(mm->r));
+    snprintf(mm->quant, sizeof mm->quant, "remote");
+    snprintf(mm->backend, sizeof mm->backend, "remote: %s at %s", dl_remote_server_kind(mm->r),
+             dl_remote_host(mm->r));
+    return 0;
+}
+
 static int open_models(const cmp_opts *o, app_cmp *c)
 {
     c->models = calloc((size_t)o->n_refs, sizeof *c->models);
@@ -222,6 +246,11 @@ static int open_models(const cmp_opts *o, app_cmp *c)
         int rc;
         mm->ref = o->refs[j];
         c->n_models = j + 1;
+        if (app_is_remote_ref(mm->ref)) {
+            if ((rc = open_remote(o, mm)))
+                return rc;
+            continue;
+        }
         if ((rc = app_model_path(CMD, mm->ref, o->cacert, &mm->path)))
             return rc;
         if (eng_model_open(mm->path, &mm->m, err, sizeof err))
@@ -239,9 +268,10 @@ static int open_models(const cmp_opts *o, app_cmp *c)
                          b ? b + 1 : c->models[j].path);
                 break;
             }
-    c->same_vocab = true;
+    c->same_vocab = true;  /* a server's vocabulary is not known here */
     for (int j = 1; j < c->n_models; j++)
-        c->same_vocab &= app_vocab_same(eng_model_vocab(c->models[0].m),
+        c->same_vocab &= !c->models[0].remote && !c->models[j].remote &&
+                         app_vocab_same(eng_model_vocab(c->models[0].m),
                                         eng_model_vocab(c->models[j].m));
     return 0;
 }
@@ -269,10 +299,56 @@ typedef struct job_ctx {
     char **errs;      /* (n_models) first failure of each job; malloc'd */
 } job_ctx;
 
+static eng_stop_reason remote_stop(dl_remote_finish f)
+{
+    return f == DL_REMOTE_FINISH_STOP ? ENG_STOP_EOG : f == DL_REMOTE_FINISH_LENGTH ?
+           ENG_STOP_MAX_TOKENS : f == DL_REMOTE_FINISH_CANCELLED ? ENG_STOP_CANCELLED :
+           ENG_STOP_NONE;
+}
+
+/* One answer from a served model: the prompt as a completion (as the local models get it, raw),
+ * with the comparison's sampling. The scheduler serialises it with the rest in fair mode. */
+static int run_remote_job(job_ctx *x, int j, int rep)
+{
+    app_cmp *c = x->c;
+    app_cmp_model *mm = &c->models[j];
+    app_cmp_cell *cell = app_cmp_cell_at(c, x->prompt, j);
+    dl_remote_request q = { .mode = DL_REMOTE_COMPLETION, .prompt = c->prompts[x->prompt] };
+    q.sampling = dl_remote_sampling_unset();
+    q.sampling.temperature = c->sampling.temperature;
+    q.sampling.max_tokens = c->n_predict;
+    q.sampling.has_seed = true;
+    q.sampling.seed = c->seed;
+    dl_remote_finish why;
+    if (dl_remote_generate(mm->r, &q, NULL, NULL, &why)) {
+        x->errs[j] = strdup(dl_remote_errmsg(mm->r));
+        return 1;
+    }
+    if (rep < 0)
+        return 0;
+    dl_remote_stats st;
+    dl_remote_stats_get(mm->r, &st);
+    cell->ttft_ms[rep] = st.ttft_ms;
+    cell->pp_tps[rep] = st.has_timings ? st.srv_prompt_tps : 0;
+    cell->tg_tps[rep] = st.gen_tps;
+    if (rep == 0) {
+        const char *a = dl_remote_answer(mm->r);
+        cell->answer = strdup(a ? a : "");
+        cell->answer_len = cell->answer ? strlen(cell->answer) : 0;
+        cell->n_prompt = st.n_prompt;
+        cell->n_gen = st.n_gen;
+        cell->approx = st.gen_approx;
+        cell->stop = remote_stop(why);
+    }
+    return 0;
+}
+
 static int run_job(void *user, int j, int rep)
 {
     job_ctx *x = user;
     app_cmp_model *mm = &x->c->models[j];
+    if (mm->remote)
+        return run_remote_job(x, j, rep);
     app_cmp_cell *cell = app_cmp_cell_at(x->c, x->prompt, j);
     eng_session_reset(mm->s);
     gen_text g = { .keep = rep == 0 };
@@ -328,7 +404,7 @@ static int run_prompt(app_cmp *c, int p, uint64_t *rng)
     size_t n_ids[MAX_MODELS] = { 0 };
     char *errs[MAX_MODELS] = { 0 };
     for (int j = 0; j < n && !rc; j++)
-        if (eng_tokenize(eng_model_vocab(c->models[j].m), c->prompts[p], strlen(c->prompts[p]),
+        if (!c->models[j].remote && eng_tokenize(eng_model_vocab(c->models[j].m), c->prompts[p], strlen(c->prompts[p]),
                          true, false, &ids[j], &n_ids[j]) != ENG_TOK_OK)
             rc = app_fail(CMD, "out of memory tokenizing prompt %d", p + 1);
     job_ctx x = { c, p, ids, n_ids, errs };
@@ -377,6 +453,10 @@ static int measure_ppl(app_cmp *c, const eng_session_opts *so)
     int rc = 0;
     for (int j = 0; j < c->n_models && !rc; j++) {
         app_cmp_model *mm = &c->models[j];
+        if (mm->remote) {  /* a server sends no logits for the text: nothing to score */
+            fprintf(stderr, "[sizeup] %s: a remote model has no perplexity here\n", mm->ref);
+            continue;
+        }
         fprintf(stderr, "[sizeup] perplexity of %s on %s (windows of %u)\n", mm->ref,
                 c->ppl_file, c->ppl_ctx);
         rc = app_ppl_run(CMD, mm->m, NULL, text, len, c->ppl_ctx, so, &mm->ppl);
@@ -393,6 +473,7 @@ static void free_cmp(app_cmp *c)
         app_ppl_free(&mm->ppl);
         eng_session_free(mm->s);
         eng_model_close(mm->m);
+        dl_remote_close(mm->r);
         free(mm->path);
     }
     for (size_t i = 0; c->cells && i < (size_t)c->n_prompts * (size_t)c->n_models; i++) {

@@ -10,6 +10,7 @@
 
 #include "app/ppl.h"
 #include "app/sched.h"
+#include "downloads/dl_remote.h"
 #include "engine/engine.h"
 
 /* Median and spread of one figure over the repeats. */
@@ -20,7 +21,10 @@ app_stat app_stat_of(const double *v, int n);
 
 typedef struct app_cmp_model {
     const char *ref;          /* as given on the command line (borrowed from argv) */
-    char *path;               /* local file */
+    char *path;               /* local file; a remote model's base URL (no user:password) */
+    dl_remote *r;             /* a served model (URL#MODEL, @NAME/MODEL), else NULL: no
+                               * engine, memory "remote", times include the network */
+    bool remote;
     eng_model *m;
     eng_session *s;
     char name[128], quant[32];
@@ -41,7 +45,9 @@ typedef struct app_cmp_cell {
     size_t answer_len;
     uint32_t n_prompt, n_gen;
     eng_stop_reason stop;
-    double *ttft_ms, *pp_tps, *tg_tps;    /* (reps) */
+    bool approx;              /* remote: n_gen counted from chunks (no usage sent) */
+    double *ttft_ms, *pp_tps, *tg_tps;    /* (reps); remote: measured here, network included,
+                               * pp only when the server reports it (llama-server), else 0 */
     app_stat ttft, pp, tg;
 } app_cmp_cell;
 
@@ -85,6 +91,7 @@ typedef struct app_size_row {
     double bits_per_weight;
     double pp_tps, tg_tps, ttft_ms;       /* medians, measured in `mode` */
     double bits_per_byte;                 /* < 0: not measured */
+    bool remote;                          /* mem_bytes unknown; times include the network */
 } app_size_row;
 /* rows: n_models entries, caller allocates. */
 void app_cmp_size_rows(const app_cmp *c, app_size_row *rows);

@@ -131,25 +131,46 @@ static void md_row(FILE *to, const app_cmp *c, const char *label, int prompt,
         __VA_ARGS__; \
     }
 
-CELL(c_file, const char *s = strrchr(m->path, '/'); md_cell(to, s ? s + 1 : m->path, strlen(s ? s + 1 : m->path)))
-CELL(c_params, fputs(app_fmt_count(m->n_params, b, sizeof b), to))
+CELL(c_file, const char *s = m->remote ? NULL : strrchr(m->path, '/'); md_cell(to, s ? s + 1 : m->path, strlen(s ? s + 1 : m->path)))
+/* A served model has no parameters, file or memory of ours: "-" and "remote", never a guess. */
+#define LOCAL(...) if (m->remote) fputs("-", to); else { __VA_ARGS__; }
+#define MEM(v) if (m->remote) fputs("remote", to); else fputs(fmt_b(v, b), to)
+/* its times are measured here, over HTTP: marked so */
+#define NET if (m->remote) fputs(" (net)", to)
+CELL(c_params, LOCAL(fputs(app_fmt_count(m->n_params, b, sizeof b), to)))
 CELL(c_quant, fputs(m->quant, to))
-CELL(c_bpw, fprintf(to, "%.2f", m->bits_per_weight))
-CELL(c_fsize, fputs(fmt_b(m->file_bytes, b), to))
-CELL(c_mw, fputs(fmt_b(m->mem_weights, b), to))
-CELL(c_mkv, fputs(fmt_b(m->mem_kv, b), to))
-CELL(c_msc, fputs(fmt_b(m->mem_scratch, b), to))
-CELL(c_mdev, fputs(fmt_b(m->mem_device, b), to))
-CELL(c_mhost, fputs(fmt_b(m->mem_host, b), to))
+CELL(c_bpw, LOCAL(fprintf(to, "%.2f", m->bits_per_weight)))
+CELL(c_fsize, LOCAL(fputs(fmt_b(m->file_bytes, b), to)))
+CELL(c_mw, MEM(m->mem_weights))
+CELL(c_mkv, MEM(m->mem_kv))
+CELL(c_msc, MEM(m->mem_scratch))
+CELL(c_mdev, MEM(m->mem_device))
+CELL(c_mhost, MEM(m->mem_host))
 CELL(c_backend, md_cell(to, m->backend, strlen(m->backend)))
 CELL(c_ppl, if (m->has_ppl) fprintf(to, "%.4f ± %.4f", m->ppl.ppl, m->ppl.ppl_err); else fputs("-", to))
 CELL(c_bpb, if (m->has_ppl) fprintf(to, "%.4f", m->ppl.bits_per_byte); else fputs("-", to))
 CELL(c_answer, md_cell(to, x->answer, x->answer_len))
-CELL(c_ntok, fprintf(to, "%u / %u", x->n_prompt, x->n_gen))
+CELL(c_ntok, fprintf(to, "%u / %s%u", x->n_prompt, x->approx ? "~" : "", x->n_gen))
 CELL(c_stop, fputs(eng_stop_reason_str(x->stop), to))
-CELL(c_ttft, fprintf(to, "%.1f ± %.1f", x->ttft.median, x->ttft.stddev))
-CELL(c_pp, fprintf(to, "%.1f ± %.1f", x->pp.median, x->pp.stddev))
-CELL(c_tg, fprintf(to, "%.1f ± %.1f", x->tg.median, x->tg.stddev))
+CELL(c_ttft, fprintf(to, "%.1f ± %.1f", x->ttft.median, x->ttft.stddev); NET)
+CELL(c_pp, if (m->remote && x->pp.max <= 0) fputs("-", to); else { fprintf(to, "%.1f ± %.1f", x->pp.median, x->pp.stddev); NET; })
+CELL(c_tg, fprintf(to, "%.1f ± %.1f", x->tg.median, x->tg.stddev); NET)
+
+/* Where served models take part, what their figures are. */
+static void remote_sentence(const app_cmp *c, FILE *to)
+{
+    for (int j = 0; j < c->n_models; j++)
+        if (c->models[j].remote) {
+            fputs("\nRemote models (memory \"remote\", speeds marked (net)) answered over HTTP: "
+                  "their times are measured here and include the network, their memory is the "
+                  "server's and not shown, a prompt speed only when the server reports one, and "
+                  "a token count marked ~ was counted from the stream's chunks. In fair mode "
+                  "their requests were serialised with the other models' like any job.\n", to);
+            return;
+        }
+}
+
+#define NET_S(j) (c->models[j].remote ? " (net)" : "")
 
 static void mode_sentence(const app_cmp *c, FILE *to)
 {
@@ -214,6 +235,7 @@ static void write_md(const app_cmp *c, FILE *to)
             "KV cache, scratch: fixed for the session's life, so also its peak); the whole "
             "process peaked at %s resident, all models together.",
             app_fmt_bytes(c->peak_rss, rss, sizeof rss));
+    remote_sentence(c, to);
     if (c->ppl_file) {
         fputs(" Perplexity and bits per byte on ", to);
         md_cell(to, c->ppl_file, strlen(c->ppl_file));
@@ -261,6 +283,10 @@ static json_t *stat_json(app_stat s, const double *v, int n)
 
 static json_t *model_json(const app_cmp *c, const app_cmp_model *m)
 {
+    if (m->remote)
+        return json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s}", "ref", m->ref, "path", m->path,
+                         "name", m->name, "remote", 1, "network_inclusive", 1, "backend",
+                         m->backend, "memory", "remote");
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I}",
                           "ref", m->ref, "path", m->path, "name", m->name, "quant", m->quant,
                           "n_params", (json_int_t)m->n_params, "file_bytes",
@@ -301,9 +327,11 @@ static void write_json(const app_cmp *c, FILE *to)
             const app_cmp_cell *x = app_cmp_cell_at(c, p, j);
             char *ans = app_text_clean(x->answer, x->answer_len, true);
             json_array_append_new(results, json_pack(
-                "{s:i, s:i, s:s, s:i, s:i, s:s, s:s, s:o, s:o, s:o}", "prompt", p, "model", j,
-                "answer", ans ? ans : "", "n_prompt", (int)x->n_prompt, "n_gen", (int)x->n_gen,
-                "stop", eng_stop_reason_str(x->stop), "mode", app_sched_mode_name(c->mode),
+                "{s:i, s:i, s:s, s:i, s:i, s:b, s:b, s:s, s:s, s:o, s:o, s:o}", "prompt", p,
+                "model", j, "answer", ans ? ans : "", "n_prompt", (int)x->n_prompt, "n_gen",
+                (int)x->n_gen, "n_gen_approximate", x->approx, "network_inclusive",
+                c->models[j].remote, "stop", eng_stop_reason_str(x->stop), "mode",
+                app_sched_mode_name(c->mode),
                 "ttft_ms", stat_json(x->ttft, x->ttft_ms, c->reps),
                 "prompt_tps", stat_json(x->pp, x->pp_tps, c->reps),
                 "gen_tps", stat_json(x->tg, x->tg_tps, c->reps)));
@@ -346,7 +374,7 @@ static void write_csv(const app_cmp *c, FILE *to)
     fputs("mode,prompt_index,prompt,model,path,parameters,quant,bits_per_weight,file_bytes,"
           "backend,mem_weights,mem_kv,mem_scratch,mem_device,mem_host,n_prompt,n_gen,stop,"
           "answer,ttft_ms_median,ttft_ms_stddev,prompt_tps_median,prompt_tps_stddev,"
-          "gen_tps_median,gen_tps_stddev,repeats,ppl,bits_per_byte\n", to);
+          "gen_tps_median,gen_tps_stddev,repeats,ppl,bits_per_byte,network_inclusive\n", to);
     for (int p = 0; p < c->n_prompts; p++)
         for (int j = 0; j < c->n_models; j++) {
             const app_cmp_model *m = &c->models[j];
@@ -369,9 +397,10 @@ static void write_csv(const app_cmp *c, FILE *to)
             fprintf(to, ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%d,", x->ttft.median, x->ttft.stddev,
                     x->pp.median, x->pp.stddev, x->tg.median, x->tg.stddev, c->reps);
             if (m->has_ppl)
-                fprintf(to, "%.6f,%.6f\n", m->ppl.ppl, m->ppl.bits_per_byte);
+                fprintf(to, "%.6f,%.6f,", m->ppl.ppl, m->ppl.bits_per_byte);
             else
-                fputs("NA,NA\n", to);
+                fputs("NA,NA,", to);
+            fputs(m->remote ? "true\n" : "false\n", to);
         }
 }
 
@@ -436,11 +465,13 @@ static void write_term(const app_cmp *c, int width, FILE *to)
         char b[16], b2[16]; (void)b; (void)b2; (void)m; snprintf(buf[j], sizeof buf[j], __VA_ARGS__); } \
         term_row(to, label, v, n, lw, cw); } while (0)
     ROW("", "%s", m->name);
-    ROW("parameters", "%s", app_fmt_count(m->n_params, b, sizeof b));
+    ROW("parameters", "%s", m->remote ? "-" : app_fmt_count(m->n_params, b, sizeof b));
     ROW("quantization, bits/weight", "%s, %.2f", m->quant, m->bits_per_weight);
-    ROW("file size", "%s", fmt_b(m->file_bytes, b));
-    ROW("weights + KV + scratch", "%s", fmt_b(m->mem_weights + m->mem_kv + m->mem_scratch, b));
-    ROW("device / host memory", "%s / %s", fmt_b(m->mem_device, b), fmt_b(m->mem_host, b2));
+    ROW("file size", "%s", m->remote ? "-" : fmt_b(m->file_bytes, b));
+    ROW("weights + KV + scratch", "%s", m->remote ? "remote" :
+        fmt_b(m->mem_weights + m->mem_kv + m->mem_scratch, b));
+    ROW("device / host memory", "%s / %s", m->remote ? "remote" : fmt_b(m->mem_device, b),
+        m->remote ? "remote" : fmt_b(m->mem_host, b2));
     if (c->ppl_file) {
         snprintf(lab, sizeof lab, "perplexity (c%u)", c->ppl_ctx);
         ROW(lab, "%.4f", m->has_ppl ? m->ppl.ppl : NAN);
@@ -463,16 +494,18 @@ static void write_term(const app_cmp *c, int width, FILE *to)
             free(ans[j]);
 #define CROW(label, ...) do { for (int j = 0; j < n; j++) { const app_cmp_cell *x = app_cmp_cell_at(c, p, j); \
         snprintf(buf[j], sizeof buf[j], __VA_ARGS__); } term_row(to, label, v, n, lw, cw); } while (0)
-        CROW("tokens prompt / generated", "%u / %u", x->n_prompt, x->n_gen);
+        CROW("tokens prompt / generated", "%u / %s%u", x->n_prompt, x->approx ? "~" : "",
+             x->n_gen);
         snprintf(lab, sizeof lab, "first token ms [%s]", mode);
-        CROW(lab, "%.1f ± %.1f", x->ttft.median, x->ttft.stddev);
+        CROW(lab, "%.1f ± %.1f%s", x->ttft.median, x->ttft.stddev, NET_S(j));
         snprintf(lab, sizeof lab, "prompt tok/s [%s]", mode);
-        CROW(lab, "%.1f ± %.1f", x->pp.median, x->pp.stddev);
+        CROW(lab, "%.1f ± %.1f%s", x->pp.median, x->pp.stddev, NET_S(j));
         snprintf(lab, sizeof lab, "generation tok/s [%s]", mode);
-        CROW(lab, "%.1f ± %.1f", x->tg.median, x->tg.stddev);
+        CROW(lab, "%.1f ± %.1f%s", x->tg.median, x->tg.stddev, NET_S(j));
     }
     if (c->ppl_file && !c->same_vocab)
         fputs("\nThe vocabularies differ: compare bits per byte, not per-token perplexity.\n", to);
+    remote_sentence(c, to);
 #undef ROW
 #undef CROW
 }
@@ -508,6 +541,7 @@ void app_cmp_size_rows(const app_cmp *c, app_size_row *rows)
             .tg_tps = app_stat_of(tg, c->n_prompts).median,
             .ttft_ms = app_stat_of(tt, c->n_prompts).median,
             .bits_per_byte = m->has_ppl ? m->ppl.bits_per_byte : -1,
+            .remote = m->remote,
         };
     }
 }

@@ -40,17 +40,22 @@ static uint64_t next_rand(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+void app_sched_shuffle(int *order, int n, uint64_t *rng)
+{
+    for (int j = n - 1; j > 0; j--) { /* Fisher-Yates */
+        int k = (int)(next_rand(rng) % (uint64_t)(j + 1)), t = order[j];
+        order[j] = order[k];
+        order[k] = t;
+    }
+}
+
 static int run_fair(int n_jobs, int rep, uint64_t *rng, app_sched_fn fn, void *user,
                     app_sched_span *out)
 {
     int order[n_jobs];
     for (int j = 0; j < n_jobs; j++)
         order[j] = j;
-    for (int j = n_jobs - 1; j > 0; j--) { /* Fisher-Yates */
-        int k = (int)(next_rand(rng) % (uint64_t)(j + 1)), t = order[j];
-        order[j] = order[k];
-        order[k] = t;
-    }
+    app_sched_shuffle(order, n_jobs, rng);
     for (int i = 0; i < n_jobs; i++) {
         app_sched_span sp = { order[i], rep, app_sched_now(), 0 };
         int rc = fn(user, order[i], rep);
@@ -138,4 +143,83 @@ int app_sched_run(app_sched_mode mode, int n_jobs, int reps, bool warmup, uint64
             return rc;
     }
     return 0;
+}
+
+/* ---- the gate: tickets served in order; a done flag per ticket in flight (a ring, since at
+ * most a few dozen are ever outstanding: panes x queued jobs) ---- */
+
+#define GATE_RING 1024
+
+struct app_sched_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long next, serving;
+    unsigned char done[GATE_RING];
+};
+
+app_sched_gate *app_sched_gate_new(void)
+{
+    app_sched_gate *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    return g;
+}
+
+void app_sched_gate_free(app_sched_gate *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+long app_sched_gate_ticket(app_sched_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    long t = g->next++;
+    pthread_mutex_unlock(&g->mu);
+    return t;
+}
+
+bool app_sched_gate_wait(app_sched_gate *g, long ticket, const atomic_int *cancel)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->serving != ticket && !(cancel && *cancel)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    bool turn = g->serving == ticket;
+    pthread_mutex_unlock(&g->mu);
+    return turn;
+}
+
+void app_sched_gate_done(app_sched_gate *g, long ticket)
+{
+    if (!g || ticket < 0)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->done[ticket % GATE_RING] = 1;
+    while (g->serving < g->next && g->done[g->serving % GATE_RING]) {
+        g->done[g->serving % GATE_RING] = 0;
+        g->serving++;
+    }
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+int app_sched_gate_pending(app_sched_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int n = (int)(g->next - g->serving);
+    pthread_mutex_unlock(&g->mu);
+    return n;
 }

@@ -13,6 +13,7 @@
 #define SIZEUP_APP_SCHED_H
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef enum app_sched_mode { APP_SCHED_FAIR = 0, APP_SCHED_CONCURRENT } app_sched_mode;
@@ -40,5 +41,23 @@ typedef int (*app_sched_fn)(void *user, int job, int rep);
  * Returns 0, the first nonzero status a job returned, or -1 when a thread could not start. */
 int app_sched_run(app_sched_mode mode, int n_jobs, int reps, bool warmup, uint64_t *rng,
                   app_sched_fn fn, void *user, app_sched_span *spans);
+
+/* Shuffle order[0..n) (Fisher-Yates) drawing from *rng, as fair rounds do. */
+void app_sched_shuffle(int *order, int n, uint64_t *rng);
+
+/* Turns on one device for jobs that do not start together (the TUI's panes in fair mode): the
+ * poster takes tickets in the order the turns should run (shuffled), each worker waits for its
+ * ticket's turn, runs alone, and says it is done; a ticket dropped unrun must be "done" too, or
+ * the turns after it never come. Thread-safe; free after every user has stopped. */
+typedef struct app_sched_gate app_sched_gate;
+app_sched_gate *app_sched_gate_new(void);   /* NULL when out of memory */
+void app_sched_gate_free(app_sched_gate *g);
+long app_sched_gate_ticket(app_sched_gate *g);
+/* Block until ticket's turn (true), or until *cancel becomes nonzero (false, looked at every
+ * 20 ms; the ticket is still the caller's to mark done). cancel may be NULL. */
+bool app_sched_gate_wait(app_sched_gate *g, long ticket, const atomic_int *cancel);
+void app_sched_gate_done(app_sched_gate *g, long ticket);
+/* Tickets taken and not yet done. */
+int app_sched_gate_pending(app_sched_gate *g);
 
 #endif

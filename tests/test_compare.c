@@ -4,6 +4,8 @@
  * with every field, also when a model's name and a prompt carry table separators, HTML and
  * terminal escapes. Two fixture models, 64 tokens each, CPU backend. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -325,6 +327,67 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+
+/* The TUI's fair turns (app_sched_gate): tickets run one at a time in the order they were
+ * taken, whatever order the threads start in; a ticket given up unrun (a dropped job) and one
+ * whose wait is cancelled do not hold the others back. */
+typedef struct gate_job {
+    app_sched_gate *g;
+    long ticket;
+    atomic_int cancel;
+    bool turn;
+    double start, end;
+    pthread_t th;
+} gate_job;
+
+static void *gate_worker(void *arg)
+{
+    gate_job *j = arg;
+    j->turn = app_sched_gate_wait(j->g, j->ticket, &j->cancel);
+    j->start = app_sched_now();
+    if (j->turn)
+        usleep(20000);
+    j->end = app_sched_now();
+    app_sched_gate_done(j->g, j->ticket);
+    return NULL;
+}
+
+static void test_gate_turns(void **state)
+{
+    (void)state;
+    app_sched_gate *g = app_sched_gate_new();
+    assert_non_null(g);
+    enum { N = 5 };
+    gate_job j[N];
+    int order[N] = { 3, 0, 4, 1, 2 };  /* the poster's (shuffled) order of turns */
+    for (int k = 0; k < N; k++) {
+        j[order[k]] = (gate_job){ .g = g };
+        j[order[k]].ticket = app_sched_gate_ticket(g);
+    }
+    long dropped = app_sched_gate_ticket(g);  /* a job that never runs */
+    gate_job last = { .g = g, .ticket = app_sched_gate_ticket(g) };
+    atomic_store(&j[4].cancel, 1);            /* Esc before its turn */
+    for (int k = N - 1; k >= 0; k--)          /* threads start in yet another order */
+        assert_int_equal(pthread_create(&j[k].th, NULL, gate_worker, &j[k]), 0);
+    assert_int_equal(pthread_create(&last.th, NULL, gate_worker, &last), 0);
+    usleep(30000);
+    app_sched_gate_done(g, dropped);
+    for (int k = 0; k < N; k++)
+        pthread_join(j[k].th, NULL);
+    pthread_join(last.th, NULL);
+    assert_false(j[4].turn);                  /* cancelled: not its turn, and no one waited */
+    assert_true(last.turn);
+    for (int k = 1; k < N; k++) {
+        gate_job *a = &j[order[k - 1]], *b = &j[order[k]];
+        if (!a->turn || !b->turn)
+            continue;
+        assert_true(b->start >= a->end);      /* in ticket order, never overlapping */
+    }
+    assert_true(last.start >= j[order[N - 1]].end);
+    assert_int_equal(app_sched_gate_pending(g), 0);
+    app_sched_gate_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_size_rows),
         cmocka_unit_test(test_fair_serialises),
         cmocka_unit_test(test_concurrent_overlaps),
+        cmocka_unit_test(test_gate_turns),
         cmocka_unit_test(test_reports_are_well_formed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -237,11 +237,17 @@ static void test_status_fits(void **state)
     ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
     assert_non_null(strstr(buf, "123.4 t/s now"));
     assert_non_null(strstr(buf, "mem 1.1M"));
-    /* why an answer ended survives a narrow pane: it comes right after the phase */
+    /* why an answer ended survives a narrow pane: it stands for the phase ("idle" is implied),
+     * and the mode the speeds were measured in comes with it; speeds of 100 t/s and more lose
+     * their decimal, so the tokens still fit */
     st.phase = UI_PHASE_IDLE;
     st.stop = "cancelled";
     ui_status_format(&st, 0, 2, 40, buf, sizeof buf);
-    assert_string_equal(buf, "idle | stop: cancelled | avg 120.1 t/s");
+    assert_string_equal(buf, "stop: cancelled | avg 120 t/s | 0 tok");
+    st.sched = "concurrent";
+    ui_status_format(&st, 0, 2, 40, buf, sizeof buf);
+    assert_string_equal(buf, "stop: cancelled [conc] | avg 120 t/s");
+    st.sched = NULL;
     /* loading is shown as such, with a bar and the step, not as a slow model */
     st.phase = UI_PHASE_LOADING;
     st.progress = 0.6;

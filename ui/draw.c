@@ -349,7 +349,8 @@ static void draw_bar(const ui_screen *s, ui_rect r)
         snprintf(buf, sizeof buf, " %s | %s | %s", s->notice, target, s->bar ? s->bar : "");
     else
         snprintf(buf, sizeof buf, " sizeup | %s | %s | %s", target, s->bar ? s->bar : "",
-                 "Tab focus  F2 all/one  Esc stop  F5 zoom  F6 pager  F7 copy  F1 help  /quit");
+                 "Tab focus  F2 all/one  F3 fair/concurrent  F4 sizes  Esc stop  F5 zoom  "
+                 "F6 pager  F7 copy  F1 help  /quit");
     put_text(r.y, r.x, r.w, buf, strlen(buf), A_REVERSE | (s->notice ? A_BOLD : 0));
 }
 
@@ -384,6 +385,45 @@ static void draw_overlay(const char *text, int cols, int rows)
     }
 }
 
+/* The size view over the panes' area: a title when there is room, the models' names, then a row
+ * per figure with each cell's value and its bar (scaled to the row's largest value). */
+static void draw_size_view(const ui_size_view *v, ui_rect r)
+{
+    ui_size_layout S;
+    ui_size_layout_compute(r.w, r.h, v->n, &S);
+    for (int i = 0; i < r.h; i++)
+        put_text(r.y + i, r.x, r.w, "", 0, A_NORMAL);
+    if (!S.n_models)
+        return;
+    static const char title[] = "Model sizes and speeds (F4: back to the panes); bars: against "
+                                "the row's largest";
+    int y = r.y;
+    if (S.title)
+        put_text(y++, r.x, r.w, title, sizeof title - 1, A_BOLD);
+    for (int m = 0; m < S.n_models; m++)
+        put_text(y, r.x + S.label_w + m * (S.cell_w + 1) + 1, S.cell_w, v->name[m],
+                 strlen(v->name[m]), A_BOLD | A_UNDERLINE);
+    y++;
+    char bar[4 * 64 + 1];
+    for (int f = 0; f < S.n_rows; f++, y++) {
+        const char *label = ui_size_label((ui_size_fig)f);
+        put_text(y, r.x, S.label_w, label, strlen(label), A_BOLD);
+        double max = 0;
+        for (int m = 0; m < v->n; m++)
+            max = v->value[m][f] > max ? v->value[m][f] : max;
+        for (int m = 0; m < S.n_models; m++) {
+            int x = r.x + S.label_w + m * (S.cell_w + 1) + 1;
+            const char *t = v->text[m][f];
+            put_text(y, x, S.text_w, t, strlen(t), A_NORMAL);
+            int n = ui_size_bar_cells(v->value[m][f], max, S.bar_w < 64 ? S.bar_w : 64);
+            for (int i = 0; i < n; i++)
+                memcpy(bar + 3 * i, "\xE2\x96\x88", 3);  /* U+2588 full block */
+            if (S.bar_w)
+                put_text(y, x + S.text_w + 1, S.bar_w, bar, 3 * (size_t)n, color(PAIR_STATUS));
+        }
+    }
+}
+
 void ui_draw_frame(const ui_screen *s, const ui_layout *L, bool full)
 {
     if (!D.open)
@@ -391,7 +431,11 @@ void ui_draw_frame(const ui_screen *s, const ui_layout *L, bool full)
     if (full)
         erase();
     draw_bar(s, L->bar);
-    for (int i = 0; i < s->n_panes && i < UI_MAX_PANES; i++) {
+    if (s->size) {
+        int top = L->bar.y + L->bar.h;
+        draw_size_view(s->size, (ui_rect){ 0, top, L->cols, L->input.y - top });
+    }
+    for (int i = 0; i < s->n_panes && i < UI_MAX_PANES && !s->size; i++) {
         const ui_pane_rects *pr = &L->pane[i];
         if (!pr->visible)
             continue;

@@ -16,6 +16,7 @@
 
 #include "ui/layout.h"
 #include "ui/pane.h"
+#include "ui/sizeview.h"
 
 typedef struct ui_screen {
     ui_pane *panes[UI_MAX_PANES];
@@ -27,6 +28,7 @@ typedef struct ui_screen {
     const char *input;      /* the line being edited (UTF-8, may hold '\n') */
     size_t input_len, input_cursor;  /* bytes */
     const char *overlay;    /* help or stats text shown in a box over the panes, or NULL */
+    const ui_size_view *size;  /* the size view, shown instead of the panes, or NULL */
 } ui_screen;
 
 /* Start curses on the terminal: raw keys, no echo, colours unless NO_COLOR or the terminal has

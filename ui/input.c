@@ -185,6 +185,7 @@ static void csi_done(void)
         { "\033[Z", UI_ACT_FOCUS_PREV }, { "\033[11~", UI_ACT_HELP },
         { "\033[12~", UI_ACT_BROADCAST }, { "\033[15~", UI_ACT_ZOOM },
         { "\033[17~", UI_ACT_PAGER }, { "\033[18~", UI_ACT_COPY },
+        { "\033[13~", UI_ACT_SCHED }, { "\033[14~", UI_ACT_SIZES },
     };
     I.seq[I.nseq] = 0;
     I.st = K_GROUND;
@@ -281,6 +282,10 @@ void ui_input_feed(const char *bytes, size_t n)
                 push_act(UI_ACT_HELP, NULL);
             else if (c == 'Q')
                 push_act(UI_ACT_BROADCAST, NULL);
+            else if (c == 'R')
+                push_act(UI_ACT_SCHED, NULL);
+            else if (c == 'S')
+                push_act(UI_ACT_SIZES, NULL);
             else
                 to_readline(I.seq, I.nseq);
             break;

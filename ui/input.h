@@ -37,6 +37,8 @@ typedef enum ui_action {
     UI_ACT_ZOOM,        /* F5 */
     UI_ACT_PAGER,       /* F6 */
     UI_ACT_COPY,        /* F7 */
+    UI_ACT_SCHED,       /* F3: scheduling mode fair / concurrent */
+    UI_ACT_SIZES,       /* F4: the size view */
 } ui_action;
 
 /* Set readline up for the TUI; history_path (may be NULL) is read now and appended to per

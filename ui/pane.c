@@ -418,6 +418,8 @@ static void phase_seg(const ui_pane_status *st, char *seg, size_t cap)
     }
     else if (st->phase == UI_PHASE_LOADING)
         snprintf(seg, cap, "loading the model...%s%s", st->note[0] ? " " : "", st->note);
+    else if (st->phase == UI_PHASE_WAITING && st->note[0])
+        snprintf(seg, cap, "waiting (%s)", st->note);
     else
         snprintf(seg, cap, "%s", ui_phase_name(st->phase));
 }
@@ -431,21 +433,42 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     char seg[N_SEG][96], a[16], b[16], c[16], spark[4 * 8 + 1];
     int on_line[N_SEG] = { 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1 };
     phase_seg(st, seg[0], sizeof seg[0]);
-    if (st->phase != UI_PHASE_IDLE)  /* idle, nothing decodes now: avg is the figure */
+    bool stopped = st->phase == UI_PHASE_IDLE && st->stop;
+    if (stopped) /* "stop: why" says idle too: the word would only cost a narrow pane a figure */
+        snprintf(seg[0], sizeof seg[0], "stop: %s", st->stop);
+    if (st->sched) {  /* the mode every speed on the line was measured in, never left out;
+                       * short, so a narrow pane keeps its speeds too (/help spells it out) */
+        size_t n = strlen(seg[0]);
+        snprintf(seg[0] + n, sizeof seg[0] - n, " [%s]",
+                 strcmp(st->sched, "concurrent") ? st->sched : "conc");
+    }
+    if (st->phase == UI_PHASE_GENERATING)  /* a live figure: stale once the answer ends */
         snprintf(seg[1], sizeof seg[1], "%.1f t/s now", st->tps_now);
     else
         seg[1][0] = 0;
-    snprintf(seg[2], sizeof seg[2], "avg %.1f t/s", st->tps_avg);
-    snprintf(seg[3], sizeof seg[3], "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
-             fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
+    /* every speed says the mode it was measured in; a remote one that it includes the network
+     * ("net") and, when its token count was counted from chunks, that it is approximate */
+    const char *ap = st->approx ? "~" : "";
+    snprintf(seg[2], sizeof seg[2], st->tps_avg < 100 ? "avg %s%.1f t/s%s" : "avg %s%.0f t/s%s",
+             ap, st->tps_avg,
+             st->remote ? " net" : "");
+    if (st->remote && st->has_kv)
+        snprintf(seg[3], sizeof seg[3], "mem remote, KV %.0f%%", st->kv_usage * 100);
+    else if (st->remote)
+        snprintf(seg[3], sizeof seg[3], "mem remote");
+    else
+        snprintf(seg[3], sizeof seg[3], "mem %s+%s+%s", fmt_bytes(st->mem_weights, a, sizeof a),
+                 fmt_bytes(st->mem_kv, b, sizeof b), fmt_bytes(st->mem_scratch, c, sizeof c));
     int fill = st->ctx_max ? (int)((double)st->ctx_used / st->ctx_max * 8 + 0.999) : 0;
     fill = fill > 8 ? 8 : fill;
-    snprintf(seg[4], sizeof seg[4], "ctx %u/%u [%.*s%.*s]", st->ctx_used, st->ctx_max, fill,
-             "########", 8 - fill, "--------");
-    snprintf(seg[5], sizeof seg[5], "%u tok", st->n_gen);
-    snprintf(seg[6], sizeof seg[6], "%s%s", st->phase == UI_PHASE_IDLE && st->stop ? "stop: " :
-             "", st->phase == UI_PHASE_IDLE && st->stop ? st->stop : "");
-    snprintf(seg[7], sizeof seg[7], "ttft %.0f ms", st->ttft_ms);
+    if (st->ctx_max)
+        snprintf(seg[4], sizeof seg[4], "ctx %u/%u [%.*s%.*s]", st->ctx_used, st->ctx_max, fill,
+                 "########", 8 - fill, "--------");
+    else
+        seg[4][0] = 0;
+    snprintf(seg[5], sizeof seg[5], "%s%u tok", ap, st->n_gen);
+    seg[6][0] = 0; /* (the stop reason moved into the phase segment) */
+    snprintf(seg[7], sizeof seg[7], "ttft %.0f ms%s", st->ttft_ms, st->remote ? " net" : "");
     snprintf(seg[8], sizeof seg[8], "prompt %.0f t/s", st->prompt_tps);
     ui_status_sparkline(st, 8, spark);
     snprintf(seg[9], sizeof seg[9], "%s", spark);
@@ -453,12 +476,19 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     buf[0] = 0;
     /* no figures yet: loading is not slowness */
     bool loading = st->phase == UI_PHASE_LOADING || st->phase == UI_PHASE_DOWNLOADING;
-    /* after an answer, why it ended comes before the speeds (a narrow pane keeps it) */
+    /* after an answer, why it ended comes before the speeds (a narrow pane keeps it); a speed
+     * is shown only with its mode: on line 0 when the label fitted there; the second line only
+     * ever holds sizes */
     static const int order[N_SEG] = { 0, 6, 1, 2, 3, 4, 5, 7, 8, 9, 10 };
+    bool labelled = !st->sched || line > 0;
     for (int k = 0; k < N_SEG; k++) {
         int i = order[k];
-        if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10))
+        bool speed = i == 1 || i == 2 || i == 7 || i == 8 || i == 9;
+        if (seg[i][0] && (n_lines < 2 || on_line[i] == line) && (!loading || i == 0 || i == 10) &&
+            (!speed || labelled))
             add_seg(buf, cap, width, seg[i]);
+        if (i == 0 && st->sched && strstr(buf, " ["))
+            labelled = true;
         if (i == 0 && line == 0 && !buf[0]) {  /* too narrow for the details: the word alone */
             if (st->progress >= 0 && loading)
                 snprintf(seg[0], sizeof seg[0], "%s %d%%", ui_phase_name(st->phase),

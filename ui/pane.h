@@ -47,6 +47,13 @@ typedef struct ui_pane_status {
     float spark[UI_SPARK_N];    /* tokens/s history, oldest first */
     int n_spark;
     const char *stop;           /* why the last answer ended (static), NULL while running */
+    const char *sched;          /* the scheduling mode the speeds were measured in ("fair",
+                                 * "concurrent"; static), NULL before any */
+    bool remote;                /* served over the network: times include it, memory is the
+                                 * server's ("remote"), no context figures */
+    bool approx;                /* n_gen (and so tokens/s) counted from chunks: shown with ~ */
+    bool has_kv;                /* kv_usage is the server's own figure */
+    double kv_usage;            /* 0..1 of the server's KV cache in use */
 } ui_pane_status;
 
 /* Append a tokens/s sample to the sparkline history (drops the oldest when full). */
@@ -66,6 +73,10 @@ typedef struct ui_pane_info {
     char backend[96];  /* "cpu", "vulkan: NAME (type)": for the global bar */
     unsigned long long dev_heap;  /* Vulkan: bytes of the device's memory (its largest
                                    * device-local heap) for the global bar; 0 otherwise */
+    /* for the size view: 0 or "" when unknown (a remote model's) */
+    unsigned long long n_params, file_bytes;
+    char quant[24];
+    bool remote;
 } ui_pane_info;
 
 typedef struct ui_pane ui_pane;

@@ -12,11 +12,14 @@ FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
 M="$FIX/models"
 T=$(mktemp -d /tmp/sizeup-pull-XXXXXX)
 S=sizeup-pull-$$
+# a tmux server of its own: another test's (or the user's) cannot disturb it, and the
+# session gets this script's environment rather than a running server's
+tmux() { command tmux -L "$S" "$@"; }
 NGINX_PID=
 passed=0
 
 cleanup() {
-    tmux kill-session -t "$S" 2>/dev/null
+    tmux kill-server 2>/dev/null
     [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
     rm -rf "$T"
 }

@@ -8,9 +8,12 @@ FIX=${SIZEUP_FIXTURES:-../shared/fixtures}
 M1="$FIX/models/stories260K.gguf"
 M2="$FIX/models/babyllama-930K-Q8_0.gguf"
 S=sizeup-tuidl-$$
+# a tmux server of its own: another test's (or the user's) cannot disturb it, and the
+# session gets this script's environment rather than a running server's
+tmux() { command tmux -L "$S" "$@"; }
 T=$(mktemp -d)
 SRV=
-trap 'tmux kill-session -t "$S" 2>/dev/null; [ -n "$SRV" ] && kill $SRV 2>/dev/null; rm -rf "$T"' EXIT
+trap 'tmux kill-server 2>/dev/null; [ -n "$SRV" ] && kill $SRV 2>/dev/null; rm -rf "$T"' EXIT
 fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
 screen() { tmux capture-pane -p -t "$S"; }
 wait_for() { # fixed text, seconds

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `sizeup compare` with a served model next to a local fixture, against tests/oaisrv.py on
+# 127.0.0.1: the remote answer is in the report; fair mode serialises the remote requests with
+# the local model's (no two generation intervals overlap) while concurrent mode overlaps them
+# (the slow model streams for 5 s); every report marks the remote figures network-inclusive and
+# its memory "remote" (Markdown, JSON, CSV).
+set -u
+BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
+SRV=$(realpath tests/oaisrv.py)
+FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+A="$FIX/models/stories260K.gguf"
+T=$(mktemp -d /tmp/sizeup-cmpremote-XXXXXX)
+SRV_PID=
+passed=0
+cleanup() {
+    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL: $1"
+    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err" | head -20
+    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out" | head -60
+    exit 1
+}
+ok() { passed=$((passed + 1)); echo "PASS: $1"; }
+command -v jq >/dev/null || { echo "FAIL: jq is not installed"; exit 1; }
+command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (make deps)"; exit 1; }
+[ -f "$A" ] || { echo "FAIL: fixture missing: $A (set SIZEUP_FIXTURES)"; exit 1; }
+mkdir -p "$T/home" "$T/cfg"
+export HOME="$T/home" XDG_CONFIG_HOME="$T/cfg"
+python3 "$SRV" --port-file "$T/port" &
+SRV_PID=$!
+for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+[ -s "$T/port" ] || fail "tests/oaisrv.py did not start"
+U="http://127.0.0.1:$(cat "$T/port")/v1"
+cmp() { timeout 120 "$BIN" compare "$@" --backend cpu >"$T/out" 2>"$T/err"; }
+
+# fair: the remote model is one more job, its requests never overlap the local model's
+cmp "$A" "$U#test-model" -p "Once upon a time" -n 16 -r 3 --mode fair -o json || fail "fair exit $?"
+jq -e '.models[1].remote and .models[1].network_inclusive and .models[1].memory == "remote"' \
+    "$T/out" >/dev/null || fail "fair: the remote model is not marked in the JSON"
+jq -e '.results[1].answer == "Hello from the test server." and .results[1].network_inclusive
+       and (.results[0].network_inclusive | not)' "$T/out" >/dev/null ||
+    fail "fair: the remote answer or its network-inclusive mark is missing"
+jq -e '[.spans[] | {s: .start_ms, e: .end_ms}] | sort_by(.s) as $v |
+       [range(1; $v | length) | select($v[.].s < $v[. - 1].e)] | length == 0' "$T/out" >/dev/null ||
+    fail "fair: two generations overlap"
+ok "fair serialises the remote requests with the local model's"
+
+# concurrent: the slow stream (5 s) overlaps the local model's answer (300 tokens, so that it
+# still runs when a loaded machine starts the other thread late)
+cmp "$A" "$U#slow" -p "Once upon a time" -n 300 -r 1 --mode concurrent -o json ||
+    fail "concurrent exit $?"
+jq -e '[.spans[] | select(.model == 0)][0] as $a | [.spans[] | select(.model == 1)][0] as $b |
+       $a.start_ms < $b.end_ms and $b.start_ms < $a.end_ms' "$T/out" >/dev/null ||
+    fail "concurrent: the local and remote generations do not overlap"
+ok "concurrent overlaps them"
+
+# the Markdown and CSV reports mark the remote figures
+cmp "$A" "$U#nousage" -p "Once upon a time" -n 16 -r 1 -o md || fail "md exit $?"
+grep -q '^| memory: weights | [0-9.]* [KM]iB | remote |$' "$T/out" || fail "md: memory not remote"
+grep -q '^| generation tokens/s (fair) | [0-9.]* ± [0-9.]* | [0-9.]* ± [0-9.]* (net) |$' "$T/out" ||
+    fail "md: the remote speed is not marked (net)"
+grep -q '^| tokens: prompt / generated | 5 / 16 | 0 / ~6 |$' "$T/out" ||
+    fail "md: a counted token number is not marked ~"
+grep -q 'include the network' "$T/out" || fail "md: no sentence on remote figures"
+ok "Markdown marks remote figures"
+cmp "$A" "$U#test-model" -p "Once upon a time" -n 16 -r 1 -o csv || fail "csv exit $?"
+[ "$(head -1 "$T/out" | tr ',' '\n' | tail -1)" = network_inclusive ] || fail "csv: no network_inclusive column"
+[ "$(tail -1 "$T/out" | tr ',' '\n' | tail -1)" = true ] || fail "csv: the remote row is not network-inclusive"
+ok "CSV marks remote rows"
+echo "compare_remote: $passed passed"
