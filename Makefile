@@ -218,13 +218,13 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,unde
 FUZZ_CORPUS  := $(BUILD)/fuzz/corpus
 DL_FUZZ_CORPUS := $(BUILD)/fuzz/corpus-dl
 
-$(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/gguf.h
+$(BUILD)/fuzz/fuzz_gguf: tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/strbuf.c engine/gguf.h
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_gguf.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/strbuf.c
 
-$(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/gguf.h
+$(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/strbuf.c engine/gguf.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -I. -o $@ tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -I. -o $@ tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/strbuf.c
 
 DL_FUZZ_SRC := tests/fuzz/fuzz_dl.c $(DL_SRC) engine/strbuf.c
 $(BUILD)/fuzz/fuzz_dl: $(DL_FUZZ_SRC) $(wildcard downloads/*.h)

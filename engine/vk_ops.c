@@ -171,7 +171,10 @@ vk_status vk_ops_lazy(vk_ops *ops, vk_kernel **slot, vk_kernel_maker make, const
     vk_status st = make(ops, arg, &k); /* a failure leaves the slot empty: the next caller retries */
     pthread_mutex_lock(&im->lock);
     *slot = k;
-    im->creating[creating_at(im, slot)] = im->creating[--im->n_creating];
+    /* find it before shrinking the list: in one expression the decrement may come first (the
+     * two sides are unsequenced), and the search would miss a slot that was the last entry */
+    int at = creating_at(im, slot);
+    im->creating[at] = im->creating[--im->n_creating];
     pthread_cond_broadcast(&im->created);
     pthread_mutex_unlock(&im->lock);
     *out = k;
