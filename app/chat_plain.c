@@ -16,6 +16,7 @@
 
 #include "app/app.h"
 #include "app/chat.h"
+#include "engine/strbuf.h"
 #include "ui/sanitize.h"
 
 #define CMD "chat"
@@ -36,25 +37,15 @@ static void on_sigint(int sig)
 }
 
 typedef struct plain_answer {
-    char *text;
-    size_t len, cap;
+    strbuf text;
 } plain_answer;
 
 static bool collect(void *user, int32_t token, const char *text, size_t len, const eng_stats *st)
 {
     plain_answer *a = user;
     (void)token, (void)st;
-    if (a->len + len + 1 > a->cap) {
-        size_t cap = (a->len + len + 1) * 2;
-        char *t = realloc(a->text, cap);
-        if (!t)
-            return false;
-        a->text = t;
-        a->cap = cap;
-    }
-    memcpy(a->text + a->len, text, len);
-    a->len += len;
-    a->text[a->len] = 0;
+    if (!strbuf_put(&a->text, text, len))
+        return false;
     return !plain_cancel;
 }
 
@@ -79,15 +70,15 @@ static void plain_turn(plain_model *pm, const app_chat_cfg *cfg, const char *lin
         printf("[%s: error: %s]\n", pm->label, eng_conv_errmsg(pm->conv));
         return;
     }
-    plain_answer a = { NULL, 0, 0 };
+    plain_answer a = { { 0 } };
     eng_generate_opts go = { cfg->n_predict, NULL, 0, &plain_cancel };
     eng_stop_reason why = ENG_STOP_NONE;
     atomic_store(&plain_cancel, 0);
     eng_status st = eng_conv_generate(pm->conv, &go, collect, &a, &why);
-    char *safe = ui_sanitize_dup(a.text ? a.text : "", a.len);
+    char *safe = ui_sanitize_dup(a.text.p ? a.text.p : "", a.text.len);
     printf("[%s]\n%s\n", pm->label, safe ? safe : "");
     free(safe);
-    free(a.text);
+    strbuf_free(&a.text);
     if (st == ENG_ERR_CANCELLED) { /* Ctrl-C while the prompt was fed: the turn is not sent */
         eng_conv_pop_user(pm->conv);
         printf("[%s: stopped while reading the prompt]\n", pm->label);
