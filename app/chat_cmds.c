@@ -361,7 +361,7 @@ void app_chat_size_view(chat_tui *t, ui_size_view *v)
         const ui_pane_status *st = ui_pane_status_of(t->p[i]);
         char (*tx)[24] = v->text[i];
         double *val = v->value[i];
-        snprintf(v->name[i], sizeof v->name[i], "%d %.60s", i + 1, in->name);
+        snprintf(v->name[i], sizeof v->name[i], "%d %.50s", i + 1, in->name);
         for (int f = 0; f < UI_SIZE_N; f++)
             snprintf(tx[f], sizeof tx[f], "-");
         if (in->n_params) {
