@@ -150,7 +150,7 @@ static bool beside_exe(const char *rel, char *buf, size_t buflen)
 bool dl_data_find(const char *override, const char *name, bool want_dir, char *found,
                   size_t found_len, char *tried, size_t tried_len)
 {
-    char paths[3][PATH_MAX];
+    char paths[4][PATH_MAX];
     int n = 0;
     if (override && *override)
         snprintf(paths[n++], PATH_MAX, "%s", override);
@@ -159,6 +159,9 @@ bool dl_data_find(const char *override, const char *name, bool want_dir, char *f
         snprintf(rel, sizeof rel, "../share/sizeup/%s", name);
         n += beside_exe(rel, paths[n], PATH_MAX);
         snprintf(rel, sizeof rel, "../downloads/%s", name);
+        n += beside_exe(rel, paths[n], PATH_MAX);
+        /* a build folder one level deeper (build/asan/sizeup, build/tsan/...) */
+        snprintf(rel, sizeof rel, "../../downloads/%s", name);
         n += beside_exe(rel, paths[n], PATH_MAX);
         snprintf(paths[n++], PATH_MAX, "downloads/%s", name);
     }

@@ -53,6 +53,7 @@ bool dl_url_host(const char *url, char *out, size_t cap);
  * set (a setting or environment variable: then nothing else is tried), else in order
  *   BINDIR/../share/sizeup/NAME   installed (make install), BINDIR from /proc/self/exe
  *   BINDIR/../downloads/NAME      the source tree, for build/sizeup
+ *   BINDIR/../../downloads/NAME   the same for a build one level deeper (build/asan/sizeup)
  *   downloads/NAME                the current folder, for a binary run from the source tree
  * The catalog and the built-in models share this one search, so they are always found
  * together. Returns true with the path in found; else false with the places tried, comma
