@@ -92,12 +92,17 @@ static eng_vk_model *model_on_device(eng_model *m, int device, char *err, size_t
     return vm;
 }
 
-/* Vulkan when asked or automatic (a CPU fallback then says why); the CPU reference when asked. */
+/* Vulkan when asked or automatic (a CPU fallback then says why); the CPU when asked, or when
+ * automatic and the automatic device is a CPU Vulkan driver, which the CPU engine outruns. */
 static bool open_backend(eng_session *s, char *err, size_t errlen)
 {
     eng_model *m = s->m;
-    if (s->o.backend != ENG_BACKEND_CPU) {
-        char why[512] = "";
+    char why[512] = "";
+    /* auto with the automatic device: the CPU engine when that device is a CPU driver */
+    if (s->o.backend == ENG_BACKEND_AUTO && s->o.device < 0 &&
+        eng_vk_auto_prefers_cpu(why, sizeof why)) {
+        snprintf(s->backend, sizeof s->backend, "cpu (%.300s)", why);
+    } else if (s->o.backend != ENG_BACKEND_CPU) {
         eng_vk_model *vm = model_on_device(m, s->o.device, why, sizeof why);
         if (vm)
             s->vk = eng_vk_new(vm, s->n_ctx, why, sizeof why);

@@ -97,6 +97,23 @@ head -1 "$T/out" | grep -q 'NAME.*FAMILY.*PARAMS.*QUANT.*SIZE.*LICENCE.*DOWNLOAD
 while read -r n; do
     grep -Eq "^$n +.* (yes|no|\?)\$" "$T/out" || fail "catalog: no row for '$n' ending in a fit verdict"
 done <"$T/names"
+# the fit is judged against the backend auto would pick: the host's memory when that is the CPU
+"$BIN" devices --json >"$T/dev.json" 2>/dev/null
+auto=$(jq -r '.auto_backend.backend // "cpu"' "$T/dev.json")
+su catalog --json
+want_json ".device.backend == \"$auto\"" "catalog --json: the fit's backend"
+if [ "$auto" = cpu ]; then
+    want_json '.device.name == "host memory" and .device.capacity > 0 and .device.total >= .device.capacity' "catalog --json (cpu)"
+    jq -e --argjson cap "$(jq .device.capacity "$T/out")" 'all(.models[]; .fits == (.need_bytes <= $cap))' "$T/out" >/dev/null ||
+        fail "catalog --json: a verdict disagrees with the host's available memory"
+    su catalog
+    grep -q '^fit: the CPU backend (.*), host memory .* available of .*; a model needs' "$T/out" ||
+        fail "catalog: the fit line does not name the CPU backend and the host's memory"
+    if jq -e '.devices | length > 0' "$T/dev.json" >/dev/null; then
+        su catalog --json --device 0 # a device the user names is the one judged
+        want_json '.device.backend == "vulkan" and .device.index == 0' "catalog --json --device 0"
+    fi
+fi
 ok
 
 # ---- run: -p and -f give the same text; sampling flags and --seed do what they say ----
@@ -135,18 +152,34 @@ n=$(count '<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nHello<|im_
 stats | grep -q "prompt $n tokens" || fail "--chat --system: want a prompt of $n tokens: $(stats)"
 ok
 
-# ---- backend: the automatic choice names the device sizeup picks, or why it fell back ----
+# ---- backend: the automatic choice is the faster one (the CPU engine when the device is a CPU
+# driver such as lavapipe, else that device), says why, and a device the user names is used ----
 su devices --json
 ndev=$(jq '.devices | length' "$T/out")
 chosen=$(jq -r '.devices[.chosen].name' "$T/out")
+cpu_dev=$(jq -r '.devices[.chosen] | (.lavapipe or .cpu_device)' "$T/out")
 dev0=$(jq -r '.devices[0].name' "$T/out")
+if [ "$cpu_dev" = true ]; then
+    want_json '.auto_backend.backend == "cpu" and (.auto_backend.reason | test("a CPU Vulkan driver; --backend vulkan to use it$"))'
+else
+    want_json '.auto_backend.backend == "vulkan"'
+fi
 "$BIN" run -m "$M" -p 'Once upon a time' -n 4 --temp 0 >"$T/out" 2>"$T/err" || fail "run (automatic backend) failed"
 [ "$(cat "$T/out")" = "$(echo "$greedy" | head -c "$(wc -c <"$T/out")")" ] ||
     fail "run (automatic backend): text differs from the CPU's greedy text"
-stats | grep -qF "| vulkan: $chosen" || fail "automatic backend: stats line does not name '$chosen': $(stats)"
+if [ "$cpu_dev" = true ]; then
+    stats | grep -Eq '\| cpu \(faster than .*, a CPU Vulkan driver; --backend vulkan to use it\)$' ||
+        fail "automatic backend on a CPU driver: stats line does not say the CPU runs it and why: $(stats)"
+else
+    stats | grep -qF "| vulkan: $chosen" || fail "automatic backend: stats line does not name '$chosen': $(stats)"
+fi
 [ "$ndev" -ge 1 ] || fail "no Vulkan device listed"
 "$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 --device 0 >/dev/null 2>"$T/err" || fail "run --device 0 failed"
 stats | grep -qF "| vulkan: $dev0" || fail "run --device 0: stats line does not name '$dev0': $(stats)"
+SIZEUP_DEVICE=0 "$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 >/dev/null 2>"$T/err" || fail "run SIZEUP_DEVICE=0 failed"
+stats | grep -qF "| vulkan: $dev0" || fail "run SIZEUP_DEVICE=0: stats line does not name '$dev0': $(stats)"
+"$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 --backend vulkan >/dev/null 2>"$T/err" || fail "run --backend vulkan failed"
+stats | grep -qF "| vulkan: $chosen" || fail "run --backend vulkan: stats line does not name '$chosen': $(stats)"
 "$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 --backend cpu >/dev/null 2>"$T/err" || fail "run --backend cpu failed"
 stats | grep -q '| cpu$' || fail "run --backend cpu: stats line does not end in '| cpu': $(stats)"
 VK_DRIVER_FILES=/nonexistent.json VK_ICD_FILENAMES=/nonexistent.json \
