@@ -52,15 +52,27 @@ ok
 su inspect --json "$M"
 params=$(jq .n_params "$T/out")
 size=$(jq .tensor_bytes "$T/out")
-su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o json
+su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o json -t 1
 want_json 'length == 2' "bench -o json"
 want_json ".[0].n_prompt == 16 and .[0].n_gen == 0 and .[1].n_prompt == 0 and .[1].n_gen == 8"
-want_json "all(.[]; .model_size == $size and .model_n_params == $params and .backends == \"cpu\" and .model_type == \"llama\")"
+want_json '.[0].test == "pp16" and .[1].test == "tg8" and all(.[]; .n_threads == 1 and .device == "cpu")'
+want_json "all(.[]; .model_size == $size and .model_n_params == $params and .backends == \"CPU\" and .model_type == \"llama\")"
+want_json 'all(.[]; .avg_ns > 0 and .stddev_ns >= 0 and .stddev_ts >= 0 and (.avg_ns - (.samples_ns | add) / 2 | fabs) <= 1)'
+want_json 'all(.[]; .model_filename | endswith(".gguf"))'
+want_json 'all(.[]; (.samples_ts | length) == 2 and ((.samples_ts | add) / 2 - .avg_ts | fabs) < 1e-6 * .avg_ts)'
+want_json 'all(.[]; (((.samples_ts[0] - .samples_ts[1]) | fabs) / (2 | sqrt) - .stddev_ts | fabs) <= 1e-6 * .avg_ts)'
 want_json 'all(.[]; (.samples_ts | length) == 2 and (.samples_ns | length) == 2 and all(.samples_ts[]; . > 0))'
 want_json 'all(.[]; .median_ts >= (.samples_ts | min) and .median_ts <= (.samples_ts | max))'
 want_json 'all(.[]; .avg_ts == ((.samples_ts | add) / 2))'
 want_json '.[1].weight_gbps > 0 and .[1].device_read_gbps > 0 and .[1].bandwidth_share > 0'
 want_json '.[1].weight_bytes_per_token > 0 and .[1].weight_bytes_per_token <= .[1].model_size'
+# llama-bench's conventions: -p 0 / -n 0 leave that test out; -r is the repeats
+su bench -m "$M" -p 0 -n 4 -r 3 --backend cpu -o json
+want_json 'length == 1 and .[0].n_prompt == 0 and .[0].n_gen == 4 and .[0].test == "tg4" and (.[0].samples_ts | length) == 3' "bench -p 0"
+su bench -m "$M" -p 8,16 -n 0 -r 1 --backend cpu -o json -t 2
+want_json 'length == 2 and all(.[]; .n_gen == 0) and .[0].n_prompt == 8 and .[1].n_prompt == 16 and (.[0].samples_ts | length) == 1' "bench -n 0"
+"$BIN" bench -m "$M" -p 0 -n 0 >"$T/out" 2>"$T/err" && fail "bench -p 0 -n 0 ran"
+grep -q 'no test left' "$T/err" || fail "bench -p 0 -n 0: no reason given"
 su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o md
 grep -qx '| model | size | params | backend | test | t/s | weights GB/s | share of device read |' "$T/out" ||
     fail "bench -o md: no table header"
@@ -72,7 +84,7 @@ su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o csv
 [ "$(head -1 "$T/out")" = "model_filename,model_type,model_size,backends,n_prompt,n_gen,avg_ts,stddev_ts,median_ts,weight_gbps,device_read_gbps" ] ||
     fail "bench -o csv: header"
 [ "$(wc -l <"$T/out")" -eq 3 ] || fail "bench -o csv: want a header and 2 rows"
-awk -F, -v size="$size" -v m="\"$M\"" 'NR > 1 && ($1 != m || $3 != size || $4 != "\"cpu\"" || $7 <= 0) { bad = 1 }
+awk -F, -v size="$size" -v m="\"$M\"" 'NR > 1 && ($1 != m || $3 != size || $4 != "\"CPU\"" || $7 <= 0) { bad = 1 }
     NR == 2 && ($5 != 16 || $6 != 0) { bad = 1 } NR == 3 && ($5 != 0 || $6 != 8 || $10 <= 0) { bad = 1 }
     END { exit bad }' "$T/out" || fail "bench -o csv: rows do not match the run"
 ok
