@@ -369,11 +369,16 @@ bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k)
     };
     if (type >= CPUK_MAX_TYPE || isa >= CPUK_ISA_COUNT)
         return false;
+    static const cpuk_dot4_fn *const tables4[CPUK_ISA_COUNT] = {
+        NULL, cpuk_avx2_dot4s, cpuk_avx512_dot4s
+    };
+    k->dot4 = NULL;
+    for (int i = (int)isa; i > 0 && !k->dot4; i--)
+        k->dot4 = tables4[i][type];
     for (int i = (int)isa; i >= 0; i--)
         if (tables[i][type]) {
             k->act = act_of(type);
             k->dot = tables[i][type];
-            k->dot4 = isa == CPUK_AVX512 && i == CPUK_AVX512 ? cpuk_avx512_dot4s[type] : NULL;
             return true;
         }
     return false;

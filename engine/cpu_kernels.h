@@ -91,6 +91,7 @@ cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa);
 extern const cpuk_dot_fn cpuk_generic_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
 void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
 void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */

@@ -351,6 +351,92 @@ static float dot_q6_k(const void *w, const void *x, int64_t n)
     return hsum_ps(acc);
 }
 
+/* ---- four tokens per weight row (prompts) ----
+ * A K super-block's codes and scales are unpacked once and met by four tokens' activations, so
+ * the unpacking and the weight loads are paid once per four products. Each token's sum is
+ * formed in the order its dot kernel above forms it, so the results are the same bit for bit. */
+
+static void dot4_q4_k(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q4_k *b = w;
+    const uint8_t *xb = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    float mins[4] = { 0, 0, 0, 0 };
+    for (int64_t i = 0; i < n / 256; i++, b++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(b->scales, sc, mn);
+        const cpuk_q8k *a[4];
+        __m256i isum[4];
+        for (int t = 0; t < 4; t++) {
+            a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
+            isum[t] = _mm256_setzero_si256();
+        }
+        for (int c = 0; c < 4; c++) {
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+            __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
+            __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < 4; t++) {
+                __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c)));
+                __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c + 32)));
+                plo = _mm256_madd_epi16(plo, slo);
+                phi = _mm256_madd_epi16(phi, shi);
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(plo, phi));
+            }
+        }
+        float d = f16(b->d), dmin = f16(b->dmin);
+        for (int t = 0; t < 4; t++) {
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            mins[t] += a[t]->d * dmin * (float)k4_minsum(mn, a[t]->bsums);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]) - mins[t];
+}
+
+static void dot4_q6_k(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q6_k *b = w;
+    const uint8_t *xb = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 256; i++, b++) {
+        __m256i scv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        const cpuk_q8k *a[4];
+        __m256i isum[4];
+        for (int t = 0; t < 4; t++) {
+            a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
+            isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                       _mm256_slli_epi32(scaled_bsums(scv, a[t]->bsums), 5));
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i q[4] = {
+                _mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+            };
+            for (int k = 0; k < 4; k++) {
+                q[k] = _mm256_or_si256(q[k], _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+                int j = 8 * h + 2 * k;
+                __m256i sc = _mm256_set_m128i(_mm_set1_epi16(b->scales[j + 1]), _mm_set1_epi16(b->scales[j]));
+                for (int t = 0; t < 4; t++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(a[t]->qs + 128 * h + 32 * k));
+                    __m256i p = _mm256_maddubs_epi16(q[k], xv);
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, sc));
+                }
+            }
+        }
+        float d = f16(b->d);
+        for (int t = 0; t < 4; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
 /* ---- float rows: eight lanes, four chains ---- */
 
 static float dot_f32(const void *w, const void *x, int64_t n)
@@ -425,6 +511,11 @@ const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE] = {
     [GGUF_T_Q6_K] = dot_q6_k,
 };
 
+const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE] = {
+    [GGUF_T_Q4_K] = dot4_q4_k, [GGUF_T_Q6_K] = dot4_q6_k,
+};
+
 #else /* not x86-64: no AVX2 kernels */
 const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
+const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 #endif

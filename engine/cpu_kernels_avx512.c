@@ -140,27 +140,43 @@ static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, fl
         out[t] = hsum_ps(acc[t]);
 }
 
-static void dot4_q4_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
-{
-    const blk_q4_0 *b = w;
-    const uint8_t *xb = x;
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    for (int64_t i = 0; i < n / 32; i++, b++) {
-        __m256i q = nibbles32(b->qs);
-        float dw = f16(b->d);
-        for (int t = 0; t < 4; t++) {
-            const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), block_u(q, a, 8), acc[t]);
-        }
+/* The 4- and 5-bit types four tokens at a time: the codes are unpacked once per block. */
+#define DOT4_BLOCKS(name, blk, code, off, has_min)                                                \
+    static void name(const void *w, const void *x, size_t stride, int64_t n, float out[4])       \
+    {                                                                                            \
+        const blk *b = w;                                                                        \
+        const uint8_t *xb = x;                                                                   \
+        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),          \
+                          _mm256_setzero_ps() };                                                 \
+        float mins[4] = { 0, 0, 0, 0 };                                                          \
+        for (int64_t i = 0; i < n / 32; i++, b++) {                                              \
+            __m256i q = code(b);                                                                 \
+            float dw = f16(b->d);                                                                \
+            for (int t = 0; t < 4; t++) {                                                        \
+                const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;                       \
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), block_u(q, a, off), acc[t]); \
+                if (has_min)                                                                     \
+                    mins[t] += MIN_OF(b, a);                                                     \
+            }                                                                                    \
+        }                                                                                        \
+        for (int t = 0; t < 4; t++)                                                              \
+            out[t] = hsum_ps(acc[t]) + mins[t];                                                  \
     }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]);
-}
+
+#define MIN_OF NO_MIN
+DOT4_BLOCKS(dot4_q4_0, blk_q4_0, CODE4, 8, 0)
+DOT4_BLOCKS(dot4_q5_0, blk_q5_0, CODE5, 16, 0)
+#undef MIN_OF
+#define MIN_OF WITH_MIN
+DOT4_BLOCKS(dot4_q4_1, blk_q4_1, CODE4, 0, 1)
+DOT4_BLOCKS(dot4_q5_1, blk_q5_1, CODE5, 0, 1)
+#undef MIN_OF
 
 #pragma GCC pop_options
 
 const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE] = {
-    [GGUF_T_Q4_0] = dot4_q4_0, [GGUF_T_Q8_0] = dot4_q8_0,
+    [GGUF_T_Q4_0] = dot4_q4_0, [GGUF_T_Q4_1] = dot4_q4_1, [GGUF_T_Q5_0] = dot4_q5_0,
+    [GGUF_T_Q5_1] = dot4_q5_1, [GGUF_T_Q8_0] = dot4_q8_0,
 };
 
 const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE] = {

@@ -237,6 +237,15 @@ static void test_simd_matches_generic(void **state)
     printf("# best instruction set here: %s\n", cpuk_isa_name(best));
     for (int i = CPUK_GENERIC + 1; i <= (int)best; i++) {
         isa_now = (cpuk_isa)i;
+        /* the four-token kernels prompts rely on are there (and so are checked below) */
+        static const uint32_t tiled_avx2[] = { GGUF_T_Q4_K, GGUF_T_Q6_K };
+        static const uint32_t tiled_avx512[] = { GGUF_T_Q4_0, GGUF_T_Q4_1, GGUF_T_Q5_0,
+                                                 GGUF_T_Q5_1, GGUF_T_Q8_0 };
+        cpuk_kernel k;
+        for (size_t j = 0; j < sizeof tiled_avx2 / sizeof tiled_avx2[0]; j++)
+            assert_true(cpuk_kernel_for(isa_now, tiled_avx2[j], &k) && k.dot4);
+        for (size_t j = 0; i >= CPUK_AVX512 && j < sizeof tiled_avx512 / sizeof tiled_avx512[0]; j++)
+            assert_true(cpuk_kernel_for(isa_now, tiled_avx512[j], &k) && k.dot4);
         each_row(check_isa);
         printf("#   %s kernels agree with plain C for %zu types\n", cpuk_isa_name(isa_now),
                sizeof types / sizeof types[0]);
@@ -285,6 +294,8 @@ static void test_quantizers(void **state)
 /* SIZEUP_CPU_ISA picks the instruction set, never one the CPU lacks. */
 static void test_isa_choice(void **state)
 {
+    cpuk_kernel k; /* the plain C set has no four-token kernels: one dot per token */
+    assert_true(cpuk_kernel_for(CPUK_GENERIC, GGUF_T_Q4_K, &k) && !k.dot4);
     cpuk_isa best = cpuk_isa_best();
     setenv("SIZEUP_CPU_ISA", "generic", 1);
     assert_int_equal(cpuk_isa_from_env(), CPUK_GENERIC);
@@ -294,7 +305,6 @@ static void test_isa_choice(void **state)
     assert_int_equal(cpuk_isa_from_env(), best < CPUK_AVX2 ? best : CPUK_AVX2);
     unsetenv("SIZEUP_CPU_ISA");
     assert_int_equal(cpuk_isa_from_env(), best);
-    cpuk_kernel k;
     assert_false(cpuk_kernel_for(best, GGUF_T_IQ2_XXS, &k));
     assert_true(cpuk_kernel_for(best, GGUF_T_Q4_K, &k) && k.act == CPUK_ACT_Q8K);
 }
