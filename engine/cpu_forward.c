@@ -182,6 +182,62 @@ static void matmul_again(eng_cpu *c, const eng_weight *w, const float *x, float 
         matmul(c, w, x, y, n, ldy);
 }
 
+/* ---- the row-wise steps before a product, fused with its input's quantization ----
+ * RMSNorm and SwiGLU write a product's input one token row at a time; on the fast path the same
+ * task quantizes that row for the product's weight type while it is in L1, so the product
+ * finds its input ready (matmul_again) instead of passing over it once more. Tokens are split
+ * across the pool. */
+
+typedef struct rows_job {
+    eng_cpu *c;
+    bool swiglu;        /* else RMSNorm */
+    const float *x;     /* RMSNorm: (n, d) input, w its (d) scale */
+    const float *w;
+    const float *g, *u; /* SwiGLU: gate and up rows, ldg apart */
+    int ldg;
+    float *o;           /* (n, d) */
+    int n, d;
+    cpuk_act act;       /* quantize o into c->xq in this form; CPUK_ACT_F32: leave it */
+} rows_job;
+
+static void rows_part(void *arg, int task, int n_tasks)
+{
+    rows_job *j = arg;
+    eng_cpu *c = j->c;
+    for (int t = j->n * task / n_tasks; t < j->n * (task + 1) / n_tasks; t++) {
+        float *o = j->o + (size_t)t * j->d;
+        if (!j->swiglu) {
+            rmsnorm(o, j->x + (size_t)t * j->d, j->w, j->d, c->m->hp.rms_eps);
+        } else {
+            const float *g = j->g + (size_t)t * j->ldg, *u = j->u + (size_t)t * j->ldg;
+            for (int i = 0; i < j->d; i++)
+                o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        }
+        if (j->act != CPUK_ACT_F32)
+            cpuk_quantize(j->act, o, c->xq + (size_t)t * c->xq_stride, j->d);
+    }
+}
+
+/* Run j for its n rows, quantizing them for a product with weight next (NULL: none). The
+ * product must then be called with matmul_again. */
+static void rows_run(eng_cpu *c, rows_job *j, const eng_weight *next)
+{
+    cpuk_kernel k;
+    j->c = c;
+    j->act = CPUK_ACT_F32;
+    if (next && c->isa != CPUK_GENERIC && cpuk_kernel_for(c->isa, next->type, &k))
+        j->act = k.act;
+    eng_pool_run(rows_part, j, j->n > 1 ? c->n_threads : 1);
+    c->xq_act = j->act == CPUK_ACT_F32 ? CPUK_ACT_COUNT : j->act;
+}
+
+static void rmsnorm_rows(eng_cpu *c, float *o, const float *x, const eng_weight *w, int n,
+                         const eng_weight *next)
+{
+    rows_job j = { .x = x, .w = vec(w), .o = o, .n = n, .d = (int)c->m->hp.n_embd };
+    rows_run(c, &j, next);
+}
+
 /* ---- set-up ---- */
 
 void eng_rope_inv(const eng_model *m, uint32_t n_ctx, float *inv)
@@ -393,7 +449,7 @@ static void qkv(eng_cpu *c, const eng_layer *L, int n, int pos0)
     size_t nq = (size_t)hp->n_head * hd, nk = (size_t)hp->n_head_kv * hd;
     size_t nv = (size_t)hp->n_head_kv * hp->head_dim_v;
     if (L->wqkv.t) {
-        matmul(c, &L->wqkv, c->xb, c->qkv, n, (int)(nq + nk + nv));
+        matmul_again(c, &L->wqkv, c->xb, c->qkv, n, (int)(nq + nk + nv));
         for (int t = 0; t < n; t++) {
             const float *src = c->qkv + (size_t)t * (nq + nk + nv);
             memcpy(c->q + t * nq, src, nq * sizeof(float));
@@ -401,7 +457,7 @@ static void qkv(eng_cpu *c, const eng_layer *L, int n, int pos0)
             memcpy(c->v + t * nv, src + nq + nk, nv * sizeof(float));
         }
     } else {
-        matmul(c, &L->wq, c->xb, c->q, n, (int)nq);
+        matmul_again(c, &L->wq, c->xb, c->q, n, (int)nq);
         matmul_again(c, &L->wk, c->xb, c->k, n, (int)nk);
         matmul_again(c, &L->wv, c->xb, c->v, n, (int)nv);
     }
@@ -429,9 +485,8 @@ static void layer(eng_cpu *c, int l, int n, int pos0)
     int d = (int)hp->n_embd, ff = (int)hp->n_ff;
     size_t kw = (size_t)hp->n_head_kv * hp->head_dim, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
 
-    /* 1. attention block */
-    for (int t = 0; t < n; t++)
-        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, vec(&L->attn_norm), d, hp->rms_eps);
+    /* 1. attention block (qkv's first product takes the input rmsnorm_rows quantized) */
+    rmsnorm_rows(c, c->xb, c->x, &L->attn_norm, n, L->wqkv.t ? &L->wqkv : &L->wq);
     qkv(c, L, n, pos0);
     for (int t = 0; t < n; t++) { /* the cache holds f16, as llama.cpp's and the GPU's do */
         uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0 + t) * kw;
@@ -447,24 +502,23 @@ static void layer(eng_cpu *c, int l, int n, int pos0)
         c->x[i] += c->xb[i];
 
     /* 2. feed-forward block: down(silu(gate(x)) * up(x)) */
-    for (int t = 0; t < n; t++)
-        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, vec(&L->ffn_norm), d, hp->rms_eps);
+    const eng_weight *first = L->w_gate_up.t ? &L->w_gate_up : &L->w_gate;
+    rmsnorm_rows(c, c->xb, c->x, &L->ffn_norm, n, first);
     int ldg = ff;
     const float *up = c->hb2;
     if (L->w_gate_up.t) { /* phi3: one matrix, gate rows then up rows */
         ldg = 2 * ff;
-        matmul(c, &L->w_gate_up, c->xb, c->hb, n, ldg);
+        matmul_again(c, &L->w_gate_up, c->xb, c->hb, n, ldg);
         up = c->hb + ff;
     } else {
-        matmul(c, &L->w_gate, c->xb, c->hb, n, ff);
+        matmul_again(c, &L->w_gate, c->xb, c->hb, n, ff);
         matmul_again(c, &L->w_up, c->xb, c->hb2, n, ff);
     }
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < ff; i++) {
-            float g = c->hb[(size_t)t * ldg + i];
-            c->hb2[(size_t)t * ff + i] = g / (1.0f + expf(-g)) * up[(size_t)t * ldg + i];
-        }
-    matmul(c, &L->w_down, c->hb2, c->xb, n, d);
+    /* SwiGLU into hb2 (over the up rows themselves when they are there: each element is read
+     * before it is written), quantized for w_down */
+    rows_job sw = { .swiglu = true, .g = c->hb, .u = up, .ldg = ldg, .o = c->hb2, .n = n, .d = ff };
+    rows_run(c, &sw, &L->w_down);
+    matmul_again(c, &L->w_down, c->hb2, c->xb, n, d);
     for (size_t i = 0; i < (size_t)n * d; i++)
         c->x[i] += c->xb[i];
 }
@@ -485,10 +539,8 @@ static void decode_chunk(eng_cpu *c, const int32_t *tokens, int n, int pos0, flo
     if (!logits)
         return;
     int first = all_logits ? 0 : n - 1, cnt = n - first;
-    for (int t = first; t < n; t++)
-        rmsnorm(c->xb + (size_t)(t - first) * d, c->x + (size_t)t * d, vec(&m->output_norm), d,
-                hp->rms_eps);
-    matmul(c, &m->output, c->xb, logits, cnt, (int)hp->n_vocab);
+    rmsnorm_rows(c, c->xb, c->x + (size_t)first * d, &m->output_norm, cnt, &m->output);
+    matmul_again(c, &m->output, c->xb, logits, cnt, (int)hp->n_vocab);
 }
 
 bool eng_cpu_decode(eng_cpu *c, const int32_t *tokens, int n, int pos, float *logits,
