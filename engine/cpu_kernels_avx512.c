@@ -172,11 +172,119 @@ DOT4_BLOCKS(dot4_q4_1, blk_q4_1, CODE4, 0, 1)
 DOT4_BLOCKS(dot4_q5_1, blk_q5_1, CODE5, 0, 1)
 #undef MIN_OF
 
+/* ---- K super-blocks, four tokens per weight row ----
+ * vpdpwssd folds the multiply by a sub-block's scale and the add into the running sum
+ * (vpmaddwd + vpaddd on AVX2), which is most of what a K block costs once its codes are
+ * unpacked; the codes are unpacked once for four tokens. Sums are formed in the AVX2 kernels'
+ * order, lane for lane, so the results are the same. */
+
+/* Q4_K/Q5_K's eight scales and eight mins as bytes (see k4_scale_min). */
+static inline void k4_unpack(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
+{
+    for (int j = 0; j < 8; j++) {
+        int a, m;
+        k4_scale_min(s, j, &a, &m);
+        sc[j] = (uint8_t)a;
+        mn[j] = (uint8_t)m;
+    }
+}
+
+/* sum over j < 8 of mn[j] * (bsums[2j] + bsums[2j+1]). */
+static inline int k4_minsum(const uint8_t mn[8], const int16_t bsums[16])
+{
+    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
+                                   _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    __m128i p = _mm_madd_epi16(m, pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
+    return _mm_cvtsi128_si32(p);
+}
+
+static void dot4_q4_k(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q4_k *b = w;
+    const uint8_t *xb = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    float mins[4] = { 0, 0, 0, 0 };
+    for (int64_t i = 0; i < n / 256; i++, b++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(b->scales, sc, mn);
+        const cpuk_q8k *a[4];
+        __m256i isum[4];
+        for (int t = 0; t < 4; t++) {
+            a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
+            isum[t] = _mm256_setzero_si256();
+        }
+        for (int c = 0; c < 4; c++) {
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+            __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
+            __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < 4; t++) {
+                __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c)));
+                __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c + 32)));
+                isum[t] = _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[t], plo, slo), phi, shi);
+            }
+        }
+        float d = f16(b->d), dmin = f16(b->dmin);
+        for (int t = 0; t < 4; t++) {
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            mins[t] += a[t]->d * dmin * (float)k4_minsum(mn, a[t]->bsums);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]) - mins[t];
+}
+
+static void dot4_q6_k(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q6_k *b = w;
+    const uint8_t *xb = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 256; i++, b++) {
+        __m256i scv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        const cpuk_q8k *a[4];
+        __m256i isum[4];
+        for (int t = 0; t < 4; t++) { /* codes are stored as (q + 32): remove 32 * sum(sc * bsums) */
+            a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
+            __m256i bs = _mm256_madd_epi16(scv, _mm256_loadu_si256((const __m256i *)a[t]->bsums));
+            isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bs, 5));
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i q[4] = {
+                _mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+            };
+            for (int k = 0; k < 4; k++) {
+                q[k] = _mm256_or_si256(q[k], _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+                int j = 8 * h + 2 * k;
+                __m256i sc = _mm256_set_m128i(_mm_set1_epi16(b->scales[j + 1]), _mm_set1_epi16(b->scales[j]));
+                for (int t = 0; t < 4; t++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(a[t]->qs + 128 * h + 32 * k));
+                    isum[t] = _mm256_dpwssd_epi32(isum[t], _mm256_maddubs_epi16(q[k], xv), sc);
+                }
+            }
+        }
+        float d = f16(b->d);
+        for (int t = 0; t < 4; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
 #pragma GCC pop_options
 
 const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE] = {
     [GGUF_T_Q4_0] = dot4_q4_0, [GGUF_T_Q4_1] = dot4_q4_1, [GGUF_T_Q5_0] = dot4_q5_0,
-    [GGUF_T_Q5_1] = dot4_q5_1, [GGUF_T_Q8_0] = dot4_q8_0,
+    [GGUF_T_Q5_1] = dot4_q5_1, [GGUF_T_Q8_0] = dot4_q8_0, [GGUF_T_Q4_K] = dot4_q4_k,
+    [GGUF_T_Q6_K] = dot4_q6_k,
 };
 
 const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE] = {
