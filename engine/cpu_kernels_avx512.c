@@ -130,12 +130,14 @@ static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, fl
     for (int64_t i = 0; i < n / 32; i++, b++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs), aw = _mm256_abs_epi8(wv);
         float dw = f16(b->d);
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < 4; t++) {
             const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
             __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xload(a), wv));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), _mm256_cvtepi32_ps(s), acc[t]);
         }
     }
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < 4; t++)
         out[t] = hsum_ps(acc[t]);
 }
@@ -152,6 +154,7 @@ static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, fl
         for (int64_t i = 0; i < n / 32; i++, b++) {                                              \
             __m256i q = code(b);                                                                 \
             float dw = f16(b->d);                                                                \
+            _Pragma("GCC unroll 4")                                                          \
             for (int t = 0; t < 4; t++) {                                                        \
                 const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;                       \
                 acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), block_u(q, a, off), acc[t]); \
@@ -159,6 +162,7 @@ static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, fl
                     mins[t] += MIN_OF(b, a);                                                     \
             }                                                                                    \
         }                                                                                        \
+        _Pragma("GCC unroll 4")                                                              \
         for (int t = 0; t < 4; t++)                                                              \
             out[t] = hsum_ps(acc[t]) + mins[t];                                                  \
     }
@@ -213,14 +217,17 @@ static void dot4_q4_k(const void *w, const void *x, size_t stride, int64_t n, fl
         k4_unpack(b->scales, sc, mn);
         const cpuk_q8k *a[4];
         __m256i isum[4];
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < 4; t++) {
             a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
             isum[t] = _mm256_setzero_si256();
         }
+        _Pragma("GCC unroll 4")
         for (int c = 0; c < 4; c++) {
             __m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
             __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
             __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+            _Pragma("GCC unroll 4")
             for (int t = 0; t < 4; t++) {
                 __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c)));
                 __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c + 32)));
@@ -228,11 +235,13 @@ static void dot4_q4_k(const void *w, const void *x, size_t stride, int64_t n, fl
             }
         }
         float d = f16(b->d), dmin = f16(b->dmin);
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < 4; t++) {
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
             mins[t] += a[t]->d * dmin * (float)k4_minsum(mn, a[t]->bsums);
         }
     }
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < 4; t++)
         out[t] = hsum_ps(acc[t]) - mins[t];
 }
@@ -247,11 +256,13 @@ static void dot4_q6_k(const void *w, const void *x, size_t stride, int64_t n, fl
         __m256i scv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
         const cpuk_q8k *a[4];
         __m256i isum[4];
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < 4; t++) { /* codes are stored as (q + 32): remove 32 * sum(sc * bsums) */
             a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
             __m256i bs = _mm256_madd_epi16(scv, _mm256_loadu_si256((const __m256i *)a[t]->bsums));
             isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bs, 5));
         }
+        _Pragma("GCC unroll 4")
         for (int h = 0; h < 2; h++) {
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
@@ -260,11 +271,13 @@ static void dot4_q6_k(const void *w, const void *x, size_t stride, int64_t n, fl
                 _mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
                 _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
             };
+            _Pragma("GCC unroll 4")
             for (int k = 0; k < 4; k++) {
                 q[k] = _mm256_or_si256(q[k], _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
                 qh = _mm256_srli_epi16(qh, 2);
                 int j = 8 * h + 2 * k;
                 __m256i sc = _mm256_set_m128i(_mm_set1_epi16(b->scales[j + 1]), _mm_set1_epi16(b->scales[j]));
+                _Pragma("GCC unroll 4")
                 for (int t = 0; t < 4; t++) {
                     __m256i xv = _mm256_loadu_si256((const __m256i *)(a[t]->qs + 128 * h + 32 * k));
                     isum[t] = _mm256_dpwssd_epi32(isum[t], _mm256_maddubs_epi16(q[k], xv), sc);
@@ -272,9 +285,11 @@ static void dot4_q6_k(const void *w, const void *x, size_t stride, int64_t n, fl
             }
         }
         float d = f16(b->d);
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < 4; t++)
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
     }
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < 4; t++)
         out[t] = hsum_ps(acc[t]);
 }
