@@ -239,15 +239,18 @@ static float dot_q3_k(const void *w, const void *x, int64_t n)
     return hsum_ps(acc);
 }
 
-/* Q4_K/Q5_K's eight scales and eight mins as bytes (see k4_scale_min). */
+/* Q4_K/Q5_K's eight scales and eight mins as bytes (k4_scale_min's layout), without a branch:
+ * the 12 bytes as three words, the high bits of the last four moved into place with masks. */
 static inline void k4_unpack(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
 {
-    for (int j = 0; j < 8; j++) {
-        int a, m;
-        k4_scale_min(s, j, &a, &m);
-        sc[j] = (uint8_t)a;
-        mn[j] = (uint8_t)m;
-    }
+    uint32_t u[3], o[4];
+    memcpy(u, s, 12);
+    o[0] = u[0] & 0x3f3f3f3f;
+    o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    o[2] = u[1] & 0x3f3f3f3f;
+    o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    memcpy(sc, o, 8);
+    memcpy(mn, o + 2, 8);
 }
 
 /* sum over j < 8 of mn[j] * (bsums[2j] + bsums[2j+1]). */

@@ -2,8 +2,9 @@
  * does vpmaddubsw + vpmaddwd's work in one instruction and without the 16-bit intermediate.
  * They use 256-bit vectors (AVX-512VL): on the AMD EPYC (Zen 4) machines this project runs on, a
  * 512-bit operation is two 256-bit halves, so wider vectors would not add throughput here, and
- * 32 bytes is one block. The K types keep their AVX2 kernels on this instruction set: their
- * per-sub-block scales need a multiply after vpdpbusd, which costs what vpmaddwd saves.
+ * 32 bytes is one block. Q4_K and Q6_K use vpdpwssd, which folds the multiply by a sub-block's
+ * scale and the add into one instruction (vpmaddwd + vpaddd on AVX2); the other K types keep
+ * their AVX2 kernels.
  * cpuk_isa_best selects this set only when avx512f/bw/vl/vnni are all present. */
 #include "engine/cpu_kernels.h"
 
@@ -182,15 +183,18 @@ DOT4_BLOCKS(dot4_q5_1, blk_q5_1, CODE5, 0, 1)
  * unpacked; the codes are unpacked once for four tokens. Sums are formed in the AVX2 kernels'
  * order, lane for lane, so the results are the same. */
 
-/* Q4_K/Q5_K's eight scales and eight mins as bytes (see k4_scale_min). */
+/* Q4_K/Q5_K's eight scales and eight mins as bytes (k4_scale_min's layout), without a branch:
+ * the 12 bytes as three words, the high bits of the last four moved into place with masks. */
 static inline void k4_unpack(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
 {
-    for (int j = 0; j < 8; j++) {
-        int a, m;
-        k4_scale_min(s, j, &a, &m);
-        sc[j] = (uint8_t)a;
-        mn[j] = (uint8_t)m;
-    }
+    uint32_t u[3], o[4];
+    memcpy(u, s, 12);
+    o[0] = u[0] & 0x3f3f3f3f;
+    o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    o[2] = u[1] & 0x3f3f3f3f;
+    o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    memcpy(sc, o, 8);
+    memcpy(mn, o + 2, 8);
 }
 
 /* sum over j < 8 of mn[j] * (bsums[2j] + bsums[2j+1]). */
@@ -203,6 +207,70 @@ static inline int k4_minsum(const uint8_t mn[8], const int16_t bsums[16])
     p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
     p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
     return _mm_cvtsi128_si32(p);
+}
+
+/* One token: four independent sums (one per 64-element chunk) keep vpdpwssd's latency off the
+ * critical path; generation reads each weight once, so this kernel has to keep up with memory. */
+static float dot_q4_k(const void *w, const void *x, int64_t n)
+{
+    const blk_q4_k *b = w;
+    const cpuk_q8k *a = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int64_t i = 0; i < n / 256; i++, b++, a++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(b->scales, sc, mn);
+        __m256i isum[4];
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < 4; c++) {
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+            __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
+            __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c)));
+            __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32)));
+            isum[c] = _mm256_dpwssd_epi32(_mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])), phi,
+                                          _mm256_set1_epi16(sc[2 * c + 1]));
+        }
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(isum[0], isum[1]), _mm256_add_epi32(isum[2], isum[3]));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(a->d * f16(b->d)), _mm256_cvtepi32_ps(s), acc);
+        mins += a->d * f16(b->dmin) * (float)k4_minsum(mn, a->bsums);
+    }
+    return hsum_ps(acc) - mins;
+}
+
+static float dot_q6_k(const void *w, const void *x, int64_t n)
+{
+    const blk_q6_k *b = w;
+    const cpuk_q8k *a = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, b++, a++) {
+        __m256i scv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        __m256i bs = _mm256_madd_epi16(scv, _mm256_loadu_si256((const __m256i *)a->bsums));
+        __m256i isum[4] = { _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bs, 5)),
+                            _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i q[4] = {
+                _mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+            };
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) {
+                __m256i qk = _mm256_or_si256(q[k], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2), 4));
+                int j = 8 * h + 2 * k;
+                __m256i sc = _mm256_set_m128i(_mm_set1_epi16(b->scales[j + 1]), _mm_set1_epi16(b->scales[j]));
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * h + 32 * k));
+                isum[k] = _mm256_dpwssd_epi32(isum[k], _mm256_maddubs_epi16(qk, xv), sc);
+            }
+        }
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(isum[0], isum[1]), _mm256_add_epi32(isum[2], isum[3]));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(a->d * f16(b->d)), _mm256_cvtepi32_ps(s), acc);
+    }
+    return hsum_ps(acc);
 }
 
 static void dot4_q4_k(const void *w, const void *x, size_t stride, int64_t n, float out[4])
@@ -304,7 +372,8 @@ const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE] = {
 
 const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE] = {
     [GGUF_T_Q4_0] = dot_q4_0, [GGUF_T_Q4_1] = dot_q4_1, [GGUF_T_Q5_0] = dot_q5_0,
-    [GGUF_T_Q5_1] = dot_q5_1, [GGUF_T_Q8_0] = dot_q8_0,
+    [GGUF_T_Q5_1] = dot_q5_1, [GGUF_T_Q8_0] = dot_q8_0, [GGUF_T_Q4_K] = dot_q4_k,
+    [GGUF_T_Q6_K] = dot_q6_k,
 };
 
 #else /* not x86-64 */
