@@ -38,7 +38,7 @@ static void quantize_q8(const float *x, cpuk_q8 *y, int64_t nb)
         y->d = eng_f16_to_f32(eng_f32_to_f16(d));
         y->s = eng_f16_to_f32(eng_f32_to_f16(d * (float)sum));
         y->sum = sum;
-        y->pad = 0;
+        y->ds = y->d * (float)sum;
     }
 }
 

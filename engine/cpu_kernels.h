@@ -38,10 +38,12 @@ typedef enum cpuk_act {
 /* 32 activations: x[i] ~ d * qs[i]. d is rounded to fp16 precision as ggml's Q8_0 stores it;
  * sum is the integer sum of qs (weights with an offset, Q4_0's -8 say, subtract offset * sum
  * rather than widening every quant to signed); s = d * sum rounded to fp16 (ggml's Q8_1, for
- * the weight types with a minimum). */
+ * the weight types with a minimum); ds = d * sum in float32, for kernels that take the offset
+ * off in float (the four-token kernels, once per token and block instead of in the integers). */
 typedef struct cpuk_q8 {
     float d, s;
-    int32_t sum, pad;
+    int32_t sum;
+    float ds;
     int8_t qs[32];
 } cpuk_q8;
 

@@ -122,7 +122,10 @@ static float dot_q8_0(const void *w, const void *x, int64_t n)
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
-/* Four tokens per weight block: |w| is computed and the block loaded once for all four. */
+/* Four tokens per weight block: the block is loaded and unpacked once for all four. Per token
+ * and block that leaves an integer dot product, its conversion, a multiply by the token's
+ * scale (broadcast straight from memory) and an FMA by the block's: the offset of the 4- and
+ * 5-bit codes is taken off in float, offset * d_w * (d_x * sum_x), outside the vector path. */
 static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
 {
     const blk_q8_0 *b = w;
@@ -130,12 +133,13 @@ static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, fl
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
     for (int64_t i = 0; i < n / 32; i++, b++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs), aw = _mm256_abs_epi8(wv);
-        float dw = f16(b->d);
+        __m256 dw = _mm256_set1_ps(f16(b->d));
         _Pragma("GCC unroll 4")
         for (int t = 0; t < 4; t++) {
             const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
             __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, _mm256_sign_epi8(xload(a), wv));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), _mm256_cvtepi32_ps(s), acc[t]);
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(&a->d));
+            acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);
         }
     }
     _Pragma("GCC unroll 4")
@@ -143,36 +147,41 @@ static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, fl
         out[t] = hsum_ps(acc[t]);
 }
 
-/* The 4- and 5-bit types four tokens at a time: the codes are unpacked once per block. */
-#define DOT4_BLOCKS(name, blk, code, off, has_min)                                                \
+/* The 4- and 5-bit types: codes unsigned, offset off taken off in float, or (has_min) the
+ * minimum m added as m * s. */
+#define DOT4_BLOCKS(name, blk, code, off, has_min)                                               \
     static void name(const void *w, const void *x, size_t stride, int64_t n, float out[4])       \
     {                                                                                            \
         const blk *b = w;                                                                        \
         const uint8_t *xb = x;                                                                   \
-        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),          \
+        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),         \
                           _mm256_setzero_ps() };                                                 \
-        float mins[4] = { 0, 0, 0, 0 };                                                          \
+        float corr[4] = { 0, 0, 0, 0 };                                                          \
         for (int64_t i = 0; i < n / 32; i++, b++) {                                              \
             __m256i q = code(b);                                                                 \
-            float dw = f16(b->d);                                                                \
-            _Pragma("GCC unroll 4")                                                          \
+            float dws = f16(b->d), m = has_min ? MIN_OF(b) : 0.0f;                               \
+            __m256 dw = _mm256_set1_ps(dws);                                                     \
+            _Pragma("GCC unroll 4")                                                              \
             for (int t = 0; t < 4; t++) {                                                        \
                 const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;                       \
-                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), block_u(q, a, off), acc[t]); \
-                if (has_min)                                                                     \
-                    mins[t] += MIN_OF(b, a);                                                     \
+                __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xload(a));            \
+                __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(&a->d));     \
+                acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);                                         \
+                corr[t] += has_min ? m * a->s : dws * a->ds;                                     \
             }                                                                                    \
         }                                                                                        \
-        _Pragma("GCC unroll 4")                                                              \
+        _Pragma("GCC unroll 4")                                                                  \
         for (int t = 0; t < 4; t++)                                                              \
-            out[t] = hsum_ps(acc[t]) + mins[t];                                                  \
+            out[t] = hsum_ps(acc[t]) + (has_min ? corr[t] : -(float)(off) * corr[t]);            \
     }
 
-#define MIN_OF NO_MIN
+#define MIN4_NONE(b) 0.0f
+#define MIN4_M(b) f16((b)->m)
+#define MIN_OF MIN4_NONE
 DOT4_BLOCKS(dot4_q4_0, blk_q4_0, CODE4, 8, 0)
 DOT4_BLOCKS(dot4_q5_0, blk_q5_0, CODE5, 16, 0)
 #undef MIN_OF
-#define MIN_OF WITH_MIN
+#define MIN_OF MIN4_M
 DOT4_BLOCKS(dot4_q4_1, blk_q4_1, CODE4, 0, 1)
 DOT4_BLOCKS(dot4_q5_1, blk_q5_1, CODE5, 0, 1)
 #undef MIN_OF
