@@ -354,7 +354,68 @@ static float dot_q6_k(const void *w, const void *x, int64_t n)
     return hsum_ps(acc);
 }
 
-/* ---- four tokens per weight row (prompts) ----
+/* ---- four tokens per weight row (prompts): the 32-element family ----
+ * The block's codes are unpacked once for four tokens; per token and block an integer dot
+ * product, its conversion, a multiply by the token's scale (from memory) and an FMA by the
+ * block's. Offsets of unsigned codes come off in float (offset * d_w * (d_x * sum_x)). */
+
+static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q8_0 *b = w;
+    const uint8_t *xb = x;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 32; i++, b++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs), aw = _mm256_sign_epi8(wv, wv);
+        __m256 dw = _mm256_set1_ps(f16(b->d));
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < 4; t++) {
+            const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
+            __m256i s = dot32(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a->qs), wv));
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(&a->d));
+            acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+#define DOT4_BLOCKS(name, blk, code, off, has_min, minf)                                         \
+    static void name(const void *w, const void *x, size_t stride, int64_t n, float out[4])       \
+    {                                                                                            \
+        const blk *b = w;                                                                        \
+        const uint8_t *xb = x;                                                                   \
+        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),         \
+                          _mm256_setzero_ps() };                                                 \
+        float corr[4] = { 0, 0, 0, 0 };                                                          \
+        for (int64_t i = 0; i < n / 32; i++, b++) {                                              \
+            __m256i q = code(b);                                                                 \
+            float dws = f16(b->d), m = minf(b);                                                  \
+            __m256 dw = _mm256_set1_ps(dws);                                                     \
+            _Pragma("GCC unroll 4")                                                              \
+            for (int t = 0; t < 4; t++) {                                                        \
+                const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;                       \
+                __m256i s = dot32(q, _mm256_loadu_si256((const __m256i *)a->qs));                \
+                __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(&a->d));     \
+                acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);                                         \
+                corr[t] += has_min ? m * a->s : dws * a->ds;                                     \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 4")                                                                  \
+        for (int t = 0; t < 4; t++)                                                              \
+            out[t] = hsum_ps(acc[t]) + (has_min ? corr[t] : -(float)(off) * corr[t]);            \
+    }
+
+#define CODE4(b) nibbles32((b)->qs)
+#define CODE5(b) _mm256_or_si256(nibbles32((b)->qs), q5_bits32((b)->qh))
+#define NO_MIN(b) 0.0f
+#define MIN_M(b) f16((b)->m)
+DOT4_BLOCKS(dot4_q4_0, blk_q4_0, CODE4, 8, 0, NO_MIN)
+DOT4_BLOCKS(dot4_q5_0, blk_q5_0, CODE5, 16, 0, NO_MIN)
+DOT4_BLOCKS(dot4_q4_1, blk_q4_1, CODE4, 0, 1, MIN_M)
+DOT4_BLOCKS(dot4_q5_1, blk_q5_1, CODE5, 0, 1, MIN_M)
+
+/* ---- four tokens per weight row (prompts): K super-blocks ----
  * A K super-block's codes and scales are unpacked once and met by four tokens' activations, so
  * the unpacking and the weight loads are paid once per four products. Each token's sum is
  * formed in the order its dot kernel above forms it, so the results are the same bit for bit. */
@@ -526,7 +587,9 @@ const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE] = {
 };
 
 const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE] = {
-    [GGUF_T_Q4_K] = dot4_q4_k, [GGUF_T_Q6_K] = dot4_q6_k,
+    [GGUF_T_Q4_0] = dot4_q4_0, [GGUF_T_Q4_1] = dot4_q4_1, [GGUF_T_Q5_0] = dot4_q5_0,
+    [GGUF_T_Q5_1] = dot4_q5_1, [GGUF_T_Q8_0] = dot4_q8_0, [GGUF_T_Q4_K] = dot4_q4_k,
+    [GGUF_T_Q6_K] = dot4_q6_k,
 };
 
 #else /* not x86-64: no AVX2 kernels */

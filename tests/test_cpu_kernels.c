@@ -238,14 +238,11 @@ static void test_simd_matches_generic(void **state)
     for (int i = CPUK_GENERIC + 1; i <= (int)best; i++) {
         isa_now = (cpuk_isa)i;
         /* the four-token kernels prompts rely on are there (and so are checked below) */
-        static const uint32_t tiled_avx2[] = { GGUF_T_Q4_K, GGUF_T_Q6_K };
-        static const uint32_t tiled_avx512[] = { GGUF_T_Q4_0, GGUF_T_Q4_1, GGUF_T_Q5_0,
-                                                 GGUF_T_Q5_1, GGUF_T_Q8_0 };
+        static const uint32_t tiled[] = { GGUF_T_Q4_0, GGUF_T_Q4_1, GGUF_T_Q5_0, GGUF_T_Q5_1,
+                                          GGUF_T_Q8_0, GGUF_T_Q4_K, GGUF_T_Q6_K };
         cpuk_kernel k;
-        for (size_t j = 0; j < sizeof tiled_avx2 / sizeof tiled_avx2[0]; j++)
-            assert_true(cpuk_kernel_for(isa_now, tiled_avx2[j], &k) && k.dot4);
-        for (size_t j = 0; i >= CPUK_AVX512 && j < sizeof tiled_avx512 / sizeof tiled_avx512[0]; j++)
-            assert_true(cpuk_kernel_for(isa_now, tiled_avx512[j], &k) && k.dot4);
+        for (size_t j = 0; j < sizeof tiled / sizeof tiled[0]; j++)
+            assert_true(cpuk_kernel_for(isa_now, tiled[j], &k) && k.dot4);
         each_row(check_isa);
         printf("#   %s kernels agree with plain C for %zu types\n", cpuk_isa_name(isa_now),
                sizeof types / sizeof types[0]);
