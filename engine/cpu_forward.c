@@ -37,8 +37,7 @@ struct eng_cpu {
     float *rowbuf;                /* (n_threads, row_max) dequantized weight rows, one per task */
     size_t row_max;
     cpuk_isa isa;                 /* CPUK_GENERIC: the exact path; else the fast one */
-    cpuk_dot_fn dot_f16;          /* attention's q.k on the fast path (f16 keys) */
-    cpuk_axpy_f16_fn axpy_f16;    /* and its sum of f16 values */
+    cpuk_attend_fn attend;        /* attention on the fast path (f16 keys and values) */
     uint8_t *xq;                  /* (CPU_CHUNK, xq_stride) quantized product inputs */
     size_t xq_stride;
     cpuk_act xq_act;              /* the form xq holds now; CPUK_ACT_COUNT when stale */
@@ -286,10 +285,7 @@ eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *er
         c->row_max = aw;
     c->rowbuf = malloc((size_t)c->n_threads * c->row_max * sizeof(float));
     c->isa = cpuk_isa_from_env();
-    cpuk_kernel kf16;
-    cpuk_kernel_for(c->isa, GGUF_T_F16, &kf16);
-    c->dot_f16 = kf16.dot;
-    c->axpy_f16 = cpuk_axpy_f16_for(c->isa);
+    c->attend = cpuk_attend_for(c->isa);
     c->xq_stride = cpuk_act_bytes(CPUK_ACT_Q8, (int64_t)(c->row_max / 32 + 1) * 32);
     c->xq_act = CPUK_ACT_COUNT;
     c->xq = malloc(CPU_CHUNK * c->xq_stride);
@@ -369,7 +365,7 @@ static void rope(const eng_cpu *c, float *v, int n_heads, int hd, int pos)
 
 /* Causal attention of token t (at position pos), head h, over cache positions 0..pos of layer
  * l, with scores[0..pos] as scratch. The exact path keeps its plain loops; the fast path takes
- * the f16 kernels (same sums, other rounding order). */
+ * cpuk_attend_fn (same sums, llama.cpp's f16 roundings, another order). */
 static void attend_head(eng_cpu *c, int l, int t, int pos, int h, float *scores)
 {
     const eng_hparams *hp = &c->m->hp;
@@ -380,21 +376,21 @@ static void attend_head(eng_cpu *c, int l, int t, int pos, int h, float *scores)
     const uint16_t *V = c->v_cache + (size_t)l * c->n_ctx * vw + (size_t)kvh * hdv;
     const float *q = c->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    bool fast = c->isa != CPUK_GENERIC;
+    float *o = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
     float q16[512];
-    if (fast && hd <= 512) { /* llama.cpp multiplies f16 keys by q rounded to f16 */
+    if (c->isa != CPUK_GENERIC && hd <= 512) {
+        /* llama.cpp multiplies f16 keys by q rounded to f16, and f16 values by the
+         * probabilities rounded to f16 (cpuk_attend_fn) */
         for (int i = 0; i < hd; i++)
             q16[i] = eng_f16_to_f32(eng_f32_to_f16(q[i]));
-        q = q16;
+        c->attend(q16, K, kw, V, vw, hd, hdv, pos + 1, scale, scores, o);
+        return;
     }
     for (int j = 0; j <= pos; j++) {
         const uint16_t *kr = K + (size_t)j * kw;
         float s = 0;
-        if (fast)
-            s = c->dot_f16(kr, q, hd);
-        else
-            for (int i = 0; i < hd; i++)
-                s += q[i] * eng_f16_to_f32(kr[i]);
+        for (int i = 0; i < hd; i++)
+            s += q[i] * eng_f16_to_f32(kr[i]);
         scores[j] = s * scale;
         if (scores[j] > mx)
             mx = scores[j];
@@ -404,16 +400,12 @@ static void attend_head(eng_cpu *c, int l, int t, int pos, int h, float *scores)
         scores[j] = expf(scores[j] - mx);
         sum += scores[j];
     }
-    float *o = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
     memset(o, 0, (size_t)hdv * sizeof *o);
     for (int j = 0; j <= pos; j++) {
         const uint16_t *vr = V + (size_t)j * vw;
         float p = scores[j] / sum;
-        if (fast) /* and f16 values by the probabilities rounded to f16 */
-            c->axpy_f16(o, eng_f16_to_f32(eng_f32_to_f16(p)), vr, hdv);
-        else
-            for (int i = 0; i < hdv; i++)
-                o[i] += p * eng_f16_to_f32(vr[i]);
+        for (int i = 0; i < hdv; i++)
+            o[i] += p * eng_f16_to_f32(vr[i]);
     }
 }
 

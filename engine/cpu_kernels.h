@@ -87,6 +87,16 @@ void cpuk_quantize(cpuk_act act, const float *x, void *dst, int64_t n);
 typedef void (*cpuk_axpy_f16_fn)(float *o, float a, const uint16_t *v, int64_t n);
 cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa);
 
+/* One query's causal attention over n cached positions, as the fast path computes it (llama.cpp's
+ * F16 K/V products): scores[j] = scale * (q . K_j) with q already rounded to f16 values,
+ * softmax, then o[0..hdv) = sum over j of p_j * V_j with each p_j rounded to f16. K_j is
+ * K + j * kstride (hd f16), V_j is V + j * vstride (hdv f16); scores is n floats of scratch.
+ * Every version forms each sum in the same order, so they agree bit for bit. */
+typedef void (*cpuk_attend_fn)(const float *q, const uint16_t *K, size_t kstride,
+                               const uint16_t *V, size_t vstride, int hd, int hdv, int n,
+                               float scale, float *scores, float *o);
+cpuk_attend_fn cpuk_attend_for(cpuk_isa isa);
+
 /* Per-ISA tables (internal to the cpu_kernels files): the dot kernel per weight type, indexed
  * by gguf_ttype up to CPUK_MAX_TYPE; NULL where that file has none. */
 #define CPUK_MAX_TYPE 32
@@ -97,5 +107,11 @@ extern const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
 void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
 void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */
+void cpuk_generic_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                         size_t vstride, int hd, int hdv, int n, float scale, float *scores,
+                         float *o);
+void cpuk_avx2_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                      size_t vstride, int hd, int hdv, int n, float scale, float *scores,
+                      float *o); /* x86-64 only */
 
 #endif

@@ -8,6 +8,8 @@
  * offsets removed with the activations' block sums, exactly as in the plain C versions. */
 #include "engine/cpu_kernels.h"
 
+#include <math.h>
+
 #include "engine/gguf.h"
 #include "engine/quant_internal.h"
 
@@ -574,6 +576,54 @@ void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n)
                                                 _mm256_loadu_ps(o + i)));
     for (; i < n; i++)
         o[i] += a * _cvtsh_ss(v[i]);
+}
+
+/* Attention over the cached positions (cpuk_attend_fn): keys and values converted with F16C,
+ * each q.k formed as dot_f16 forms it, the probabilities divided and rounded to f16 eight at a
+ * time, and the values summed 64 columns at a time in eight registers, one FMA per position
+ * and vector, in position order (as one axpy per position would add them). */
+void cpuk_avx2_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                      size_t vstride, int hd, int hdv, int n, float scale, float *scores, float *o)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) {
+        scores[j] = dot_f16(K + (size_t)j * kstride, q, hd) * scale;
+        mx = scores[j] > mx ? scores[j] : mx;
+    }
+    for (int j = 0; j < n; j++) {
+        scores[j] = expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    int j = 0;
+    __m256 sv = _mm256_set1_ps(sum);
+    for (; j + 8 <= n; j += 8) {
+        __m256 p = _mm256_div_ps(_mm256_loadu_ps(scores + j), sv);
+        _mm256_storeu_ps(scores + j, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+    }
+    for (; j < n; j++)
+        scores[j] = _cvtsh_ss(_cvtss_sh(scores[j] / sum, _MM_FROUND_TO_NEAREST_INT));
+    int c = 0;
+    for (; c + 64 <= hdv; c += 64) {
+        __m256 acc[8];
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++)
+            acc[k] = _mm256_setzero_ps();
+        for (int jj = 0; jj < n; jj++) {
+            const uint8_t *vr = (const uint8_t *)(V + (size_t)jj * vstride + c);
+            __m256 p = _mm256_broadcast_ss(scores + jj);
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < 8; k++)
+                acc[k] = _mm256_fmadd_ps(p, load_f16x8(vr + 16 * k), acc[k]);
+        }
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++)
+            _mm256_storeu_ps(o + c + 8 * k, acc[k]);
+    }
+    if (c < hdv) { /* the columns past the last 64 */
+        memset(o + c, 0, (size_t)(hdv - c) * sizeof *o);
+        for (int jj = 0; jj < n; jj++)
+            cpuk_avx2_axpy_f16(o + c, scores[jj], V + (size_t)jj * vstride + c, hdv - c);
+    }
 }
 
 #pragma GCC pop_options

@@ -288,6 +288,64 @@ static void test_quantizers(void **state)
     }
 }
 
+/* Attention over f16 keys and values: the plain version against softmax in double (within the
+ * f16 rounding of the probabilities), and every SIMD version against the plain one, bit for bit
+ * where the head sizes are multiples of 8 (every model's are). Strided rows, odd lengths. */
+static void test_attend(void **state)
+{
+    (void)state;
+    static const int dims[][2] = { { 64, 64 }, { 128, 128 }, { 64, 128 }, { 24, 8 }, { 80, 72 },
+                                   { 20, 12 } };
+    static const int lens[] = { 1, 2, 7, 8, 9, 33, 100 };
+    cpuk_isa best = cpuk_isa_best();
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            int hd = dims[d][0], hdv = dims[d][1], n = lens[l];
+            size_t ks = (size_t)hd + 3, vs = (size_t)hdv + 5; /* rows of other heads between */
+            uint16_t *K = malloc((size_t)n * ks * 2), *V = malloc((size_t)n * vs * 2);
+            float q[128], sc[100], o[128], ref[128];
+            for (size_t i = 0; i < (size_t)n * ks; i++)
+                K[i] = eng_f32_to_f16(rng_sym() * 2);
+            for (size_t i = 0; i < (size_t)n * vs; i++)
+                V[i] = eng_f32_to_f16(rng_sym());
+            for (int i = 0; i < hd; i++)
+                q[i] = eng_f16_to_f32(eng_f32_to_f16(rng_sym() * 2));
+            float scale = 1.0f / sqrtf((float)hd);
+            cpuk_generic_attend(q, K, ks, V, vs, hd, hdv, n, scale, sc, ref);
+            double s[100], mx = -1e300, sum = 0;
+            for (int j = 0; j < n; j++) {
+                s[j] = 0;
+                for (int i = 0; i < hd; i++)
+                    s[j] += (double)q[i] * eng_f16_to_f32(K[j * ks + i]);
+                s[j] *= scale;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int j = 0; j < n; j++)
+                sum += s[j] = exp(s[j] - mx);
+            for (int i = 0; i < hdv; i++) {
+                double want = 0;
+                for (int j = 0; j < n; j++)
+                    want += s[j] / sum * eng_f16_to_f32(V[j * vs + i]);
+                if (fabs(ref[i] - want) > 1e-3)
+                    fail_msg("generic attend hd %d hdv %d n %d col %d: %.7g, softmax in double %.7g",
+                             hd, hdv, n, i, ref[i], want);
+            }
+            for (int isa = CPUK_AVX2; isa <= (int)best; isa++) {
+                cpuk_attend_fn f = cpuk_attend_for((cpuk_isa)isa);
+                memset(o, 0xff, sizeof o); /* NaN: every column must be written */
+                f(q, K, ks, V, vs, hd, hdv, n, scale, sc, o);
+                bool exact = hd % 8 == 0 && hdv % 8 == 0;
+                for (int i = 0; i < hdv; i++)
+                    if (exact ? memcmp(&o[i], &ref[i], sizeof o[i]) != 0
+                              : !(fabs(o[i] - ref[i]) <= 1e-6))
+                        fail_msg("%s attend hd %d hdv %d n %d col %d: %.9g, plain C %.9g",
+                                 cpuk_isa_name((cpuk_isa)isa), hd, hdv, n, i, o[i], ref[i]);
+            }
+            free(K);
+            free(V);
+        }
+}
+
 /* SIZEUP_CPU_ISA picks the instruction set, never one the CPU lacks. */
 static void test_isa_choice(void **state)
 {
@@ -313,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_generic_matches_dequantized),
         cmocka_unit_test(test_simd_matches_generic),
         cmocka_unit_test(test_quantizers),
+        cmocka_unit_test(test_attend),
         cmocka_unit_test(test_isa_choice),
     };
     return cmocka_run_group_tests_name("cpu_kernels", tests, NULL, NULL);
