@@ -99,65 +99,102 @@ static void mm_part(void *arg, int task, int n_tasks)
     }
 }
 
-typedef struct fast_job {
+/* One matrix of a fast product: its rows' kernels and where its outputs go. */
+typedef struct fast_mat {
+    const eng_weight *w;
     cpuk_dot_fn dot;
     cpuk_dot4_fn dot4;
-    cpuk_act act;
-    const eng_weight *w;
-    const float *x;     /* (n, w->ne0) */
-    const uint8_t *xq;  /* (n, stride) x in the kernel's activation form */
+    float *y;           /* (n, ldy), written at columns [0, w->ne1) */
+    int ldy;
+} fast_mat;
+
+/* Up to three matrices with the same input (q, k, v; gate, up) in one job: their rows are split
+ * across the tasks as one list, so a token's three products cost one hand-off to the pool, not
+ * three (generation makes ~200 of them a token). */
+typedef struct fast_job {
+    fast_mat mat[3];
+    int n_mat;
+    int64_t rows;       /* the matrices' rows together */
+    cpuk_act act;       /* the input form every matrix's kernel takes */
+    const float *x;     /* (n, ne0) */
+    const uint8_t *xq;  /* (n, stride) x in that form */
     size_t stride;
-    float *y;           /* (n, ldy) */
-    int n, ldy;
+    int n;
 } fast_job;
 
 static void fast_quantize_part(void *arg, int task, int n_tasks)
 {
     fast_job *j = arg;
+    int64_t ne0 = j->mat[0].w->ne0;
     for (int t = j->n * task / n_tasks; t < j->n * (task + 1) / n_tasks; t++)
-        cpuk_quantize(j->act, j->x + (size_t)t * j->w->ne0, (uint8_t *)j->xq + t * j->stride,
-                      j->w->ne0);
+        cpuk_quantize(j->act, j->x + (size_t)t * ne0, (uint8_t *)j->xq + t * j->stride, ne0);
 }
 
-/* Rows [r0, r1): each weight row meets every token while it is in L1. */
-static void fast_part(void *arg, int task, int n_tasks)
+/* Rows [r0, r1) of one matrix: each weight row meets every token while it is in L1. */
+static void fast_rows(const fast_job *j, const fast_mat *m, int64_t r0, int64_t r1)
 {
-    fast_job *j = arg;
-    const eng_weight *w = j->w;
-    int64_t r0 = w->ne1 * task / n_tasks, r1 = w->ne1 * (task + 1) / n_tasks;
+    const eng_weight *w = m->w;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         int t = 0;
-        for (float o[4]; j->dot4 && t + 4 <= j->n; t += 4) {
-            j->dot4(row, j->xq + t * j->stride, j->stride, w->ne0, o);
+        for (float o[4]; m->dot4 && t + 4 <= j->n; t += 4) {
+            m->dot4(row, j->xq + t * j->stride, j->stride, w->ne0, o);
             for (int i = 0; i < 4; i++)
-                j->y[(size_t)(t + i) * j->ldy + r] = o[i];
+                m->y[(size_t)(t + i) * m->ldy + r] = o[i];
         }
         for (; t < j->n; t++)
-            j->y[(size_t)t * j->ldy + r] = j->dot(row, j->xq + t * j->stride, w->ne0);
+            m->y[(size_t)t * m->ldy + r] = m->dot(row, j->xq + t * j->stride, w->ne0);
     }
 }
 
-/* The fast product. same_input: x is the input of the previous product too (q/k/v, gate/up), so
- * its quantized form can be reused when the weight types want the same form. */
-static void matmul_fast(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy,
-                        bool same_input)
+/* A task's share of the rows of all the job's matrices. A row's sum does not depend on which
+ * task computes it, so neither does the result on the split. */
+static void fast_part(void *arg, int task, int n_tasks)
 {
-    cpuk_kernel k;
-    cpuk_kernel_for(c->isa, w->type, &k); /* every loaded type has one (checked at load) */
-    fast_job job = { k.dot, k.dot4, k.act, w, x, c->xq, c->xq_stride, y, n, ldy };
-    if (k.act == CPUK_ACT_F32) {
-        job.xq = (const uint8_t *)x;
-        job.stride = (size_t)w->ne0 * sizeof(float);
-    } else if (!same_input || c->xq_act != k.act) {
-        eng_pool_run(fast_quantize_part, &job, n > 1 ? c->n_threads : 1);
-        c->xq_act = k.act;
+    fast_job *j = arg;
+    int64_t g0 = j->rows * task / n_tasks, g1 = j->rows * (task + 1) / n_tasks, base = 0;
+    for (int i = 0; i < j->n_mat; base += j->mat[i++].w->ne1) {
+        int64_t a = g0 > base ? g0 : base, b = g1 < base + j->mat[i].w->ne1 ? g1 : base + j->mat[i].w->ne1;
+        if (a < b)
+            fast_rows(j, &j->mat[i], a - base, b - base);
     }
-    int64_t work = w->ne0 * w->ne1 * n;
+}
+
+/* The fast product of n_mat matrices with input x (n rows). same_input: x is the input of the
+ * previous product too, so its quantized form can be reused when the kernels want the same form.
+ * Returns false (nothing done) when the matrices' kernels want different input forms. */
+static bool matmul_fast_group(eng_cpu *c, const eng_weight *const *ws, float *const *ys,
+                              const int *ldys, int n_mat, const float *x, int n, bool same_input)
+{
+    fast_job job = { .n_mat = n_mat, .x = x, .xq = c->xq, .stride = c->xq_stride, .n = n };
+    for (int i = 0; i < n_mat; i++) {
+        cpuk_kernel k;
+        cpuk_kernel_for(c->isa, ws[i]->type, &k); /* every loaded type has one (checked at load) */
+        if (i > 0 && k.act != job.act)
+            return false;
+        job.act = k.act;
+        job.mat[i] = (fast_mat){ ws[i], k.dot, k.dot4, ys[i], ldys[i] };
+        job.rows += ws[i]->ne1;
+    }
+    if (job.act == CPUK_ACT_F32) {
+        job.xq = (const uint8_t *)x;
+        job.stride = (size_t)ws[0]->ne0 * sizeof(float);
+    } else if (!same_input || c->xq_act != job.act) {
+        eng_pool_run(fast_quantize_part, &job, n > 1 ? c->n_threads : 1);
+        c->xq_act = job.act;
+    }
+    int64_t work = ws[0]->ne0 * job.rows * n;
     /* more tasks than threads: the pool hands them out as threads free up, which evens out a
      * core that is busy with something else */
     int n_tasks = work < (1 << 16) ? 1 : c->n_threads * (work < (1 << 20) ? 1 : 4);
     eng_pool_run(fast_part, &job, n_tasks);
+    return true;
+}
+
+static void matmul_fast(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy,
+                        bool same_input)
+{
+    matmul_fast_group(c, &w, &y, &ldy, 1, x, n, same_input);
 }
 
 static void matmul(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy)
@@ -179,6 +216,17 @@ static void matmul_again(eng_cpu *c, const eng_weight *w, const float *x, float 
         matmul_fast(c, w, x, y, n, ldy, true);
     else
         matmul(c, w, x, y, n, ldy);
+}
+
+/* Products sharing the input x, which rmsnorm_rows may have quantized already: one pool job on
+ * the fast path where the kernels take the same input form, else one product after another. */
+static void matmul_same_input(eng_cpu *c, const eng_weight *const *ws, float *const *ys,
+                              const int *ldys, int n_mat, const float *x, int n)
+{
+    if (c->isa != CPUK_GENERIC && matmul_fast_group(c, ws, ys, ldys, n_mat, x, n, true))
+        return;
+    for (int i = 0; i < n_mat; i++)
+        matmul_again(c, ws[i], x, ys[i], n, ldys[i]);
 }
 
 /* ---- the row-wise steps before a product, fused with its input's quantization ----
@@ -449,9 +497,10 @@ static void qkv(eng_cpu *c, const eng_layer *L, int n, int pos0)
             memcpy(c->v + t * nv, src + nq + nk, nv * sizeof(float));
         }
     } else {
-        matmul_again(c, &L->wq, c->xb, c->q, n, (int)nq);
-        matmul_again(c, &L->wk, c->xb, c->k, n, (int)nk);
-        matmul_again(c, &L->wv, c->xb, c->v, n, (int)nv);
+        const eng_weight *ws[3] = { &L->wq, &L->wk, &L->wv };
+        float *ys[3] = { c->q, c->k, c->v };
+        int ldys[3] = { (int)nq, (int)nk, (int)nv };
+        matmul_same_input(c, ws, ys, ldys, 3, c->xb, n);
     }
     for (int t = 0; t < n; t++) {
         float *q = c->q + t * nq, *k = c->k + t * nk, *v = c->v + t * nv;
@@ -503,8 +552,10 @@ static void layer(eng_cpu *c, int l, int n, int pos0)
         matmul_again(c, &L->w_gate_up, c->xb, c->hb, n, ldg);
         up = c->hb + ff;
     } else {
-        matmul_again(c, &L->w_gate, c->xb, c->hb, n, ff);
-        matmul_again(c, &L->w_up, c->xb, c->hb2, n, ff);
+        const eng_weight *ws[2] = { &L->w_gate, &L->w_up };
+        float *ys[2] = { c->hb, c->hb2 };
+        int ldys[2] = { ff, ff };
+        matmul_same_input(c, ws, ys, ldys, 2, c->xb, n);
     }
     /* SwiGLU into hb2 (over the up rows themselves when they are there: each element is read
      * before it is written), quantized for w_down */
