@@ -181,18 +181,28 @@ int app_run_remote(const app_remote_run *o);
 /* `sizeup list --remote URL|@NAME [--json] [--cacert FILE]`. */
 int app_cmd_list_remote(int argc, char **argv);
 
-/* The Vulkan device a fit estimate is made against (app/cmd_models.c). */
+/* What a fit estimate is made against (app/cmd_models.c): the memory of the backend that would
+ * run the model, a Vulkan device or the host for the CPU backend. */
 typedef struct app_fit_device {
-    bool ok;             /* a device was found; else why says what went wrong */
-    uint32_t index;
-    char name[256];
-    uint64_t capacity;   /* bytes: the budget of its largest device-local heap when the driver
-                          * reports one (VK_EXT_memory_budget), else that heap's size */
+    bool ok;             /* a capacity is known; else why says what went wrong */
+    bool cpu;            /* the CPU backend would run it: capacity is the host's memory */
+    uint32_t index;      /* the Vulkan device (not cpu) */
+    char name[256];      /* the device's name, or "host memory" */
+    uint64_t capacity;   /* bytes: the budget of the device's largest device-local heap when the
+                          * driver reports one (VK_EXT_memory_budget), else that heap's size; for
+                          * the CPU, the host's available memory (MemAvailable) */
+    uint64_t total;      /* cpu: the host's physical memory */
+    char backend_why[256]; /* cpu: why `--backend auto` runs on the CPU */
     char why[512];
 } app_fit_device;
-/* Probe Vulkan and describe device `index` (-1: the one sizeup would choose). Never fails:
- * without a loader or device, out->ok is false. Returns 0, or 2 after a message when an
- * explicit index is out of range. */
+/* Describe what `--backend auto` would run a model on: device `index` (-1: the automatic
+ * choice), or the host's memory when the automatic choice is a CPU driver (lavapipe) or no
+ * Vulkan device is usable. Never fails otherwise: when nothing is known, out->ok is false.
+ * Returns 0, or 2 after a message when an explicit index is out of range. */
 int app_fit_device_probe(const char *cmd, int index, app_fit_device *out);
+/* The same as a JSON object (null when !ok): {"backend": "vulkan", "index", "name", "capacity"}
+ * or {"backend": "cpu", "reason", "name", "capacity", "total"}. Caller owns the reference. */
+struct json_t;
+struct json_t *app_fit_device_json(const app_fit_device *dev);
 
 #endif

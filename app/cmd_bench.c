@@ -13,6 +13,7 @@
 
 #include "app/app.h"
 #include "engine/engine.h"
+#include "engine/pool.h"
 
 #define CMD "bench"
 #define MAX_TESTS 16
@@ -47,19 +48,25 @@ static void usage(FILE *to)
         "tokens one at a time) in tokens/s: median and spread of -r repeats after a warm-up.\n"
         "tg also reports the weight bytes read per second and their share of the device's\n"
         "streaming-read bandwidth, measured by sizeup on the same device.\n\n"
+        "The options are llama-bench's: -p 0 or -n 0 leaves that test out, -t is the CPU\n"
+        "thread count, -r the repeats, and -o json rows carry its fields (model_filename,\n"
+        "model_type, model_size, model_n_params, backends, n_threads, n_prompt, n_gen,\n"
+        "avg_ns, stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts) and a test name.\n\n"
         "MODEL is a GGUF file or a model reference (qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT],\n"
         "a URL), downloaded first when it is not in the store (--cacert FILE for HTTPS).\n");
 }
 
+/* "128,512": the prompt sizes; 0 in the list is no test (llama-bench's -p 0). */
 static int parse_list(const char *s, int *out, int max)
 {
     int n = 0;
-    while (*s && n < max) {
+    while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > 100000 || (*end && *end != ','))
+        if (end == s || v < 0 || v > 100000 || (*end && *end != ',') || n == max)
             return -1;
-        out[n++] = (int)v;
+        if (v > 0)
+            out[n++] = (int)v;
         s = *end ? end + 1 : end;
     }
     return n;
@@ -118,6 +125,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     }
     if (!o->model)
         return app_fail(CMD, "no model given (-m MODEL)") + 1;
+    if (o->n_pp == 0 && o->tg == 0)
+        return app_fail(CMD, "-p 0 and -n 0: no test left to run") + 1;
     return app_device_index(CMD, o->device, &o->so.device);
 }
 
@@ -188,6 +197,8 @@ typedef struct bench_info {
     eng_stats st;
     double bytes_per_token;   /* weight bytes one decode step reads */
     double device_gbps;       /* streaming read bandwidth of the device */
+    const char *backends;     /* llama-bench's name of the backend: "CPU" or "Vulkan" */
+    int n_threads;            /* CPU threads the run used */
 } bench_info;
 
 static void test_name(const result *r, char *buf, size_t n)
@@ -225,13 +236,26 @@ static json_t *result_json(const bench_info *bi, const result *r)
         double tokens = r->n_prompt ? r->n_prompt : r->n_gen;
         json_array_append_new(ns, json_integer((json_int_t)(tokens / r->samples[i] * 1e9)));
     }
+    char test[32];
+    test_name(r, test, sizeof test);
+    double tokens = r->n_prompt ? r->n_prompt : r->n_gen, ns_sum = 0, ns_sq = 0;
+    for (int i = 0; i < r->n; i++)
+        ns_sum += tokens / r->samples[i] * 1e9;
+    for (int i = 0; i < r->n; i++) {
+        double d = tokens / r->samples[i] * 1e9 - ns_sum / r->n;
+        ns_sq += d * d;
+    }
     json_object_set_new(o, "model_filename", json_string(bi->path));
     json_object_set_new(o, "model_type", json_string(eng_model_name(bi->m)));
     json_object_set_new(o, "model_size", json_integer((json_int_t)eng_model_weight_bytes(bi->m)));
     json_object_set_new(o, "model_n_params", json_integer((json_int_t)eng_model_n_params(bi->m)));
-    json_object_set_new(o, "backends", json_string(bi->st.backend));
+    json_object_set_new(o, "backends", json_string(bi->backends));
+    json_object_set_new(o, "n_threads", json_integer(bi->n_threads));
+    json_object_set_new(o, "test", json_string(test));
     json_object_set_new(o, "n_prompt", json_integer(r->n_prompt));
     json_object_set_new(o, "n_gen", json_integer(r->n_gen));
+    json_object_set_new(o, "avg_ns", json_integer((json_int_t)(ns_sum / r->n)));
+    json_object_set_new(o, "stddev_ns", json_integer((json_int_t)(r->n > 1 ? sqrt(ns_sq / (r->n - 1)) : 0)));
     json_object_set_new(o, "avg_ts", json_real(r->avg));
     json_object_set_new(o, "stddev_ts", json_real(r->stddev));
     json_object_set_new(o, "median_ts", json_real(r->median));
@@ -271,7 +295,7 @@ static void print_results(const bench_opts *o, const bench_info *bi, const resul
         if (!strcmp(o->format, "csv"))
             printf("\"%s\",\"%s\",%llu,\"%s\",%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", bi->path,
                    eng_model_name(bi->m), (unsigned long long)eng_model_weight_bytes(bi->m),
-                   bi->st.backend, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, r[i].median,
+                   bi->backends, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, r[i].median,
                    r[i].n_gen ? r[i].median * bi->bytes_per_token / 1e9 : 0, bi->device_gbps);
         else
             json_array_append_new(arr, result_json(bi, &r[i]));
@@ -328,8 +352,12 @@ int app_cmd_bench(int argc, char **argv)
         r[n++].n_prompt = o.pp[i];
     if (o.tg > 0)
         r[n++].n_gen = o.tg;
-    bench_info bi = { m, path, { 0 }, step_bytes(m), 0 };
+    bench_info bi = { m, path, { 0 }, step_bytes(m), 0, "CPU", 0 };
     eng_session_stats(s, &bi.st);
+    if (!strncmp(bi.st.backend, "vulkan", 6))
+        bi.backends = "Vulkan";
+    bi.n_threads = o.so.n_threads > 0 && o.so.n_threads < eng_pool_threads() ? o.so.n_threads
+                                                                             : eng_pool_threads();
     bi.device_gbps = eng_session_read_bandwidth(s);
     for (int i = 0; i < n && !rc; i++) {
         char t[32];

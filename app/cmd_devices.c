@@ -32,7 +32,9 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: sizeup devices [--device N] [--json] [--check] [--help]\n\n"
-            "Lists every Vulkan device and marks with '*' the one sizeup would use.\n\n"
+            "Lists every Vulkan device, marks with '*' the one sizeup would use, and says which\n"
+            "backend --backend auto picks: Vulkan on a GPU, sizeup's CPU engine when the device\n"
+            "is itself a CPU driver (lavapipe) that --device or SIZEUP_DEVICE did not name.\n\n"
             "  --device N  use device N (default: $SIZEUP_DEVICE, else the best device:\n"
             "              discrete > integrated > virtual GPU > CPU, then the larger\n"
             "              device-local heap, then the lower index)\n"
@@ -178,7 +180,16 @@ static void print_device(const vk_device_info *d, int chosen)
            app_fmt_bytes(d->max_compute_shared_memory, b1, sizeof b1));
 }
 
-static void print_text(const vk_ctx *ctx)
+/* What `--backend auto` runs on with these devices and this choice: "cpu" or "vulkan", and
+ * why (the rule of vk_auto_backend_is_cpu; a device named by --device or SIZEUP_DEVICE is the
+ * user's choice and runs on Vulkan). */
+static const char *auto_backend(const vk_ctx *ctx, int named, char *why, size_t len)
+{
+    const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    return vk_auto_backend_is_cpu(d, named, why, len) ? "cpu" : "vulkan";
+}
+
+static void print_text(const vk_ctx *ctx, int named)
 {
     char v[24];
     uint32_t n = vk_ctx_device_count(ctx);
@@ -191,6 +202,9 @@ static void print_text(const vk_ctx *ctx)
     }
     printf("sizeup uses device %u (%s): %s\n", c->index, vk_ctx_device_info(ctx, c->index)->name,
            c->reason);
+    char why[256];
+    const char *be = auto_backend(ctx, named, why, sizeof why);
+    printf("backend auto: %s (%s)\n", be, why);
 }
 
 /* ---- JSON ---- */
@@ -234,16 +248,18 @@ static json_t *device_json(const vk_device_info *d, int chosen)
         "max_compute_shared_memory", (int)d->max_compute_shared_memory);
 }
 
-static json_t *ctx_json(const vk_ctx *ctx)
+static json_t *ctx_json(const vk_ctx *ctx, int named)
 {
-    char v[24];
+    char v[24], why[256];
+    const char *be = auto_backend(ctx, named, why, sizeof why);
     const vk_choice *c = vk_ctx_choice(ctx);
     json_t *devs = json_array();
     for (uint32_t i = 0; i < vk_ctx_device_count(ctx); i++)
         json_array_append_new(devs, device_json(vk_ctx_device_info(ctx, i), i == c->index));
-    return json_pack("{s:s, s:i, s:s, s:o}", "loader_version",
+    return json_pack("{s:s, s:i, s:s, s:{s:s, s:s}, s:o}", "loader_version",
                      vk_version_str(vk_ctx_loader_version(ctx), v, sizeof v), "chosen",
-                     (int)c->index, "reason", c->reason, "devices", devs);
+                     (int)c->index, "reason", c->reason, "auto_backend", "backend", be,
+                     "reason", why, "devices", devs);
 }
 
 /* ---- self-check ---- */
@@ -297,16 +313,16 @@ int app_cmd_devices(int argc, char **argv)
     vk_ctx *ctx = NULL;
     vk_status st = vk_ctx_open(&vo, &ctx, err, sizeof err);
     if (st) {
-        app_fail(CMD, "%s: %s", vk_status_str(st), err);
+        app_fail(CMD, "%s: %s (backend auto runs on the CPU)", vk_status_str(st), err);
         return st == VK_STATUS_BAD_INDEX ? 2 : 1;
     }
-    json_t *root = o.json ? ctx_json(ctx) : NULL;
+    json_t *root = o.json ? ctx_json(ctx, o.has_index) : NULL;
     if (o.json && !root) {
         vk_ctx_close(ctx);
         return app_fail(CMD, "could not build the JSON document");
     }
     if (!o.json)
-        print_text(ctx);
+        print_text(ctx, o.has_index);
     rc = o.check ? run_check(ctx, root) : 0;
     if (root) {
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));

@@ -8,7 +8,8 @@
  * MODEL may also be a model reference (catalog name, hf.co/..., URL). One in the store is read
  * from there; any other is peeked at: only the GGUF header is fetched, with Range requests
  * (dl_peek), and the card comes from it, with one more line saying how much was read and
- * whether the model would fit the Vulkan device. Nothing is stored.
+ * whether the model would fit the memory of the backend `--backend auto` would run it on (the
+ * Vulkan device, or the host's memory where that is the CPU backend). Nothing is stored.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,7 +48,8 @@ static void usage(FILE *to)
             "MODEL may be a model reference (qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT],\n"
             "hf.co/OWNER/REPO/FILE.gguf, an https URL): one not downloaded yet is inspected from\n"
             "its GGUF header alone, fetched with Range requests, and a last line says how much\n"
-            "was read and whether the model would fit the Vulkan device.\n\n"
+            "was read and whether the model would fit the backend that would run it (the\n"
+            "Vulkan device, or the host's memory for the CPU backend).\n\n"
             "  -c, --ctx N     context length for the memory estimate (default: the model's own,\n"
             "                  capped at %u)\n"
             "  --json          print one JSON object instead of text\n"
@@ -459,9 +461,7 @@ typedef struct remote_info {
 
 static json_t *json_remote(const remote_info *r, const eng_mem_estimate *me)
 {
-    json_t *dev = r->dev.ok ? json_pack("{s:i, s:s, s:I}", "index", (int)r->dev.index, "name",
-                                        r->dev.name, "capacity", (json_int_t)r->dev.capacity)
-                            : json_null();
+    json_t *dev = app_fit_device_json(&r->dev);
     return json_pack("{s:I, s:I, s:I, s:o, s:o}", "bytes_read", (json_int_t)r->transferred,
                      "header_bytes", (json_int_t)r->header_len, "file_size",
                      (json_int_t)r->file_size, "device", dev, "fits",
@@ -505,7 +505,10 @@ static void print_remote(const remote_info *r, const eng_mem_estimate *me)
            app_fmt_bytes(r->transferred, a, sizeof a), app_fmt_bytes(r->file_size, b, sizeof b),
            r->header_len < r->file_size ? "header only" : "the whole file",
            app_fmt_bytes(me->total, t, sizeof t));
-    if (r->dev.ok)
+    if (r->dev.ok && r->dev.cpu)
+        printf("fits the CPU backend's %s available: %s\n",
+               app_fmt_bytes(r->dev.capacity, t, sizeof t), me->total <= r->dev.capacity ? "yes" : "no");
+    else if (r->dev.ok)
         printf("fits device %u (%s): %s\n", r->dev.index, r->dev.name,
                me->total <= r->dev.capacity ? "yes" : "no");
     else

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -451,6 +452,38 @@ static uint64_t device_capacity(const vk_device_info *d)
     return cap;
 }
 
+/* The host's available and total memory for the CPU backend: MemAvailable from /proc/meminfo
+ * (it counts the page cache a mapped model can reuse), else sysinfo's free + buffer memory. */
+static bool host_memory(uint64_t *avail, uint64_t *total)
+{
+    struct sysinfo si;
+    *avail = *total = 0;
+    if (sysinfo(&si) == 0) {
+        *total = (uint64_t)si.totalram * si.mem_unit;
+        *avail = ((uint64_t)si.freeram + si.bufferram) * si.mem_unit;
+    }
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            *avail = (uint64_t)kb * 1024;
+    if (f)
+        fclose(f);
+    return *avail > 0;
+}
+
+static void fit_on_cpu(const char *why, app_fit_device *out)
+{
+    out->cpu = true;
+    snprintf(out->name, sizeof out->name, "host memory");
+    snprintf(out->backend_why, sizeof out->backend_why, "%s", why);
+    out->ok = host_memory(&out->capacity, &out->total);
+    if (!out->ok)
+        snprintf(out->why, sizeof out->why, "the CPU backend would run it (%s), but the host's "
+                 "memory could not be read", why);
+}
+
 int app_fit_device_probe(const char *cmd, int index, app_fit_device *out)
 {
     memset(out, 0, sizeof *out);
@@ -461,11 +494,19 @@ int app_fit_device_probe(const char *cmd, int index, app_fit_device *out)
     vk_status st = vk_ctx_open(&vo, &ctx, err, sizeof err);
     if (st == VK_STATUS_BAD_INDEX)
         return app_fail(cmd, "%s (see sizeup devices)", err) + 1;
-    if (st) {
-        snprintf(out->why, sizeof out->why, "no Vulkan device: %s", err);
+    if (st) { /* --backend auto runs on the CPU then */
+        char why[256];
+        snprintf(why, sizeof why, "no Vulkan device: %.200s", err);
+        fit_on_cpu(why, out);
         return 0;
     }
     const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+    char why[256];
+    if (vk_auto_backend_is_cpu(d, index >= 0, why, sizeof why)) {
+        vk_ctx_close(ctx);
+        fit_on_cpu(why, out);
+        return 0;
+    }
     out->index = d->index;
     snprintf(out->name, sizeof out->name, "%s", d->name);
     out->capacity = device_capacity(d);
@@ -477,6 +518,18 @@ int app_fit_device_probe(const char *cmd, int index, app_fit_device *out)
     return 0;
 }
 
+json_t *app_fit_device_json(const app_fit_device *dev)
+{
+    if (!dev->ok)
+        return json_null();
+    if (dev->cpu)
+        return json_pack("{s:s, s:s, s:s, s:I, s:I}", "backend", "cpu", "reason",
+                         dev->backend_why, "name", dev->name, "capacity",
+                         (json_int_t)dev->capacity, "total", (json_int_t)dev->total);
+    return json_pack("{s:s, s:i, s:s, s:I}", "backend", "vulkan", "index", (int)dev->index,
+                     "name", dev->name, "capacity", (json_int_t)dev->capacity);
+}
+
 /* ---- sizeup catalog ---- */
 
 static void catalog_usage(FILE *to)
@@ -485,7 +538,8 @@ static void catalog_usage(FILE *to)
             "usage: sizeup catalog [--json] [--device N]\n\n"
             "List the models sizeup knows by name: family, parameters, the default quant and its\n"
             "size, licence, which quants are already downloaded, and whether the default quant\n"
-            "would fit on the Vulkan device, estimated as\n  %s.\n"
+            "would fit the memory of the backend that would run it (the Vulkan device, or the\n"
+            "host's available memory where `--backend auto` picks the CPU), estimated as\n  %s.\n"
             "Any of these names works as a model reference: sizeup run -m qwen2.5:0.5b.\n\n"
             "  --device N  judge the fit on device N (default: $SIZEUP_DEVICE, else the one\n"
             "              sizeup would use; see sizeup devices)\n"
@@ -582,7 +636,12 @@ static void catalog_text(dl_ctx *c, const app_fit_device *dev)
     dl_catalog_default_pair(c, &small, &large);
     if (small && large)
         printf("\ndefault pair: %s (small) and %s (large)\n", small, large);
-    if (dev->ok)
+    char t[32];
+    if (dev->ok && dev->cpu)
+        printf("fit: the CPU backend (%s), host memory %s available of %s; a model needs %s\n",
+               dev->backend_why, app_fmt_bytes(dev->capacity, a, sizeof a),
+               app_fmt_bytes(dev->total, t, sizeof t), FIT_FORMULA);
+    else if (dev->ok)
         printf("fit: device %u (%s), %s usable; a model needs %s\n", dev->index, dev->name,
                app_fmt_bytes(dev->capacity, a, sizeof a), FIT_FORMULA);
     else
@@ -615,9 +674,7 @@ static int catalog_json(dl_ctx *c, const app_fit_device *dev)
         json_array_append_new(models, catalog_entry_json(c, dl_catalog_entry(c, i), dev));
     const char *small = NULL, *large = NULL;
     dl_catalog_default_pair(c, &small, &large);
-    json_t *d = dev->ok ? json_pack("{s:i, s:s, s:I}", "index", (int)dev->index, "name",
-                                    dev->name, "capacity", (json_int_t)dev->capacity)
-                        : json_null();
+    json_t *d = app_fit_device_json(dev);
     json_t *o = json_pack("{s:o, s:s?, s:s, s:{s:s?, s:s?}, s:o}", "device", d, "fit_unknown_why",
                           dev->ok ? NULL : dev->why, "fit_formula", FIT_FORMULA, "default_pair",
                           "small", small, "large", large, "models", models);

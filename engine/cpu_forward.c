@@ -37,8 +37,7 @@ struct eng_cpu {
     float *rowbuf;                /* (n_threads, row_max) dequantized weight rows, one per task */
     size_t row_max;
     cpuk_isa isa;                 /* CPUK_GENERIC: the exact path; else the fast one */
-    cpuk_dot_fn dot_f16;          /* attention's q.k on the fast path (f16 keys) */
-    cpuk_axpy_f16_fn axpy_f16;    /* and its sum of f16 values */
+    cpuk_attend_fn attend;        /* attention on the fast path (f16 keys and values) */
     uint8_t *xq;                  /* (CPU_CHUNK, xq_stride) quantized product inputs */
     size_t xq_stride;
     cpuk_act xq_act;              /* the form xq holds now; CPUK_ACT_COUNT when stale */
@@ -100,65 +99,102 @@ static void mm_part(void *arg, int task, int n_tasks)
     }
 }
 
-typedef struct fast_job {
+/* One matrix of a fast product: its rows' kernels and where its outputs go. */
+typedef struct fast_mat {
+    const eng_weight *w;
     cpuk_dot_fn dot;
     cpuk_dot4_fn dot4;
-    cpuk_act act;
-    const eng_weight *w;
-    const float *x;     /* (n, w->ne0) */
-    const uint8_t *xq;  /* (n, stride) x in the kernel's activation form */
+    float *y;           /* (n, ldy), written at columns [0, w->ne1) */
+    int ldy;
+} fast_mat;
+
+/* Up to three matrices with the same input (q, k, v; gate, up) in one job: their rows are split
+ * across the tasks as one list, so a token's three products cost one hand-off to the pool, not
+ * three (generation makes ~200 of them a token). */
+typedef struct fast_job {
+    fast_mat mat[3];
+    int n_mat;
+    int64_t rows;       /* the matrices' rows together */
+    cpuk_act act;       /* the input form every matrix's kernel takes */
+    const float *x;     /* (n, ne0) */
+    const uint8_t *xq;  /* (n, stride) x in that form */
     size_t stride;
-    float *y;           /* (n, ldy) */
-    int n, ldy;
+    int n;
 } fast_job;
 
 static void fast_quantize_part(void *arg, int task, int n_tasks)
 {
     fast_job *j = arg;
+    int64_t ne0 = j->mat[0].w->ne0;
     for (int t = j->n * task / n_tasks; t < j->n * (task + 1) / n_tasks; t++)
-        cpuk_quantize(j->act, j->x + (size_t)t * j->w->ne0, (uint8_t *)j->xq + t * j->stride,
-                      j->w->ne0);
+        cpuk_quantize(j->act, j->x + (size_t)t * ne0, (uint8_t *)j->xq + t * j->stride, ne0);
 }
 
-/* Rows [r0, r1): each weight row meets every token while it is in L1. */
-static void fast_part(void *arg, int task, int n_tasks)
+/* Rows [r0, r1) of one matrix: each weight row meets every token while it is in L1. */
+static void fast_rows(const fast_job *j, const fast_mat *m, int64_t r0, int64_t r1)
 {
-    fast_job *j = arg;
-    const eng_weight *w = j->w;
-    int64_t r0 = w->ne1 * task / n_tasks, r1 = w->ne1 * (task + 1) / n_tasks;
+    const eng_weight *w = m->w;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         int t = 0;
-        for (float o[4]; j->dot4 && t + 4 <= j->n; t += 4) {
-            j->dot4(row, j->xq + t * j->stride, j->stride, w->ne0, o);
+        for (float o[4]; m->dot4 && t + 4 <= j->n; t += 4) {
+            m->dot4(row, j->xq + t * j->stride, j->stride, w->ne0, o);
             for (int i = 0; i < 4; i++)
-                j->y[(size_t)(t + i) * j->ldy + r] = o[i];
+                m->y[(size_t)(t + i) * m->ldy + r] = o[i];
         }
         for (; t < j->n; t++)
-            j->y[(size_t)t * j->ldy + r] = j->dot(row, j->xq + t * j->stride, w->ne0);
+            m->y[(size_t)t * m->ldy + r] = m->dot(row, j->xq + t * j->stride, w->ne0);
     }
 }
 
-/* The fast product. same_input: x is the input of the previous product too (q/k/v, gate/up), so
- * its quantized form can be reused when the weight types want the same form. */
-static void matmul_fast(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy,
-                        bool same_input)
+/* A task's share of the rows of all the job's matrices. A row's sum does not depend on which
+ * task computes it, so neither does the result on the split. */
+static void fast_part(void *arg, int task, int n_tasks)
 {
-    cpuk_kernel k;
-    cpuk_kernel_for(c->isa, w->type, &k); /* every loaded type has one (checked at load) */
-    fast_job job = { k.dot, k.dot4, k.act, w, x, c->xq, c->xq_stride, y, n, ldy };
-    if (k.act == CPUK_ACT_F32) {
-        job.xq = (const uint8_t *)x;
-        job.stride = (size_t)w->ne0 * sizeof(float);
-    } else if (!same_input || c->xq_act != k.act) {
-        eng_pool_run(fast_quantize_part, &job, n > 1 ? c->n_threads : 1);
-        c->xq_act = k.act;
+    fast_job *j = arg;
+    int64_t g0 = j->rows * task / n_tasks, g1 = j->rows * (task + 1) / n_tasks, base = 0;
+    for (int i = 0; i < j->n_mat; base += j->mat[i++].w->ne1) {
+        int64_t a = g0 > base ? g0 : base, b = g1 < base + j->mat[i].w->ne1 ? g1 : base + j->mat[i].w->ne1;
+        if (a < b)
+            fast_rows(j, &j->mat[i], a - base, b - base);
     }
-    int64_t work = w->ne0 * w->ne1 * n;
+}
+
+/* The fast product of n_mat matrices with input x (n rows). same_input: x is the input of the
+ * previous product too, so its quantized form can be reused when the kernels want the same form.
+ * Returns false (nothing done) when the matrices' kernels want different input forms. */
+static bool matmul_fast_group(eng_cpu *c, const eng_weight *const *ws, float *const *ys,
+                              const int *ldys, int n_mat, const float *x, int n, bool same_input)
+{
+    fast_job job = { .n_mat = n_mat, .x = x, .xq = c->xq, .stride = c->xq_stride, .n = n };
+    for (int i = 0; i < n_mat; i++) {
+        cpuk_kernel k;
+        cpuk_kernel_for(c->isa, ws[i]->type, &k); /* every loaded type has one (checked at load) */
+        if (i > 0 && k.act != job.act)
+            return false;
+        job.act = k.act;
+        job.mat[i] = (fast_mat){ ws[i], k.dot, k.dot4, ys[i], ldys[i] };
+        job.rows += ws[i]->ne1;
+    }
+    if (job.act == CPUK_ACT_F32) {
+        job.xq = (const uint8_t *)x;
+        job.stride = (size_t)ws[0]->ne0 * sizeof(float);
+    } else if (!same_input || c->xq_act != job.act) {
+        eng_pool_run(fast_quantize_part, &job, n > 1 ? c->n_threads : 1);
+        c->xq_act = job.act;
+    }
+    int64_t work = ws[0]->ne0 * job.rows * n;
     /* more tasks than threads: the pool hands them out as threads free up, which evens out a
      * core that is busy with something else */
     int n_tasks = work < (1 << 16) ? 1 : c->n_threads * (work < (1 << 20) ? 1 : 4);
     eng_pool_run(fast_part, &job, n_tasks);
+    return true;
+}
+
+static void matmul_fast(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy,
+                        bool same_input)
+{
+    matmul_fast_group(c, &w, &y, &ldy, 1, x, n, same_input);
 }
 
 static void matmul(eng_cpu *c, const eng_weight *w, const float *x, float *y, int n, int ldy)
@@ -180,6 +216,73 @@ static void matmul_again(eng_cpu *c, const eng_weight *w, const float *x, float 
         matmul_fast(c, w, x, y, n, ldy, true);
     else
         matmul(c, w, x, y, n, ldy);
+}
+
+/* Products sharing the input x, which rmsnorm_rows may have quantized already: one pool job on
+ * the fast path where the kernels take the same input form, else one product after another. */
+static void matmul_same_input(eng_cpu *c, const eng_weight *const *ws, float *const *ys,
+                              const int *ldys, int n_mat, const float *x, int n)
+{
+    if (c->isa != CPUK_GENERIC && matmul_fast_group(c, ws, ys, ldys, n_mat, x, n, true))
+        return;
+    for (int i = 0; i < n_mat; i++)
+        matmul_again(c, ws[i], x, ys[i], n, ldys[i]);
+}
+
+/* ---- the row-wise steps before a product, fused with its input's quantization ----
+ * RMSNorm and SwiGLU write a product's input one token row at a time; on the fast path the same
+ * task quantizes that row for the product's weight type while it is in L1, so the product
+ * finds its input ready (matmul_again) instead of passing over it once more. Tokens are split
+ * across the pool. */
+
+typedef struct rows_job {
+    eng_cpu *c;
+    bool swiglu;        /* else RMSNorm */
+    const float *x;     /* RMSNorm: (n, d) input, w its (d) scale */
+    const float *w;
+    const float *g, *u; /* SwiGLU: gate and up rows, ldg apart */
+    int ldg;
+    float *o;           /* (n, d) */
+    int n, d;
+    cpuk_act act;       /* quantize o into c->xq in this form; CPUK_ACT_F32: leave it */
+} rows_job;
+
+static void rows_part(void *arg, int task, int n_tasks)
+{
+    rows_job *j = arg;
+    eng_cpu *c = j->c;
+    for (int t = j->n * task / n_tasks; t < j->n * (task + 1) / n_tasks; t++) {
+        float *o = j->o + (size_t)t * j->d;
+        if (!j->swiglu) {
+            rmsnorm(o, j->x + (size_t)t * j->d, j->w, j->d, c->m->hp.rms_eps);
+        } else {
+            const float *g = j->g + (size_t)t * j->ldg, *u = j->u + (size_t)t * j->ldg;
+            for (int i = 0; i < j->d; i++)
+                o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        }
+        if (j->act != CPUK_ACT_F32)
+            cpuk_quantize(j->act, o, c->xq + (size_t)t * c->xq_stride, j->d);
+    }
+}
+
+/* Run j for its n rows, quantizing them for a product with weight next (NULL: none). The
+ * product must then be called with matmul_again. */
+static void rows_run(eng_cpu *c, rows_job *j, const eng_weight *next)
+{
+    cpuk_kernel k;
+    j->c = c;
+    j->act = CPUK_ACT_F32;
+    if (next && c->isa != CPUK_GENERIC && cpuk_kernel_for(c->isa, next->type, &k))
+        j->act = k.act;
+    eng_pool_run(rows_part, j, j->n > 1 ? c->n_threads : 1);
+    c->xq_act = j->act == CPUK_ACT_F32 ? CPUK_ACT_COUNT : j->act;
+}
+
+static void rmsnorm_rows(eng_cpu *c, float *o, const float *x, const eng_weight *w, int n,
+                         const eng_weight *next)
+{
+    rows_job j = { .x = x, .w = vec(w), .o = o, .n = n, .d = (int)c->m->hp.n_embd };
+    rows_run(c, &j, next);
 }
 
 /* ---- set-up ---- */
@@ -230,10 +333,7 @@ eng_cpu *eng_cpu_new(const eng_model *m, uint32_t n_ctx, int n_threads, char *er
         c->row_max = aw;
     c->rowbuf = malloc((size_t)c->n_threads * c->row_max * sizeof(float));
     c->isa = cpuk_isa_from_env();
-    cpuk_kernel kf16;
-    cpuk_kernel_for(c->isa, GGUF_T_F16, &kf16);
-    c->dot_f16 = kf16.dot;
-    c->axpy_f16 = cpuk_axpy_f16_for(c->isa);
+    c->attend = cpuk_attend_for(c->isa);
     c->xq_stride = cpuk_act_bytes(CPUK_ACT_Q8, (int64_t)(c->row_max / 32 + 1) * 32);
     c->xq_act = CPUK_ACT_COUNT;
     c->xq = malloc(CPU_CHUNK * c->xq_stride);
@@ -313,7 +413,7 @@ static void rope(const eng_cpu *c, float *v, int n_heads, int hd, int pos)
 
 /* Causal attention of token t (at position pos), head h, over cache positions 0..pos of layer
  * l, with scores[0..pos] as scratch. The exact path keeps its plain loops; the fast path takes
- * the f16 kernels (same sums, other rounding order). */
+ * cpuk_attend_fn (same sums, llama.cpp's f16 roundings, another order). */
 static void attend_head(eng_cpu *c, int l, int t, int pos, int h, float *scores)
 {
     const eng_hparams *hp = &c->m->hp;
@@ -324,21 +424,21 @@ static void attend_head(eng_cpu *c, int l, int t, int pos, int h, float *scores)
     const uint16_t *V = c->v_cache + (size_t)l * c->n_ctx * vw + (size_t)kvh * hdv;
     const float *q = c->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    bool fast = c->isa != CPUK_GENERIC;
+    float *o = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
     float q16[512];
-    if (fast && hd <= 512) { /* llama.cpp multiplies f16 keys by q rounded to f16 */
+    if (c->isa != CPUK_GENERIC && hd <= 512) {
+        /* llama.cpp multiplies f16 keys by q rounded to f16, and f16 values by the
+         * probabilities rounded to f16 (cpuk_attend_fn) */
         for (int i = 0; i < hd; i++)
             q16[i] = eng_f16_to_f32(eng_f32_to_f16(q[i]));
-        q = q16;
+        c->attend(q16, K, kw, V, vw, hd, hdv, pos + 1, scale, scores, o);
+        return;
     }
     for (int j = 0; j <= pos; j++) {
         const uint16_t *kr = K + (size_t)j * kw;
         float s = 0;
-        if (fast)
-            s = c->dot_f16(kr, q, hd);
-        else
-            for (int i = 0; i < hd; i++)
-                s += q[i] * eng_f16_to_f32(kr[i]);
+        for (int i = 0; i < hd; i++)
+            s += q[i] * eng_f16_to_f32(kr[i]);
         scores[j] = s * scale;
         if (scores[j] > mx)
             mx = scores[j];
@@ -348,16 +448,12 @@ static void attend_head(eng_cpu *c, int l, int t, int pos, int h, float *scores)
         scores[j] = expf(scores[j] - mx);
         sum += scores[j];
     }
-    float *o = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
     memset(o, 0, (size_t)hdv * sizeof *o);
     for (int j = 0; j <= pos; j++) {
         const uint16_t *vr = V + (size_t)j * vw;
         float p = scores[j] / sum;
-        if (fast) /* and f16 values by the probabilities rounded to f16 */
-            c->axpy_f16(o, eng_f16_to_f32(eng_f32_to_f16(p)), vr, hdv);
-        else
-            for (int i = 0; i < hdv; i++)
-                o[i] += p * eng_f16_to_f32(vr[i]);
+        for (int i = 0; i < hdv; i++)
+            o[i] += p * eng_f16_to_f32(vr[i]);
     }
 }
 
@@ -393,7 +489,7 @@ static void qkv(eng_cpu *c, const eng_layer *L, int n, int pos0)
     size_t nq = (size_t)hp->n_head * hd, nk = (size_t)hp->n_head_kv * hd;
     size_t nv = (size_t)hp->n_head_kv * hp->head_dim_v;
     if (L->wqkv.t) {
-        matmul(c, &L->wqkv, c->xb, c->qkv, n, (int)(nq + nk + nv));
+        matmul_again(c, &L->wqkv, c->xb, c->qkv, n, (int)(nq + nk + nv));
         for (int t = 0; t < n; t++) {
             const float *src = c->qkv + (size_t)t * (nq + nk + nv);
             memcpy(c->q + t * nq, src, nq * sizeof(float));
@@ -401,9 +497,10 @@ static void qkv(eng_cpu *c, const eng_layer *L, int n, int pos0)
             memcpy(c->v + t * nv, src + nq + nk, nv * sizeof(float));
         }
     } else {
-        matmul(c, &L->wq, c->xb, c->q, n, (int)nq);
-        matmul_again(c, &L->wk, c->xb, c->k, n, (int)nk);
-        matmul_again(c, &L->wv, c->xb, c->v, n, (int)nv);
+        const eng_weight *ws[3] = { &L->wq, &L->wk, &L->wv };
+        float *ys[3] = { c->q, c->k, c->v };
+        int ldys[3] = { (int)nq, (int)nk, (int)nv };
+        matmul_same_input(c, ws, ys, ldys, 3, c->xb, n);
     }
     for (int t = 0; t < n; t++) {
         float *q = c->q + t * nq, *k = c->k + t * nk, *v = c->v + t * nv;
@@ -429,9 +526,8 @@ static void layer(eng_cpu *c, int l, int n, int pos0)
     int d = (int)hp->n_embd, ff = (int)hp->n_ff;
     size_t kw = (size_t)hp->n_head_kv * hp->head_dim, vw = (size_t)hp->n_head_kv * hp->head_dim_v;
 
-    /* 1. attention block */
-    for (int t = 0; t < n; t++)
-        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, vec(&L->attn_norm), d, hp->rms_eps);
+    /* 1. attention block (qkv's first product takes the input rmsnorm_rows quantized) */
+    rmsnorm_rows(c, c->xb, c->x, &L->attn_norm, n, L->wqkv.t ? &L->wqkv : &L->wq);
     qkv(c, L, n, pos0);
     for (int t = 0; t < n; t++) { /* the cache holds f16, as llama.cpp's and the GPU's do */
         uint16_t *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0 + t) * kw;
@@ -447,24 +543,25 @@ static void layer(eng_cpu *c, int l, int n, int pos0)
         c->x[i] += c->xb[i];
 
     /* 2. feed-forward block: down(silu(gate(x)) * up(x)) */
-    for (int t = 0; t < n; t++)
-        rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, vec(&L->ffn_norm), d, hp->rms_eps);
+    const eng_weight *first = L->w_gate_up.t ? &L->w_gate_up : &L->w_gate;
+    rmsnorm_rows(c, c->xb, c->x, &L->ffn_norm, n, first);
     int ldg = ff;
     const float *up = c->hb2;
     if (L->w_gate_up.t) { /* phi3: one matrix, gate rows then up rows */
         ldg = 2 * ff;
-        matmul(c, &L->w_gate_up, c->xb, c->hb, n, ldg);
+        matmul_again(c, &L->w_gate_up, c->xb, c->hb, n, ldg);
         up = c->hb + ff;
     } else {
-        matmul(c, &L->w_gate, c->xb, c->hb, n, ff);
-        matmul_again(c, &L->w_up, c->xb, c->hb2, n, ff);
+        const eng_weight *ws[2] = { &L->w_gate, &L->w_up };
+        float *ys[2] = { c->hb, c->hb2 };
+        int ldys[2] = { ff, ff };
+        matmul_same_input(c, ws, ys, ldys, 2, c->xb, n);
     }
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < ff; i++) {
-            float g = c->hb[(size_t)t * ldg + i];
-            c->hb2[(size_t)t * ff + i] = g / (1.0f + expf(-g)) * up[(size_t)t * ldg + i];
-        }
-    matmul(c, &L->w_down, c->hb2, c->xb, n, d);
+    /* SwiGLU into hb2 (over the up rows themselves when they are there: each element is read
+     * before it is written), quantized for w_down */
+    rows_job sw = { .swiglu = true, .g = c->hb, .u = up, .ldg = ldg, .o = c->hb2, .n = n, .d = ff };
+    rows_run(c, &sw, &L->w_down);
+    matmul_again(c, &L->w_down, c->hb2, c->xb, n, d);
     for (size_t i = 0; i < (size_t)n * d; i++)
         c->x[i] += c->xb[i];
 }
@@ -485,10 +582,8 @@ static void decode_chunk(eng_cpu *c, const int32_t *tokens, int n, int pos0, flo
     if (!logits)
         return;
     int first = all_logits ? 0 : n - 1, cnt = n - first;
-    for (int t = first; t < n; t++)
-        rmsnorm(c->xb + (size_t)(t - first) * d, c->x + (size_t)t * d, vec(&m->output_norm), d,
-                hp->rms_eps);
-    matmul(c, &m->output, c->xb, logits, cnt, (int)hp->n_vocab);
+    rmsnorm_rows(c, c->xb, c->x + (size_t)first * d, &m->output_norm, cnt, &m->output);
+    matmul_again(c, &m->output, c->xb, logits, cnt, (int)hp->n_vocab);
 }
 
 bool eng_cpu_decode(eng_cpu *c, const int32_t *tokens, int n, int pos, float *logits,

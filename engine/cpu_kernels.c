@@ -38,7 +38,7 @@ static void quantize_q8(const float *x, cpuk_q8 *y, int64_t nb)
         y->d = eng_f16_to_f32(eng_f32_to_f16(d));
         y->s = eng_f16_to_f32(eng_f32_to_f16(d * (float)sum));
         y->sum = sum;
-        y->pad = 0;
+        y->ds = y->d * (float)sum;
     }
 }
 
@@ -306,6 +306,53 @@ void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n)
         o[i] += a * eng_f16_to_f32(v[i]);
 }
 
+/* The plain version of cpuk_attend_fn. Its q.k sum is the AVX2 kernel's order written out
+ * (two chains over 16-element steps, eight lanes each, then the same horizontal sum), so the
+ * SIMD version can be held to it exactly. */
+static float dot_f16_lanes(const float *q, const uint16_t *k, int n)
+{
+    float a[2][8] = { { 0 } };
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int c = 0; c < 2; c++)
+            for (int l = 0; l < 8; l++)
+                a[c][l] = fmaf(eng_f16_to_f32(k[i + 8 * c + l]), q[i + 8 * c + l], a[c][l]);
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            a[0][l] = fmaf(eng_f16_to_f32(k[i + l]), q[i + l], a[0][l]);
+    float v[8];
+    for (int l = 0; l < 8; l++)
+        v[l] = a[0][l] + a[1][l];
+    float h[4]; /* hsum_ps: halves, then pairs, then the last two */
+    for (int l = 0; l < 4; l++)
+        h[l] = v[l] + v[l + 4];
+    float s = (h[0] + h[2]) + (h[1] + h[3]);
+    for (; i < n; i++)
+        s += eng_f16_to_f32(k[i]) * q[i];
+    return s;
+}
+
+void cpuk_generic_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                         size_t vstride, int hd, int hdv, int n, float scale, float *scores,
+                         float *o)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) {
+        scores[j] = dot_f16_lanes(q, K + (size_t)j * kstride, hd) * scale;
+        mx = scores[j] > mx ? scores[j] : mx;
+    }
+    for (int j = 0; j < n; j++) {
+        scores[j] = expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    memset(o, 0, (size_t)hdv * sizeof *o);
+    for (int j = 0; j < n; j++) {
+        float p = eng_f16_to_f32(eng_f32_to_f16(scores[j] / sum));
+        for (int i = 0; i < hdv; i++)
+            o[i] = fmaf(p, eng_f16_to_f32(V[(size_t)j * vstride + i]), o[i]);
+    }
+}
+
 /* ---- choosing ---- */
 
 cpuk_isa cpuk_isa_best(void)
@@ -350,6 +397,16 @@ cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa)
     return cpuk_generic_axpy_f16;
 }
 
+cpuk_attend_fn cpuk_attend_for(cpuk_isa isa)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (isa >= CPUK_AVX2)
+        return cpuk_avx2_attend;
+#endif
+    (void)isa;
+    return cpuk_generic_attend;
+}
+
 static cpuk_act act_of(uint32_t type)
 {
     switch (type) {
@@ -369,11 +426,16 @@ bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k)
     };
     if (type >= CPUK_MAX_TYPE || isa >= CPUK_ISA_COUNT)
         return false;
+    static const cpuk_dot4_fn *const tables4[CPUK_ISA_COUNT] = {
+        NULL, cpuk_avx2_dot4s, cpuk_avx512_dot4s
+    };
+    k->dot4 = NULL;
+    for (int i = (int)isa; i > 0 && !k->dot4; i--)
+        k->dot4 = tables4[i][type];
     for (int i = (int)isa; i >= 0; i--)
         if (tables[i][type]) {
             k->act = act_of(type);
             k->dot = tables[i][type];
-            k->dot4 = isa == CPUK_AVX512 && i == CPUK_AVX512 ? cpuk_avx512_dot4s[type] : NULL;
             return true;
         }
     return false;

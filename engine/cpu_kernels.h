@@ -38,10 +38,12 @@ typedef enum cpuk_act {
 /* 32 activations: x[i] ~ d * qs[i]. d is rounded to fp16 precision as ggml's Q8_0 stores it;
  * sum is the integer sum of qs (weights with an offset, Q4_0's -8 say, subtract offset * sum
  * rather than widening every quant to signed); s = d * sum rounded to fp16 (ggml's Q8_1, for
- * the weight types with a minimum). */
+ * the weight types with a minimum); ds = d * sum in float32, for kernels that take the offset
+ * off in float (the four-token kernels, once per token and block instead of in the integers). */
 typedef struct cpuk_q8 {
     float d, s;
-    int32_t sum, pad;
+    int32_t sum;
+    float ds;
     int8_t qs[32];
 } cpuk_q8;
 
@@ -85,14 +87,31 @@ void cpuk_quantize(cpuk_act act, const float *x, void *dst, int64_t n);
 typedef void (*cpuk_axpy_f16_fn)(float *o, float a, const uint16_t *v, int64_t n);
 cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa);
 
+/* One query's causal attention over n cached positions, as the fast path computes it (llama.cpp's
+ * F16 K/V products): scores[j] = scale * (q . K_j) with q already rounded to f16 values,
+ * softmax, then o[0..hdv) = sum over j of p_j * V_j with each p_j rounded to f16. K_j is
+ * K + j * kstride (hd f16), V_j is V + j * vstride (hdv f16); scores is n floats of scratch.
+ * Every version forms each sum in the same order, so they agree bit for bit. */
+typedef void (*cpuk_attend_fn)(const float *q, const uint16_t *K, size_t kstride,
+                               const uint16_t *V, size_t vstride, int hd, int hdv, int n,
+                               float scale, float *scores, float *o);
+cpuk_attend_fn cpuk_attend_for(cpuk_isa isa);
+
 /* Per-ISA tables (internal to the cpu_kernels files): the dot kernel per weight type, indexed
  * by gguf_ttype up to CPUK_MAX_TYPE; NULL where that file has none. */
 #define CPUK_MAX_TYPE 32
 extern const cpuk_dot_fn cpuk_generic_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
 void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
 void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */
+void cpuk_generic_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                         size_t vstride, int hd, int hdv, int n, float scale, float *scores,
+                         float *o);
+void cpuk_avx2_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                      size_t vstride, int hd, int hdv, int n, float scale, float *scores,
+                      float *o); /* x86-64 only */
 
 #endif

@@ -8,6 +8,8 @@
  * offsets removed with the activations' block sums, exactly as in the plain C versions. */
 #include "engine/cpu_kernels.h"
 
+#include <math.h>
+
 #include "engine/gguf.h"
 #include "engine/quant_internal.h"
 
@@ -239,15 +241,18 @@ static float dot_q3_k(const void *w, const void *x, int64_t n)
     return hsum_ps(acc);
 }
 
-/* Q4_K/Q5_K's eight scales and eight mins as bytes (see k4_scale_min). */
+/* Q4_K/Q5_K's eight scales and eight mins as bytes (k4_scale_min's layout), without a branch:
+ * the 12 bytes as three words, the high bits of the last four moved into place with masks. */
 static inline void k4_unpack(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
 {
-    for (int j = 0; j < 8; j++) {
-        int a, m;
-        k4_scale_min(s, j, &a, &m);
-        sc[j] = (uint8_t)a;
-        mn[j] = (uint8_t)m;
-    }
+    uint32_t u[3], o[4];
+    memcpy(u, s, 12);
+    o[0] = u[0] & 0x3f3f3f3f;
+    o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    o[2] = u[1] & 0x3f3f3f3f;
+    o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    memcpy(sc, o, 8);
+    memcpy(mn, o + 2, 8);
 }
 
 /* sum over j < 8 of mn[j] * (bsums[2j] + bsums[2j+1]). */
@@ -351,6 +356,164 @@ static float dot_q6_k(const void *w, const void *x, int64_t n)
     return hsum_ps(acc);
 }
 
+/* ---- four tokens per weight row (prompts): the 32-element family ----
+ * The block's codes are unpacked once for four tokens; per token and block an integer dot
+ * product, its conversion, a multiply by the token's scale (from memory) and an FMA by the
+ * block's. Offsets of unsigned codes come off in float (offset * d_w * (d_x * sum_x)). */
+
+static void dot4_q8_0(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q8_0 *b = w;
+    const uint8_t *xb = x;
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 32; i++, b++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)b->qs), aw = _mm256_sign_epi8(wv, wv);
+        __m256 dw = _mm256_set1_ps(f16(b->d));
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < 4; t++) {
+            const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;
+            __m256i s = dot32(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a->qs), wv));
+            __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(&a->d));
+            acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+#define DOT4_BLOCKS(name, blk, code, off, has_min, minf)                                         \
+    static void name(const void *w, const void *x, size_t stride, int64_t n, float out[4])       \
+    {                                                                                            \
+        const blk *b = w;                                                                        \
+        const uint8_t *xb = x;                                                                   \
+        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),         \
+                          _mm256_setzero_ps() };                                                 \
+        float corr[4] = { 0, 0, 0, 0 };                                                          \
+        for (int64_t i = 0; i < n / 32; i++, b++) {                                              \
+            __m256i q = code(b);                                                                 \
+            float dws = f16(b->d), m = minf(b);                                                  \
+            __m256 dw = _mm256_set1_ps(dws);                                                     \
+            _Pragma("GCC unroll 4")                                                              \
+            for (int t = 0; t < 4; t++) {                                                        \
+                const cpuk_q8 *a = (const cpuk_q8 *)(xb + t * stride) + i;                       \
+                __m256i s = dot32(q, _mm256_loadu_si256((const __m256i *)a->qs));                \
+                __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_broadcast_ss(&a->d));     \
+                acc[t] = _mm256_fmadd_ps(f, dw, acc[t]);                                         \
+                corr[t] += has_min ? m * a->s : dws * a->ds;                                     \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 4")                                                                  \
+        for (int t = 0; t < 4; t++)                                                              \
+            out[t] = hsum_ps(acc[t]) + (has_min ? corr[t] : -(float)(off) * corr[t]);            \
+    }
+
+#define CODE4(b) nibbles32((b)->qs)
+#define CODE5(b) _mm256_or_si256(nibbles32((b)->qs), q5_bits32((b)->qh))
+#define NO_MIN(b) 0.0f
+#define MIN_M(b) f16((b)->m)
+DOT4_BLOCKS(dot4_q4_0, blk_q4_0, CODE4, 8, 0, NO_MIN)
+DOT4_BLOCKS(dot4_q5_0, blk_q5_0, CODE5, 16, 0, NO_MIN)
+DOT4_BLOCKS(dot4_q4_1, blk_q4_1, CODE4, 0, 1, MIN_M)
+DOT4_BLOCKS(dot4_q5_1, blk_q5_1, CODE5, 0, 1, MIN_M)
+
+/* ---- four tokens per weight row (prompts): K super-blocks ----
+ * A K super-block's codes and scales are unpacked once and met by four tokens' activations, so
+ * the unpacking and the weight loads are paid once per four products. Each token's sum is
+ * formed in the order its dot kernel above forms it, so the results are the same bit for bit. */
+
+static void dot4_q4_k(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q4_k *b = w;
+    const uint8_t *xb = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    float mins[4] = { 0, 0, 0, 0 };
+    for (int64_t i = 0; i < n / 256; i++, b++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(b->scales, sc, mn);
+        const cpuk_q8k *a[4];
+        __m256i isum[4];
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < 4; t++) {
+            a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
+            isum[t] = _mm256_setzero_si256();
+        }
+        _Pragma("GCC unroll 4")
+        for (int c = 0; c < 4; c++) {
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+            __m256i lo = _mm256_and_si256(qs, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), m4);
+            __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+            _Pragma("GCC unroll 4")
+            for (int t = 0; t < 4; t++) {
+                __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c)));
+                __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a[t]->qs + 64 * c + 32)));
+                plo = _mm256_madd_epi16(plo, slo);
+                phi = _mm256_madd_epi16(phi, shi);
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(plo, phi));
+            }
+        }
+        float d = f16(b->d), dmin = f16(b->dmin);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < 4; t++) {
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            mins[t] += a[t]->d * dmin * (float)k4_minsum(mn, a[t]->bsums);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]) - mins[t];
+}
+
+static void dot4_q6_k(const void *w, const void *x, size_t stride, int64_t n, float out[4])
+{
+    const blk_q6_k *b = w;
+    const uint8_t *xb = x;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t i = 0; i < n / 256; i++, b++) {
+        __m256i scv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        const cpuk_q8k *a[4];
+        __m256i isum[4];
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < 4; t++) {
+            a[t] = (const cpuk_q8k *)(xb + t * stride) + i;
+            isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                       _mm256_slli_epi32(scaled_bsums(scv, a[t]->bsums), 5));
+        }
+        _Pragma("GCC unroll 4")
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i q[4] = {
+                _mm256_and_si256(l0, m4), _mm256_and_si256(l1, m4),
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+            };
+            _Pragma("GCC unroll 4")
+            for (int k = 0; k < 4; k++) {
+                q[k] = _mm256_or_si256(q[k], _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+                int j = 8 * h + 2 * k;
+                __m256i sc = _mm256_set_m128i(_mm_set1_epi16(b->scales[j + 1]), _mm_set1_epi16(b->scales[j]));
+                _Pragma("GCC unroll 4")
+                for (int t = 0; t < 4; t++) {
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(a[t]->qs + 128 * h + 32 * k));
+                    __m256i p = _mm256_maddubs_epi16(q[k], xv);
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, sc));
+                }
+            }
+        }
+        float d = f16(b->d);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < 4; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a[t]->d * d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
 /* ---- float rows: eight lanes, four chains ---- */
 
 static float dot_f32(const void *w, const void *x, int64_t n)
@@ -415,6 +578,54 @@ void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n)
         o[i] += a * _cvtsh_ss(v[i]);
 }
 
+/* Attention over the cached positions (cpuk_attend_fn): keys and values converted with F16C,
+ * each q.k formed as dot_f16 forms it, the probabilities divided and rounded to f16 eight at a
+ * time, and the values summed 64 columns at a time in eight registers, one FMA per position
+ * and vector, in position order (as one axpy per position would add them). */
+void cpuk_avx2_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                      size_t vstride, int hd, int hdv, int n, float scale, float *scores, float *o)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++) {
+        scores[j] = dot_f16(K + (size_t)j * kstride, q, hd) * scale;
+        mx = scores[j] > mx ? scores[j] : mx;
+    }
+    for (int j = 0; j < n; j++) {
+        scores[j] = expf(scores[j] - mx);
+        sum += scores[j];
+    }
+    int j = 0;
+    __m256 sv = _mm256_set1_ps(sum);
+    for (; j + 8 <= n; j += 8) {
+        __m256 p = _mm256_div_ps(_mm256_loadu_ps(scores + j), sv);
+        _mm256_storeu_ps(scores + j, _mm256_cvtph_ps(_mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT)));
+    }
+    for (; j < n; j++)
+        scores[j] = _cvtsh_ss(_cvtss_sh(scores[j] / sum, _MM_FROUND_TO_NEAREST_INT));
+    int c = 0;
+    for (; c + 64 <= hdv; c += 64) {
+        __m256 acc[8];
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++)
+            acc[k] = _mm256_setzero_ps();
+        for (int jj = 0; jj < n; jj++) {
+            const uint8_t *vr = (const uint8_t *)(V + (size_t)jj * vstride + c);
+            __m256 p = _mm256_broadcast_ss(scores + jj);
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < 8; k++)
+                acc[k] = _mm256_fmadd_ps(p, load_f16x8(vr + 16 * k), acc[k]);
+        }
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++)
+            _mm256_storeu_ps(o + c + 8 * k, acc[k]);
+    }
+    if (c < hdv) { /* the columns past the last 64 */
+        memset(o + c, 0, (size_t)(hdv - c) * sizeof *o);
+        for (int jj = 0; jj < n; jj++)
+            cpuk_avx2_axpy_f16(o + c, scores[jj], V + (size_t)jj * vstride + c, hdv - c);
+    }
+}
+
 #pragma GCC pop_options
 
 const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE] = {
@@ -425,6 +636,13 @@ const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE] = {
     [GGUF_T_Q6_K] = dot_q6_k,
 };
 
+const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE] = {
+    [GGUF_T_Q4_0] = dot4_q4_0, [GGUF_T_Q4_1] = dot4_q4_1, [GGUF_T_Q5_0] = dot4_q5_0,
+    [GGUF_T_Q5_1] = dot4_q5_1, [GGUF_T_Q8_0] = dot4_q8_0, [GGUF_T_Q4_K] = dot4_q4_k,
+    [GGUF_T_Q6_K] = dot4_q6_k,
+};
+
 #else /* not x86-64: no AVX2 kernels */
 const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
+const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 #endif

@@ -73,7 +73,9 @@ uint64_t eng_model_n_params(const eng_model *m);
 typedef struct eng_session_opts {
     uint32_t n_ctx;             /* 0: the model's own, capped at 4096 */
     eng_backend_kind backend;   /* AUTO: Vulkan when a device runs every tensor type of the
-                                 * model, else the CPU (the stats' backend string says why) */
+                                 * model, else the CPU (the stats' backend string says why);
+                                 * the CPU too when the automatic device is a CPU driver
+                                 * (lavapipe) and device is -1 (vk_auto_backend_is_cpu) */
     int device;                 /* Vulkan device index, -1 = automatic choice */
     int n_threads;              /* CPU backend: products are split into this many tasks for the
                                  * process's pool; 0 (or more) = eng_pool_threads() */

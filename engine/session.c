@@ -109,12 +109,17 @@ static void progress(const eng_session *s, float done, const char *step)
         s->o.progress(s->o.progress_user, done, step);
 }
 
-/* Vulkan when asked or automatic (a CPU fallback then says why); the CPU reference when asked. */
+/* Vulkan when asked or automatic (a CPU fallback then says why); the CPU when asked, or when
+ * automatic and the automatic device is a CPU Vulkan driver, which the CPU engine outruns. */
 static bool open_backend(eng_session *s, char *err, size_t errlen)
 {
     eng_model *m = s->m;
-    if (s->o.backend != ENG_BACKEND_CPU) {
-        char why[512] = "";
+    char why[512] = "";
+    /* auto with the automatic device: the CPU engine when that device is a CPU driver */
+    if (s->o.backend == ENG_BACKEND_AUTO && s->o.device < 0 &&
+        eng_vk_auto_prefers_cpu(why, sizeof why)) {
+        snprintf(s->backend, sizeof s->backend, "cpu (%.300s)", why);
+    } else if (s->o.backend != ENG_BACKEND_CPU) {
         progress(s, 0.05f, "weights to the device");
         eng_vk_model *vm = model_on_device(m, s->o.device, why, sizeof why);
         progress(s, 0.6f, "kernels");

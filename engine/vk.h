@@ -138,6 +138,16 @@ typedef struct vk_choice {
 vk_status vk_choose_device(const vk_device_info *devs, uint32_t n, int has_index, uint32_t index,
                            const char *origin, vk_choice *out, char *err, size_t errlen);
 
+/* The backend `--backend auto` runs a model on, given the device the choice above made (NULL
+ * when there is no Vulkan device at all). Vulkan on a GPU; sizeup's own CPU engine when that
+ * device is itself a CPU implementation (lavapipe, or any device of type CPU) and the user did
+ * not name it (named: it came from --device or SIZEUP_DEVICE), because the CPU engine's SIMD
+ * kernels run the same model several times faster than shaders compiled for the same cores.
+ * why receives the reason the stats line and `sizeup devices` show: "faster than lavapipe, a
+ * CPU Vulkan driver; --backend vulkan to use it", "NAME is a discrete GPU", ... Pure, so it is
+ * tested with synthetic devices. Returns 1 for the CPU backend, 0 for Vulkan. */
+int vk_auto_backend_is_cpu(const vk_device_info *chosen, int named, char *why, size_t len);
+
 typedef struct vk_ctx vk_ctx;
 
 /* Severity of a validation message passed to vk_open_opts.on_validation. */

@@ -98,6 +98,28 @@ static int open_dev(int index, char *err, size_t errlen)
     return n_devs++;
 }
 
+bool eng_vk_auto_prefers_cpu(char *why, size_t len)
+{
+    static int known = 0, cpu = 0;
+    static char reason[256];
+    pthread_mutex_lock(&dev_lock);
+    if (!known) {
+        vk_ctx *ctx = NULL;
+        char e[512];
+        if (vk_ctx_open(NULL, &ctx, e, sizeof e) == VK_STATUS_OK) {
+            const vk_device_info *d = vk_ctx_device_info(ctx, vk_ctx_choice(ctx)->index);
+            cpu = vk_auto_backend_is_cpu(d, 0, reason, sizeof reason);
+            vk_ctx_close(ctx);
+        } else {
+            snprintf(reason, sizeof reason, "Vulkan: %.200s", e);
+        }
+        known = 1;
+    }
+    snprintf(why, len, "%s", reason);
+    pthread_mutex_unlock(&dev_lock);
+    return cpu;
+}
+
 static bool device_acquire(int index, vk_ctx **ctx, vk_ops **ops, char *err, size_t errlen)
 {
     pthread_mutex_lock(&dev_lock);

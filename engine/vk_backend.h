@@ -28,6 +28,12 @@ typedef struct eng_vk eng_vk;
 bool eng_vk_model_new(const eng_model *m, int device_index, eng_vk_model **out, char *err,
                       size_t errlen);
 void eng_vk_model_free(eng_vk_model *vm);
+/* Whether `--backend auto` with the automatic device (device_index < 0) should run on the CPU
+ * engine instead: vk_auto_backend_is_cpu on the device the automatic choice makes, worked out
+ * once per process (an instance, no logical device) and cached. Without a usable loader or any
+ * device it returns false, so the caller's Vulkan attempt fails and says why. why (len bytes)
+ * receives the reason either way. Thread-safe. */
+bool eng_vk_auto_prefers_cpu(char *why, size_t len);
 const char *eng_vk_model_device(const eng_vk_model *vm); /* "NAME (type)" */
 uint32_t eng_vk_model_device_index(const eng_vk_model *vm); /* what --device names it */
 uint64_t eng_vk_model_weight_bytes(const eng_vk_model *vm);

@@ -397,3 +397,27 @@ vk_status vk_choose_device(const vk_device_info *devs, uint32_t n, int has_index
     auto_reason(devs, n, best, out);
     return VK_STATUS_OK;
 }
+
+int vk_auto_backend_is_cpu(const vk_device_info *chosen, int named, char *why, size_t len)
+{
+    if (!chosen) {
+        snprintf(why, len, "no Vulkan device");
+        return 1;
+    }
+    int lvp = vk_device_is_lavapipe(chosen);
+    if (chosen->type != VK_DEVTYPE_CPU && !lvp) {
+        snprintf(why, len, "%s is %s %s", chosen->name,
+                 chosen->type == VK_DEVTYPE_INTEGRATED ? "an" : "a",
+                 chosen->type == VK_DEVTYPE_OTHER ? "device of unknown type, not a CPU"
+                                                  : vk_device_type_str(chosen->type));
+        return 0;
+    }
+    if (named) {
+        snprintf(why, len, "%s named by the user, although it is a CPU Vulkan driver",
+                 lvp ? "lavapipe" : chosen->name);
+        return 0;
+    }
+    snprintf(why, len, "faster than %s, a CPU Vulkan driver; --backend vulkan to use it",
+             lvp ? "lavapipe" : chosen->name);
+    return 1;
+}

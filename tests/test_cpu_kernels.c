@@ -237,6 +237,12 @@ static void test_simd_matches_generic(void **state)
     printf("# best instruction set here: %s\n", cpuk_isa_name(best));
     for (int i = CPUK_GENERIC + 1; i <= (int)best; i++) {
         isa_now = (cpuk_isa)i;
+        /* the four-token kernels prompts rely on are there (and so are checked below) */
+        static const uint32_t tiled[] = { GGUF_T_Q4_0, GGUF_T_Q4_1, GGUF_T_Q5_0, GGUF_T_Q5_1,
+                                          GGUF_T_Q8_0, GGUF_T_Q4_K, GGUF_T_Q6_K };
+        cpuk_kernel k;
+        for (size_t j = 0; j < sizeof tiled / sizeof tiled[0]; j++)
+            assert_true(cpuk_kernel_for(isa_now, tiled[j], &k) && k.dot4);
         each_row(check_isa);
         printf("#   %s kernels agree with plain C for %zu types\n", cpuk_isa_name(isa_now),
                sizeof types / sizeof types[0]);
@@ -282,9 +288,69 @@ static void test_quantizers(void **state)
     }
 }
 
+/* Attention over f16 keys and values: the plain version against softmax in double (within the
+ * f16 rounding of the probabilities), and every SIMD version against the plain one, bit for bit
+ * where the head sizes are multiples of 8 (every model's are). Strided rows, odd lengths. */
+static void test_attend(void **state)
+{
+    (void)state;
+    static const int dims[][2] = { { 64, 64 }, { 128, 128 }, { 64, 128 }, { 24, 8 }, { 80, 72 },
+                                   { 20, 12 } };
+    static const int lens[] = { 1, 2, 7, 8, 9, 33, 100 };
+    cpuk_isa best = cpuk_isa_best();
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+            int hd = dims[d][0], hdv = dims[d][1], n = lens[l];
+            size_t ks = (size_t)hd + 3, vs = (size_t)hdv + 5; /* rows of other heads between */
+            uint16_t *K = malloc((size_t)n * ks * 2), *V = malloc((size_t)n * vs * 2);
+            float q[128], sc[100], o[128], ref[128];
+            for (size_t i = 0; i < (size_t)n * ks; i++)
+                K[i] = eng_f32_to_f16(rng_sym() * 2);
+            for (size_t i = 0; i < (size_t)n * vs; i++)
+                V[i] = eng_f32_to_f16(rng_sym());
+            for (int i = 0; i < hd; i++)
+                q[i] = eng_f16_to_f32(eng_f32_to_f16(rng_sym() * 2));
+            float scale = 1.0f / sqrtf((float)hd);
+            cpuk_generic_attend(q, K, ks, V, vs, hd, hdv, n, scale, sc, ref);
+            double s[100], mx = -1e300, sum = 0;
+            for (int j = 0; j < n; j++) {
+                s[j] = 0;
+                for (int i = 0; i < hd; i++)
+                    s[j] += (double)q[i] * eng_f16_to_f32(K[j * ks + i]);
+                s[j] *= scale;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int j = 0; j < n; j++)
+                sum += s[j] = exp(s[j] - mx);
+            for (int i = 0; i < hdv; i++) {
+                double want = 0;
+                for (int j = 0; j < n; j++)
+                    want += s[j] / sum * eng_f16_to_f32(V[j * vs + i]);
+                if (fabs(ref[i] - want) > 1e-3)
+                    fail_msg("generic attend hd %d hdv %d n %d col %d: %.7g, softmax in double %.7g",
+                             hd, hdv, n, i, ref[i], want);
+            }
+            for (int isa = CPUK_AVX2; isa <= (int)best; isa++) {
+                cpuk_attend_fn f = cpuk_attend_for((cpuk_isa)isa);
+                memset(o, 0xff, sizeof o); /* NaN: every column must be written */
+                f(q, K, ks, V, vs, hd, hdv, n, scale, sc, o);
+                bool exact = hd % 8 == 0 && hdv % 8 == 0;
+                for (int i = 0; i < hdv; i++)
+                    if (exact ? memcmp(&o[i], &ref[i], sizeof o[i]) != 0
+                              : !(fabs(o[i] - ref[i]) <= 1e-6))
+                        fail_msg("%s attend hd %d hdv %d n %d col %d: %.9g, plain C %.9g",
+                                 cpuk_isa_name((cpuk_isa)isa), hd, hdv, n, i, o[i], ref[i]);
+            }
+            free(K);
+            free(V);
+        }
+}
+
 /* SIZEUP_CPU_ISA picks the instruction set, never one the CPU lacks. */
 static void test_isa_choice(void **state)
 {
+    cpuk_kernel k; /* the plain C set has no four-token kernels: one dot per token */
+    assert_true(cpuk_kernel_for(CPUK_GENERIC, GGUF_T_Q4_K, &k) && !k.dot4);
     cpuk_isa best = cpuk_isa_best();
     setenv("SIZEUP_CPU_ISA", "generic", 1);
     assert_int_equal(cpuk_isa_from_env(), CPUK_GENERIC);
@@ -294,7 +360,6 @@ static void test_isa_choice(void **state)
     assert_int_equal(cpuk_isa_from_env(), best < CPUK_AVX2 ? best : CPUK_AVX2);
     unsetenv("SIZEUP_CPU_ISA");
     assert_int_equal(cpuk_isa_from_env(), best);
-    cpuk_kernel k;
     assert_false(cpuk_kernel_for(best, GGUF_T_IQ2_XXS, &k));
     assert_true(cpuk_kernel_for(best, GGUF_T_Q4_K, &k) && k.act == CPUK_ACT_Q8K);
 }
@@ -306,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_generic_matches_dequantized),
         cmocka_unit_test(test_simd_matches_generic),
         cmocka_unit_test(test_quantizers),
+        cmocka_unit_test(test_attend),
         cmocka_unit_test(test_isa_choice),
     };
     return cmocka_run_group_tests_name("cpu_kernels", tests, NULL, NULL);

@@ -216,6 +216,42 @@ static void test_choice_single_and_lavapipe(void **state)
     assert_string_equal(c.reason, "CPU device (lavapipe): no GPU found");
 }
 
+/* What --backend auto runs on: the CPU engine when the automatic choice is a CPU driver, unless
+ * the user named that device; Vulkan on any GPU. */
+static void test_auto_backend_rule(void **state)
+{
+    (void)state;
+    vk_choice c;
+    char why[256];
+    vk_device_info lvp = fake(0, VK_DEVTYPE_CPU, 2048);
+    snprintf(lvp.driver_name, sizeof lvp.driver_name, "llvmpipe");
+    /* lavapipe only */
+    assert_int_equal(vk_auto_backend_is_cpu(&lvp, 0, why, sizeof why), 1);
+    assert_string_equal(why, "faster than lavapipe, a CPU Vulkan driver; --backend vulkan to use it");
+    /* lavapipe named by --device / SIZEUP_DEVICE: the user asked for it */
+    assert_int_equal(vk_auto_backend_is_cpu(&lvp, 1, why, sizeof why), 0);
+    assert_non_null(strstr(why, "lavapipe named by"));
+    /* another CPU driver, recognised by its type alone */
+    vk_device_info swr = fake(0, VK_DEVTYPE_CPU, 1024);
+    assert_int_equal(vk_auto_backend_is_cpu(&swr, 0, why, sizeof why), 1);
+    assert_string_equal(why, "faster than fake 0, a CPU Vulkan driver; --backend vulkan to use it");
+    /* lavapipe recognised by its driver even when it reports another type */
+    vk_device_info odd = lvp;
+    odd.type = VK_DEVTYPE_OTHER;
+    assert_int_equal(vk_auto_backend_is_cpu(&odd, 0, why, sizeof why), 1);
+    /* a discrete GPU beside lavapipe: chosen, and run on Vulkan */
+    vk_device_info two[2] = { lvp, fake(1, VK_DEVTYPE_DISCRETE, 8192) };
+    assert_int_equal(choose(two, 2, &c), 1);
+    assert_int_equal(vk_auto_backend_is_cpu(&two[c.index], 0, why, sizeof why), 0);
+    assert_string_equal(why, "fake 1 is a discrete GPU");
+    vk_device_info igpu = fake(0, VK_DEVTYPE_INTEGRATED, 0);
+    assert_int_equal(vk_auto_backend_is_cpu(&igpu, 0, why, sizeof why), 0);
+    assert_string_equal(why, "fake 0 is an integrated GPU");
+    /* no device at all */
+    assert_int_equal(vk_auto_backend_is_cpu(NULL, 0, why, sizeof why), 1);
+    assert_string_equal(why, "no Vulkan device");
+}
+
 static void test_choice_ties(void **state)
 {
     (void)state;
@@ -667,6 +703,11 @@ static void test_cli_devices(void **state)
     if (lavapipe)
         assert_string_equal(json_string_value(json_object_get(dev, "type")), "CPU");
     assert_true(json_is_true(json_object_get(json_object_get(root, "check"), "pass")));
+    /* which backend auto picks: the CPU engine when the chosen device is a CPU driver */
+    json_t *ab = json_object_get(root, "auto_backend");
+    bool cpu_dev = lavapipe || json_is_true(json_object_get(dev, "cpu_device"));
+    assert_string_equal(json_string_value(json_object_get(ab, "backend")), cpu_dev ? "cpu" : "vulkan");
+    assert_non_null(json_string_value(json_object_get(ab, "reason")));
 
     snprintf(cmd, sizeof cmd, "'%s' devices 2>&1", sizeup_bin());
     assert_int_equal(run_cmd(cmd, text, sizeof text), 0);
@@ -685,6 +726,7 @@ static void test_cli_devices(void **state)
     if (lavapipe)
         assert_non_null(strstr(text, "CPU device (lavapipe"));
     assert_non_null(strstr(text, "sizeup uses device"));
+    assert_non_null(strstr(text, cpu_dev ? "backend auto: cpu (faster than " : "backend auto: vulkan ("));
     assert_non_null(strstr(text, "maxStorageBufferRange"));
     json_decref(root);
 }
@@ -710,6 +752,7 @@ static void test_cli_errors(void **state)
     snprintf(cmd, sizeof cmd, "SIZEUP_DEVICE=0 '%s' devices 2>&1", sizeup_bin());
     assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "chosen by SIZEUP_DEVICE=0"));
+    assert_non_null(strstr(out, "backend auto: vulkan ")); /* a device the user named */
     snprintf(cmd, sizeof cmd, "'%s' devices --help", sizeup_bin());
     assert_int_equal(run_cmd(cmd, out, sizeof out), 0);
     assert_non_null(strstr(out, "usage: sizeup devices"));
@@ -723,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_no_loader),
         cmocka_unit_test(test_choice_type_order),
         cmocka_unit_test(test_choice_single_and_lavapipe),
+        cmocka_unit_test(test_auto_backend_rule),
         cmocka_unit_test(test_choice_ties),
         cmocka_unit_test(test_choice_explicit_index),
         cmocka_unit_test(test_choice_errors),

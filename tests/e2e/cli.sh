@@ -52,15 +52,27 @@ ok
 su inspect --json "$M"
 params=$(jq .n_params "$T/out")
 size=$(jq .tensor_bytes "$T/out")
-su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o json
+su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o json -t 1
 want_json 'length == 2' "bench -o json"
 want_json ".[0].n_prompt == 16 and .[0].n_gen == 0 and .[1].n_prompt == 0 and .[1].n_gen == 8"
-want_json "all(.[]; .model_size == $size and .model_n_params == $params and .backends == \"cpu\" and .model_type == \"llama\")"
+want_json '.[0].test == "pp16" and .[1].test == "tg8" and all(.[]; .n_threads == 1 and .device == "cpu")'
+want_json "all(.[]; .model_size == $size and .model_n_params == $params and .backends == \"CPU\" and .model_type == \"llama\")"
+want_json 'all(.[]; .avg_ns > 0 and .stddev_ns >= 0 and .stddev_ts >= 0 and (.avg_ns - (.samples_ns | add) / 2 | fabs) <= 1)'
+want_json 'all(.[]; .model_filename | endswith(".gguf"))'
+want_json 'all(.[]; (.samples_ts | length) == 2 and ((.samples_ts | add) / 2 - .avg_ts | fabs) < 1e-6 * .avg_ts)'
+want_json 'all(.[]; (((.samples_ts[0] - .samples_ts[1]) | fabs) / (2 | sqrt) - .stddev_ts | fabs) <= 1e-6 * .avg_ts)'
 want_json 'all(.[]; (.samples_ts | length) == 2 and (.samples_ns | length) == 2 and all(.samples_ts[]; . > 0))'
 want_json 'all(.[]; .median_ts >= (.samples_ts | min) and .median_ts <= (.samples_ts | max))'
 want_json 'all(.[]; .avg_ts == ((.samples_ts | add) / 2))'
 want_json '.[1].weight_gbps > 0 and .[1].device_read_gbps > 0 and .[1].bandwidth_share > 0'
 want_json '.[1].weight_bytes_per_token > 0 and .[1].weight_bytes_per_token <= .[1].model_size'
+# llama-bench's conventions: -p 0 / -n 0 leave that test out; -r is the repeats
+su bench -m "$M" -p 0 -n 4 -r 3 --backend cpu -o json
+want_json 'length == 1 and .[0].n_prompt == 0 and .[0].n_gen == 4 and .[0].test == "tg4" and (.[0].samples_ts | length) == 3' "bench -p 0"
+su bench -m "$M" -p 8,16 -n 0 -r 1 --backend cpu -o json -t 2
+want_json 'length == 2 and all(.[]; .n_gen == 0) and .[0].n_prompt == 8 and .[1].n_prompt == 16 and (.[0].samples_ts | length) == 1' "bench -n 0"
+"$BIN" bench -m "$M" -p 0 -n 0 >"$T/out" 2>"$T/err" && fail "bench -p 0 -n 0 ran"
+grep -q 'no test left' "$T/err" || fail "bench -p 0 -n 0: no reason given"
 su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o md
 grep -qx '| model | size | params | backend | test | t/s | weights GB/s | share of device read |' "$T/out" ||
     fail "bench -o md: no table header"
@@ -72,7 +84,7 @@ su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o csv
 [ "$(head -1 "$T/out")" = "model_filename,model_type,model_size,backends,n_prompt,n_gen,avg_ts,stddev_ts,median_ts,weight_gbps,device_read_gbps" ] ||
     fail "bench -o csv: header"
 [ "$(wc -l <"$T/out")" -eq 3 ] || fail "bench -o csv: want a header and 2 rows"
-awk -F, -v size="$size" -v m="\"$M\"" 'NR > 1 && ($1 != m || $3 != size || $4 != "\"cpu\"" || $7 <= 0) { bad = 1 }
+awk -F, -v size="$size" -v m="\"$M\"" 'NR > 1 && ($1 != m || $3 != size || $4 != "\"CPU\"" || $7 <= 0) { bad = 1 }
     NR == 2 && ($5 != 16 || $6 != 0) { bad = 1 } NR == 3 && ($5 != 0 || $6 != 8 || $10 <= 0) { bad = 1 }
     END { exit bad }' "$T/out" || fail "bench -o csv: rows do not match the run"
 ok
@@ -97,6 +109,23 @@ head -1 "$T/out" | grep -q 'NAME.*FAMILY.*PARAMS.*QUANT.*SIZE.*LICENCE.*DOWNLOAD
 while read -r n; do
     grep -Eq "^$n +.* (yes|no|\?)\$" "$T/out" || fail "catalog: no row for '$n' ending in a fit verdict"
 done <"$T/names"
+# the fit is judged against the backend auto would pick: the host's memory when that is the CPU
+"$BIN" devices --json >"$T/dev.json" 2>/dev/null
+auto=$(jq -r '.auto_backend.backend // "cpu"' "$T/dev.json")
+su catalog --json
+want_json ".device.backend == \"$auto\"" "catalog --json: the fit's backend"
+if [ "$auto" = cpu ]; then
+    want_json '.device.name == "host memory" and .device.capacity > 0 and .device.total >= .device.capacity' "catalog --json (cpu)"
+    jq -e --argjson cap "$(jq .device.capacity "$T/out")" 'all(.models[]; .fits == (.need_bytes <= $cap))' "$T/out" >/dev/null ||
+        fail "catalog --json: a verdict disagrees with the host's available memory"
+    su catalog
+    grep -q '^fit: the CPU backend (.*), host memory .* available of .*; a model needs' "$T/out" ||
+        fail "catalog: the fit line does not name the CPU backend and the host's memory"
+    if jq -e '.devices | length > 0' "$T/dev.json" >/dev/null; then
+        su catalog --json --device 0 # a device the user names is the one judged
+        want_json '.device.backend == "vulkan" and .device.index == 0' "catalog --json --device 0"
+    fi
+fi
 ok
 
 # ---- run: -p and -f give the same text; sampling flags and --seed do what they say ----
@@ -135,18 +164,34 @@ n=$(count '<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nHello<|im_
 stats | grep -q "prompt $n tokens" || fail "--chat --system: want a prompt of $n tokens: $(stats)"
 ok
 
-# ---- backend: the automatic choice names the device sizeup picks, or why it fell back ----
+# ---- backend: the automatic choice is the faster one (the CPU engine when the device is a CPU
+# driver such as lavapipe, else that device), says why, and a device the user names is used ----
 su devices --json
 ndev=$(jq '.devices | length' "$T/out")
 chosen=$(jq -r '.devices[.chosen].name' "$T/out")
+cpu_dev=$(jq -r '.devices[.chosen] | (.lavapipe or .cpu_device)' "$T/out")
 dev0=$(jq -r '.devices[0].name' "$T/out")
+if [ "$cpu_dev" = true ]; then
+    want_json '.auto_backend.backend == "cpu" and (.auto_backend.reason | test("a CPU Vulkan driver; --backend vulkan to use it$"))'
+else
+    want_json '.auto_backend.backend == "vulkan"'
+fi
 "$BIN" run -m "$M" -p 'Once upon a time' -n 4 --temp 0 >"$T/out" 2>"$T/err" || fail "run (automatic backend) failed"
 [ "$(cat "$T/out")" = "$(echo "$greedy" | head -c "$(wc -c <"$T/out")")" ] ||
     fail "run (automatic backend): text differs from the CPU's greedy text"
-stats | grep -qF "| vulkan: $chosen" || fail "automatic backend: stats line does not name '$chosen': $(stats)"
+if [ "$cpu_dev" = true ]; then
+    stats | grep -Eq '\| cpu \(faster than .*, a CPU Vulkan driver; --backend vulkan to use it\)$' ||
+        fail "automatic backend on a CPU driver: stats line does not say the CPU runs it and why: $(stats)"
+else
+    stats | grep -qF "| vulkan: $chosen" || fail "automatic backend: stats line does not name '$chosen': $(stats)"
+fi
 [ "$ndev" -ge 1 ] || fail "no Vulkan device listed"
 "$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 --device 0 >/dev/null 2>"$T/err" || fail "run --device 0 failed"
 stats | grep -qF "| vulkan: $dev0" || fail "run --device 0: stats line does not name '$dev0': $(stats)"
+SIZEUP_DEVICE=0 "$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 >/dev/null 2>"$T/err" || fail "run SIZEUP_DEVICE=0 failed"
+stats | grep -qF "| vulkan: $dev0" || fail "run SIZEUP_DEVICE=0: stats line does not name '$dev0': $(stats)"
+"$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 --backend vulkan >/dev/null 2>"$T/err" || fail "run --backend vulkan failed"
+stats | grep -qF "| vulkan: $chosen" || fail "run --backend vulkan: stats line does not name '$chosen': $(stats)"
 "$BIN" run -m "$M" -p 'Once' -n 4 --temp 0 --backend cpu >/dev/null 2>"$T/err" || fail "run --backend cpu failed"
 stats | grep -q '| cpu$' || fail "run --backend cpu: stats line does not end in '| cpu': $(stats)"
 VK_DRIVER_FILES=/nonexistent.json VK_ICD_FILENAMES=/nonexistent.json \
