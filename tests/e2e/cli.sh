@@ -29,7 +29,11 @@ ok() { passed=$((passed + 1)); }
 # runs sizeup with stdout in $T/out and stderr in $T/err; fails unless it exits 0
 su() { "$BIN" "$@" >"$T/out" 2>"$T/err" || fail "sizeup $* exited with $?"; }
 # jq -e on $T/out: fails with the expression when it is not true
-want_json() { jq -e "$1" "$T/out" >/dev/null || fail "${2:-sizeup output}: not true: $1"; }
+# jq -e exits 0 on empty input, so an empty output must fail on its own
+want_json() {
+    [ -s "$T/out" ] || fail "${2:-sizeup output}: empty, expected JSON where $1"
+    jq -e "$1" "$T/out" >/dev/null || fail "${2:-sizeup output}: not true: $1"
+}
 stats() { grep '^\[sizeup\] prompt' "$T/err" | tail -1; }
 for tool in jq nginx; do
     command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] ||
