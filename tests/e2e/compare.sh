@@ -4,6 +4,8 @@
 # perplexity and bits per byte and says when the vocabularies differ; perplexity refuses KL
 # across vocabularies and names the problem; --help everywhere. CPU backend, fixture models.
 set -u
+# jq -e exits 0 on empty input (jq 1.6): an empty file must fail a check on its own
+jqe() { [ -s "${@: -1}" ] && jq -e "$@"; }
 BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
 FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
 M="$FIX/models"
@@ -34,14 +36,14 @@ done
 for mode in fair concurrent; do
     timeout 300 "$BIN" compare "$A" "$Q4" -p "$P" -n 48 -r 2 --mode $mode --backend cpu -o json \
         >"$T/$mode.json" 2>"$T/err"
-    check "1 compare --mode $mode exits 0 with JSON" jq -e ".mode == \"$mode\"" "$T/$mode.json"
+    check "1 compare --mode $mode exits 0 with JSON" jqe ".mode == \"$mode\"" "$T/$mode.json"
     for j in 0 1; do
         m=$A; [ $j = 1 ] && m=$Q4
         jq -j ".results[] | select(.model == $j) | .answer" "$T/$mode.json" >"$T/cmp.$j"
         check "1 $mode: $(basename "$m")'s answer equals sizeup run's" cmp -s "$T/cmp.$j" "$T/run.$(basename "$m")"
     done
     check "1 $mode: every speed is labelled $mode" \
-        jq -e "[.results[].mode] | all(. == \"$mode\")" "$T/$mode.json"
+        jqe "[.results[].mode] | all(. == \"$mode\")" "$T/$mode.json"
 done
 
 # ---- 2. --ppl: perplexity and bits per byte per model, the vocabulary note ----
@@ -58,7 +60,7 @@ check "2 it says the vocabularies differ" grep -q "The vocabularies differ" "$T/
 timeout 120 "$BIN" perplexity -m "$Q4" -f "$TEXT" -c 64 --kl-base "$B" --backend cpu --json \
     >"$T/out" 2>"$T/err"
 check "3 perplexity --json of Q4_0 c64: 2.4031 within 1%, KL > 0, agreement < 1" \
-    jq -e '(.ppl - 2.4031 | fabs) < 0.024 and .kl_mean > 0 and .top_agree < 1 and .n_scored == 1271' \
+    jqe '(.ppl - 2.4031 | fabs) < 0.024 and .kl_mean > 0 and .top_agree < 1 and .n_scored == 1271' \
     "$T/out" >/dev/null
 timeout 60 "$BIN" perplexity -m "$B" -f "$TEXT" --kl-base "$A" --backend cpu >"$T/out" 2>"$T/err"; rc=$?
 check "3 --kl-base with another vocabulary is refused, saying so" \

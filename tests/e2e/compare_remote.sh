@@ -5,6 +5,8 @@
 # (the slow model streams for 5 s); every report marks the remote figures network-inclusive and
 # its memory "remote" (Markdown, JSON, CSV).
 set -u
+# jq -e exits 0 on empty input (jq 1.6): an empty file must fail a check on its own
+jqe() { [ -s "${@: -1}" ] && jq -e "$@"; }
 BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
 SRV=$(realpath tests/oaisrv.py)
 FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
@@ -38,12 +40,12 @@ cmp() { timeout 120 "$BIN" compare "$@" --backend cpu >"$T/out" 2>"$T/err"; }
 
 # fair: the remote model is one more job, its requests never overlap the local model's
 cmp "$A" "$U#test-model" -p "Once upon a time" -n 16 -r 3 --mode fair -o json || fail "fair exit $?"
-jq -e '.models[1].remote and .models[1].network_inclusive and .models[1].memory == "remote"' \
+jqe '.models[1].remote and .models[1].network_inclusive and .models[1].memory == "remote"' \
     "$T/out" >/dev/null || fail "fair: the remote model is not marked in the JSON"
-jq -e '.results[1].answer == "Hello from the test server." and .results[1].network_inclusive
+jqe '.results[1].answer == "Hello from the test server." and .results[1].network_inclusive
        and (.results[0].network_inclusive | not)' "$T/out" >/dev/null ||
     fail "fair: the remote answer or its network-inclusive mark is missing"
-jq -e '[.spans[] | {s: .start_ms, e: .end_ms}] | sort_by(.s) as $v |
+jqe '[.spans[] | {s: .start_ms, e: .end_ms}] | sort_by(.s) as $v |
        [range(1; $v | length) | select($v[.].s < $v[. - 1].e)] | length == 0' "$T/out" >/dev/null ||
     fail "fair: two generations overlap"
 ok "fair serialises the remote requests with the local model's"
@@ -52,7 +54,7 @@ ok "fair serialises the remote requests with the local model's"
 # still runs when a loaded machine starts the other thread late)
 cmp "$A" "$U#slow" -p "Once upon a time" -n 300 -r 1 --mode concurrent -o json ||
     fail "concurrent exit $?"
-jq -e '[.spans[] | select(.model == 0)][0] as $a | [.spans[] | select(.model == 1)][0] as $b |
+jqe '[.spans[] | select(.model == 0)][0] as $a | [.spans[] | select(.model == 1)][0] as $b |
        $a.start_ms < $b.end_ms and $b.start_ms < $a.end_ms' "$T/out" >/dev/null ||
     fail "concurrent: the local and remote generations do not overlap"
 ok "concurrent overlaps them"
