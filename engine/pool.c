@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #define POOL_MAX_THREADS 256
-#define POOL_SPIN 100 /* polls before sleeping: some 50-100 us on an idle machine */
+/* Polls (sched_yield) before sleeping: up to ~2 ms on an idle machine. 100 cost prompt batches
+ * about 10% in wake-ups (135M Q4_0 pp128 452-470 -> 517-532 t/s, docs/PERFORMANCE.md). */
+#define POOL_SPIN 2000
 
 typedef struct pool_job {
     eng_pool_fn fn;
