@@ -29,6 +29,9 @@ int app_cmd_compare(int argc, char **argv);
 /* Fixture-free helpers shared by commands. */
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */
 int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The monotonic clock, in seconds and in milliseconds: every timing in app/ reads this one. */
+double app_now_s(void);
+double app_now_ms(void);
 /* "1.23 GiB", "512 KiB", "17 B": binary units, 3 significant digits. buf >= 16 bytes. */
 const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
 /* The Vulkan device index from a --device value, else from SIZEUP_DEVICE, else -1 (automatic).

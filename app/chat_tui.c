@@ -74,20 +74,13 @@ static void restore_signals(void)
         signal(all[i], SIG_DFL);
 }
 
-double app_chat_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 void app_chat_notice(chat_tui *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(t->notice, sizeof t->notice, fmt, ap);
     va_end(ap);
-    t->notice_until = app_chat_now_ms() + 4000;
+    t->notice_until = app_now_ms() + 4000;
     t->dirty = true;
 }
 
@@ -446,7 +439,7 @@ static void frame(chat_tui *t, bool full)
         s.panes[i] = t->p[i];
     s.input = ui_input_text(&s.input_len, &s.input_cursor);
     s.prompt = ui_input_prompt();
-    s.notice = app_chat_now_ms() < t->notice_until ? t->notice : NULL;
+    s.notice = app_now_ms() < t->notice_until ? t->notice : NULL;
     ui_layout L;
     ui_layout_compute(cols, rows, t->n, t->zoom, t->focus, ui_draw_input_rows(&s, cols), &L);
     ui_draw_frame(&s, &L, full);
@@ -497,7 +490,7 @@ static void loop(chat_tui *t)
     double last_frame = 0, last_rss = 0;
     bool notice_shown = false;
     while (!t->quit && !sig_quit) {
-        double now = app_chat_now_ms();
+        double now = app_now_ms();
         int timeout = 500;
         if (ui_input_esc_pending())
             timeout = 40;  /* an Esc alone, unless a sequence follows at once */
@@ -516,7 +509,7 @@ static void loop(chat_tui *t)
             on_action(t, a, line);
             free(line);
         }
-        now = app_chat_now_ms();
+        now = app_now_ms();
         if (now - last_rss >= 1000) {  /* memory and loading time, once a second */
             unsigned long long rss = app_host_rss();
             for (int i = 0; i < t->n; i++) {

@@ -44,6 +44,5 @@ void app_chat_size_view(chat_tui *t, ui_size_view *v);
 bool app_chat_targets(const chat_tui *t, int i);
 /* The pane's transcript as Markdown with its figures (for the pager and /save); caller frees. */
 char *app_chat_markdown(chat_tui *t, int first, int last);
-double app_chat_now_ms(void);
 
 #endif

@@ -84,13 +84,6 @@ struct app_worker {
     double t_send, t_prev, t_spark;
 };
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Under mu: make sure the UI thread will look (one byte per batch, not per token). */
 static void wake_locked(app_worker *w)
 {
@@ -161,7 +154,7 @@ static void stats_locked(app_worker *w, const eng_stats *es)
     st->mem_weights = es->mem_weights;
     st->mem_kv = es->mem_kv;
     st->mem_scratch = es->mem_scratch;
-    double wall = now_ms() - w->t_send;
+    double wall = app_now_ms() - w->t_send;
     st->wall_tps = wall > 0 ? es->n_gen * 1e3 / wall : 0;
     st->sched = w->sched;
     w->st_new = true;
@@ -190,7 +183,7 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len,
     app_worker *w = user;
     (void)token;
     pthread_mutex_lock(&w->mu);
-    tick_locked(w, now_ms());
+    tick_locked(w, app_now_ms());
     if (len)
         post_locked(w, EV_TEXT, text, len);
     stats_locked(w, es);
@@ -348,7 +341,7 @@ static void local_answer(app_worker *w)
 {
     eng_generate_opts go = { w->cfg.n_predict, NULL, 0, &w->cancel };
     eng_stop_reason why = ENG_STOP_NONE;
-    w->t_send = w->t_prev = now_ms();
+    w->t_send = w->t_prev = app_now_ms();
     set_phase(w, UI_PHASE_PREFILL, NULL);
     pthread_mutex_lock(&w->mu);
     post_locked(w, EV_ANSWER, "", 0);
@@ -383,7 +376,7 @@ static void local_answer(app_worker *w)
     snprintf(note, sizeof note, "%u tokens, decode %.1f tokens/s (%s), wall %.1f tokens/s, "
              "prompt (all so far) %u tokens at %.1f tokens/s, first token %.0f ms, context %u "
              "of %u, memory weights %s + KV %s + scratch %s, %s, stop: %s", es.n_gen,
-             es.gen_tps, w->sched, es.n_gen * 1e3 / (now_ms() - w->t_send), es.n_prompt,
+             es.gen_tps, w->sched, es.n_gen * 1e3 / (app_now_ms() - w->t_send), es.n_prompt,
              es.prompt_tps, es.ttft_ms, es.n_past, es.n_ctx,
              app_fmt_bytes(es.mem_weights, a, sizeof a), app_fmt_bytes(es.mem_kv, b, sizeof b),
              app_fmt_bytes(es.mem_scratch, c, sizeof c), es.backend ? es.backend : "?",
@@ -607,7 +600,7 @@ static void remote_stats_locked(app_worker *w, const dl_remote_stats *rs)
     st->mem_weights = st->mem_kv = st->mem_scratch = 0;
     st->has_kv = rs->kv_usage >= 0;
     st->kv_usage = rs->kv_usage;
-    double wall = now_ms() - w->t_send;
+    double wall = app_now_ms() - w->t_send;
     st->wall_tps = wall > 0 ? rs->n_gen * 1e3 / wall : 0;
     st->sched = w->sched;
     w->st_new = true;
@@ -618,7 +611,7 @@ static bool on_piece(void *user, dl_remote_part part, const char *text, size_t l
 {
     app_worker *w = user;
     pthread_mutex_lock(&w->mu);
-    tick_locked(w, now_ms());
+    tick_locked(w, app_now_ms());
     if (part == DL_REMOTE_REASONING && w->part != 1) {
         post_locked(w, EV_THINK, "thinking: ", 10);
         w->part = 1;
@@ -723,7 +716,7 @@ static void remote_answer(app_worker *w)
     }
     q.sampling = remote_sampling(&w->cfg);
     w->part = 0;
-    w->t_send = w->t_prev = now_ms();
+    w->t_send = w->t_prev = app_now_ms();
     set_phase(w, UI_PHASE_PREFILL, NULL);
     dl_remote_finish why = DL_REMOTE_FINISH_CANCELLED;
     /* generate clears the handle's cancel flag as it starts: an Esc that came before is ours */

@@ -32,13 +32,6 @@ typedef struct result {
     double median, avg, stddev;
 } result;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void usage(FILE *to)
 {
     fprintf(to,
@@ -153,10 +146,10 @@ static void summarise(result *r)
 static bool run_pp(eng_session *s, int32_t *toks, int n, double *tps)
 {
     eng_session_reset(s);
-    double t0 = now_s();
+    double t0 = app_now_s();
     if (eng_session_feed(s, toks, (size_t)n))
         return false;
-    *tps = n / (now_s() - t0);
+    *tps = n / (app_now_s() - t0);
     return true;
 }
 
@@ -166,14 +159,14 @@ static bool run_tg(eng_session *s, int32_t *toks, int n, double *tps)
     eng_session_reset(s);
     if (eng_session_feed(s, toks, 1))
         return false;
-    double t0 = now_s();
+    double t0 = app_now_s();
     for (int i = 0; i < n; i++) {
         float *lg;
         if (eng_session_logits(s, &toks[1 + i % 64], 1, false, &lg))
             return false;
         free(lg);
     }
-    *tps = n / (now_s() - t0);
+    *tps = n / (app_now_s() - t0);
     return true;
 }
 

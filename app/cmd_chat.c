@@ -146,8 +146,8 @@ int app_cmd_chat(int argc, char **argv)
         if (app_default_models(CMD, &paths, &n, &demo) == 0 && demo) {
             a.cfg.banner = app_demo_banner;
             /* The demo's models (0.3M to 1M parameters) run faster on the CPU than on any
-             * Vulkan device, where a token is dispatch overhead; and on a machine without a GPU
-             * `auto` would pick lavapipe, whose start costs seconds per pane. */
+             * Vulkan device, a GPU included, where a token is all dispatch overhead (`auto`
+             * already avoids lavapipe on its own; this covers machines with a GPU). */
             if (a.cfg.so.backend == ENG_BACKEND_AUTO)
                 a.cfg.so.backend = ENG_BACKEND_CPU;
         }

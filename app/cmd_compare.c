@@ -506,7 +506,7 @@ int app_cmd_compare(int argc, char **argv)
                          : !strcmp(o.format, "csv") ? APP_CMP_CSV : APP_CMP_MD;
     uint64_t rng = c.seed;
     if (!(rc = load_prompts(&o, &c)) && !(rc = open_models(&o, &c)) && !(rc = alloc_cells(&c))) {
-        c.t0 = app_sched_now();
+        c.t0 = app_now_s();
         for (int p = 0; p < c.n_prompts && !rc; p++)
             rc = run_prompt(&c, p, &rng);
         summarise(&c);

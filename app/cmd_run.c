@@ -191,13 +191,6 @@ static bool on_token(void *user, int32_t token, const char *text, size_t len, co
 /* Milliseconds eng_model_open took, added to the session's own load time in the stats line. */
 static double open_ms;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
 /* Load (opening the file, starting the backend, weights to the device, pipelines) is its own
  * figure: on lavapipe it takes seconds and would otherwise swamp the prompt's speed and the
  * first token's time. It comes after the token figures, so the line still starts with
@@ -441,14 +434,14 @@ int app_cmd_run(int argc, char **argv)
         free(prompt);
         return rc;
     }
-    double t0 = now_ms();
+    double t0 = app_now_ms();
     if (eng_model_open(path, &m, err, sizeof err)) {
         free(path);
         free(prompt);
         return app_fail(CMD, "%s", err);
     }
     free(path);
-    open_ms = now_ms() - t0;
+    open_ms = app_now_ms() - t0;
     o.so.cancel = &cancel_flag;
     if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
         eng_model_close(m);

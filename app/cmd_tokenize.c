@@ -157,13 +157,6 @@ static void print_tokens(const eng_vocab *v, const int32_t *ids, size_t n, out_m
     json_decref(arr);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -181,12 +174,12 @@ static int bench(const eng_vocab *v, const char *path, int repeat, bool special)
     size_t ntok = 0;
     for (int r = -1; r < repeat; r++) {
         int32_t *ids;
-        double t0 = now_s();
+        double t0 = app_now_s();
         if (eng_tokenize(v, text, len, false, special, &ids, &ntok) != ENG_TOK_OK) {
             free(text);
             return app_fail(CMD, "tokenizing %s failed (out of memory)", path);
         }
-        double dt = now_s() - t0;
+        double dt = app_now_s() - t0;
         free(ids);
         if (r >= 0)
             t[r] = dt;

@@ -65,7 +65,7 @@ typedef struct app_cmp {
     app_cmp_cell *cells;      /* (n_prompts * n_models): prompt p, model j at p * n_models + j */
     app_sched_span *spans;    /* (n_prompts * reps * n_models), prompt by prompt */
     size_t n_spans;
-    double t0;                /* app_sched_now() at the start; spans are reported relative */
+    double t0;                /* app_now_s() at the start; spans are reported relative */
     uint64_t peak_rss;        /* the process's, all models together (bytes) */
 } app_cmp;
 

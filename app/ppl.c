@@ -64,13 +64,6 @@ static double percentile(double *v, size_t n, double p)
     return v[lo] + (pos - (double)lo) * (v[lo + 1] - v[lo]);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* What one run needs besides the result: sessions, scratch, the per-position KL values. */
 typedef struct ppl_job {
     const char *cmd;
@@ -207,7 +200,7 @@ int app_ppl_run(const char *cmd, eng_model *m, eng_model *base, const char *text
     if (open_sessions(&j, base, n_ctx, so, out->backend))
         goto done;
     const eng_special_ids *sp = eng_vocab_special(j.v);
-    double t0 = now_s();
+    double t0 = app_now_s();
     for (size_t c = 0; c < out->n_chunks; c++) {
         int32_t *w = ids + c * n_ctx, saved = w[0];
         if (sp->add_bos && sp->bos != ENG_TOKEN_NONE)
@@ -218,7 +211,7 @@ int app_ppl_run(const char *cmd, eng_model *m, eng_model *base, const char *text
             goto done;
         out->running[c] = exp(out->nll / (double)out->n_scored);
     }
-    out->seconds = now_s() - t0;
+    out->seconds = app_now_s() - t0;
     finish(&j, out);
     rc = 0;
 done:

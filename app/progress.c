@@ -263,13 +263,6 @@ void app_progress_init(app_progress *pr, FILE *out, bool tty, bool quiet,
     pr->stop = stop;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Asked at every draw, so a resized terminal gets a bar that fits. */
 static int term_width(FILE *f)
 {
@@ -294,7 +287,7 @@ int app_progress_update(const dl_progress *p, void *user)
         /* \r and erase-to-end-of-line: the new text may be shorter than the old */
         fprintf(pr->out, "\r%s\x1b[K%s", line, p->finished ? "\n" : "");
         pr->line_open = !p->finished;
-    } else if (app_progress_plain_due(&pr->pace, p, mono_s())) {
+    } else if (app_progress_plain_due(&pr->pace, p, app_now_s())) {
         app_progress_plain(p, line, sizeof line);
         fprintf(pr->out, "%s\n", line);
     }

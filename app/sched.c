@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "app/app.h"
 #include "app/sched.h"
 
 const char *app_sched_mode_name(app_sched_mode m)
@@ -22,13 +23,6 @@ bool app_sched_mode_parse(const char *s, app_sched_mode *out)
     else
         return false;
     return true;
-}
-
-double app_sched_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* splitmix64: small, seedable, the same sequence everywhere. */
@@ -57,9 +51,9 @@ static int run_fair(int n_jobs, int rep, uint64_t *rng, app_sched_fn fn, void *u
         order[j] = j;
     app_sched_shuffle(order, n_jobs, rng);
     for (int i = 0; i < n_jobs; i++) {
-        app_sched_span sp = { order[i], rep, app_sched_now(), 0 };
+        app_sched_span sp = { order[i], rep, app_now_s(), 0 };
         int rc = fn(user, order[i], rep);
-        sp.end = app_sched_now();
+        sp.end = app_now_s();
         if (out)
             out[i] = sp;
         if (rc)
@@ -95,9 +89,9 @@ static void *work(void *arg)
     pthread_mutex_unlock(&w->g->mu);
     if (state < 0)
         return NULL;
-    w->span.start = app_sched_now();
+    w->span.start = app_now_s();
     w->rc = w->fn(w->user, w->span.job, w->span.rep);
-    w->span.end = app_sched_now();
+    w->span.end = app_now_s();
     return NULL;
 }
 

@@ -22,13 +22,11 @@ const char *app_sched_mode_name(app_sched_mode m);   /* "fair", "concurrent" */
 /* "fair" or "concurrent" into *out; false for anything else. */
 bool app_sched_mode_parse(const char *s, app_sched_mode *out);
 
-/* When one run of one job happened: seconds on the monotonic clock (app_sched_now). */
+/* When one run of one job happened: seconds on the monotonic clock (app_now_s). */
 typedef struct app_sched_span {
     int job, rep;
     double start, end;
 } app_sched_span;
-
-double app_sched_now(void);
 
 /* One run of job `job` (0 .. n_jobs-1) for repeat `rep` (-1: the warm-up, not recorded).
  * Called from the calling thread in fair mode and from a worker thread per job in concurrent

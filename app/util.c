@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "app/app.h"
 #include "engine/engine.h"
@@ -247,3 +248,12 @@ int app_read_text(const char *cmd, const char *what, const char *path, char **te
     }
     return rc;
 }
+
+double app_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double app_now_ms(void) { return app_now_s() * 1e3; }

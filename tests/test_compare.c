@@ -344,10 +344,10 @@ static void *gate_worker(void *arg)
 {
     gate_job *j = arg;
     j->turn = app_sched_gate_wait(j->g, j->ticket, &j->cancel);
-    j->start = app_sched_now();
+    j->start = app_now_s();
     if (j->turn)
         usleep(20000);
-    j->end = app_sched_now();
+    j->end = app_now_s();
     app_sched_gate_done(j->g, j->ticket);
     return NULL;
 }
