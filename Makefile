@@ -1,6 +1,7 @@
 # sizeup build.
 #
-# Public targets: all, test, asan, tsan, fuzz, deps, run, install, clean (see `make help`).
+# Public targets: all, test, asan, tsan, test-neon, fuzz, deps, deps-neon, run, install, clean
+# (see `make help`).
 # test, asan, fuzz and run install missing Debian packages first (target deps), then call this
 # Makefile again, so pkg-config is asked only after the packages are there.
 
@@ -61,7 +62,8 @@ TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 E2E         := $(sort $(wildcard tests/e2e/*.sh))
 
-.PHONY: all help test asan tsan fuzz fuzz-run deps run install clean build-tests run-tests check-fixtures
+.PHONY: all help test asan tsan test-neon fuzz fuzz-run deps deps-neon run install clean build-tests \
+        run-tests check-fixtures
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/sizeup
@@ -72,8 +74,10 @@ help:
 	@echo "make test       install missing packages, build and run every test"
 	@echo "make asan       the same tests under AddressSanitizer + UBSan (build/asan)"
 	@echo "make tsan       the CPU backend's threaded tests under ThreadSanitizer (build/tsan)"
+	@echo "make test-neon  the CPU kernel test cross-built for AArch64, run under qemu-aarch64 (build/neon)"
 	@echo "make fuzz       build the libFuzzer GGUF harness and run it (FUZZ_SECONDS, default 60)"
 	@echo "make deps       install missing Debian packages (apt-get; quiet when all are there)"
+	@echo "make deps-neon  the same for test-neon's cross compiler and qemu"
 	@echo "make install    install to \$$DESTDIR\$$PREFIX (default /usr/local)"
 	@echo "make clean      remove build/"
 
@@ -212,6 +216,49 @@ tsan: deps
 	  env $(TSAN_ENV) build/tsan/tests/$$t || fail=$$((fail+1)); done; \
 	echo "tsan: $$fail of $(words $(TSAN_TESTS)) test programs failed"; [ $$fail -eq 0 ]
 
+# ---- the NEON kernels on an x86-64 host: cross-compiled, run under qemu-user ----
+# tests/test_cpu_kernels.c with only the sources it needs, built by the AArch64 cross compiler
+# and run twice under qemu-aarch64: on `-cpu max` (has the dot product instructions, so both
+# the neon and neondot kernels run) and on `-cpu cortex-a53` (ARMv8.0: neon only).
+# SIZEUP_TEST_EXPECT_ISA makes the test fail if the CPU model did not give the set it should.
+# The arm64 cmocka comes as .debs from the Debian archive, fetched with a private package list
+# (build/neon/apt-lists) and unpacked into build/neon/sysroot; the system's apt configuration
+# and dpkg database are not touched.
+NEON_DEB_PKGS := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+NEON_CC     := aarch64-linux-gnu-gcc
+NEON_DIR    := $(BUILD)/neon
+NEON_ROOT   := $(NEON_DIR)/sysroot
+NEON_LIB    := $(NEON_ROOT)/usr/lib/aarch64-linux-gnu
+NEON_SRC    := tests/test_cpu_kernels.c engine/cpu_kernels.c engine/cpu_kernels_avx2.c \
+               engine/cpu_kernels_avx512.c engine/cpu_kernels_neon.c engine/quant.c \
+               engine/quant_k.c engine/gguf.c
+NEON_APT    := -o APT::Architecture=arm64 -o APT::Architectures=arm64 \
+               -o Dir::State::Lists=$(abspath $(NEON_DIR))/apt-lists \
+               -o Dir::Cache=$(abspath $(NEON_DIR))/apt-cache -o Dir::State::status=/dev/null
+NEON_QEMU   := timeout -k 10 120 qemu-aarch64 -L /usr/aarch64-linux-gnu
+
+$(NEON_ROOT)/usr/include/cmocka.h:
+	@mkdir -p $(NEON_DIR)/apt-lists/partial $(NEON_DIR)/apt-cache/archives/partial $(NEON_DIR)/debs
+	@echo "  APT     arm64 libcmocka0 libcmocka-dev -> $(NEON_ROOT)"
+	$(Q)apt-get -qq $(NEON_APT) -o APT::Sandbox::User=$$(id -un) update
+	$(Q)cd $(NEON_DIR)/debs && rm -f *.deb && \
+	  apt-get -qq $(NEON_APT) -o APT::Sandbox::User=$$(id -un) download libcmocka0 libcmocka-dev
+	$(Q)for f in $(NEON_DIR)/debs/*.deb; do dpkg-deb -x $$f $(NEON_ROOT) || exit 1; done
+	$(Q)test -f $@
+
+$(NEON_DIR)/test_cpu_kernels: $(NEON_SRC) engine/cpu_kernels_neon.inc $(wildcard engine/*.h) \
+                              tests/testutil.h $(NEON_ROOT)/usr/include/cmocka.h
+	@echo "  CC      $@ (aarch64)"
+	$(Q)$(NEON_CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -I. -I$(NEON_ROOT)/usr/include -o $@ \
+	  $(NEON_SRC) -L$(NEON_LIB) -Wl,-rpath,$(abspath $(NEON_LIB)) -lcmocka -lm
+
+test-neon: deps-neon
+	@$(MAKE) --no-print-directory $(NEON_DIR)/test_cpu_kernels
+	@fail=0; for run in max:neondot cortex-a53:neon; do cpu=$${run%%:*}; isa=$${run#*:}; \
+	  echo "=== qemu-aarch64 -cpu $$cpu $(NEON_DIR)/test_cpu_kernels (expects $$isa)"; \
+	  SIZEUP_TEST_EXPECT_ISA=$$isa $(NEON_QEMU) -cpu $$cpu $(NEON_DIR)/test_cpu_kernels || fail=$$((fail+1)); \
+	done; echo "test-neon: $$fail of 2 runs failed"; [ $$fail -eq 0 ]
+
 # ---- fuzzing (libFuzzer, clang) ----
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined
@@ -257,8 +304,9 @@ fuzz-run: check-fixtures
 	  -print_final_stats=1 $(DL_FUZZ_CORPUS)
 
 # ---- packages ----
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call install_missing,PACKAGES): apt-get installs those not installed yet; quiet otherwise.
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -266,6 +314,13 @@ deps:
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+deps-neon:
+	$(call install_missing,$(NEON_DEB_PKGS))
 
 run: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all

@@ -13,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20) /* the kernel's bit for sdot/udot, for older headers */
+#endif
+#endif
 
 #include "engine/gguf.h"
 #include "engine/quant_internal.h"
@@ -366,13 +372,42 @@ cpuk_isa cpuk_isa_best(void)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         __builtin_cpu_supports("f16c"))
         return CPUK_AVX2;
+#elif defined(__aarch64__) && defined(__GNUC__)
+    /* Advanced SIMD is part of the AArch64 base; sdot is optional until ARMv8.4. Without
+     * getauxval (not Linux) the dot product instructions are not assumed. */
+#if defined(__linux__)
+    if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP)
+        return CPUK_NEON_DOT;
+#endif
+    return CPUK_NEON;
 #endif
     return CPUK_GENERIC;
 }
 
+/* The set an instruction set falls back to: the next narrower one of its family, then plain C. */
+static cpuk_isa cpuk_isa_narrower(cpuk_isa isa)
+{
+    switch (isa) {
+    case CPUK_AVX512: return CPUK_AVX2;
+    case CPUK_NEON_DOT: return CPUK_NEON;
+    default: return CPUK_GENERIC;
+    }
+}
+
+bool cpuk_isa_runs(cpuk_isa isa)
+{
+    for (cpuk_isa i = cpuk_isa_best();; i = cpuk_isa_narrower(i)) {
+        if (i == isa)
+            return true;
+        if (i == CPUK_GENERIC)
+            return false;
+    }
+}
+
 const char *cpuk_isa_name(cpuk_isa isa)
 {
-    static const char *const names[CPUK_ISA_COUNT] = { "generic", "avx2", "avx512" };
+    static const char *const names[CPUK_ISA_COUNT] = { "generic", "avx2", "avx512", "neon",
+                                                       "neondot" };
     return isa < CPUK_ISA_COUNT ? names[isa] : "?";
 }
 
@@ -384,24 +419,31 @@ cpuk_isa cpuk_isa_from_env(void)
         return best;
     for (int i = 0; i < CPUK_ISA_COUNT; i++)
         if (strcasecmp(e, cpuk_isa_name((cpuk_isa)i)) == 0)
-            return (cpuk_isa)i < best ? (cpuk_isa)i : best;
+            return cpuk_isa_runs((cpuk_isa)i) ? (cpuk_isa)i : best;
     return best;
 }
 
 cpuk_axpy_f16_fn cpuk_axpy_f16_for(cpuk_isa isa)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (isa >= CPUK_AVX2)
+    if (isa == CPUK_AVX2 || isa == CPUK_AVX512)
         return cpuk_avx2_axpy_f16;
+#elif defined(__aarch64__) && defined(__GNUC__)
+    if (isa == CPUK_NEON || isa == CPUK_NEON_DOT)
+        return cpuk_neon_axpy_f16;
 #endif
+    (void)isa;
     return cpuk_generic_axpy_f16;
 }
 
 cpuk_attend_fn cpuk_attend_for(cpuk_isa isa)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (isa >= CPUK_AVX2)
+    if (isa == CPUK_AVX2 || isa == CPUK_AVX512)
         return cpuk_avx2_attend;
+#elif defined(__aarch64__) && defined(__GNUC__)
+    if (isa == CPUK_NEON || isa == CPUK_NEON_DOT)
+        return cpuk_neon_attend;
 #endif
     (void)isa;
     return cpuk_generic_attend;
@@ -422,21 +464,24 @@ static cpuk_act act_of(uint32_t type)
 bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k)
 {
     static const cpuk_dot_fn *const tables[CPUK_ISA_COUNT] = {
-        cpuk_generic_dots, cpuk_avx2_dots, cpuk_avx512_dots
+        cpuk_generic_dots, cpuk_avx2_dots, cpuk_avx512_dots, cpuk_neon_dots, cpuk_neondot_dots
+    };
+    static const cpuk_dot4_fn *const tables4[CPUK_ISA_COUNT] = {
+        NULL, cpuk_avx2_dot4s, cpuk_avx512_dot4s, cpuk_neon_dot4s, cpuk_neondot_dot4s
     };
     if (type >= CPUK_MAX_TYPE || isa >= CPUK_ISA_COUNT)
         return false;
-    static const cpuk_dot4_fn *const tables4[CPUK_ISA_COUNT] = {
-        NULL, cpuk_avx2_dot4s, cpuk_avx512_dot4s
-    };
+    /* along isa's own family down to plain C, the first table that has the type */
     k->dot4 = NULL;
-    for (int i = (int)isa; i > 0 && !k->dot4; i--)
+    for (cpuk_isa i = isa; i != CPUK_GENERIC && !k->dot4; i = cpuk_isa_narrower(i))
         k->dot4 = tables4[i][type];
-    for (int i = (int)isa; i >= 0; i--)
+    for (cpuk_isa i = isa;; i = cpuk_isa_narrower(i)) {
         if (tables[i][type]) {
             k->act = act_of(type);
             k->dot = tables[i][type];
             return true;
         }
-    return false;
+        if (i == CPUK_GENERIC)
+            return false;
+    }
 }

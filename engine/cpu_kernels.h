@@ -5,10 +5,14 @@
  * multiply per block. F32, F16 and BF16 weights keep float32 activations.
  *
  * Each kernel exists in plain C (cpu_kernels.c: the fallback, and the oracle the SIMD versions
- * are tested against) and in AVX2 (cpu_kernels_avx2.c) and AVX-512 (cpu_kernels_avx512.c)
- * versions compiled with target attributes, so the build stays generic -O2 and the instruction
- * set is chosen at run time from what the CPU reports (cpuk_isa_best) or what SIZEUP_CPU_ISA
- * asks for (generic, avx2, avx512: for tests and benchmarks).
+ * are tested against) and in SIMD versions compiled with target attributes, so the build stays
+ * generic -O2 (x86-64, armv8-a) and the instruction set is chosen at run time from what the CPU
+ * reports (cpuk_isa_best) or what SIZEUP_CPU_ISA asks for (for tests and benchmarks). On x86-64:
+ * AVX2 (cpu_kernels_avx2.c) and AVX-512 (cpu_kernels_avx512.c); on AArch64: NEON, and NEON with
+ * the ARMv8.2 dot product instructions (cpu_kernels_neon.c). Each file compiles to empty tables
+ * on the other architecture, and an instruction set only ever falls back within its own family
+ * (AVX-512 -> AVX2 -> plain C, NEON dotprod -> NEON -> plain C), so no table of one
+ * architecture is handed out on the other.
  *
  * The integer sums of one block are exact in every version; only the order in which the
  * per-block float terms are added differs, so a SIMD kernel agrees with the plain one to float
@@ -20,10 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Two families after the plain C set; the order within a family is narrower first. The x86
+ * values come first and keep their numbers; compare instruction sets with cpuk_isa_runs, not
+ * with < (an ARM set is not "wider" than an x86 one). */
 typedef enum cpuk_isa {
     CPUK_GENERIC = 0, /* plain C */
     CPUK_AVX2,        /* AVX2 + FMA + F16C */
     CPUK_AVX512,      /* AVX-512 F/BW/VL (+ VNNI where present), on top of AVX2 */
+    CPUK_NEON,        /* AArch64 Advanced SIMD (baseline there) */
+    CPUK_NEON_DOT,    /* NEON + the ARMv8.2 dot product instructions (sdot) */
     CPUK_ISA_COUNT
 } cpuk_isa;
 
@@ -70,12 +79,16 @@ typedef struct cpuk_kernel {
 
 /* The widest instruction set this CPU runs. */
 cpuk_isa cpuk_isa_best(void);
-/* SIZEUP_CPU_ISA (generic, avx2 or avx512) when set, capped at cpuk_isa_best(); else the best. */
+/* Whether this CPU runs isa: plain C, or cpuk_isa_best() and the narrower sets of its family. */
+bool cpuk_isa_runs(cpuk_isa isa);
+/* SIZEUP_CPU_ISA (generic, avx2, avx512, neon or neondot) when set and this CPU runs it; else
+ * the best. */
 cpuk_isa cpuk_isa_from_env(void);
 const char *cpuk_isa_name(cpuk_isa isa);
 
 /* The kernel for a weight type (gguf_ttype) on an instruction set: false when the type has
- * none. An instruction set that lacks a kernel for a type gets the next narrower one's. */
+ * none. An instruction set that lacks a kernel for a type gets the next narrower one's in its
+ * family, and finally the plain C one (always, for a set of the other architecture). */
 bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k);
 
 /* Bytes of n activations in form act (n a multiple of 32 or 256 for the quantized forms). */
@@ -105,6 +118,10 @@ extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
+extern const cpuk_dot_fn cpuk_neon_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot4_fn cpuk_neon_dot4s[CPUK_MAX_TYPE];
+extern const cpuk_dot_fn cpuk_neondot_dots[CPUK_MAX_TYPE];
+extern const cpuk_dot4_fn cpuk_neondot_dot4s[CPUK_MAX_TYPE];
 void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
 void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */
 void cpuk_generic_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
@@ -113,5 +130,9 @@ void cpuk_generic_attend(const float *q, const uint16_t *K, size_t kstride, cons
 void cpuk_avx2_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
                       size_t vstride, int hd, int hdv, int n, float scale, float *scores,
                       float *o); /* x86-64 only */
+void cpuk_neon_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* AArch64 only */
+void cpuk_neon_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,
+                      size_t vstride, int hd, int hdv, int n, float scale, float *scores,
+                      float *o); /* AArch64 only */
 
 #endif

@@ -230,12 +230,19 @@ static void check_isa(row_case *rc)
     free(x4);
 }
 
-/* Every SIMD kernel this CPU runs agrees with the plain one. */
+/* Every SIMD kernel this CPU runs agrees with the plain one: each instruction set of this
+ * architecture the CPU has (x86-64: avx2, avx512; AArch64: neon, neondot). */
 static void test_simd_matches_generic(void **state)
 {
     cpuk_isa best = cpuk_isa_best();
     printf("# best instruction set here: %s\n", cpuk_isa_name(best));
-    for (int i = CPUK_GENERIC + 1; i <= (int)best; i++) {
+    /* make test-neon says which set each emulated CPU must give, so none is skipped unseen */
+    const char *want = getenv("SIZEUP_TEST_EXPECT_ISA");
+    if (want && *want && strcmp(want, cpuk_isa_name(best)) != 0)
+        fail_msg("best instruction set %s, SIZEUP_TEST_EXPECT_ISA wants %s", cpuk_isa_name(best), want);
+    for (int i = CPUK_GENERIC + 1; i < CPUK_ISA_COUNT; i++) {
+        if (!cpuk_isa_runs((cpuk_isa)i))
+            continue;
         isa_now = (cpuk_isa)i;
         /* the four-token kernels prompts rely on are there (and so are checked below) */
         static const uint32_t tiled[] = { GGUF_T_Q4_0, GGUF_T_Q4_1, GGUF_T_Q5_0, GGUF_T_Q5_1,
@@ -297,7 +304,6 @@ static void test_attend(void **state)
     static const int dims[][2] = { { 64, 64 }, { 128, 128 }, { 64, 128 }, { 24, 8 }, { 80, 72 },
                                    { 20, 12 } };
     static const int lens[] = { 1, 2, 7, 8, 9, 33, 100 };
-    cpuk_isa best = cpuk_isa_best();
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
         for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
             int hd = dims[d][0], hdv = dims[d][1], n = lens[l];
@@ -330,7 +336,9 @@ static void test_attend(void **state)
                     fail_msg("generic attend hd %d hdv %d n %d col %d: %.7g, softmax in double %.7g",
                              hd, hdv, n, i, ref[i], want);
             }
-            for (int isa = CPUK_AVX2; isa <= (int)best; isa++) {
+            for (int isa = CPUK_GENERIC + 1; isa < CPUK_ISA_COUNT; isa++) {
+                if (!cpuk_isa_runs((cpuk_isa)isa))
+                    continue;
                 cpuk_attend_fn f = cpuk_attend_for((cpuk_isa)isa);
                 memset(o, 0xff, sizeof o); /* NaN: every column must be written */
                 f(q, K, ks, V, vs, hd, hdv, n, scale, sc, o);
@@ -346,22 +354,50 @@ static void test_attend(void **state)
         }
 }
 
-/* SIZEUP_CPU_ISA picks the instruction set, never one the CPU lacks. */
+/* SIZEUP_CPU_ISA picks the instruction set, never one the CPU lacks, and a set of the other
+ * architecture (or one this CPU lacks) hands out only its own family's kernels or plain C. */
 static void test_isa_choice(void **state)
 {
-    cpuk_kernel k; /* the plain C set has no four-token kernels: one dot per token */
+    cpuk_kernel k, g; /* the plain C set has no four-token kernels: one dot per token */
     assert_true(cpuk_kernel_for(CPUK_GENERIC, GGUF_T_Q4_K, &k) && !k.dot4);
     cpuk_isa best = cpuk_isa_best();
+    assert_true(cpuk_isa_runs(best) && cpuk_isa_runs(CPUK_GENERIC));
     setenv("SIZEUP_CPU_ISA", "generic", 1);
     assert_int_equal(cpuk_isa_from_env(), CPUK_GENERIC);
     setenv("SIZEUP_CPU_ISA", "avx512", 1);
     assert_int_equal(cpuk_isa_from_env(), best);
-    setenv("SIZEUP_CPU_ISA", "AVX2", 1);
-    assert_int_equal(cpuk_isa_from_env(), best < CPUK_AVX2 ? best : CPUK_AVX2);
+    for (int i = CPUK_GENERIC + 1; i < CPUK_ISA_COUNT; i++) {
+        char upper[16];
+        const char *name = cpuk_isa_name((cpuk_isa)i);
+        for (size_t c = 0; c <= strlen(name); c++)
+            upper[c] = (char)(name[c] >= 'a' && name[c] <= 'z' ? name[c] - 32 : name[c]);
+        setenv("SIZEUP_CPU_ISA", upper, 1);
+        assert_int_equal(cpuk_isa_from_env(), cpuk_isa_runs((cpuk_isa)i) ? (cpuk_isa)i : best);
+    }
+#if defined(__x86_64__)
+    assert_false(cpuk_isa_runs(CPUK_NEON) || cpuk_isa_runs(CPUK_NEON_DOT));
+#elif defined(__aarch64__)
+    assert_true(cpuk_isa_runs(CPUK_NEON));
+    assert_false(cpuk_isa_runs(CPUK_AVX2) || cpuk_isa_runs(CPUK_AVX512));
+#endif
     unsetenv("SIZEUP_CPU_ISA");
     assert_int_equal(cpuk_isa_from_env(), best);
     assert_false(cpuk_kernel_for(best, GGUF_T_IQ2_XXS, &k));
     assert_true(cpuk_kernel_for(best, GGUF_T_Q4_K, &k) && k.act == CPUK_ACT_Q8K);
+    /* the other architecture's sets give the plain kernels: their tables are empty here */
+#if defined(__x86_64__)
+    static const cpuk_isa foreign[] = { CPUK_NEON, CPUK_NEON_DOT };
+#else
+    static const cpuk_isa foreign[] = { CPUK_AVX2, CPUK_AVX512 };
+#endif
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
+        for (uint32_t t = 0; t < CPUK_MAX_TYPE; t++) {
+            bool have = cpuk_kernel_for(foreign[i], t, &k);
+            assert_int_equal(have, cpuk_kernel_for(CPUK_GENERIC, t, &g));
+            if (have && (k.dot != g.dot || k.dot4))
+                fail_msg("%s gives a kernel of its own for type %u on this architecture",
+                         cpuk_isa_name(foreign[i]), t);
+        }
 }
 
 int main(void)
