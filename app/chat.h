@@ -11,6 +11,7 @@
 #include "engine/conv.h"
 #include "engine/engine.h"
 #include "app/chat_models.h"
+#include "downloads/dl_remote.h"
 #include "app/sched.h"
 #include "ui/pane.h"
 
@@ -63,6 +64,11 @@ void app_worker_status(app_worker *w, ui_pane_status *st);
 
 /* "KEY VALUE" for /set: NULL when valid, else why not (static text). */
 const char *app_chat_set_check(const char *kv);
+
+/* The sampling options of cfg as a served model is sent them (the TUI's remote panes and the
+ * line mode): the temperature and the answer's length always, the rest where they differ from
+ * the engine's defaults, so the server's own defaults apply (app/chat_worker.c). */
+dl_remote_sampling app_chat_remote_sampling(const app_chat_cfg *cfg);
 
 /* The --plain line mode over these model paths (app/chat_plain.c); returns the exit status. */
 int app_chat_plain(char **paths, size_t n, const app_chat_cfg *cfg);

@@ -17,6 +17,7 @@
 
 #include "app/app.h"
 #include "app/chat.h"
+#include "app/remote_conv.h"
 #include "downloads/dl_remote.h"
 
 #define JOBS 16
@@ -77,9 +78,7 @@ struct app_worker {
     eng_model *m;
     eng_session *s;
     eng_conv *conv;
-    dl_remote_msg *hist; /* remote: the conversation (contents malloc'd, roles static) */
-    size_t n_hist;
-    char *system;        /* remote: the system prompt, or NULL */
+    app_rconv *hist;     /* remote: the conversation (the system prompt in it) */
     int part;            /* remote: what the last piece was (0 none, 1 reasoning, 2 answer) */
     double t_send, t_prev, t_spark;
 };
@@ -552,7 +551,13 @@ static bool remote_load(app_worker *w)
 {
     dl_remote_opts o = { .cacert = w->cfg.cacert };
     dl_remote *r = NULL;
-    if (dl_remote_open(w->ref, &o, &r) != DL_OK || !dl_remote_model(r)) {
+    /* --system applies to a served model as to a local one */
+    w->hist = app_rconv_new();
+    if (w->hist && !app_rconv_set_system(w->hist, w->cfg.system)) {
+        app_rconv_free(w->hist);
+        w->hist = NULL;
+    }
+    if (!w->hist || dl_remote_open(w->ref, &o, &r) != DL_OK || !dl_remote_model(r)) {
         post(w, EV_ERROR, !r ? "out of memory" : *dl_remote_errmsg(r) ? dl_remote_errmsg(r) :
              "the reference names no model (URL#MODEL or @NAME/MODEL; sizeup list --remote "
              "lists them)");
@@ -628,29 +633,9 @@ static bool on_piece(void *user, dl_remote_part part, const char *text, size_t l
     return go;
 }
 
-static bool hist_push(app_worker *w, const char *role, const char *content)
-{
-    dl_remote_msg *h = realloc(w->hist, (w->n_hist + 1) * sizeof *h);
-    char *c = strdup(content);
-    if (h)
-        w->hist = h;
-    if (!h || !c) {
-        free(c);
-        return false;
-    }
-    w->hist[w->n_hist++] = (dl_remote_msg){ role, c };
-    return true;
-}
-
-static void hist_pop(app_worker *w)
-{
-    if (w->n_hist)
-        free((char *)w->hist[--w->n_hist].content);
-}
-
 /* Sampling as the API names it: the temperature and the answer's length always, the rest only
  * where they differ from the engine's defaults (so the server's own defaults apply). */
-static dl_remote_sampling remote_sampling(const app_chat_cfg *cfg)
+dl_remote_sampling app_chat_remote_sampling(const app_chat_cfg *cfg)
 {
     const eng_sampler_params *sp = &cfg->so.sampling;
     eng_sampler_params d = eng_session_defaults().sampling;
@@ -691,38 +676,15 @@ static void remote_note(app_worker *w, dl_remote_finish why)
 /* One answer to the conversation as it stands (its last message is the user's). */
 static void remote_answer(app_worker *w)
 {
-    dl_remote_request q = { 0 };
-    dl_remote_msg *msgs = calloc(w->n_hist + 1, sizeof *msgs);
-    char *prompt = NULL;
-    size_t plen = 0;
-    if (!msgs) {
-        post(w, EV_ERROR, "out of memory");
-        return;
-    }
-    size_t n = 0;
-    if (w->system)
-        msgs[n++] = (dl_remote_msg){ "system", w->system };
-    memcpy(msgs + n, w->hist, w->n_hist * sizeof *msgs);
-    q.mode = w->cfg.completion ? DL_REMOTE_COMPLETION : DL_REMOTE_CHAT;
-    q.msgs = msgs;
-    q.n_msgs = n + w->n_hist;
-    if (w->cfg.completion) {  /* the whole text so far, continued */
-        FILE *f = open_memstream(&prompt, &plen);
-        for (size_t i = 0; f && i < w->n_hist; i++)
-            fputs(w->hist[i].content, f);
-        if (f)
-            fclose(f);
-        q.prompt = prompt ? prompt : "";
-    }
-    q.sampling = remote_sampling(&w->cfg);
+    dl_remote_mode mode = w->cfg.completion ? DL_REMOTE_COMPLETION : DL_REMOTE_CHAT;
+    dl_remote_sampling sampling = app_chat_remote_sampling(&w->cfg);
     w->part = 0;
     w->t_send = w->t_prev = app_now_ms();
     set_phase(w, UI_PHASE_PREFILL, NULL);
     dl_remote_finish why = DL_REMOTE_FINISH_CANCELLED;
     /* generate clears the handle's cancel flag as it starts: an Esc that came before is ours */
-    dl_status st = w->cancel ? DL_OK : dl_remote_generate(w->r, &q, on_piece, w, &why);
-    free(msgs);
-    free(prompt);
+    dl_status st = w->cancel ? DL_OK : app_rconv_generate(w->hist, w->r, mode, &sampling,
+                                                           on_piece, w, &why);
     dl_remote_stats rs;
     dl_remote_stats_get(w->r, &rs);
     pthread_mutex_lock(&w->mu);
@@ -730,13 +692,8 @@ static void remote_answer(app_worker *w)
     if (w->part != 2)
         post_locked(w, EV_ANSWER, "", 0);
     pthread_mutex_unlock(&w->mu);
-    const char *answer = dl_remote_answer(w->r);
-    if (st == DL_OK || (answer && *answer)) {  /* a partial answer stays in the history too */
-        if (!hist_push(w, "assistant", answer ? answer : ""))
-            post(w, EV_ERROR, "out of memory");
-    } else {
-        hist_pop(w);
-    }
+    if (!app_rconv_settle(w->hist, w->r, st))  /* a partial answer stays in the history too */
+        post(w, EV_ERROR, "out of memory");
     remote_note(w, why);
     if (st) {
         post(w, EV_ERROR, dl_remote_errmsg(w->r));
@@ -748,7 +705,7 @@ static void remote_answer(app_worker *w)
 
 static void remote_send(app_worker *w, const char *text)
 {
-    if (!hist_push(w, "user", text))
+    if (!app_rconv_add(w->hist, "user", text))
         post(w, EV_ERROR, "out of memory");
     else
         remote_answer(w);
@@ -756,25 +713,26 @@ static void remote_send(app_worker *w, const char *text)
 
 static void remote_regen(app_worker *w)
 {
-    if (!w->n_hist || strcmp(w->hist[w->n_hist - 1].role, "assistant")) {
+    const char *last = app_rconv_last_role(w->hist);
+    if (!last || strcmp(last, "assistant")) {
         post(w, EV_ERROR, "nothing to regenerate yet");
         return;
     }
-    hist_pop(w);
+    app_rconv_pop(w->hist);
     remote_answer(w);
 }
 
 static void remote_clear(app_worker *w)
 {
-    while (w->n_hist)
-        hist_pop(w);
+    app_rconv_clear(w->hist);
 }
 
 static void remote_system(app_worker *w, const char *text)
 {
-    free(w->system);
-    w->system = text && *text ? strdup(text) : NULL;
-    post(w, EV_INFO, w->system ? "system prompt set" : "system prompt removed");
+    if (!app_rconv_set_system(w->hist, text))
+        post(w, EV_ERROR, "out of memory");
+    else
+        post(w, EV_INFO, text && *text ? "system prompt set" : "system prompt removed");
 }
 
 static void remote_set(app_worker *w, const char *kv)
@@ -799,9 +757,7 @@ static void remote_interrupt(app_worker *w)
 
 static void remote_close(app_worker *w)
 {
-    remote_clear(w);
-    free(w->hist);
-    free(w->system);
+    app_rconv_free(w->hist);
     dl_remote_close(w->r);
 }
 

@@ -18,6 +18,7 @@
 #include <readline/readline.h>
 
 #include "app/app.h"
+#include "app/remote_conv.h"
 #include "downloads/dl_remote.h"
 
 #define CMD "run"
@@ -101,11 +102,13 @@ static void print_stats(const dl_remote *r, dl_remote_finish why)
             st.server, st.host, srv);
 }
 
-static int answer(dl_remote *r, const dl_remote_request *q)
+/* A completion of q->prompt, or with c the answer to that conversation. */
+static int answer(dl_remote *r, const dl_remote_request *q, app_rconv *c)
 {
     out_state o = { false };
     dl_remote_finish why;
-    dl_status st = dl_remote_generate(r, q, on_piece, &o, &why);
+    dl_status st = c ? app_rconv_generate(c, r, q->mode, &q->sampling, on_piece, &o, &why)
+                     : dl_remote_generate(r, q, on_piece, &o, &why);
     if (o.in_reasoning)
         fputs("\n", stderr);
     fflush(stdout);
@@ -122,24 +125,9 @@ static int answer(dl_remote *r, const dl_remote_request *q)
 
 /* ---- chat ---- */
 
-typedef struct convo {
-    dl_remote_msg *msgs;
-    size_t n;
-} convo;
-
-static int push(convo *c, const char *role, const char *content)
+static int push(app_rconv *c, const char *role, const char *content)
 {
-    dl_remote_msg *p = realloc(c->msgs, (c->n + 1) * sizeof *p);
-    char *dup = strdup(content);
-    if (!p || !dup) {
-        free(dup);
-        if (p)
-            c->msgs = p;
-        return app_fail(CMD, "out of memory");
-    }
-    c->msgs = p;
-    c->msgs[c->n++] = (dl_remote_msg){ role, dup };
-    return 0;
+    return app_rconv_add(c, role, content) ? 0 : app_fail(CMD, "out of memory");
 }
 
 static char *cb_line;
@@ -174,7 +162,7 @@ static char *read_turn(void)
     return cb_line;
 }
 
-static int chat_loop(dl_remote *r, dl_remote_request *q, convo *c)
+static int chat_loop(dl_remote *r, const dl_remote_request *q, app_rconv *c)
 {
     fprintf(stderr, "[sizeup] chatting with %s on %s (remote). Ctrl-D or /bye to leave, Ctrl-C "
             "stops an answer.\n", dl_remote_model(r), dl_remote_host(r));
@@ -196,9 +184,7 @@ static int chat_loop(dl_remote *r, dl_remote_request *q, convo *c)
         free(line);
         if (rc)
             return rc;
-        q->msgs = c->msgs;
-        q->n_msgs = c->n;
-        rc = answer(r, q);
+        rc = answer(r, q, c);
         putchar('\n');
         /* a failed answer stays out of the history; a cancelled one goes in as far as it got */
         if (rc == 0 && (rc = push(c, "assistant", dl_remote_answer(r))) != 0)
@@ -224,7 +210,7 @@ int app_run_remote(const app_remote_run *o)
     dl_remote_set_status(r, on_status, NULL);
     dl_remote_request q = { 0 };
     q.sampling = o->sampling;
-    convo c = { NULL, 0 };
+    app_rconv *c = NULL;
     int rc = 0;
     struct sigaction sa = { 0 }, old;
     sa.sa_handler = on_sigint; /* no SA_RESTART: select returns so the flag is seen */
@@ -241,24 +227,19 @@ int app_run_remote(const app_remote_run *o)
         q.prompt = o->prompt;
         if (o->echo)
             fputs(o->prompt, stdout);
-        rc = answer(r, &q);
+        rc = answer(r, &q, NULL);
     } else {
         q.mode = DL_REMOTE_CHAT;
-        if (o->system)
-            rc = push(&c, "system", o->system);
-        if (!rc && o->prompt && !(rc = push(&c, "user", o->prompt))) {
-            q.msgs = c.msgs;
-            q.n_msgs = c.n;
-            rc = answer(r, &q);
-        } else if (!rc) {
-            rc = chat_loop(r, &q, &c);
-        }
+        if (!(c = app_rconv_new()) || !app_rconv_set_system(c, o->system))
+            rc = app_fail(CMD, "out of memory");
+        if (!rc && o->prompt && !(rc = push(c, "user", o->prompt)))
+            rc = answer(r, &q, c);
+        else if (!rc)
+            rc = chat_loop(r, &q, c);
     }
     live = NULL;
     sigaction(SIGINT, &old, NULL);
-    for (size_t i = 0; i < c.n; i++)
-        free((char *)c.msgs[i].content);
-    free(c.msgs);
+    app_rconv_free(c);
     dl_remote_close(r);
     return rc;
 }
