@@ -70,8 +70,10 @@ const char *app_chat_set_check(const char *kv);
  * the engine's defaults, so the server's own defaults apply (app/chat_worker.c). */
 dl_remote_sampling app_chat_remote_sampling(const app_chat_cfg *cfg);
 
-/* The --plain line mode over these model paths (app/chat_plain.c); returns the exit status. */
-int app_chat_plain(char **paths, size_t n, const app_chat_cfg *cfg);
+/* The --plain line mode (app/chat_plain.c): model i is the file paths[i], or when that is NULL
+ * the served model refs[i] names (URL#MODEL, @NAME/MODEL; refs may be NULL when every path is
+ * given). Returns the exit status. */
+int app_chat_plain(char **paths, const char *const *refs, size_t n, const app_chat_cfg *cfg);
 
 /* The TUI (app/chat_tui.c): pane i opens paths[i], or downloads refs[i] first when paths[i] is
  * NULL (refs may be NULL when every path is given). */

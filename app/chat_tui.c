@@ -590,10 +590,10 @@ int app_chat_tui(char **paths, const char *const *refs, size_t n, const app_chat
         close(t.wake[0]);
         close(t.wake[1]);
         for (size_t i = 0; i < n; i++)
-            if (!paths[i])
+            if (!paths[i] && !app_is_remote_ref(refs[i]))
                 return app_fail("chat", "this terminal cannot be driven, and the line mode "
                                 "needs %s downloaded first (sizeup pull)", refs[i]);
-        return app_chat_plain(paths, n, cfg);
+        return app_chat_plain(paths, refs, n, cfg);
     }
     sig_wake_fd = t.wake[1];
     install_signals();

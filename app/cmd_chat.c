@@ -101,17 +101,20 @@ static int parse_args(int argc, char **argv, chat_args *a)
 
 /* The models named on the command line. The line mode resolves them as run's -m does (a
  * download with its progress on stderr); the TUI takes files and stored models as paths and
- * leaves the rest to download in their own panes (refs[i] with paths[i] NULL). */
+ * leaves the rest to download in their own panes (refs[i] with paths[i] NULL). In both, a
+ * served model (URL#MODEL, @NAME/MODEL) is refs[i] with paths[i] NULL. */
 static int resolve_named(const chat_args *a, bool plain, char **paths, const char **refs)
 {
     for (int i = 0; i < a->n_refs; i++) {
         refs[i] = a->refs[i];
-        if (plain) {
+        if (plain && !app_is_remote_ref(a->refs[i])) {
             int rc = app_model_path(CMD, a->refs[i], a->cacert, &paths[i]);
             if (rc)
                 return rc;
             continue;
         }
+        if (plain)
+            continue;
         char why[600];
         bool remote;
         paths[i] = app_chat_resolve_local(a->refs[i], &remote, why, sizeof why);
@@ -153,7 +156,8 @@ int app_cmd_chat(int argc, char **argv)
         }
     }
     if (!rc)
-        rc = plain ? app_chat_plain(paths, n, &a.cfg) : app_chat_tui(paths, refs, n, &a.cfg);
+        rc = plain ? app_chat_plain(paths, refs, n, &a.cfg)
+                   : app_chat_tui(paths, refs, n, &a.cfg);
     app_paths_free(paths, n);
     return rc;
 }

@@ -81,25 +81,16 @@ static void on_status(void *user, const char *line)
 static void print_stats(const dl_remote *r, dl_remote_finish why)
 {
     dl_remote_stats st;
+    app_rconv_figs f;
     dl_remote_stats_get(r, &st);
-    char prompt_tps[32] = "-", n_prompt[16] = "-", kv[48] = "", srv[160] = "";
-    if (st.n_prompt)   /* from usage; a server that sends none leaves it unknown, not 0 */
-        snprintf(n_prompt, sizeof n_prompt, "%u", st.n_prompt);
-    if (st.has_timings) {
-        snprintf(prompt_tps, sizeof prompt_tps, "%.1f", st.srv_prompt_tps);
-        snprintf(srv, sizeof srv, "; server's own: prompt %u tokens, %.1f tokens/s, generated "
-                 "%u tokens, %.1f tokens/s", st.srv_n_prompt, st.srv_prompt_tps, st.srv_n_gen,
-                 st.srv_gen_tps);
-    }
-    if (st.kv_usage >= 0)
-        snprintf(kv, sizeof kv, " (KV cache %.0f%% in use)", st.kv_usage * 100);
+    app_rconv_figs_get(&st, &f);
     fprintf(stderr,
             "\n[sizeup] prompt %s tokens, %s tokens/s | first token %.1f ms | generated %s%u "
             "tokens, %.1f tokens/s | stop: %s%s | load 0 ms | memory: remote%s | remote: %s at "
             "%s, times include the network%s\n",
-            n_prompt, prompt_tps, st.ttft_ms, st.gen_approx ? "~" : "", st.n_gen,
-            st.gen_tps, dl_remote_finish_str(why), st.partial ? " (incomplete)" : "", kv,
-            st.server, st.host, srv);
+            f.n_prompt, f.prompt_tps, st.ttft_ms, st.gen_approx ? "~" : "", st.n_gen,
+            st.gen_tps, dl_remote_finish_str(why), st.partial ? " (incomplete)" : "", f.kv,
+            st.server, st.host, f.srv);
 }
 
 /* A completion of q->prompt, or with c the answer to that conversation. */

@@ -2,6 +2,7 @@
  * slot is kept for the system prompt, so a chat request points into it as it is, and the
  * completion text is kept joined as messages come and go: building a request allocates
  * nothing, and so cannot fail on its own. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,4 +117,21 @@ bool app_rconv_settle(app_rconv *c, const dl_remote *r, dl_status st)
     if (app_rconv_last_role(c) && !strcmp(app_rconv_last_role(c), "user"))
         app_rconv_pop(c);
     return true;
+}
+
+void app_rconv_figs_get(const dl_remote_stats *st, app_rconv_figs *f)
+{
+    snprintf(f->prompt_tps, sizeof f->prompt_tps, "-");
+    snprintf(f->n_prompt, sizeof f->n_prompt, "-");
+    f->kv[0] = f->srv[0] = 0;
+    if (st->n_prompt)   /* from usage; a server that sends none leaves it unknown, not 0 */
+        snprintf(f->n_prompt, sizeof f->n_prompt, "%u", st->n_prompt);
+    if (st->has_timings) {
+        snprintf(f->prompt_tps, sizeof f->prompt_tps, "%.1f", st->srv_prompt_tps);
+        snprintf(f->srv, sizeof f->srv, "; server's own: prompt %u tokens, %.1f tokens/s, "
+                 "generated %u tokens, %.1f tokens/s", st->srv_n_prompt, st->srv_prompt_tps,
+                 st->srv_n_gen, st->srv_gen_tps);
+    }
+    if (st->kv_usage >= 0)
+        snprintf(f->kv, sizeof f->kv, " (KV cache %.0f%% in use)", st->kv_usage * 100);
 }

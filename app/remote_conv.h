@@ -2,8 +2,9 @@
  * state between requests, so each answer sends the system prompt and the whole history (chat)
  * or the history's text joined, to be continued (completion). One place for what `run -m REMOTE
  * --chat` (app/cmd_remote.c), the TUI's remote panes (app/chat_worker.c) and the line mode
- * (app/chat_plain.c) all need: the messages, the request built from them, and the rule for what
- * an answer leaves in the history. Printing stays with each caller. One thread at a time. */
+ * (app/chat_plain.c) all need: the messages, the request built from them, the rule for what an
+ * answer leaves in the history, and the figures a server may or may not send. Printing stays
+ * with each caller. One thread at a time. */
 #ifndef SIZEUP_APP_REMOTE_CONV_H
 #define SIZEUP_APP_REMOTE_CONV_H
 
@@ -45,5 +46,14 @@ dl_status app_rconv_generate(app_rconv *c, dl_remote *r, dl_remote_mode mode,
  * failed with nothing received, the user's message is taken back out, so the next message does
  * not follow an unanswered one. false when out of memory. */
 bool app_rconv_settle(app_rconv *c, const dl_remote *r, dl_status st);
+
+/* The parts of a served answer's figures that a server may or may not send, as run's stats line
+ * and the line mode's figures show them: prompt tokens/s (llama-server's timings, else "-"), the
+ * prompt's tokens (usage, else "-"), " (KV cache N% in use)" (/metrics, else ""), and
+ * "; server's own: ..." (timings, else ""). */
+typedef struct app_rconv_figs {
+    char prompt_tps[32], n_prompt[16], kv[48], srv[160];
+} app_rconv_figs;
+void app_rconv_figs_get(const dl_remote_stats *st, app_rconv_figs *f);
 
 #endif
