@@ -24,6 +24,8 @@ The model name picks the behaviour of /chat/completions and /completions:
   multiline          each chunk's JSON spread over several data: lines
   nousage            no usage chunk (the client must count and say "~")
   slow               100 chunks, 50 ms apart (for cancel)
+  escapes            an answer with terminal control sequences in it (clear screen, OSC 52
+                     clipboard write, a title, a C1 CSI), for the sanitizer; reasoning too
   cut                3 chunks, then the connection closes without [DONE]
   reset              3 chunks, then a TCP reset
   badjson            2 chunks, then a chunk that is not JSON
@@ -47,9 +49,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ANSWER = ["Hello", " from", " the", " test", " server", "."]
 SERVED = ["test-model", "reasoner", "other/model-70B"]
+ESCAPES = ["Clear", "\u001b[2J", " copy \u001b]52;c;cHduZWQ=\u0007",
+           " title \u001b]0;pwned\u001b\\", " c1 \u009b31m", " done."]
 MODES = {"test-model", "reasoner", "crlf", "cr", "keepalive", "multiline", "nousage", "slow",
-         "cut", "reset", "badjson", "longline", "stall", "midstream-error", "err401", "err403",
-         "err500", "err400", "redirect", "redirect-same", "busy429-long"}
+         "escapes", "cut", "reset", "badjson", "longline", "stall", "midstream-error", "err401",
+         "err403", "err500", "err400", "redirect", "redirect-same", "busy429-long"}
 counts = {}
 counts_lock = threading.Lock()
 record_lock = threading.Lock()
@@ -228,7 +232,11 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "reasoner":
             for r in ["Let me think.", " The user greets."]:
                 self.send_event(self.chunk(chat, reasoning=r), mode)
+        if mode == "escapes" and chat:
+            self.send_event(self.chunk(chat, reasoning="think \u001b[31mred"), mode)
         words = ANSWER
+        if mode == "escapes":
+            words = ESCAPES
         if mode == "slow":
             words = ["w%d " % i for i in range(100)]
         for i, w in enumerate(words):
