@@ -23,7 +23,8 @@ static void usage(FILE *to)
         "                   [--device N] [-t N] [--cacert FILE]\n\n"
         "Chat with 1 to 4 models side by side: one prompt goes to every pane, each answers\n"
         "with live tokens/s and memory. With no MODEL, the two most recently used models of\n"
-        "the store. MODEL is a .gguf file or a model reference (see sizeup pull --help).\n"
+        "the store. MODEL is a .gguf file or a model reference (see sizeup pull --help), or\n"
+        "a served model, URL#MODEL or @NAME/MODEL (README \"Remote models\"), in both modes.\n"
         "A model without a chat template continues your text (completion mode).\n\n"
         "  --plain               line mode without curses or escape sequences (also when\n"
         "                        TERM=dumb or stdin/stdout is not a terminal)\n"
@@ -34,7 +35,7 @@ static void usage(FILE *to)
         "  -c, --ctx N           context length (default: the model's, capped at 4096)\n"
         "  --backend B           vulkan or cpu (default: $SIZEUP_BACKEND, else automatic)\n"
         "  --device N, -t N      Vulkan device; CPU threads\n"
-        "  --cacert FILE         CA certificates for a download over HTTPS\n\n"
+        "  --cacert FILE         CA certificates for a download or a served model over HTTPS\n\n"
         "Keys: Enter send, Tab focus, F2 all/one pane, Esc stop, F1 help, /quit leaves.\n");
 }
 
