@@ -18,11 +18,12 @@ S=sizeup-tuiremote-$$
 # session gets this script's environment rather than a running server's
 tmux() { command tmux -L "$S" "$@"; }
 T=$(mktemp -d /tmp/sizeup-tuiremote-XXXXXX)
-SRV_PID=
+R=$(mktemp /tmp/sizeup-tuiremote-record-XXXXXX)   # the server's record holds the key by design:
+SRV_PID=                                          # outside $T, which is searched for it
 cleanup() {
     tmux kill-server 2>/dev/null
     [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
+    [ -n "${KEEP:-}" ] || rm -rf "$T" "$R"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
@@ -41,7 +42,7 @@ command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (make de
 
 mkdir -p "$T/home" "$T/cfg" "$T/state"
 export HOME="$T/home" XDG_CONFIG_HOME="$T/cfg" XDG_STATE_HOME="$T/state" E2E_KEY="$KEY"
-python3 "$SRV" --port-file "$T/port" --key E2E_KEY &
+python3 "$SRV" --port-file "$T/port" --record "$R" --key E2E_KEY &
 SRV_PID=$!
 for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
 [ -s "$T/port" ] || { echo "FAIL: tests/oaisrv.py did not start"; exit 1; }
@@ -49,7 +50,7 @@ U="http://127.0.0.1:$(cat "$T/port")/auth/v1"
 
 # the key reaches sizeup through the environment only (not its arguments)
 tmux new-session -d -s "$S" -x 200 -y 40 \
-    "OPENAI_API_KEY=$KEY $BIN chat $M1 '$U#test-model' --backend cpu --temp 0 -n 40 -c 16384; echo EXIT-STATUS:\$?; sleep 60"
+    "OPENAI_API_KEY=$KEY $BIN chat $M1 '$U#test-model' --backend cpu --temp 0 -n 40 -c 16384 --system 'be brief'; echo EXIT-STATUS:\$?; sleep 60"
 
 wait_count "completion mode" 1 20 || fail "the local pane did not load"
 wait_count "Served by 127\.0\.0\.1:[0-9]+ \(vLLM\)" 1 10 || fail "the remote pane did not say where it runs"
@@ -67,6 +68,12 @@ wait_count "Hello from the test server\." 1 10 || fail "the remote answer did no
 [ "$(count "mem remote, KV 25%")" -ge 1 ] || fail "no remote memory with the server's KV cache use"
 [ "$(count "mem [0-9.]+[KMG]\+")" -ge 1 ] || fail "no local memory figure"
 [ "$(count "\[conc\]")" -ge 2 ] || fail "the speeds are not labelled with their mode"
+# --system reaches the served model as it does a local one
+python3 - "$R" <<'EOF' || fail "the remote pane was not sent --system"
+import json, sys
+b = [json.loads(l)["body"] for l in open(sys.argv[1]) if '"POST"' in l][0]
+assert b["messages"][0] == {"role": "system", "content": "be brief"}, b
+EOF
 
 # Esc stops both, the slow remote stream at once, each keeping its partial answer
 tmux send-keys -t "$S" "/model 2 $U#slow" Enter
