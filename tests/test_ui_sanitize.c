@@ -1,6 +1,6 @@
 /* The untrusted-text filter: every sequence class comes out inert and visible, the result is the
  * same however the input is split across feeds (tokens), and random bytes never produce a
- * control byte, a C1 code point or invalid UTF-8. */
+ * control byte, a C1 code point, a bidi override or invalid UTF-8. */
 #include "tests/testutil.h"
 
 #include "ui/sanitize.h"
@@ -44,6 +44,13 @@ static const san_case cases[] = {
     { "truncated-mid", "\xE6\x97" "A", 0, FFFD "A" },
     { "truncated-end", "ok\xF0\x9F\x98", 0, "ok" FFFD },
     { "esc-in-utf8", "\xE6\x1b[m", 0, FFFD "^[[m" },
+    { "bidi-rlo", "txt\xE2\x80\xAE" "exe.doc", 0, "txt<U+202E>exe.doc" },
+    { "bidi-embed-override", "\xE2\x80\xAA\xE2\x80\xAB\xE2\x80\xAC\xE2\x80\xAD", 0,
+      "<U+202A><U+202B><U+202C><U+202D>" },
+    { "bidi-isolates", "\xE2\x81\xA6" "a\xE2\x81\xA7\xE2\x81\xA8\xE2\x81\xA9", 0,
+      "<U+2066>a<U+2067><U+2068><U+2069>" },
+    { "bidi-neighbours-pass", "\xE2\x80\x8F\xE2\x80\xA9\xE2\x80\xAF\xE2\x81\xA5\xE2\x81\xAA", 0,
+      "\xE2\x80\x8F\xE2\x80\xA9\xE2\x80\xAF\xE2\x81\xA5\xE2\x81\xAA" },
 };
 
 /* Feed in[0..n) split at `cut` (n: no split) and flush; returns a malloc'd NUL-terminated copy. */
@@ -82,7 +89,7 @@ static void test_every_class_every_split(void **state)
 static void test_one_byte_feeds(void **state)
 {
     (void)state;
-    const char *in = "\x1b]52;c;QQ==\x07\xE2\x82\xAC\xC2\x9B" "2J\xF0\x9F\x91\x8D";
+    const char *in = "\x1b]52;c;QQ==\x07\xE2\x82\xAC\xC2\x9B" "2J\xF0\x9F\x91\x8D\xE2\x80\xAE";
     size_t n = strlen(in);
     char out[256];
     size_t o = 0;
@@ -92,7 +99,7 @@ static void test_one_byte_feeds(void **state)
         o += ui_sanitize_feed(&z, in + i, 1, out + o);
     o += ui_sanitize_flush(&z, out + o);
     out[o] = 0;
-    assert_string_equal(out, "^[]52;c;QQ==^G\xE2\x82\xAC^[[2J\xF0\x9F\x91\x8D");
+    assert_string_equal(out, "^[]52;c;QQ==^G\xE2\x82\xAC^[[2J\xF0\x9F\x91\x8D<U+202E>");
 }
 
 /* Whatever comes in, what goes out is valid UTF-8 without controls (other than \n \t), DEL or C1,
@@ -114,6 +121,10 @@ static void check_safe(const unsigned char *s, size_t n)
             assert_true((s[i + k] & 0xC0) == 0x80);
         if (c == 0xC2)
             assert_true(s[i + 1] >= 0xA0);
+        if (c == 0xE2 && s[i + 1] == 0x80)   /* no bidi embedding or override */
+            assert_true(s[i + 2] < 0xAA || s[i + 2] > 0xAE);
+        if (c == 0xE2 && s[i + 1] == 0x81)   /* no bidi isolate */
+            assert_true(s[i + 2] < 0xA6 || s[i + 2] > 0xA9);
         i += len;
     }
 }

@@ -5,6 +5,10 @@
  * Rule: printable UTF-8, '\n' and '\t' pass unchanged; every other control is made visible in
  * caret notation: C0 as ^@..^_ (ESC is "^["), DEL as "^?", and a C1 code point U+0080..U+009F
  * as "^[" followed by its 7-bit equivalent (U+009B CSI shows as "^[[", as the 7-bit CSI does).
+ * The bidi embedding, override and isolate controls (U+202A..U+202E, U+2066..U+2069), which
+ * reorder what follows them on screen (a right-to-left override makes "txt.exe" look like
+ * "exe.txt"), show as their code point: "<U+202E>". The marks U+200E/U+200F pass: they
+ * override nothing, and right-to-left text uses them.
  * Invalid UTF-8 (stray continuation bytes, overlongs, surrogates, > U+10FFFF, truncated
  * sequences) shows as U+FFFD, one per maximal invalid subpart as Unicode recommends.
  *
