@@ -105,13 +105,63 @@ static dl_status remote_fail(dl_remote *r, dl_status st, const char *fmt, ...)
     return st;
 }
 
-/* Text from a server, fit for a message: control characters become '?', cut at max bytes. */
-static void printable(const char *s, size_t n, char *out, size_t cap)
+/* The length of the valid UTF-8 sequence at s[0..n), 0 when it is not one (Unicode table 3-7:
+ * no overlongs, surrogates or code points above U+10FFFF). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+             : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!k || k > n)
+        return 0;
+    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    for (size_t i = 1; i < k; i++, lo = 0x80, hi = 0xBF)
+        if (s[i] < lo || s[i] > hi)
+            return 0;
+    return k;
+}
+
+/* A character a terminal acts on instead of showing: C0, DEL, C1 (U+0080..U+009F: U+009B is a
+ * CSI) and the bidi embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069). */
+static bool is_control(const unsigned char *s, size_t k)
+{
+    if (k == 1)
+        return s[0] < 0x20 || s[0] == 0x7f;
+    if (k == 2)
+        return s[0] == 0xC2 && s[1] < 0xA0;
+    return k == 3 && s[0] == 0xE2 && ((s[1] == 0x80 && s[2] >= 0xAA && s[2] <= 0xAE) ||
+                                      (s[1] == 0x81 && s[2] >= 0xA6 && s[2] <= 0xA9));
+}
+
+/* Text from a server, fit for a message: each control character and each byte that is not
+ * valid UTF-8 becomes '?', cut at cap - 1 bytes between characters. out may be s (it never
+ * grows). Returns the length written. */
+static size_t printable(const char *s, size_t n, char *out, size_t cap)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < cap; i++)
-        out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    for (size_t i = 0; i < n;) {
+        const unsigned char *u = (const unsigned char *)s + i;
+        size_t len = utf8_len(u, n - i);
+        bool shown = len && !is_control(u, len);
+        size_t w = shown ? len : 1;
+        if (k + w >= cap)
+            break;
+        if (shown)
+            memmove(out + k, u, len);
+        else
+            out[k] = '?';
+        k += w;
+        i += len ? len : 1;
+    }
     out[k] = 0;
+    return k;
+}
+
+void dl_remote_printable(char *s)
+{
+    size_t n = strlen(s);
+    printable(s, n, s, n + 1);
 }
 
 /* ---- references ---- */
@@ -819,8 +869,9 @@ static dl_status model_fault(call *c, const char *words)
         size_t k = 0;
         for (size_t i = 0; i < n && k < sizeof names; i++) {
             served = served || !strcmp(list[i].id, r->model);
-            k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", i ? ", " : "",
-                                  list[i].id);
+            k += (size_t)snprintf(names + k, sizeof names - k, "%s", i ? ", " : "");
+            if (k < sizeof names)
+                k += printable(list[i].id, strlen(list[i].id), names + k, sizeof names - k);
         }
         dl_remote_models_free(list, n);
         if (!served)
@@ -894,7 +945,25 @@ static void update_rates(dl_remote *r)
 }
 
 /* One piece of generated text: kept, timed, counted and handed on. */
-static int deliver(call *c, dl_remote_part part, const char *s, size_t n)
+/* s[0..n) without its NUL bytes (a "\u0000" in the JSON), in *tmp when it has any: the text
+ * is kept and passed on as C strings, and a NUL is nothing anyone should see. NULL when out of
+ * memory. */
+static const char *drop_nuls(const char *s, size_t *n, char **tmp)
+{
+    *tmp = NULL;
+    if (!memchr(s, 0, *n))
+        return s;
+    if (!(*tmp = malloc(*n)))
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (s[i])
+            (*tmp)[k++] = s[i];
+    *n = k;
+    return *tmp;
+}
+
+static int deliver_text(call *c, dl_remote_part part, const char *s, size_t n)
 {
     dl_remote *r = c->r;
     if (!n)
@@ -927,6 +996,20 @@ static int deliver(call *c, dl_remote_part part, const char *s, size_t n)
         return 2;
     }
     return 0;
+}
+
+static int deliver(call *c, dl_remote_part part, const char *s, size_t n)
+{
+    char *tmp;
+    const char *t = drop_nuls(s, &n, &tmp);
+    if (!t) {
+        c->fail = remote_fail(c->r, DL_ERR_IO, "out of memory keeping the answer from %s",
+                              c->r->host);
+        return 1;
+    }
+    int rc = deliver_text(c, part, t, n);
+    free(tmp);
+    return rc;
 }
 
 static uint32_t json_u32(json_t *o, const char *key)
@@ -1015,7 +1098,8 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
         return 0;
     }
     json_error_t je;
-    json_t *j = json_loadb(data, len, 0, &je);
+    /* "\u0000" is valid JSON; deliver drops the NULs from the text */
+    json_t *j = json_loadb(data, len, JSON_ALLOW_NUL, &je);
     if (!json_is_object(j)) {
         char snip[64], note[128];
         printable(data, len < 40 ? len : 40, snip, sizeof snip);

@@ -87,6 +87,12 @@ typedef struct dl_remote_model_info {
 dl_status dl_remote_models(dl_remote *r, dl_remote_model_info **list, size_t *n);
 void dl_remote_models_free(dl_remote_model_info *list, size_t n);
 
+/* Text from a server made fit for a message or a listing, in place (it never grows): each
+ * control character (C0, DEL, C1, bidi embeddings/overrides/isolates) and each byte that is not
+ * valid UTF-8 becomes '?'. Every message of dl_remote_errmsg that quotes a server is already
+ * made so. */
+void dl_remote_printable(char *s);
+
 /* ---- one answer ---- */
 typedef struct dl_remote_msg {
     const char *role;        /* "system", "user", "assistant" */

@@ -15,6 +15,8 @@ The path prefix picks the personality the way a real server would show it:
                      last chunk, /llamacpp/metrics with llamacpp:kv_cache_usage_ratio
   /ollama/v1/...     Ollama: owned_by "library", no usage, no /metrics
   /auth/v1/...       vLLM that wants "Authorization: Bearer $KEY" (--key names the variable)
+  /evil/v1/...       vLLM whose /v1/models lists "good" and an id with ESC[2J, an OSC title and
+                     a C1 CSI (U+009B) in it, for the messages that quote the listing
 
 The model name picks the behaviour of /chat/completions and /completions:
   test-model         answers "Hello from the test server." in 6 chunks (LF line ends)
@@ -26,6 +28,9 @@ The model name picks the behaviour of /chat/completions and /completions:
   slow               100 chunks, 50 ms apart (for cancel)
   escapes            an answer with terminal control sequences in it (clear screen, OSC 52
                      clipboard write, a title, a C1 CSI), for the sanitizer; reasoning too
+  nul                "\u0000" (valid JSON) inside the answer and the reasoning: the client
+                     drops the NULs, the text around them is "Hello world."
+  err500c1           500 whose message holds ESC[2J, a C1 CSI (U+009B) and an OSC title
   cut                3 chunks, then the connection closes without [DONE]
   reset              3 chunks, then a TCP reset
   badjson            2 chunks, then a chunk that is not JSON
@@ -49,11 +54,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ANSWER = ["Hello", " from", " the", " test", " server", "."]
 SERVED = ["test-model", "reasoner", "other/model-70B"]
+EVIL_ID = "evil\u001b[2J\u009b31m\u001b]0;pwned\u0007"
 ESCAPES = ["Clear", "\u001b[2J", " copy \u001b]52;c;cHduZWQ=\u0007",
            " title \u001b]0;pwned\u001b\\", " c1 \u009b31m", " done."]
 MODES = {"test-model", "reasoner", "crlf", "cr", "keepalive", "multiline", "nousage", "slow",
          "escapes", "cut", "reset", "badjson", "longline", "stall", "midstream-error", "err401",
-         "err403", "err500", "err400", "redirect", "redirect-same", "busy429-long"}
+         "err403", "err500", "err400", "redirect", "redirect-same", "busy429-long", "nul",
+         "err500c1"}
 counts = {}
 counts_lock = threading.Lock()
 record_lock = threading.Lock()
@@ -61,7 +68,7 @@ args = None
 
 
 def personality(path):
-    for p in ("llamacpp", "ollama", "auth"):
+    for p in ("llamacpp", "ollama", "auth", "evil"):
         if path.startswith("/" + p + "/"):
             return p, path[len(p) + 1:]
     return "vllm", path
@@ -107,11 +114,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         if rest == "/v1/models":
             owner = {"vllm": "vllm", "auth": "vllm", "llamacpp": "llamacpp",
-                     "ollama": "library"}[kind]
+                     "ollama": "library", "evil": "vllm"}[kind]
+            served = ["good", EVIL_ID] if kind == "evil" else SERVED
             data = [{"id": m, "object": "model", "owned_by": owner, "max_model_len": 4096}
-                    for m in SERVED]
+                    for m in served]
             self.send_json(200, {"object": "list", "data": data})
-        elif rest == "/metrics" and kind in ("vllm", "auth"):
+        elif rest == "/metrics" and kind in ("vllm", "auth", "evil"):
             text = ("# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent.\n"
                     "# TYPE vllm:gpu_cache_usage_perc gauge\n"
                     'vllm:gpu_cache_usage_perc{model_name="test-model"} 0.25\n'
@@ -162,6 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.busy(kind, chat, req, model)
         if model not in MODES:
             return self.error(404, "The model `%s` does not exist." % model)
+        if model == "err500c1":
+            return self.error(500, "bad \u001b[2J \u009b31m \u001b]0;pwned\u0007 end")
         if model.startswith("err"):
             code = int(model[3:])
             return self.error(code, "test refusal %d" % code)
@@ -234,9 +244,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_event(self.chunk(chat, reasoning=r), mode)
         if mode == "escapes" and chat:
             self.send_event(self.chunk(chat, reasoning="think \u001b[31mred"), mode)
+        if mode == "nul" and chat:
+            self.send_event(self.chunk(chat, reasoning="th\u0000ink"), mode)
         words = ANSWER
         if mode == "escapes":
             words = ESCAPES
+        if mode == "nul":
+            words = ["Hello", "\u0000", " wor\u0000ld", "."]
         if mode == "slow":
             words = ["w%d " % i for i in range(100)]
         for i, w in enumerate(words):

@@ -520,6 +520,27 @@ static void test_reasoning_apart(void **state)
     dl_remote_close(r);
 }
 
+/* "\u0000" is valid JSON: the answer goes on without the NULs instead of failing. */
+static void test_nul_in_stream(void **state)
+{
+    (void)state;
+    dl_remote *r = open_ref("http://127.0.0.1:%d/v1#nul", NULL);
+    got g = { 0 };
+    dl_remote_finish why;
+    dl_status st = chat(r, &g, &why);
+    if (st)
+        fail_msg("nul: %s", dl_remote_errmsg(r));
+    assert_int_equal(why, DL_REMOTE_FINISH_STOP);
+    assert_string_equal(g.answer, "Hello world.");
+    assert_string_equal(g.reasoning, "think");
+    assert_string_equal(dl_remote_answer(r), "Hello world.");
+    assert_string_equal(dl_remote_reasoning(r), "think");
+    dl_remote_stats stats;
+    dl_remote_stats_get(r, &stats);
+    assert_int_equal(stats.answer_len, strlen("Hello world."));
+    dl_remote_close(r);
+}
+
 static void test_completion_mode(void **state)
 {
     (void)state;
@@ -632,6 +653,32 @@ static void test_fault_http(void **state)
     expect_fault("err403", NULL, DL_ERR_HTTP, "HTTP 403 from 127.0.0.1", "");
     expect_fault("err403", NULL, DL_ERR_HTTP, "the key in $OPENAI_API_KEY was refused", "");
     unsetenv("OPENAI_API_KEY");
+}
+
+/* No control character, C1 included, and no invalid UTF-8 in a message from a server's words. */
+static void assert_inert(const char *m)
+{
+    for (const unsigned char *p = (const unsigned char *)m; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0))
+            fail_msg("message '%s' holds control byte 0x%02x at %zu", m, *p,
+                     (size_t)(p - (const unsigned char *)m));
+}
+
+static void test_hostile_server_words(void **state)
+{
+    (void)state;
+    expect_fault("err500c1", NULL, DL_ERR_NETWORK, "bad ?[2J ?31m ?]0;pwned? end", "");
+    dl_remote *r = open_ref("http://127.0.0.1:%d/evil/v1#nonexist", NULL);
+    got g = { 0 };
+    dl_remote_finish why;
+    assert_int_equal(chat(r, &g, &why), DL_ERR_NOT_FOUND);
+    assert_msg(r, "it serves: good, evil?[2J?31m?]0;pwned?");
+    assert_inert(dl_remote_errmsg(r));
+    dl_remote_close(r);
+
+    char t[] = "a\x1b[2J\xc2\x9b" "1m\xe2\x80\xae" "b\xe2\x81\xa9\xff\xc3\xa9\xe2\x82\xac\xf0\x9f\x98";
+    dl_remote_printable(t);
+    assert_string_equal(t, "a?[2J?1m?b??\xc3\xa9\xe2\x82\xac???");
 }
 
 /* A refused key through a named endpoint: the message names the variable, never the key,
@@ -907,6 +954,8 @@ int main(void)
         cmocka_unit_test(test_llamacpp_timings),
         cmocka_unit_test(test_ollama_counted),
         cmocka_unit_test(test_reasoning_apart),
+        cmocka_unit_test(test_nul_in_stream),
+        cmocka_unit_test(test_hostile_server_words),
         cmocka_unit_test(test_completion_mode),
         cmocka_unit_test(test_stream_dialects),
         cmocka_unit_test(test_fault_cut),
