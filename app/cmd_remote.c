@@ -20,6 +20,7 @@
 #include "app/app.h"
 #include "app/remote_conv.h"
 #include "downloads/dl_remote.h"
+#include "ui/sanitize.h"
 
 #define CMD "run"
 
@@ -45,9 +46,51 @@ static void on_sigint(int sig)
 
 /* ---- one answer ---- */
 
+/* The server's text is untrusted: on a terminal it goes through ui_sanitize, as run's local
+ * text does (cmd_run.c), each stream with its own decoder; into a pipe or file it is written
+ * as sent, again as run does for a local model. */
+typedef struct out_stream {
+    FILE *f;
+    bool tty;
+    ui_sanitizer z;
+} out_stream;
+
 typedef struct out_state {
     bool in_reasoning;      /* reasoning text is being written to stderr */
+    out_stream out, err;    /* the answer (stdout) and the reasoning (stderr) */
 } out_state;
+
+static void out_init(out_state *o)
+{
+    o->in_reasoning = false;
+    o->out.f = stdout;
+    o->out.tty = isatty(STDOUT_FILENO);
+    o->err.f = stderr;
+    o->err.tty = isatty(STDERR_FILENO);
+    ui_sanitize_init(&o->out.z);
+    ui_sanitize_init(&o->err.z);
+}
+
+static void out_write(out_stream *s, const char *text, size_t len)
+{
+    if (!s->tty) {
+        fwrite(text, 1, len, s->f);
+        return;
+    }
+    char buf[UI_SANITIZE_MAX(256)];
+    for (size_t at = 0; at < len; at += 256) {
+        size_t k = len - at < 256 ? len - at : 256;
+        fwrite(buf, 1, ui_sanitize_feed(&s->z, text + at, k, buf), s->f);
+    }
+}
+
+/* The end of a stream's text: a UTF-8 sequence it left incomplete shows as U+FFFD. */
+static void out_flush(out_stream *s)
+{
+    char buf[8];
+    if (s->tty)
+        fwrite(buf, 1, ui_sanitize_flush(&s->z, buf), s->f);
+}
 
 static bool on_piece(void *user, dl_remote_part part, const char *text, size_t len,
                      const dl_remote_stats *st)
@@ -59,14 +102,15 @@ static bool on_piece(void *user, dl_remote_part part, const char *text, size_t l
         if (!o->in_reasoning)
             fputs("[thinking] ", stderr);
         o->in_reasoning = true;
-        fwrite(text, 1, len, stderr);
+        out_write(&o->err, text, len);
         return true;
     }
     if (o->in_reasoning) {
+        out_flush(&o->err);
         fputs("\n", stderr);
         o->in_reasoning = false;
     }
-    fwrite(text, 1, len, stdout);
+    out_write(&o->out, text, len);
     return app_stdout_ok();
 }
 
@@ -96,12 +140,16 @@ static void print_stats(const dl_remote *r, dl_remote_finish why)
 /* A completion of q->prompt, or with c the answer to that conversation. */
 static int answer(dl_remote *r, const dl_remote_request *q, app_rconv *c)
 {
-    out_state o = { false };
+    out_state o;
+    out_init(&o);
     dl_remote_finish why;
     dl_status st = c ? app_rconv_generate(c, r, q->mode, &q->sampling, on_piece, &o, &why)
                      : dl_remote_generate(r, q, on_piece, &o, &why);
-    if (o.in_reasoning)
+    out_flush(&o.out);
+    if (o.in_reasoning) {
+        out_flush(&o.err);
         fputs("\n", stderr);
+    }
     fflush(stdout);
     if (st && *dl_remote_answer(r)) {
         fputs("\n", stdout);   /* the partial answer stays on screen, marked by the stats */
@@ -326,10 +374,11 @@ int app_cmd_list_remote(int argc, char **argv)
     size_t n = 0;
     if (!st)
         st = dl_remote_models(r, &l, &n);
-    for (size_t i = 0; i < n; i++)   /* names from a server: no escape reaches the terminal */
-        for (char *p = l[i].id; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
+    for (size_t i = 0; i < n; i++) {  /* names from a server: no escape reaches the terminal */
+        dl_remote_printable(l[i].id);
+        if (l[i].owned_by)
+            dl_remote_printable(l[i].owned_by);
+    }
     int rc = 0;
     if (st)
         rc = app_fail("list", "%s", r ? dl_remote_errmsg(r) : "out of memory");
