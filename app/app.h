@@ -34,6 +34,21 @@ double app_now_s(void);
 double app_now_ms(void);
 /* "1.23 GiB", "512 KiB", "17 B": binary units, 3 significant digits. buf >= 16 bytes. */
 const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
+/* Text from a model file shown on one line: '\n' '\t' '\r' '"' '\\' as backslash escapes, other
+ * C0 and DEL as \xNN, C1 (U+0080..U+009F) and the bidi controls (U+202A..U+202E,
+ * U+2066..U+2069) as \uXXXX, each byte that is not valid UTF-8 as \xNN; printable UTF-8 as is.
+ * So nothing in it can drive a terminal, and every byte stays visible. Writes at most cap - 1
+ * bytes (whole escapes only) and a NUL into buf; returns buf. APP_ESCAPE_MAX(n) never cuts. */
+#define APP_ESCAPE_MAX(n) (4 * (size_t)(n) + 1)
+const char *app_escape(const char *s, size_t n, char *buf, size_t cap);
+/* The length of the valid UTF-8 sequence at s[0..n), 0 when it is not one (no overlongs,
+ * surrogates or code points above U+10FFFF). */
+size_t app_utf8_len(const unsigned char *s, size_t n);
+/* A JSON string of s[0..n) when it is not valid UTF-8: each invalid byte becomes U+FFFD (as
+ * tokenize --pieces and the fixtures' reference files have it), so output never says null for
+ * text that is there. NULL only when out of memory. Caller owns the reference. */
+struct json_t;
+struct json_t *app_json_text(const char *s, size_t n);
 /* The Vulkan device index from a --device value, else from SIZEUP_DEVICE, else -1 (automatic).
  * Returns 0, or 2 after a message naming a bad value or an index past the last Vulkan device
  * (with how many there are). */
@@ -205,7 +220,6 @@ typedef struct app_fit_device {
 int app_fit_device_probe(const char *cmd, int index, app_fit_device *out);
 /* The same as a JSON object (null when !ok): {"backend": "vulkan", "index", "name", "capacity"}
  * or {"backend": "cpu", "reason", "name", "capacity", "total"}. Caller owns the reference. */
-struct json_t;
 struct json_t *app_fit_device_json(const app_fit_device *dev);
 
 #endif

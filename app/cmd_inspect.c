@@ -137,22 +137,11 @@ static void line(const char *key, const char *fmt, ...)
     putchar('\n');
 }
 
-/* Token text with control characters escaped, so "\n" tokens cannot break the layout. */
+/* Text from the file with control characters escaped (app_escape), so "\n" tokens cannot break
+ * the layout and no name can drive the terminal. */
 static const char *escape(const char *s, char *buf, size_t len)
 {
-    size_t o = 0;
-    for (; *s && o + 5 < len; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\n' || c == '\t' || c == '\r' || c == '"' || c == '\\')
-            o += (size_t)snprintf(buf + o, len - o, "\\%c",
-                                  c == '\n' ? 'n' : c == '\t' ? 't' : c == '\r' ? 'r' : c);
-        else if (c < 0x20 || c == 0x7f)
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
-        else
-            buf[o++] = (char)c;
-    }
-    buf[o] = 0;
-    return buf;
+    return app_escape(s, strlen(s), buf, len);
 }
 
 static void print_weights(const eng_model_info *mi)
@@ -293,9 +282,12 @@ static void print_tensors(const gguf_file *f)
 {
     int64_t n = gguf_tensor_count(f);
     int w = 4;
-    for (int64_t i = 0; i < n; i++)
-        if ((int)gguf_tensor_at(f, i)->name.len > w)
-            w = (int)gguf_tensor_at(f, i)->name.len;
+    char name[1100]; /* tensor names come from the file: escaped like the metadata */
+    for (int64_t i = 0; i < n; i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        int k = (int)strlen(app_escape(t->name.ptr, (size_t)t->name.len, name, sizeof name));
+        w = k > w ? k : w;
+    }
     printf("\ntensors (%" PRId64 "; offsets are relative to the data section at %" PRIu64 "):\n",
            n, gguf_data_offset(f));
     printf("%-*s  %-7s  %-24s  %12s  %12s\n", w, "name", "type", "shape", "offset", "bytes");
@@ -303,8 +295,9 @@ static void print_tensors(const gguf_file *f)
         const gguf_tensor *t = gguf_tensor_at(f, i);
         char shape[96];
         shape_str(t, shape, sizeof shape);
-        printf("%-*.*s  %-7s  %-24s  %12" PRIu64 "  %12" PRIu64 "\n", w, (int)t->name.len,
-               t->name.ptr, gguf_type_get(t->type)->name, shape, t->offset, t->nbytes);
+        app_escape(t->name.ptr, (size_t)t->name.len, name, sizeof name);
+        printf("%-*s  %-7s  %-24s  %12" PRIu64 "  %12" PRIu64 "\n", w, name,
+               gguf_type_get(t->type)->name, shape, t->offset, t->nbytes);
     }
 }
 
@@ -317,23 +310,10 @@ static void put(json_t *o, const char *key, json_t *v)
 
 static json_t *jint(uint64_t v) { return json_integer((json_int_t)v); }
 static json_t *jint_or_null(uint64_t v) { return v ? jint(v) : json_null(); }
-static json_t *jstr_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
-
-/* A string from the file; bytes that are not UTF-8 become '?' so the output stays valid JSON. */
-static json_t *jstr_n(const char *p, size_t len)
-{
-    json_t *s = json_stringn(p, len);
-    if (s)
-        return s;
-    char *c = malloc(len + 1);
-    if (!c)
-        return NULL;
-    for (size_t i = 0; i < len; i++)
-        c[i] = (unsigned char)p[i] < 0x80 && p[i] ? p[i] : '?';
-    s = json_stringn(c, len);
-    free(c);
-    return s;
-}
+/* Strings from the file: not always UTF-8; lossy-decoded (U+FFFD) by app_json_text rather
+ * than dropped, so the output is valid JSON and says what is there. */
+static json_t *jstr_n(const char *p, size_t len) { return app_json_text(p, len); }
+static json_t *jstr_or_null(const char *s) { return s && *s ? jstr_n(s, strlen(s)) : json_null(); }
 
 static void json_weights(json_t *o, const eng_model_info *mi)
 {

@@ -102,26 +102,7 @@ static int parse_args(int argc, char **argv, tok_opts *o)
  * reference files, so the output always parses. */
 static json_t *piece_json(const char *p, size_t n)
 {
-    char *buf = malloc(3 * n + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        unsigned c = (unsigned char)p[i];
-        size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = need > 0 && i + need <= n;
-        for (size_t j = 1; ok && j < need; j++)
-            ok = ((unsigned char)p[i + j] & 0xc0) == 0x80;
-        if (ok) {
-            memcpy(buf + k, p + i, need);
-            k += need;
-            i += need;
-        } else {
-            memcpy(buf + k, "\xef\xbf\xbd", 3);
-            k += 3;
-            i++;
-        }
-    }
-    json_t *s = json_stringn(buf, k);
-    free(buf);
+    json_t *s = app_json_text(p, n);
     return s ? s : json_string("");
 }
 
@@ -132,11 +113,25 @@ static void print_tokens(const eng_vocab *v, const int32_t *ids, size_t n, out_m
         return;
     }
     if (mode == OUT_TABLE) {
+        /* pieces come from the vocabulary and the user's bytes: escaped (app_escape), so a
+         * piece holding ESC or a byte token of the text cannot drive the terminal */
+        char *esc = NULL;
+        size_t cap = 0;
         for (size_t i = 0; i < n; i++) {
             size_t pl;
             const char *p = eng_token_piece(v, ids[i], true, &pl);
-            printf("%7d -> '%.*s'\n", ids[i], (int)pl, p);
+            if (APP_ESCAPE_MAX(pl) > cap) {
+                free(esc);
+                cap = APP_ESCAPE_MAX(pl);
+                if (!(esc = malloc(cap))) {
+                    cap = 0;
+                    printf("%7d -> (out of memory)\n", ids[i]);
+                    continue;
+                }
+            }
+            printf("%7d -> '%s'\n", ids[i], app_escape(p, pl, esc, cap));
         }
+        free(esc);
         return;
     }
     json_t *arr = json_array();

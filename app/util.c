@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "app/app.h"
 #include "engine/engine.h"
 #include "engine/strbuf.h"
@@ -257,3 +259,87 @@ double app_now_s(void)
 }
 
 double app_now_ms(void) { return app_now_s() * 1e3; }
+
+/* ---- text from model files ---- */
+
+size_t app_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+             : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!k || k > n)
+        return 0;
+    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    for (size_t i = 1; i < k; i++, lo = 0x80, hi = 0xBF)
+        if (s[i] < lo || s[i] > hi)
+            return 0;
+    return k;
+}
+
+/* The code point of a C1 or bidi control at s (k bytes, valid UTF-8), else 0. */
+static unsigned control_cp(const unsigned char *s, size_t k)
+{
+    if (k == 2 && s[0] == 0xC2 && s[1] < 0xA0)
+        return s[1];
+    unsigned cp = k == 3 ? (unsigned)(s[0] & 0x0F) << 12 | (unsigned)(s[1] & 0x3F) << 6 |
+                           (unsigned)(s[2] & 0x3F) : 0;
+    return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ? cp : 0;
+}
+
+const char *app_escape(const char *s, size_t n, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        const unsigned char *u = (const unsigned char *)s + i;
+        size_t k = app_utf8_len(u, n - i);
+        unsigned cp = k > 1 ? control_cp(u, k) : 0;
+        char e[8];
+        const char *put = e;
+        size_t w;
+        if (!k || (k == 1 && (u[0] < 0x20 || u[0] == 0x7f || u[0] == '"' || u[0] == '\\'))) {
+            const char *named = !k ? NULL : u[0] == '\n' ? "\\n" : u[0] == '\t' ? "\\t"
+                              : u[0] == '\r' ? "\\r" : u[0] == '"' ? "\\\"" : u[0] == '\\' ? "\\\\"
+                              : NULL;
+            w = named ? (size_t)snprintf(e, sizeof e, "%s", named)
+                      : (size_t)snprintf(e, sizeof e, "\\x%02x", u[0]);
+            k = 1;
+        } else if (cp) {
+            w = (size_t)snprintf(e, sizeof e, "\\u%04x", cp);
+        } else {
+            put = (const char *)u;
+            w = k;
+        }
+        if (o + w >= cap)
+            break;
+        memcpy(buf + o, put, w);
+        o += w;
+        i += k;
+    }
+    if (cap)
+        buf[o] = 0;
+    return buf;
+}
+
+json_t *app_json_text(const char *s, size_t n)
+{
+    char *buf = malloc(3 * n + 1);
+    if (!buf)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = app_utf8_len((const unsigned char *)s + i, n - i);
+        if (k) {
+            memcpy(buf + o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(buf + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    json_t *j = json_stringn(buf, o);
+    free(buf);
+    return j;
+}
