@@ -79,7 +79,8 @@ typedef enum app_cmp_format { APP_CMP_TERM, APP_CMP_MD, APP_CMP_JSON, APP_CMP_CS
 /* Write the report. width: the terminal's columns for APP_CMP_TERM. */
 void app_cmp_write(const app_cmp *c, app_cmp_format fmt, int width, FILE *to);
 
-/* Model text made safe to show: control characters (C0 but newline and tab, DEL, C1) and
+/* Model text made safe to show: control characters (C0 but newline and tab, DEL, C1, the bidi
+ * embeddings, overrides and isolates) and
  * invalid UTF-8 removed, tab as a space; newline kept when keep_nl, else a space. Never
  * NULL-terminated beyond len+1; caller frees. */
 char *app_text_clean(const char *s, size_t len, bool keep_nl);

@@ -40,19 +40,6 @@ app_stat app_stat_of(const double *v, int n)
     return s;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t k = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-             : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (!k || k > n || (k == 2 && s[0] < 0xc2))
-        return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return k;
-}
-
 char *app_text_clean(const char *s, size_t len, bool keep_nl)
 {
     char *out = malloc(len + 1);
@@ -61,12 +48,15 @@ char *app_text_clean(const char *s, size_t len, bool keep_nl)
         return NULL;
     for (size_t i = 0; i < len;) {
         const unsigned char *u = (const unsigned char *)s + i;
-        size_t k = utf8_len(u, len - i);
+        size_t k = app_utf8_len(u, len - i);
         if (!k) { /* invalid byte: dropped */
             i++;
             continue;
         }
         bool c1 = k == 2 && u[0] == 0xc2 && u[1] < 0xa0; /* U+0080..U+009F */
+        /* and the bidi embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069) */
+        c1 = c1 || (k == 3 && u[0] == 0xe2 && ((u[1] == 0x80 && u[2] >= 0xaa && u[2] <= 0xae) ||
+                                               (u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9)));
         if (k == 1 && (u[0] < 0x20 || u[0] == 0x7f)) {
             if (u[0] == '\t' || (u[0] == '\n' && !keep_nl) || u[0] == '\r')
                 out[o++] = ' ';
@@ -416,7 +406,7 @@ static void term_piece(FILE *to, const char *s, size_t *pos, int cols)
         i++;
     end = i;
     while (s[end] && s[end] != '\n' && n < cols) {
-        size_t k = utf8_len((const unsigned char *)s + end, strlen(s + end));
+        size_t k = app_utf8_len((const unsigned char *)s + end, strlen(s + end));
         k = k ? k : 1;
         if (s[end] == ' ')
             brk = end;
@@ -464,7 +454,13 @@ static void write_term(const app_cmp *c, int width, FILE *to)
 #define ROW(label, ...) do { for (int j = 0; j < n; j++) { const app_cmp_model *m = &c->models[j]; \
         char b[16], b2[16]; (void)b; (void)b2; (void)m; snprintf(buf[j], sizeof buf[j], __VA_ARGS__); } \
         term_row(to, label, v, n, lw, cw); } while (0)
-    ROW("", "%s", m->name);
+    /* the name (general.name, a served id) and the backend string come from the model or the
+     * server: cleaned like every other cell's text */
+#define CLEAN(s) app_text_clean((s), strlen(s), false)
+#define CLEAN_ROW(label, field) do { for (int j = 0; j < n; j++) { \
+        char *t = CLEAN(c->models[j].field); snprintf(buf[j], sizeof buf[j], "%s", t ? t : ""); \
+        free(t); } term_row(to, label, v, n, lw, cw); } while (0)
+    CLEAN_ROW("", name);
     ROW("parameters", "%s", m->remote ? "-" : app_fmt_count(m->n_params, b, sizeof b));
     ROW("quantization, bits/weight", "%s, %.2f", m->quant, m->bits_per_weight);
     ROW("file size", "%s", m->remote ? "-" : fmt_b(m->file_bytes, b));
@@ -477,7 +473,7 @@ static void write_term(const app_cmp *c, int width, FILE *to)
         ROW(lab, "%.4f", m->has_ppl ? m->ppl.ppl : NAN);
         ROW("bits per byte", "%.4f", m->has_ppl ? m->ppl.bits_per_byte : NAN);
     }
-    ROW("backend", "%s", m->backend);
+    CLEAN_ROW("backend", backend);
     for (int p = 0; p < c->n_prompts; p++) {
         char *clean = app_text_clean(c->prompts[p], strlen(c->prompts[p]), false);
         fprintf(to, "\nprompt %d: %s\n", p + 1, clean ? clean : "");
@@ -508,6 +504,8 @@ static void write_term(const app_cmp *c, int width, FILE *to)
     remote_sentence(c, to);
 #undef ROW
 #undef CROW
+#undef CLEAN_ROW
+#undef CLEAN
 }
 
 void app_cmp_write(const app_cmp *c, app_cmp_format fmt, int width, FILE *to)
