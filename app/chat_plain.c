@@ -7,6 +7,7 @@
  * over a dl_remote). A served model's failure is a line of its own; the others go on. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +27,39 @@
 #define CMD "chat"
 
 typedef struct plain_model {
-    char label[160];
+    char label[UI_SANITIZE_MAX(160) + 1]; /* sanitized: a model's name is the model's text */
     eng_model *m;          /* a local model: m, s, conv */
     eng_session *s;
     eng_conv *conv;
     dl_remote *r;          /* a served one: r and rc (r NULL when its reference was bad) */
     app_rconv *rc;
 } plain_model;
+
+/* "N NAME, MODE": the name is general.name or a served model id, so it is sanitized like the
+ * answers (set_label is the one writer of pm->label). */
+static void set_label(plain_model *pm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_label(plain_model *pm, const char *fmt, ...)
+{
+    char raw[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1;
+    ui_sanitizer z;
+    ui_sanitize_init(&z);
+    size_t o = ui_sanitize_feed(&z, raw, len, pm->label);
+    o += ui_sanitize_flush(&z, pm->label + o);
+    pm->label[o] = 0;
+}
+
+/* An error from the engine: it may quote the file (a tensor's name), so sanitized too. */
+static void print_local_error(const plain_model *pm, const char *msg)
+{
+    char *safe = ui_sanitize_dup(msg, strlen(msg));
+    printf("[%s: error: %s]\n", pm->label, safe ? safe : "out of memory");
+    free(safe);
+}
 
 static atomic_int plain_cancel;
 static dl_remote *volatile plain_live;   /* the served model answering now, for Ctrl-C */
@@ -78,7 +105,7 @@ static void plain_turn(plain_model *pm, const app_chat_cfg *cfg, const char *lin
     if (!pm->conv)
         return;
     if (eng_conv_add(pm->conv, "user", line)) {
-        printf("[%s: error: %s]\n", pm->label, eng_conv_errmsg(pm->conv));
+        print_local_error(pm, eng_conv_errmsg(pm->conv));
         return;
     }
     plain_answer a = { { 0 } };
@@ -94,7 +121,7 @@ static void plain_turn(plain_model *pm, const app_chat_cfg *cfg, const char *lin
         eng_conv_pop_user(pm->conv);
         printf("[%s: stopped while reading the prompt]\n", pm->label);
     } else if (st) {
-        printf("[%s: error: %s]\n", pm->label, eng_conv_errmsg(pm->conv));
+        print_local_error(pm, eng_conv_errmsg(pm->conv));
     } else {
         print_figures(pm, why);
     }
@@ -182,7 +209,7 @@ static void remote_open(plain_model *pm, const char *ref, const app_chat_cfg *cf
     dl_remote_opts o = { .cacert = cfg->cacert };
     char name[120];
     app_chat_ref_label(ref, name, sizeof name);
-    snprintf(pm->label, sizeof pm->label, "%d %s", i + 1, name);
+    set_label(pm, "%d %s", i + 1, name);
     if (!(pm->rc = app_rconv_new()) || !app_rconv_set_system(pm->rc, cfg->system)) {
         print_remote_error(pm, "out of memory");
         return;
@@ -195,8 +222,8 @@ static void remote_open(plain_model *pm, const char *ref, const app_chat_cfg *cf
         pm->r = NULL;
         return;
     }
-    snprintf(pm->label, sizeof pm->label, "%d %s, %s", i + 1, dl_remote_model(pm->r),
-             cfg->completion ? "completion" : "chat");
+    set_label(pm, "%d %s, %s", i + 1, dl_remote_model(pm->r),
+              cfg->completion ? "completion" : "chat");
     dl_remote_set_status(pm->r, on_remote_status, pm);
     dl_remote_model_info *l;
     size_t n;
@@ -238,15 +265,15 @@ static void local_open(plain_model *pm, const char *path, const app_chat_cfg *cf
     char err[512];
     eng_session_opts so = cfg->so;
     so.cancel = &plain_cancel; /* Ctrl-C stops a prompt being fed too */
-    snprintf(pm->label, sizeof pm->label, "%d %s", i + 1, path);
+    set_label(pm, "%d %s", i + 1, path);
     if (eng_model_open(path, &pm->m, err, sizeof err) ||
         eng_session_new(pm->m, &so, &pm->s, err, sizeof err) ||
         eng_conv_new(pm->m, pm->s, ENG_CONV_AUTO, cfg->tmpl, &pm->conv, err, sizeof err)) {
-        printf("[%s: error: %s]\n", pm->label, err);
+        print_local_error(pm, err);
         return;
     }
-    snprintf(pm->label, sizeof pm->label, "%d %s, %s", i + 1, eng_model_name(pm->m),
-             eng_conv_is_chat(pm->conv) ? "chat" : "completion");
+    set_label(pm, "%d %s, %s", i + 1, eng_model_name(pm->m),
+              eng_conv_is_chat(pm->conv) ? "chat" : "completion");
     if (cfg->system)
         eng_conv_set_system(pm->conv, cfg->system);
     printf("[%s: loaded]\n", pm->label);
