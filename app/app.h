@@ -27,6 +27,13 @@ int app_cmd_perplexity(int argc, char **argv);
 int app_cmd_compare(int argc, char **argv);
 
 /* Fixture-free helpers shared by commands. */
+/* SIGBUS (app/fatal.c): a model file truncated or changed while mapped ends sizeup with
+ * "sizeup: the model file PATH was truncated or changed while in use; stopping" and exit status
+ * 1, the terminal restored. main installs it once for every command; the TUI sets restore (an
+ * async-signal-safe terminal restore) while it holds the terminal, NULL after. */
+void app_fatal_install(void);
+void app_fatal_set_restore(void (*restore)(void));
+
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */
 int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The monotonic clock, in seconds and in milliseconds: every timing in app/ reads this one. */
