@@ -52,6 +52,9 @@ int app_device_index(const char *cmd, const char *flag_value, int *out);
  * or 1 after one line naming the path and the reason. Pass GGUF_WRITE_NO_REPLACE to the writer
  * when force is false. */
 int app_check_output(const char *cmd, const char *out, const char *in, bool force);
+/* What a non-regular file is, for messages: "a directory", "a device", "a FIFO", "a socket" or
+ * "not a regular file" (st_mode of stat(2)). A static string. */
+const char *app_file_kind(unsigned mode);
 
 /* An integer option value: decimal digits, an optional sign, lo <= value <= hi. Returns 0 with
  * *out set, or 2 after "sizeup CMD: OPT 'TEXT': expected an integer from LO to HI". */

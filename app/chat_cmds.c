@@ -137,15 +137,26 @@ static bool write_all(int fd, const char *text)
     return true;
 }
 
-/* /save FILE never replaces anything; /save! FILE replaces a file, whole or not at all (a new
- * file beside it, renamed over it), or writes into a device or pipe that exists. Every
- * failure names the file and the reason. */
+/* /save FILE never replaces anything; /save! FILE replaces a regular file, whole or not at all
+ * (a new file beside it, renamed over it). As the CLI's output paths (app/outfile.c): a symlink
+ * is followed for what it names and then replaced, never written through; a folder, FIFO,
+ * device or socket is refused, for an open() of a FIFO blocks this thread (the UI's) until a
+ * reader comes, and a device is not a transcript's place. Only new files are opened (O_EXCL,
+ * mkostemp), O_NONBLOCK besides, so nothing here can wait on a reader. Every failure names the
+ * file and the reason. */
 static void save(chat_tui *t, const char *file, bool force)
 {
-    struct stat sb;
-    bool exists = stat(file, &sb) == 0;
+    struct stat lsb, sb;
+    bool exists = lstat(file, &lsb) == 0;
+    if (exists && stat(file, &sb) != 0)
+        sb = lsb;  /* a dangling symlink is simply an existing name */
     if (exists && S_ISDIR(sb.st_mode)) {
         app_chat_notice(t, "/save: %s is a folder; name a file in it", file);
+        return;
+    }
+    if (exists && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+        app_chat_notice(t, "/save: %s is %s, not a regular file; name a file", file,
+                        app_file_kind(sb.st_mode));
         return;
     }
     if (exists && !force) {
@@ -157,32 +168,31 @@ static void save(chat_tui *t, const char *file, bool force)
         app_chat_notice(t, "/save: out of memory");
         return;
     }
-    bool in_place = exists && !S_ISREG(sb.st_mode);  /* /dev/stdout, a FIFO: no rename there */
-    if (!in_place && exists)
+    if (exists)
         snprintf(tmp, sizeof tmp, "%s.XXXXXX", file);
-    int fd = in_place ? open(file, O_WRONLY | O_CLOEXEC) :
-             exists ? mkstemp(tmp) : open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0 && tmp[0])
+    int fd = exists ? mkostemp(tmp, O_CLOEXEC | O_NONBLOCK)
+                    : open(file, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd >= 0 && exists && S_ISREG(sb.st_mode))
         fchmod(fd, sb.st_mode & 07777);  /* the replaced file's permissions, not mkstemp's */
     if (fd < 0) {
         app_chat_notice(t, "/save: cannot write %s: %s", file, strerror(errno));
         free(text);
         return;
     }
-    bool ok = write_all(fd, text) && (in_place || fsync(fd) == 0);
+    bool ok = write_all(fd, text) && fsync(fd) == 0;
     int err = errno;
     ok = close(fd) == 0 && ok;
     err = ok ? 0 : err ? err : errno;
     if (ok && tmp[0] && rename(tmp, file) != 0)
         ok = false, err = errno;
-    if (!ok && !in_place)
+    if (!ok)
         unlink(tmp[0] ? tmp : file);  /* nothing half-written is left, an old file stays */
     free(text);
     if (ok)
         app_chat_notice(t, "saved the transcript to %s", file);
     else
         app_chat_notice(t, "/save: writing %s failed: %s%s", file, strerror(err),
-                        exists && !in_place ? " (the old file is kept)" : "");
+                        exists ? " (the old file is kept)" : "");
 }
 
 static void stats_box(chat_tui *t)

@@ -116,8 +116,16 @@ tmux send-keys -t "$S" "/save $T/dir" Enter
 wait_count "dir is a folder" 1 5 || fail "/save to a folder: no clear message"
 tmux send-keys -t "$S" "/save $T/nowhere/x.md" Enter
 wait_count "x.md: No such file or directory" 1 5 || fail "/save into a missing folder: no clear message"
+# a device or FIFO is refused as the CLI's output paths are; a FIFO nobody reads once froze the
+# UI for good in open()
 tmux send-keys -t "$S" "/save! /dev/full" Enter
-wait_count "/dev/full failed: No space left" 1 5 || fail "/save! /dev/full: no clear message"
+wait_count "/dev/full is a device, not a regular file" 1 5 || fail "/save! /dev/full: not refused"
+mkfifo "$T/fifo"
+ln -s "$T/fifo" "$T/fifolink"
+tmux send-keys -t "$S" "/save! $T/fifo" Enter
+wait_count "fifo is a FIFO, not a regular file" 1 5 || fail "/save! FIFO: not refused (the UI blocked?)"
+tmux send-keys -t "$S" "/save! $T/fifolink" Enter
+wait_count "fifolink is a FIFO, not a regular file" 1 5 || fail "/save! symlink to a FIFO: not refused"
 alive || fail "the /save attempts killed sizeup"
 tmux send-keys -t "$S" "/quit" Enter
 wait_count "EXIT-STATUS:0" 1 10 || fail "/quit did not exit with status 0"
