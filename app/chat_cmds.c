@@ -11,6 +11,7 @@
 
 #include "app/app.h"
 #include "app/chat_tui.h"
+#include "ui/sanitize.h"
 
 static const char help_text[] =
     "Keys\n"
@@ -49,7 +50,10 @@ static const char *role_name(ui_role r)
            r == UI_ROLE_ERROR ? "error" : "info";
 }
 
-/* Markdown of panes first..last; caller frees. */
+/* Markdown of panes first..last, sanitized (ui/sanitize.h): it goes to $PAGER and to files a
+ * user will cat, and a model's name (general.name) or a server's words must not drive the
+ * terminal there either. Answers are sanitized as they arrive already, and caret notation is
+ * printable, so the pass leaves them as they are. Caller frees; NULL when out of memory. */
 char *app_chat_markdown(chat_tui *t, int first, int last)
 {
     char *buf = NULL;
@@ -73,14 +77,29 @@ char *app_chat_markdown(chat_tui *t, int first, int last)
                 fprintf(f, "\n_Figures: %s_\n", note);
         }
     }
-    fclose(f);
-    return buf;
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    char *safe = ui_sanitize_dup(buf, len);
+    free(buf);
+    return safe;
 }
 
 static json_t *pane_json(chat_tui *t, int i)
 {
     const ui_pane_info *in = ui_pane_info_of(t->p[i]);
     const ui_pane_status *st = ui_pane_status_of(t->p[i]);
+    /* The turns are sanitized text already; the header strings come from the model file or
+     * the server: sanitized here, so no control reaches a terminal that shows the file and
+     * invalid UTF-8 (which jansson refuses) becomes U+FFFD. */
+    char *name = ui_sanitize_dup(in->name, strlen(in->name));
+    char *mode = ui_sanitize_dup(in->mode, strlen(in->mode));
+    char *detail = ui_sanitize_dup(in->detail, strlen(in->detail));
+    if (!name || !mode || !detail) {
+        free(name), free(mode), free(detail);
+        return NULL;
+    }
     json_t *turns = json_array();
     for (size_t k = 0; k < ui_pane_turn_count(t->p[i]); k++) {
         ui_role role;
@@ -94,8 +113,8 @@ static json_t *pane_json(chat_tui *t, int i)
     }
     json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:i, s:I, "
                           "s:I, s:I, s:s?, s:b, s:b}}",
-                          "pane", i + 1, "model", in->name, "mode", in->mode, "detail",
-                          in->detail, "remote", in->remote, "turns", turns, "last_figures",
+                          "pane", i + 1, "model", name, "mode", mode, "detail", detail,
+                          "remote", in->remote, "turns", turns, "last_figures",
                           "decode_tps", st->tps_avg, "prompt_tps", st->prompt_tps, "ttft_ms",
                           st->ttft_ms, "tokens", (int)st->n_gen, "ctx_used", (int)st->ctx_used,
                           "ctx_max", (int)st->ctx_max, "mem_weights",
@@ -105,6 +124,7 @@ static json_t *pane_json(chat_tui *t, int i)
     if (o && st->remote && st->has_kv)
         json_object_set_new(json_object_get(o, "last_figures"), "server_kv_usage",
                             json_real(st->kv_usage));
+    free(name), free(mode), free(detail);
     return o;
 }
 
