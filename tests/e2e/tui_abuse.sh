@@ -82,6 +82,8 @@ sleep 1
 tmux send-keys -t "$S" Enter
 wait_count "prompt tokens do not fit the context" 2 30 || fail "the huge paste was not sent, or no clear error"
 wait_count "not kept" 2 5 || fail "the message too long for the context stays in the conversation"
+wait_count "shorter message" 2 5 && wait_count "n_ctx" 2 1 && wait_count "larger context" 2 1 ||
+    fail "the context-full error does not say what to do (a shorter message, /set n_ctx)"
 alive || fail "the huge paste killed sizeup"
 tmux send-keys -t "$S" "/clear" Enter
 sleep 0.5
@@ -127,6 +129,9 @@ wait_count "fifo is a FIFO, not a regular file" 1 5 || fail "/save! FIFO: not re
 tmux send-keys -t "$S" "/save! $T/fifolink" Enter
 wait_count "fifolink is a FIFO, not a regular file" 1 5 || fail "/save! symlink to a FIFO: not refused"
 alive || fail "the /save attempts killed sizeup"
+# /add names a device as the CLI does, not as a missing file or a bad reference
+tmux send-keys -t "$S" "/add /dev/zero" Enter
+wait_count "/dev/zero: not a regular file \\(a device\\)" 1 5 || fail "/add /dev/zero: not named a device"
 tmux send-keys -t "$S" "/quit" Enter
 wait_count "EXIT-STATUS:0" 1 10 || fail "/quit did not exit with status 0"
 terminal_sane "/quit"
