@@ -74,6 +74,10 @@ int app_parse_real(const char *cmd, const char *opt, const char *text, double lo
 struct eng_session_opts; /* engine/engine.h */
 int app_session_opt(const char *cmd, const char *opt, const char *val, struct eng_session_opts *so,
                     bool *seed_set);
+/* The default of --backend from $SIZEUP_BACKEND ("cpu" or "vulkan"; unset or empty: none),
+ * applied when so->backend is still automatic (the option wins). Any other value is refused as
+ * --backend's is: returns 2 after one line naming it, else 0. */
+int app_backend_env(const char *cmd, struct eng_session_opts *so);
 
 /* Inputs larger than this are refused: no prompt or text to tokenize is near it, and reading
  * /dev/zero or a runaway pipe must not eat the machine's memory. */
