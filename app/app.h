@@ -27,6 +27,13 @@ int app_cmd_perplexity(int argc, char **argv);
 int app_cmd_compare(int argc, char **argv);
 
 /* Fixture-free helpers shared by commands. */
+/* SIGBUS (app/fatal.c): a model file truncated or changed while mapped ends sizeup with
+ * "sizeup: the model file PATH was truncated or changed while in use; stopping" and exit status
+ * 1, the terminal restored. main installs it once for every command; the TUI sets restore (an
+ * async-signal-safe terminal restore) while it holds the terminal, NULL after. */
+void app_fatal_install(void);
+void app_fatal_set_restore(void (*restore)(void));
+
 /* Print "sizeup CMD: MESSAGE\n" to stderr; returns 1 so callers can `return app_fail(...)`. */
 int app_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The monotonic clock, in seconds and in milliseconds: every timing in app/ reads this one. */
@@ -60,6 +67,9 @@ int app_device_index(const char *cmd, const char *flag_value, int *out);
  * or 1 after one line naming the path and the reason. Pass GGUF_WRITE_NO_REPLACE to the writer
  * when force is false. */
 int app_check_output(const char *cmd, const char *out, const char *in, bool force);
+/* What a non-regular file is, for messages: "a directory", "a device", "a FIFO", "a socket" or
+ * "not a regular file" (st_mode of stat(2)). A static string. */
+const char *app_file_kind(unsigned mode);
 
 /* An integer option value: decimal digits, an optional sign, lo <= value <= hi. Returns 0 with
  * *out set, or 2 after "sizeup CMD: OPT 'TEXT': expected an integer from LO to HI". */
@@ -79,6 +89,10 @@ int app_parse_real(const char *cmd, const char *opt, const char *text, double lo
 struct eng_session_opts; /* engine/engine.h */
 int app_session_opt(const char *cmd, const char *opt, const char *val, struct eng_session_opts *so,
                     bool *seed_set);
+/* The default of --backend from $SIZEUP_BACKEND ("cpu" or "vulkan"; unset or empty: none),
+ * applied when so->backend is still automatic (the option wins). Any other value is refused as
+ * --backend's is: returns 2 after one line naming it, else 0. */
+int app_backend_env(const char *cmd, struct eng_session_opts *so);
 
 /* Inputs larger than this are refused: no prompt or text to tokenize is near it, and reading
  * /dev/zero or a runaway pipe must not eat the machine's memory. */

@@ -11,6 +11,7 @@
 
 #include "app/app.h"
 #include "app/chat_tui.h"
+#include "ui/sanitize.h"
 
 static const char help_text[] =
     "Keys\n"
@@ -49,7 +50,10 @@ static const char *role_name(ui_role r)
            r == UI_ROLE_ERROR ? "error" : "info";
 }
 
-/* Markdown of panes first..last; caller frees. */
+/* Markdown of panes first..last, sanitized (ui/sanitize.h): it goes to $PAGER and to files a
+ * user will cat, and a model's name (general.name) or a server's words must not drive the
+ * terminal there either. Answers are sanitized as they arrive already, and caret notation is
+ * printable, so the pass leaves them as they are. Caller frees; NULL when out of memory. */
 char *app_chat_markdown(chat_tui *t, int first, int last)
 {
     char *buf = NULL;
@@ -73,14 +77,29 @@ char *app_chat_markdown(chat_tui *t, int first, int last)
                 fprintf(f, "\n_Figures: %s_\n", note);
         }
     }
-    fclose(f);
-    return buf;
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    char *safe = ui_sanitize_dup(buf, len);
+    free(buf);
+    return safe;
 }
 
 static json_t *pane_json(chat_tui *t, int i)
 {
     const ui_pane_info *in = ui_pane_info_of(t->p[i]);
     const ui_pane_status *st = ui_pane_status_of(t->p[i]);
+    /* The turns are sanitized text already; the header strings come from the model file or
+     * the server: sanitized here, so no control reaches a terminal that shows the file and
+     * invalid UTF-8 (which jansson refuses) becomes U+FFFD. */
+    char *name = ui_sanitize_dup(in->name, strlen(in->name));
+    char *mode = ui_sanitize_dup(in->mode, strlen(in->mode));
+    char *detail = ui_sanitize_dup(in->detail, strlen(in->detail));
+    if (!name || !mode || !detail) {
+        free(name), free(mode), free(detail);
+        return NULL;
+    }
     json_t *turns = json_array();
     for (size_t k = 0; k < ui_pane_turn_count(t->p[i]); k++) {
         ui_role role;
@@ -94,8 +113,8 @@ static json_t *pane_json(chat_tui *t, int i)
     }
     json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:b, s:o, s:{s:f, s:f, s:f, s:i, s:i, s:i, s:I, "
                           "s:I, s:I, s:s?, s:b, s:b}}",
-                          "pane", i + 1, "model", in->name, "mode", in->mode, "detail",
-                          in->detail, "remote", in->remote, "turns", turns, "last_figures",
+                          "pane", i + 1, "model", name, "mode", mode, "detail", detail,
+                          "remote", in->remote, "turns", turns, "last_figures",
                           "decode_tps", st->tps_avg, "prompt_tps", st->prompt_tps, "ttft_ms",
                           st->ttft_ms, "tokens", (int)st->n_gen, "ctx_used", (int)st->ctx_used,
                           "ctx_max", (int)st->ctx_max, "mem_weights",
@@ -105,6 +124,7 @@ static json_t *pane_json(chat_tui *t, int i)
     if (o && st->remote && st->has_kv)
         json_object_set_new(json_object_get(o, "last_figures"), "server_kv_usage",
                             json_real(st->kv_usage));
+    free(name), free(mode), free(detail);
     return o;
 }
 
@@ -137,15 +157,26 @@ static bool write_all(int fd, const char *text)
     return true;
 }
 
-/* /save FILE never replaces anything; /save! FILE replaces a file, whole or not at all (a new
- * file beside it, renamed over it), or writes into a device or pipe that exists. Every
- * failure names the file and the reason. */
+/* /save FILE never replaces anything; /save! FILE replaces a regular file, whole or not at all
+ * (a new file beside it, renamed over it). As the CLI's output paths (app/outfile.c): a symlink
+ * is followed for what it names and then replaced, never written through; a folder, FIFO,
+ * device or socket is refused, for an open() of a FIFO blocks this thread (the UI's) until a
+ * reader comes, and a device is not a transcript's place. Only new files are opened (O_EXCL,
+ * mkostemp), O_NONBLOCK besides, so nothing here can wait on a reader. Every failure names the
+ * file and the reason. */
 static void save(chat_tui *t, const char *file, bool force)
 {
-    struct stat sb;
-    bool exists = stat(file, &sb) == 0;
+    struct stat lsb, sb;
+    bool exists = lstat(file, &lsb) == 0;
+    if (exists && stat(file, &sb) != 0)
+        sb = lsb;  /* a dangling symlink is simply an existing name */
     if (exists && S_ISDIR(sb.st_mode)) {
         app_chat_notice(t, "/save: %s is a folder; name a file in it", file);
+        return;
+    }
+    if (exists && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode)) {
+        app_chat_notice(t, "/save: %s is %s, not a regular file; name a file", file,
+                        app_file_kind(sb.st_mode));
         return;
     }
     if (exists && !force) {
@@ -157,32 +188,31 @@ static void save(chat_tui *t, const char *file, bool force)
         app_chat_notice(t, "/save: out of memory");
         return;
     }
-    bool in_place = exists && !S_ISREG(sb.st_mode);  /* /dev/stdout, a FIFO: no rename there */
-    if (!in_place && exists)
+    if (exists)
         snprintf(tmp, sizeof tmp, "%s.XXXXXX", file);
-    int fd = in_place ? open(file, O_WRONLY | O_CLOEXEC) :
-             exists ? mkstemp(tmp) : open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0 && tmp[0])
+    int fd = exists ? mkostemp(tmp, O_CLOEXEC | O_NONBLOCK)
+                    : open(file, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd >= 0 && exists && S_ISREG(sb.st_mode))
         fchmod(fd, sb.st_mode & 07777);  /* the replaced file's permissions, not mkstemp's */
     if (fd < 0) {
         app_chat_notice(t, "/save: cannot write %s: %s", file, strerror(errno));
         free(text);
         return;
     }
-    bool ok = write_all(fd, text) && (in_place || fsync(fd) == 0);
+    bool ok = write_all(fd, text) && fsync(fd) == 0;
     int err = errno;
     ok = close(fd) == 0 && ok;
     err = ok ? 0 : err ? err : errno;
     if (ok && tmp[0] && rename(tmp, file) != 0)
         ok = false, err = errno;
-    if (!ok && !in_place)
+    if (!ok)
         unlink(tmp[0] ? tmp : file);  /* nothing half-written is left, an old file stays */
     free(text);
     if (ok)
         app_chat_notice(t, "saved the transcript to %s", file);
     else
         app_chat_notice(t, "/save: writing %s failed: %s%s", file, strerror(err),
-                        exists && !in_place ? " (the old file is kept)" : "");
+                        exists ? " (the old file is kept)" : "");
 }
 
 static void stats_box(chat_tui *t)

@@ -15,8 +15,16 @@ char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t wh
 {
     struct stat sb;
     *remote = false;
-    if (stat(ref, &sb) == 0 && S_ISREG(sb.st_mode))
-        return strdup(ref);
+    if (stat(ref, &sb) == 0) {  /* a file that exists is used as is, as app_model_path does */
+        if (S_ISREG(sb.st_mode))
+            return strdup(ref);
+        if (S_ISDIR(sb.st_mode))
+            snprintf(why, whylen, "%s is a directory, not a model file (give the path of a "
+                     ".gguf file)", ref);
+        else
+            snprintf(why, whylen, "%s: not a regular file (%s)", ref, app_file_kind(sb.st_mode));
+        return NULL;
+    }
     if (app_is_remote_ref(ref)) {
         *remote = true;
         return NULL;

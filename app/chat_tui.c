@@ -61,7 +61,7 @@ static void install_signals(void)
         sigaction(soft[i], &sa, NULL);
     sa.sa_handler = on_fatal;
     sa.sa_flags = SA_RESETHAND;
-    const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+    const int fatal[] = { SIGSEGV, SIGFPE, SIGILL, SIGABRT };  /* SIGBUS: app/fatal.c */
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
         sigaction(fatal[i], &sa, NULL);
 }
@@ -69,7 +69,7 @@ static void install_signals(void)
 static void restore_signals(void)
 {
     const int all[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT,
-                        SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+                        SIGSEGV, SIGFPE, SIGILL, SIGABRT };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         signal(all[i], SIG_DFL);
 }
@@ -558,6 +558,23 @@ static void stderr_back(int saved)
     }
 }
 
+/* The SIGBUS handler's restore (app/fatal.c), which runs on the worker thread that read the
+ * lost page while the UI thread may be drawing: stdout goes to /dev/null first, so no frame
+ * lands after the restore (alternate screen, cursor, mouse modes), then the terminal's modes
+ * are undone through a dup of it, and stderr goes back to the terminal so the message is seen
+ * there rather than only in the log. Async-signal-safe calls only. */
+static volatile int fatal_saved_err = -1;
+
+static void fatal_restore(void)
+{
+    int tty = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (tty >= 0 && null >= 0)
+        dup2(null, STDOUT_FILENO);
+    ui_draw_emergency_to(tty >= 0 ? tty : STDOUT_FILENO);
+    if (fatal_saved_err >= 0)
+        dup2(fatal_saved_err, STDERR_FILENO);
+}
+
 static void teardown(chat_tui *t)
 {
     stop_all(t);
@@ -597,6 +614,8 @@ int app_chat_tui(char **paths, const char *const *refs, size_t n, const app_chat
     }
     sig_wake_fd = t.wake[1];
     install_signals();
+    fatal_saved_err = saved_err;
+    app_fatal_set_restore(fatal_restore);
     ui_input_open(hist);
     t.gate = t.cfg.gate = app_sched_gate_new();  /* NULL (out of memory): concurrent only */
     for (size_t i = 0; i < n && i < UI_MAX_PANES; i++)
@@ -611,6 +630,7 @@ int app_chat_tui(char **paths, const char *const *refs, size_t n, const app_chat
     int sig = sig_quit;
     ui_input_close();
     ui_draw_close();
+    app_fatal_set_restore(NULL);
     teardown(&t);
     restore_signals();
     sig_wake_fd = -1;

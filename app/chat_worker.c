@@ -363,10 +363,14 @@ static void local_answer(app_worker *w)
         /* a message that could not be read (too long for the context, say) leaves the
          * conversation as it was, or every later message would fail on it too */
         bool dropped = eng_conv_pop_user(w->conv);
-        char msg[700];
-        snprintf(msg, sizeof msg, "%s%s", eng_conv_errmsg(w->conv),
+        char msg[900], hint[200] = "";
+        if (st == ENG_ERR_CONTEXT_FULL)  /* say what to do: /clear helps only if in use */
+            snprintf(hint, sizeof hint, "; %s, or /set n_ctx N (N > %u) for a larger context%s",
+                     es.n_past ? "/clear starts the conversation afresh" :
+                     "send a shorter message", es.n_ctx, es.n_past ? ", the conversation kept" : "");
+        snprintf(msg, sizeof msg, "%s%s%s", eng_conv_errmsg(w->conv),
                  dropped ? " (the message was not kept; the conversation goes on without it)" :
-                 "");
+                 "", hint);
         post(w, EV_ERROR, msg);
         set_phase(w, UI_PHASE_ERROR, NULL);
         return;

@@ -91,11 +91,8 @@ static int parse_args(int argc, char **argv, chat_args *a)
             a->refs[a->n_refs++] = o;
         }
     }
-    const char *env = getenv("SIZEUP_BACKEND");  /* the default of --backend, for scripts */
-    if (env && a->cfg.so.backend == ENG_BACKEND_AUTO && !strcmp(env, "cpu"))
-        a->cfg.so.backend = ENG_BACKEND_CPU;
-    else if (env && a->cfg.so.backend == ENG_BACKEND_AUTO && !strcmp(env, "vulkan"))
-        a->cfg.so.backend = ENG_BACKEND_VULKAN;
+    if (app_backend_env(CMD, &a->cfg.so))  /* the default of --backend, for scripts */
+        return 2;
     a->cfg.cacert = a->cacert;
     return a->help ? 0 : app_device_index(CMD, a->device, &a->cfg.so.device);
 }

@@ -241,7 +241,13 @@ int app_cmd_gen_model(int argc, char **argv)
     for (size_t i = 0; shape_name && i < sizeof shapes / sizeof shapes[0]; i++)
         if (!strcmp(shapes[i].name, shape_name))
             g.sh = &shapes[i];
-    if (!g.sh || !out || !mode || (strcmp(mode, "Q8_0") && strcmp(mode, "Q4_0") && strcmp(mode, "Q4_K_M")))
+    /* A wrong value is named with the valid ones; a missing option gets the whole line. */
+    if (shape_name && !g.sh)
+        return app_fail(CMD, "--shape '%s': not a known shape (smollm2-135m, qwen2.5-0.5b, "
+                        "llama3.2-1b)", shape_name) + 1;
+    if (mode && strcmp(mode, "Q8_0") && strcmp(mode, "Q4_0") && strcmp(mode, "Q4_K_M"))
+        return app_fail(CMD, "--type '%s': gen-model writes Q8_0, Q4_0 or Q4_K_M", mode) + 1;
+    if (!g.sh || !out || !mode)
         return app_fail(CMD, "need --shape (smollm2-135m, qwen2.5-0.5b, llama3.2-1b), --type "
                         "(Q8_0, Q4_0, Q4_K_M) and -o FILE") + 1;
     if (app_check_output(CMD, out, NULL, force))

@@ -42,6 +42,7 @@ static void usage(FILE *to)
 
 int main(int argc, char **argv)
 {
+    app_fatal_install();
     if (argc < 2) {  /* no arguments: the TUI with the models sizeup picks */
         char *chat_argv[] = { "chat", NULL };
         return app_cmd_chat(1, chat_argv);

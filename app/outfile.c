@@ -36,8 +36,9 @@ static int check_parent(const char *cmd, const char *out)
     return rc;
 }
 
-static const char *kind_of(mode_t m)
+const char *app_file_kind(unsigned mode)
 {
+    mode_t m = (mode_t)mode;
     return S_ISDIR(m) ? "a directory" : S_ISCHR(m) || S_ISBLK(m) ? "a device"
          : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "not a regular file";
 }
@@ -60,7 +61,7 @@ int app_check_output(const char *cmd, const char *out, const char *in, bool forc
                             : strcmp(out, in) ? " (the same file under another name)" : "");
         if (!S_ISREG(st.st_mode))
             return app_fail(cmd, "%s is %s, not a regular file; refusing to replace it", out,
-                            kind_of(st.st_mode));
+                            app_file_kind(st.st_mode));
     }
     if (!force)
         return app_fail(cmd, "%s exists; add --force to replace it", out);

@@ -158,6 +158,20 @@ int app_session_opt(const char *cmd, const char *opt, const char *val, struct en
     return 0;
 }
 
+int app_backend_env(const char *cmd, struct eng_session_opts *so)
+{
+    const char *env = getenv("SIZEUP_BACKEND");
+    if (!env || !*env || so->backend != ENG_BACKEND_AUTO)
+        return 0;
+    if (!strcmp(env, "cpu"))
+        so->backend = ENG_BACKEND_CPU;
+    else if (!strcmp(env, "vulkan"))
+        so->backend = ENG_BACKEND_VULKAN;
+    else  /* refused as --backend's value is: a typo must not silently mean "automatic" */
+        return app_fail(cmd, "SIZEUP_BACKEND '%s': expected cpu or vulkan (or unset it)", env) + 1;
+    return 0;
+}
+
 int app_read_input(const char *cmd, const char *what, const char *path, size_t max, char **buf,
                    size_t *len)
 {

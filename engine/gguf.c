@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,6 +568,62 @@ gguf_status gguf_open_buffer(const void *data, size_t size, const char *what, gg
     return finish_open(f, out, err, errlen);
 }
 
+/* ---- the table of mapped files, for a SIGBUS handler ----
+ * A file truncated while mapped makes a read of its lost pages raise SIGBUS (llama.cpp maps
+ * weights the same way and dies the same way). The handler may only read plain memory and call
+ * async-signal-safe functions, so the mapped files are kept in a fixed table without locks:
+ * a slot is claimed (FREE -> BUSY) by compare-and-swap, filled, then published (READY); a
+ * reader looks only at READY slots. A file opened while the table is full is simply not named. */
+enum { MAP_FREE, MAP_BUSY, MAP_READY, MAP_SLOTS = 64 };
+static struct {
+    atomic_int state;
+    const char *base;
+    size_t size;
+    char path[256];  /* cut to 255 bytes */
+} maps[MAP_SLOTS];
+
+static void map_register(const void *base, size_t size, const char *path)
+{
+    for (int i = 0; i < MAP_SLOTS; i++) {
+        int expect = MAP_FREE;
+        if (!atomic_compare_exchange_strong(&maps[i].state, &expect, MAP_BUSY))
+            continue;
+        maps[i].base = base;
+        maps[i].size = size;
+        snprintf(maps[i].path, sizeof maps[i].path, "%s", path);
+        atomic_store(&maps[i].state, MAP_READY);
+        return;
+    }
+}
+
+static void map_unregister(const void *base)
+{
+    for (int i = 0; i < MAP_SLOTS; i++)
+        if (atomic_load(&maps[i].state) == MAP_READY && maps[i].base == base) {
+            atomic_store(&maps[i].state, MAP_BUSY);
+            maps[i].base = NULL;
+            atomic_store(&maps[i].state, MAP_FREE);
+            return;
+        }
+}
+
+const char *gguf_mapped_path_at(const void *addr)
+{
+    const char *a = addr;
+    for (int i = 0; a && i < MAP_SLOTS; i++)
+        if (atomic_load(&maps[i].state) == MAP_READY && a >= maps[i].base &&
+            (size_t)(a - maps[i].base) < maps[i].size)
+            return maps[i].path;
+    /* No address (or one outside every map): a file now shorter than its mapping is the one. */
+    for (int i = 0; i < MAP_SLOTS; i++) {
+        struct stat st;
+        if (atomic_load(&maps[i].state) == MAP_READY && stat(maps[i].path, &st) == 0 &&
+            (size_t)st.st_size < maps[i].size)
+            return maps[i].path;
+    }
+    return NULL;
+}
+
 gguf_status gguf_open(const char *path, gguf_file **out, char *err, size_t errlen)
 {
     char msg[512];
@@ -606,6 +663,8 @@ gguf_status gguf_open(const char *path, gguf_file **out, char *err, size_t errle
         return st2;
     }
     (*out)->mapped = map != NULL;
+    if (map)
+        map_register(map, (size_t)st.st_size, path);
     return GGUF_OK;
 }
 
@@ -613,8 +672,10 @@ void gguf_close(gguf_file *f)
 {
     if (!f)
         return;
-    if (f->mapped)
+    if (f->mapped) {
+        map_unregister(f->base);
         munmap((void *)f->base, (size_t)f->size);
+    }
     for (int64_t i = 0; f->kv && i < f->n_kv; i++)
         free(f->kv[i].elem_off);
     free(f->kv);

@@ -93,6 +93,11 @@ gguf_status gguf_open(const char *path, gguf_file **out, char *err, size_t errle
 gguf_status gguf_open_buffer(const void *data, size_t size, const char *what,
                              gguf_file **out, char *err, size_t errlen);
 void gguf_close(gguf_file *f);
+/* For a SIGBUS handler (a mapped file truncated or changed while in use): the path of the file
+ * opened with gguf_open whose mapping holds addr; when addr is NULL or in no mapping, the path of
+ * a mapped file that is now shorter than its mapping (stat). NULL when none. Async-signal-safe
+ * (a fixed table, no locks, no allocation); the string is borrowed, cut to 255 bytes. */
+const char *gguf_mapped_path_at(const void *addr);
 
 uint32_t gguf_version(const gguf_file *f);
 

@@ -90,8 +90,13 @@ void ui_draw_close(void)
 
 void ui_draw_emergency(void)
 {
+    ui_draw_emergency_to(STDOUT_FILENO);
+}
+
+void ui_draw_emergency_to(int fd)
+{
     static const char off[] = MODES_OFF "\r\n";
-    ssize_t w = write(STDOUT_FILENO, off, sizeof off - 1);
+    ssize_t w = write(fd, off, sizeof off - 1);
     (void)w;
     if (D.have_saved)
         tcsetattr(STDIN_FILENO, TCSANOW, &D.saved);

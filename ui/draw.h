@@ -38,6 +38,9 @@ bool ui_draw_open(void);
 void ui_draw_close(void);
 /* From a signal handler: the same restore using only async-signal-safe calls. */
 void ui_draw_emergency(void);
+/* The same, the terminal's modes written to fd (a dup of the terminal, when stdout was just
+ * pointed elsewhere so another thread's frames cannot follow the restore). */
+void ui_draw_emergency_to(int fd);
 /* Give the terminal back for a while (Ctrl-Z, the pager) and take it again. */
 void ui_draw_suspend(void);
 void ui_draw_resume(void);

@@ -176,4 +176,13 @@ SIZEUP_DEVICE=99 timeout 120 "$BIN" run -m "$M" -p hi -n 1 >"$T/out" 2>"$T/err"
     fail "SIZEUP_DEVICE=99 was not refused"
 ok
 
+step "gen-model: a wrong --shape or --type is named, with the valid values"
+refused "--shape 'foo': not a known shape (smollm2-135m, qwen2.5-0.5b, llama3.2-1b)" \
+    gen-model --shape foo --type Q4_0 -o "$T/g.gguf"
+refused "--type 'Q4_1': gen-model writes Q8_0, Q4_0 or Q4_K_M" \
+    gen-model --shape smollm2-135m --type Q4_1 -o "$T/g.gguf"
+[ ! -e "$T/g.gguf" ] || fail "gen-model wrote a file after a bad option"
+step "SIZEUP_BACKEND: a value --backend refuses is refused, not silently ignored"
+SIZEUP_BACKEND=gpu refused "SIZEUP_BACKEND 'gpu': expected cpu or vulkan" chat --plain "$M" </dev/null
+
 echo "cli_errors: $passed checks passed"

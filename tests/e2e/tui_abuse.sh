@@ -82,6 +82,8 @@ sleep 1
 tmux send-keys -t "$S" Enter
 wait_count "prompt tokens do not fit the context" 2 30 || fail "the huge paste was not sent, or no clear error"
 wait_count "not kept" 2 5 || fail "the message too long for the context stays in the conversation"
+wait_count "shorter message" 2 5 && wait_count "n_ctx" 2 1 && wait_count "larger context" 2 1 ||
+    fail "the context-full error does not say what to do (a shorter message, /set n_ctx)"
 alive || fail "the huge paste killed sizeup"
 tmux send-keys -t "$S" "/clear" Enter
 sleep 0.5
@@ -116,12 +118,99 @@ tmux send-keys -t "$S" "/save $T/dir" Enter
 wait_count "dir is a folder" 1 5 || fail "/save to a folder: no clear message"
 tmux send-keys -t "$S" "/save $T/nowhere/x.md" Enter
 wait_count "x.md: No such file or directory" 1 5 || fail "/save into a missing folder: no clear message"
+# a device or FIFO is refused as the CLI's output paths are; a FIFO nobody reads once froze the
+# UI for good in open()
 tmux send-keys -t "$S" "/save! /dev/full" Enter
-wait_count "/dev/full failed: No space left" 1 5 || fail "/save! /dev/full: no clear message"
+wait_count "/dev/full is a device, not a regular file" 1 5 || fail "/save! /dev/full: not refused"
+mkfifo "$T/fifo"
+ln -s "$T/fifo" "$T/fifolink"
+tmux send-keys -t "$S" "/save! $T/fifo" Enter
+wait_count "fifo is a FIFO, not a regular file" 1 5 || fail "/save! FIFO: not refused (the UI blocked?)"
+tmux send-keys -t "$S" "/save! $T/fifolink" Enter
+wait_count "fifolink is a FIFO, not a regular file" 1 5 || fail "/save! symlink to a FIFO: not refused"
 alive || fail "the /save attempts killed sizeup"
+# /add names a device as the CLI does, not as a missing file or a bad reference
+tmux send-keys -t "$S" "/add /dev/zero" Enter
+wait_count "/dev/zero: not a regular file \\(a device\\)" 1 5 || fail "/add /dev/zero: not named a device"
 tmux send-keys -t "$S" "/quit" Enter
 wait_count "EXIT-STATUS:0" 1 10 || fail "/quit did not exit with status 0"
 terminal_sane "/quit"
+
+# ---- a model whose name (general.name) is escape sequences: F6 ($PAGER=cat) and /save ----
+# The name is shown in the transcript's headings; neither the pager nor a `cat` of the saved file
+# may set the title or write the clipboard. The GGUF is the fixture with general.name rewritten.
+python3 - "$M1" "$T/evil.gguf" <<'PY' || fail "could not write the evil GGUF"
+import struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+name = b'\x1b]0;PWNED-TITLE\x07\x1b]52;c;cHdu\x07\xc2\x9b2Jevil'
+d = open(src, 'rb').read()
+pos = 8
+def take(fmt):
+    global pos
+    v = struct.unpack_from('<' + fmt, d, pos)[0]
+    pos += struct.calcsize('<' + fmt)
+    return v
+SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(t):
+    global pos
+    if t == 8:
+        n = take('Q')  # read before pos is: `pos += take()` would add to the old pos
+        pos += n
+    elif t == 9:
+        et, n = take('I'), take('Q')
+        for _ in range(n):
+            skip(et)
+    else:
+        pos += SIZES[t]
+n_t, n_kv = take('Q'), take('Q')
+out, align = bytearray(d[:24]), 32
+for _ in range(n_kv):   # every key as it is but general.name; the tensor data moves as a whole
+    start = pos
+    key = d[pos + 8:pos + 8 + struct.unpack_from('<Q', d, pos)[0]]
+    pos += 8 + len(key)
+    t = take('I')
+    vstart = pos
+    if key == b'general.alignment':
+        align = struct.unpack_from('<I', d, pos)[0]
+    skip(t)
+    out += d[start:vstart] + struct.pack('<Q', len(name)) + name if key == b'general.name' \
+        else d[start:pos]
+infos = pos
+for _ in range(n_t):
+    n = take('Q')
+    pos += n
+    n = take('I')
+    pos += 8 * n + 12
+out += d[infos:pos]
+out += bytes(-len(out) % align)
+open(dst, 'wb').write(out + d[(pos + align - 1) // align * align:])
+PY
+tmux kill-session -t "$S" 2>/dev/null
+tmux new-session -d -s "$S" -x 100 -y 30 \
+    "env PAGER=cat XDG_STATE_HOME=$T/state $BIN chat $T/evil.gguf --backend cpu -n 4; sleep 60"
+tmux select-pane -t "$S" -T "title-before"
+wait_count "completion mode" 1 20 || fail "evil name: the model did not load"
+tmux send-keys -t "$S" "Once upon a time" Enter
+wait_count "stop: token limit" 1 10 || fail "evil name: no answer"
+tmux send-keys -t "$S" F6
+sleep 1
+tmux send-keys -t "$S" "/save $T/evil.md" Enter
+wait_count "saved the transcript to .*evil.md" 1 5 || fail "evil name: /save did not save"
+[ "$(tmux display-message -p -t "$S" '#{pane_title}')" = "title-before" ] ||
+    fail "F6 (\$PAGER): the model's name set the terminal title"
+grep -q 'PWNED-TITLE' "$T/evil.md" || fail "/save: the model's name is missing from the transcript"
+LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]\|\xc2[\x80-\x9f]' "$T/evil.md" &&
+    fail "/save: control characters from the model's name in the file: $(cat -v "$T/evil.md" | head)"
+grep -qF '^[]0;PWNED-TITLE^G' "$T/evil.md" || fail "/save: the name is not in caret notation"
+grep -q '^\*\*You:\*\* Once upon a time$' "$T/evil.md" || fail "/save: the transcript text changed"
+tmux send-keys -t "$S" "/save $T/evil.json" Enter
+wait_count "saved the transcript to .*evil.json" 1 5 || fail "evil name: /save FILE.json did not save"
+jq -r '.panes[0].model' "$T/evil.json" > "$T/evil.name" || fail "/save FILE.json: not JSON"
+grep -qF '^[]0;PWNED-TITLE^G' "$T/evil.name" || fail "/save FILE.json: the name is not in caret notation"
+LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]\|\xc2[\x80-\x9f]' "$T/evil.json" &&
+    fail "/save FILE.json: control characters from the model's name in the file"
+tmux send-keys -t "$S" "/quit" Enter
+sleep 0.5
 
 # ---- SIGTERM and SIGHUP while answering: the terminal restored, 128 + the signal ----
 for sig in TERM HUP; do
