@@ -633,7 +633,10 @@ static int inspect_remote(const inspect_opts *o, dl_ctx *c)
     int idx;
     if (app_device_index(CMD, o->device, &idx))
         return 2;
-    peek_state ps = { o->model, NULL, 0, NULL };
+    char *shown = dl_url_shown(o->model);   /* never a URL's password (README) */
+    if (!shown)
+        return app_fail(CMD, "out of memory");
+    peek_state ps = { shown, NULL, 0, NULL };
     void *buf = NULL;
     size_t len = 0;
     dl_status st = dl_peek(c, o->model, header_enough, &ps, PEEK_MAX_BYTES, &buf, &len,
@@ -647,9 +650,10 @@ static int inspect_remote(const inspect_opts *o, dl_ctx *c)
         rc = 2;
     else {
         remote_parts(c, o->model, &rem);
-        rc = show(o, o->model, ps.f, &rem);
+        rc = show(o, shown, ps.f, &rem);
     }
     peek_state_free(&ps);
+    free(shown);
     return rc;
 }
 

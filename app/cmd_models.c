@@ -389,14 +389,16 @@ static int rm_one(dl_ctx *c, const char *ref)
 {
     store_snap before = { 0 }, after = { 0 };
     size_t removed = 0;
+    char *shown = dl_url_shown(ref);   /* a URL's password is never shown */
+    const char *name = shown ? shown : ref;
     dl_status st = snap_take(c, &before);
     if (!st)
         st = dl_store_remove(c, ref, &removed);
     int rc = 0;
     if (st == DL_ERR_NOT_FOUND) {
-        bool named = strstr(dl_errmsg(c), ref) != NULL;
+        bool named = strstr(dl_errmsg(c), name) != NULL;
         rc = app_fail("rm", "%s%s%s; nothing removed (sizeup list shows what the store holds)",
-                      named ? "" : ref, named ? "" : ": ", dl_errmsg(c));
+                      named ? "" : name, named ? "" : ": ", dl_errmsg(c));
     }
     else if (st || (st = snap_take(c, &after)) != DL_OK)
         rc = app_dl_fail("rm", c, st, ref);
@@ -409,11 +411,12 @@ static int rm_one(dl_ctx *c, const char *ref)
     if (!rc) {
         char a[32];
         freed += before.partial > after.partial ? before.partial - after.partial : 0;
-        printf("%s: %zu model file%s removed, %s freed\n", ref, removed, removed == 1 ? "" : "s",
+        printf("%s: %zu model file%s removed, %s freed\n", name, removed, removed == 1 ? "" : "s",
                app_fmt_bytes(freed, a, sizeof a));
     }
     dl_stored_free(before.s, before.n);
     dl_stored_free(after.s, after.n);
+    free(shown);
     return rc;
 }
 

@@ -50,6 +50,8 @@ static void release_sigint(const struct sigaction *old)
     pull_ctx = NULL;
 }
 
+static int dl_fail_line(const char *cmd, const char *msg, dl_status st, const char *ref);
+
 dl_ctx *app_dl_open(const char *cmd, const char *cacert)
 {
     dl_ctx *c = dl_open();
@@ -69,9 +71,19 @@ dl_ctx *app_dl_open(const char *cmd, const char *cacert)
     return c;
 }
 
-int app_dl_fail(const char *cmd, const dl_ctx *c, dl_status st, const char *ref)
+int app_dl_fail(const char *cmd, const dl_ctx *c, dl_status st, const char *ref_given)
 {
     const char *msg = *dl_errmsg(c) ? dl_errmsg(c) : dl_status_name(st);
+    /* A URL's password is never shown (README); downloads/ already dropped it from msg. */
+    char *shown = dl_url_shown(ref_given);
+    const char *ref = shown ? shown : ref_given;
+    int rc = dl_fail_line(cmd, msg, st, ref);
+    free(shown);
+    return rc;
+}
+
+static int dl_fail_line(const char *cmd, const char *msg, dl_status st, const char *ref)
+{
     /* most messages already start with the reference or URL; do not say it twice */
     bool named = !ref || strstr(msg, ref);
     if (st == DL_ERR_DAMAGED && ref)
@@ -155,9 +167,12 @@ static void announce(dl_ctx *c, const char *ref, const dl_resolved *r)
         snprintf(size, sizeof size, "about %s", app_fmt_bytes(approx, tmp, sizeof tmp));
     char *pbase = printable(base, strlen(base));
     char *pdir = printable(slash ? f->path : ".", (size_t)dir_len);
-    fprintf(stderr, "pulling %s: %s%s (%s%s) into %s\n", ref, pbase ? pbase : "?", more,
-            known || approx ? size : "size unknown", r->n_files > 1 ? " in all" : "",
+    char *shown = dl_url_shown(ref);
+    fprintf(stderr, "pulling %s: %s%s (%s%s) into %s\n", shown ? shown : "?",
+            pbase ? pbase : "?", more, known || approx ? size : "size unknown",
+            r->n_files > 1 ? " in all" : "",
             pdir ? pdir : "?");
+    free(shown);
     free(pbase);
     free(pdir);
 }
@@ -277,8 +292,11 @@ static int refuse_split(const char *cmd, const char *ref, const dl_resolved *r)
 {
     if (r->n_files < 2)
         return 0;
-    return app_fail(cmd, "%s is a split GGUF (%zu parts); sizeup pull fetches it, but loading "
-                    "split models is not supported yet", ref, r->n_files);
+    char *shown = dl_url_shown(ref);
+    int rc = app_fail(cmd, "%s is a split GGUF (%zu parts); sizeup pull fetches it, but loading "
+                      "split models is not supported yet", shown ? shown : "?", r->n_files);
+    free(shown);
+    return rc;
 }
 
 /* A reference that is not a local file: from the store without the network, else pulled. The

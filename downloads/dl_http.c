@@ -80,12 +80,15 @@ typedef enum stop_why {
 typedef struct file_sink {
     const char *dest;
     char *part_path, *side_path;
+    char *url_shown;            /* the URL without user:password: what the sidecar and the
+                                 * record keep (the credentials are given again to resume) */
     int fd;
     EVP_MD_CTX *sha;            /* over the part's bytes [0, written) */
     uint64_t written;           /* bytes in the part */
     uint64_t resumed_from;      /* bytes there when this call started */
     uint64_t total;             /* expected size, 0 when unknown */
     uint64_t want_size;         /* exp->size, 0 when not given */
+    bool want_gguf;             /* exp->gguf: the file must start with the GGUF magic */
     uint64_t side_size;         /* expected size the sidecar remembered */
     char want_sha[65];          /* exp's, else X-Linked-Etag's, else the sidecar's; "" unknown */
     bool sha_from_exp;
@@ -456,7 +459,7 @@ static bool file_space_ok(xfer *x)
 static bool sidecar_write(xfer *x)
 {
     file_sink *f = x->f;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "url", x->url, "etag", f->etag,
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "url", f->url_shown, "etag", f->etag,
                           "last_modified", f->last_mod, "size", (json_int_t)f->total,
                           "sha256", f->want_sha);
     char *tmp = dl_concat(f->side_path, ".tmp");
@@ -944,7 +947,7 @@ static dl_status run_attempts(xfer *x)
 
 /* Does the sidecar describe the bytes in the part, for this URL and these expectations? Fills
  * in the ETag, size and hash it remembers when so. */
-static bool sidecar_matches(file_sink *f, const char *url)
+static bool sidecar_matches(file_sink *f)
 {
     json_t *o = json_load_file(f->side_path, 0, NULL);
     const char *s_url = json_string_value(json_object_get(o, "url"));
@@ -953,7 +956,7 @@ static bool sidecar_matches(file_sink *f, const char *url)
     const char *s_sha = json_string_value(json_object_get(o, "sha256"));
     json_int_t s_size = json_integer_value(json_object_get(o, "size"));
     char sha[65] = "";
-    bool ok = s_url && strcmp(s_url, url) == 0;
+    bool ok = s_url && strcmp(s_url, f->url_shown) == 0;
     if (ok && s_sha && *s_sha && !sha_hex_copy(s_sha, sha))
         ok = false;
     if (ok && f->want_size && s_size > 0 && (uint64_t)s_size != f->want_size)
@@ -1006,12 +1009,14 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     f->dest = dest;
     f->part_path = dl_concat(dest, ".part");
     f->side_path = dl_concat(dest, ".part.json");
+    f->url_shown = dl_url_shown(url);
     f->sha = EVP_MD_CTX_new();
-    if (!f->part_path || !f->side_path || !f->sha)
+    if (!f->part_path || !f->side_path || !f->url_shown || !f->sha)
         return dl_fail(c, DL_ERR_IO, "out of memory");
     if (EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL) != 1)
         return dl_fail(c, DL_ERR_IO, "SHA-256 could not start (OpenSSL)");
     f->want_size = exp ? exp->size : 0;
+    f->want_gguf = exp && exp->gguf;
     f->total = f->want_size; /* known before the answer: the first progress report shows it */
     f->sha_from_exp = want_sha[0] != 0;
     memcpy(f->want_sha, want_sha, 65);
@@ -1024,7 +1029,7 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     if (f->fd < 0 || fstat(f->fd, &st) != 0)
         return io_fail(c, errno, "open", f->part_path);
     uint64_t size = (uint64_t)st.st_size;
-    bool resume = size > 0 && sidecar_matches(f, url) &&
+    bool resume = size > 0 && sidecar_matches(f) &&
                   (!f->want_size || size <= f->want_size) &&
                   (!f->side_size || size <= f->side_size);
     if (resume) {
@@ -1053,6 +1058,7 @@ static void file_close(file_sink *f)
     EVP_MD_CTX_free(f->sha);
     free(f->part_path);
     free(f->side_path);
+    free(f->url_shown);
 }
 
 static dl_status file_verify(xfer *x)
@@ -1090,12 +1096,38 @@ static void sync_parent(const char *path)
     }
 }
 
+/* A model starts with "GGUF". Without this check a server that answers 200 with a login page
+ * or an error text would have it stored, "verified" by its own length, and listed as a model.
+ * The engine's full header check is not available here (downloads/ never links it). */
+static dl_status file_check_gguf(xfer *x)
+{
+    file_sink *f = x->f;
+    unsigned char b[4] = { 0 };
+    ssize_t n = f->written >= 4 ? pread(f->fd, b, sizeof b, 0) : 0;
+    if (n < 0)
+        return io_fail(x->c, errno, "read", f->part_path);
+    if (n == 4 && memcmp(b, "GGUF", 4) == 0)
+        return DL_OK;
+    if (f->written < 4)
+        return dl_fail(x->c, DL_ERR_FORMAT, "%s is not a GGUF file (the server sent %" PRIu64
+                       " bytes); nothing was stored", x->url, f->written);
+    size_t i = 0;
+    while (i < 3 && isspace(b[i]))
+        i++;
+    const char *guess = b[i] == '<' ? ": an HTML page?" : b[i] == '{' || b[i] == '['
+                      ? ": a JSON answer?" : "";
+    return dl_fail(x->c, DL_ERR_FORMAT, "%s is not a GGUF file (it starts with %02x %02x %02x "
+                   "%02x%s); nothing was stored", x->url, b[0], b[1], b[2], b[3], guess);
+}
+
 /* Verified bytes on stable storage, renamed into place, recorded; the sidecar goes last so a
  * crash in between leaves either a resumable part or a finished file. */
 static dl_status file_install(xfer *x)
 {
     file_sink *f = x->f;
-    dl_status st = file_verify(x);
+    dl_status st = f->want_gguf ? file_check_gguf(x) : DL_OK;
+    if (st == DL_OK)
+        st = file_verify(x);
     if (st != DL_OK)
         return st;
     if (fsync(f->fd) != 0)
@@ -1109,7 +1141,7 @@ static dl_status file_install(xfer *x)
     /* Only what file_verify actually compared: a plain server gives neither a hash nor
      * always a length, and "verified" must not be claimed for what was not checked. */
     dl_record rec = {
-        .url = (char *)x->url, .etag = f->etag[0] ? f->etag : NULL, .sha256 = f->got_sha,
+        .url = f->url_shown, .etag = f->etag[0] ? f->etag : NULL, .sha256 = f->got_sha,
         .size = f->written, .pulled_at = now, .last_used = now,
         .verified = f->want_sha[0] ? DL_VERIFIED_SHA256 : f->total ? DL_VERIFIED_SIZE
                                                                    : DL_VERIFIED_NONE,
@@ -1212,11 +1244,13 @@ static dl_status fetch_locked(dl_ctx *c, const char *url, const char *dest,
         st = run_attempts(&x);
     if (st == DL_OK)
         st = file_install(&x);
-    /* Bytes that failed verification never stay where a later call would resume them; an
-     * empty part (the server refused before sending anything) is just clutter. */
+    /* Bytes that failed verification, or are no model at all, never stay where a later call
+     * would resume them; an empty part (the server refused before sending anything) is just
+     * clutter. */
     struct stat ps;
     bool empty = f.part_path && stat(f.part_path, &ps) == 0 && ps.st_size == 0;
-    if (f.part_path && (st == DL_ERR_VERIFY || (st != DL_OK && empty))) {
+    bool bad = st == DL_ERR_VERIFY || st == DL_ERR_FORMAT;
+    if (f.part_path && (bad || (st != DL_OK && empty))) {
         unlink(f.part_path);
         unlink(f.side_path);
     }

@@ -1034,7 +1034,7 @@ dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out)
         dl_set_progress(c, relay_progress, &pp);
     for (size_t i = 0; i < r.n_files && !st; i++) {
         const dl_file *f = &r.files[i];
-        dl_expect exp = { f->size, f->sha256_hex };
+        dl_expect exp = { f->size, f->sha256_hex, .gguf = true };
         pp.part = (int)i + 1;
         if (!f->present && r.kind != DL_REF_LOCAL && !f->url)   /* built-in: nothing to fetch */
             st = dl_fail(c, DL_ERR_NOT_FOUND, f->made_from

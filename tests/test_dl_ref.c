@@ -1013,7 +1013,8 @@ static void load_served(net_env *e)
         e->f[i].data = read_file(fixture_path(src[i]), &e->f[i].len);
     e->f[S_MMPROJ].data = (uint8_t *)strdup("not a model: a vision projector");
     e->f[S_MMPROJ].len = strlen((char *)e->f[S_MMPROJ].data);
-    /* three parts cut from one file: enough to test fetching a split set in order */
+    /* three parts cut from one file, each starting with the GGUF magic as every part of a real
+     * split does (a pull checks it): enough to test fetching a split set in order */
     size_t len;
     uint8_t *f16 = read_file(fixture_path("models/tiny/llama-F16.gguf"), &len);
     for (int k = 0; k < 3; k++) {
@@ -1021,6 +1022,7 @@ static void load_served(net_env *e)
         e->f[S_F16A + k].data = malloc(to - from);
         assert_non_null(e->f[S_F16A + k].data);
         memcpy(e->f[S_F16A + k].data, f16 + from, to - from);
+        memcpy(e->f[S_F16A + k].data, "GGUF", 4);
         e->f[S_F16A + k].len = to - from;
     }
     free(f16);

@@ -466,6 +466,79 @@ static void test_resume_after_drop(void **state)
     fault_free(s);
 }
 
+/* A URL with user:password: the credentials go to the server (Basic auth), but no message,
+ * sidecar or record holds the password; the part resumes when the URL is given again, and the
+ * record keeps the URL without them. */
+static void test_url_password_hidden(void **state)
+{
+    (void)state;
+    dlsrv_faults f = dlsrv_no_faults();
+    f.drop_after = DROP_AT;
+    dlsrv_fault *s = fault_new(baby, baby_len, &f);
+    env *e = env_new();
+    char url[512], plain[512];
+    snprintf(plain, sizeof plain, "%s", dlsrv_fault_url(s, "/m.gguf"));
+    snprintf(url, sizeof url, "http://user:secret@127.0.0.1:%d/m.gguf", s->port);
+    dl_set_retry(e->c, 0, 20);
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_ERR_NETWORK);
+    assert_msg_has(e, plain);
+    assert_null(strstr(dl_errmsg(e->c), "secret"));
+    assert_resumable(e, plain, DROP_AT);
+    assert_true(s->reqs[0].auth);
+
+    dlsrv_fault_reset_counts(s);
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_OK);
+    assert_finished(e, plain, baby, baby_len);
+    assert_int_equal(s->reqs[0].status, 206);   /* resumed: the sidecar matched */
+    assert_true(s->reqs[0].auth);
+    size_t n = 0;
+    char *rec = (char *)read_file(with(e, ".json"), &n);
+    assert_non_null(rec);
+    assert_null(strstr(rec, "secret"));
+    free(rec);
+
+    /* A refusal names the URL without the password too. */
+    dlsrv_faults nf = dlsrv_no_faults();
+    nf.not_found = true;
+    dlsrv_fault_set(s, &nf);
+    snprintf(url, sizeof url, "http://user:secret@127.0.0.1:%d/gone.gguf", s->port);
+    assert_int_equal(dl_fetch_file(e->c, url, with(e, "-2.gguf"), NULL), DL_ERR_HTTP);
+    assert_msg_has(e, "404");
+    assert_msg_has(e, "http://127.0.0.1:");
+    assert_null(strstr(dl_errmsg(e->c), "secret"));
+    assert_null(strstr(dl_errmsg(e->c), "user"));
+    env_free(e);
+    fault_free(s);
+}
+
+/* A model pull (exp.gguf) refuses a 200 answer that is not a GGUF file: the message names the
+ * URL and what came, and nothing stays in the store. Without the flag the bytes are kept. */
+static void test_not_gguf_refused(void **state)
+{
+    (void)state;
+    static const uint8_t page[] = "<html><body>Please log in</body></html>\n";
+    dlsrv_fault *s = fault_new(page, sizeof page - 1, NULL);
+    env *e = env_new();
+    const char *url = dlsrv_fault_url(s, "/m.gguf");
+    dl_expect exp = { .gguf = true };
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, &exp), DL_ERR_FORMAT);
+    assert_msg_has(e, url);
+    assert_msg_has(e, "not a GGUF file (it starts with 3c 68 74 6d: an HTML page?)");
+    assert_store_empty(e);
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_OK);
+    assert_finished(e, url, page, sizeof page - 1);
+    env_free(e);
+    fault_free(s);
+    /* A real model passes. */
+    s = fault_new(baby, baby_len, NULL);
+    e = env_new();
+    url = dlsrv_fault_url(s, "/m.gguf");
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, &exp), DL_OK);
+    assert_finished(e, url, baby, baby_len);
+    env_free(e);
+    fault_free(s);
+}
+
 /* With retries, a drop is resumed within the same call. */
 static void test_retry_resumes_in_call(void **state)
 {
@@ -1181,6 +1254,8 @@ int main(void)
         cmocka_unit_test_teardown(test_range_on_200, teardown),
         cmocka_unit_test_teardown(test_tls, teardown),
         cmocka_unit_test_teardown(test_resume_after_drop, teardown),
+        cmocka_unit_test_teardown(test_url_password_hidden, teardown),
+        cmocka_unit_test_teardown(test_not_gguf_refused, teardown),
         cmocka_unit_test_teardown(test_retry_resumes_in_call, teardown),
         cmocka_unit_test_teardown(test_200_on_range_restarts, teardown),
         cmocka_unit_test_teardown(test_changed_etag_restarts, teardown),

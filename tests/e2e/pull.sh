@@ -51,12 +51,14 @@ mkdir -p "$W/storage/test/tiny" "$T/store" "$T/logs"
 cp "$M/tiny/llama-Q8_0.gguf" "$W/storage/test/tiny/tiny-Q8_0.gguf"
 cp "$M/tiny/llama-Q4_K_M.gguf" "$W/storage/test/tiny/tiny-Q4_K_M.gguf"
 cp "$M/tiny/llama-F16.gguf" "$W/storage/test/tiny/tiny-F16.gguf"
-head -c 8388608 /dev/urandom >"$W/big.gguf" # pull checks bytes, not GGUF structure
-# a split quant (two parts; pull checks bytes, so halves of one file will do)
+# pull checks bytes and the GGUF magic, not the GGUF structure
+{ printf GGUF; head -c 8388604 /dev/urandom; } >"$W/big.gguf"
+# a split quant (two parts; pull checks bytes and the magic, which every part of a real split
+# has, so halves of one file with the magic in front of the second will do)
 Q2="$M/tiny/llama-Q2_K.gguf"
 half=$(($(stat -c %s "$Q2") / 2))
 head -c "$half" "$Q2" >"$W/storage/test/tiny/tiny-Q2_K-00001-of-00002.gguf"
-tail -c +"$((half + 1))" "$Q2" >"$W/storage/test/tiny/tiny-Q2_K-00002-of-00002.gguf"
+{ printf GGUF; tail -c +"$((half + 1))" "$Q2"; } >"$W/storage/test/tiny/tiny-Q2_K-00002-of-00002.gguf"
 {
     echo '['
     sep=
@@ -385,6 +387,47 @@ grep -q "(1.48 MiB, in the store, verified size)\$" "$T/out" ||
 CURL_CA_BUNDLE="$T/ca.pem" "$BIN" pull "$TURL" >"$T/out" 2>"$T/err" ||
     fail "(j) pull with CURL_CA_BUNDLE exited $?"
 cmp -s "$(tls_stored)" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(j) CURL_CA_BUNDLE file differs"
+ok
+
+# (k) user:password in a URL goes to the server but is never shown or stored (README)
+PURL="http://user:secret@127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf"
+SHOWN="http://127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf"
+"$BIN" rm "$PURL" >/dev/null 2>&1
+"$BIN" pull "$PURL" >"$T/out" 2>"$T/err" || fail "(k) pull with user:password exited $?"
+grep -qF "pulling $SHOWN:" "$T/err" || fail "(k) the pulling line does not name the URL"
+grep -q secret "$T/out" "$T/err" && fail "(k) pull shows the password"
+grep -rqF secret "$T/store" && fail "(k) the password is written into the store"
+grep -qF "\"url\": \"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
+    grep -qF "\"url\":\"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
+    fail "(k) the record does not keep the URL without the password"
+"$BIN" pull "http://user:secret@127.0.0.1:$PORT/nope/x.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(k) pull of a missing file exited 0"
+grep -qF "http://127.0.0.1:$PORT/nope/x.gguf" "$T/err" || fail "(k) the failure does not name the URL"
+grep -q secret "$T/err" && fail "(k) a failed pull shows the password"
+"$BIN" inspect "http://user:secret@127.0.0.1:$PORT/storage/test/tiny/tiny-Q4_K_M.gguf" \
+    >"$T/out" 2>"$T/err" || fail "(k) inspect with user:password exited $?"
+grep -q "^ *file: *http://127.0.0.1:$PORT/storage/test/tiny/tiny-Q4_K_M.gguf" "$T/out" ||
+    fail "(k) inspect's file line does not name the URL"
+grep -q secret "$T/out" "$T/err" && fail "(k) inspect shows the password"
+"$BIN" rm "$PURL" >"$T/out" 2>"$T/err" || fail "(k) rm exited $?"
+grep -q secret "$T/out" "$T/err" && fail "(k) rm shows the password"
+ok
+
+# (l) a 200 answer that is not a model (a login page, random bytes) is refused, not stored
+printf '<html><body>Please log in</body></html>\n' >"$W/login.gguf"
+head -c 4096 /dev/urandom | tr 'G' 'x' >"$W/noise.gguf"
+"$BIN" pull "http://127.0.0.1:$PORT/login.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(l) pull of an HTML page exited 0"
+grep -qF "http://127.0.0.1:$PORT/login.gguf is not a GGUF file (it starts with 3c 68 74 6d: an HTML page?)" \
+    "$T/err" || fail "(l) the HTML page is not named as such"
+"$BIN" pull "http://127.0.0.1:$PORT/noise.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(l) pull of random bytes exited 0"
+grep -qF "noise.gguf is not a GGUF file (it starts with" "$T/err" ||
+    fail "(l) random bytes are not refused as 'not a GGUF file'"
+[ -z "$(find "$T/store" -name 'login.gguf*' -o -name 'noise.gguf*')" ] ||
+    fail "(l) something of a refused file was left in the store"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(l) list exited $?"
+grep -q 'login\|noise' "$T/out" && fail "(l) list shows a refused file"
 ok
 
 echo "pull: $passed passed, 0 failed"
