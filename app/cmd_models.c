@@ -232,7 +232,7 @@ static uint64_t file_params(const char *path)
  * files fetched from a repository (the record's URL is .../resolve/main/PATH, and the URL
  * itself would name another folder if HF_ENDPOINT changed), else the URL it came from; the
  * path itself (for rm) when the record names none. */
-static void refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t len)
+void app_refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t len)
 {
     const char *store = dl_store_dir(c);
     size_t n = strlen(store);
@@ -243,6 +243,10 @@ static void refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t l
         snprintf(buf, len, "hf.co/%s", rel);
     else
         snprintf(buf, len, "%s", s->source_url ? s->source_url : s->path);
+    char *shown = dl_url_shown(buf);   /* a record written before passwords were dropped */
+    if (shown)
+        snprintf(buf, len, "%s", shown);
+    free(shown);
 }
 
 static const char *const verified_json[] = { NULL, "none", "size", "sha256" };
@@ -302,7 +306,7 @@ static void list_text(const dl_ctx *c, const dl_stored *s, size_t n, uint64_t pa
         char ref[4200];
         if (!s[i].damaged)
             continue;
-        refetch_ref(c, &s[i], ref, sizeof ref);
+        app_refetch_ref(c, &s[i], ref, sizeof ref);
         printf("DAMAGED: %s is %" PRIu64 " bytes, but was %" PRIu64 " when it was downloaded; "
                "%s %s\n", s[i].path, s[i].size, s[i].recorded_size,
                s[i].source_url ? "fetch it again with: sizeup pull" : "delete it with: sizeup rm",

@@ -5,6 +5,7 @@
  * a clean cancel that leaves a resumable part.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +328,37 @@ static int locate_or_pull(const char *cmd, dl_ctx *c, const char *ref, char **pa
     return rc;
 }
 
+/* A file named by its path that lies in the store is checked against its record as a
+ * reference to it is (README: a damaged file is never loaded, and the message says how to
+ * replace it). 0 for a file outside the store, one without a record, or no store at all. */
+static int check_store_file(const char *cmd, const char *path)
+{
+    char real[PATH_MAX], root[PATH_MAX];
+    dl_ctx *c = dl_open();
+    const char *store = c ? dl_store_dir(c) : NULL;
+    int rc = 0;
+    if (store && realpath(store, root) && realpath(path, real)) {
+        size_t n = strlen(root);
+        char *in = NULL;
+        dl_stored *s = NULL;
+        if (!strncmp(real, root, n) && real[n] == '/' &&
+            asprintf(&in, "%s%s", store, real + n) > 0 && dl_store_stat(c, in, &s) == DL_OK &&
+            s->damaged) {
+            char again[4200];
+            app_refetch_ref(c, s, again, sizeof again);
+            rc = app_fail(cmd, "%s is damaged: %llu bytes on disk, but %llu when it was "
+                          "downloaded (it was truncated or changed since); %s %s", path,
+                          (unsigned long long)s->size, (unsigned long long)s->recorded_size,
+                          s->source_url ? "fetch it again with: sizeup pull"
+                                        : "delete it with: sizeup rm", again);
+        }
+        dl_stored_free(s, s ? 1 : 0);
+        free(in);
+    }
+    dl_close(c);
+    return rc;
+}
+
 int app_model_path(const char *cmd, const char *ref, const char *cacert, char **path_out)
 {
     struct stat sb;
@@ -335,6 +367,8 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
         if (S_ISDIR(sb.st_mode))
             return app_fail(cmd, "%s is a directory, not a model file (give the path of a "
                             ".gguf file)", ref);
+        if (check_store_file(cmd, ref))
+            return 1;
         *path_out = strdup(ref);
         return *path_out ? 0 : app_fail(cmd, "out of memory");
     }

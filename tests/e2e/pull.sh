@@ -234,6 +234,12 @@ for size in 4096 grow; do
         grep -qF "sizeup pull hf.co/test/tiny:Q4_K_M" "$T/err" ||
             fail "(m) $cmd does not give the command to fetch it again"
     done
+    # the same file named by its path in the store: checked against its record too
+    "$BIN" run -m "$Q4" -p hello -n 2 --backend cpu >"$T/out" 2>"$T/err" &&
+        fail "(m) run -m PATH on a damaged file exited 0"
+    grep -qF "$Q4 is damaged" "$T/err" || fail "(m) run -m PATH does not say the file is damaged"
+    grep -qF "fetch it again with: sizeup pull hf.co/test/tiny/tiny-Q4_K_M.gguf" "$T/err" ||
+        fail "(m) run -m PATH does not give the command to fetch it again"
     "$BIN" list >"$T/out" 2>"$T/err" || fail "(m) list exited $?"
     grep -q "tiny-Q4_K_M.gguf  DAMAGED\$" "$T/out" || fail "(m) list does not mark the damaged file"
     grep -qF "DAMAGED: $Q4 is $(stat -c %s "$Q4") bytes, but was $(stat -c %s "$W/storage/test/tiny/tiny-Q4_K_M.gguf") when it was downloaded; fetch it again with: sizeup pull hf.co/test/tiny/tiny-Q4_K_M.gguf" "$T/out" ||
@@ -389,45 +395,45 @@ CURL_CA_BUNDLE="$T/ca.pem" "$BIN" pull "$TURL" >"$T/out" 2>"$T/err" ||
 cmp -s "$(tls_stored)" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(j) CURL_CA_BUNDLE file differs"
 ok
 
-# (k) user:password in a URL goes to the server but is never shown or stored (README)
+# (o) user:password in a URL goes to the server but is never shown or stored (README)
 PURL="http://user:secret@127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf"
 SHOWN="http://127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf"
 "$BIN" rm "$PURL" >/dev/null 2>&1
-"$BIN" pull "$PURL" >"$T/out" 2>"$T/err" || fail "(k) pull with user:password exited $?"
-grep -qF "pulling $SHOWN:" "$T/err" || fail "(k) the pulling line does not name the URL"
-grep -q secret "$T/out" "$T/err" && fail "(k) pull shows the password"
-grep -rqF secret "$T/store" && fail "(k) the password is written into the store"
+"$BIN" pull "$PURL" >"$T/out" 2>"$T/err" || fail "(o) pull with user:password exited $?"
+grep -qF "pulling $SHOWN:" "$T/err" || fail "(o) the pulling line does not name the URL"
+grep -q secret "$T/out" "$T/err" && fail "(o) pull shows the password"
+grep -rqF secret "$T/store" && fail "(o) the password is written into the store"
 grep -qF "\"url\": \"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
     grep -qF "\"url\":\"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
-    fail "(k) the record does not keep the URL without the password"
+    fail "(o) the record does not keep the URL without the password"
 "$BIN" pull "http://user:secret@127.0.0.1:$PORT/nope/x.gguf" >"$T/out" 2>"$T/err" &&
-    fail "(k) pull of a missing file exited 0"
-grep -qF "http://127.0.0.1:$PORT/nope/x.gguf" "$T/err" || fail "(k) the failure does not name the URL"
-grep -q secret "$T/err" && fail "(k) a failed pull shows the password"
+    fail "(o) pull of a missing file exited 0"
+grep -qF "http://127.0.0.1:$PORT/nope/x.gguf" "$T/err" || fail "(o) the failure does not name the URL"
+grep -q secret "$T/err" && fail "(o) a failed pull shows the password"
 "$BIN" inspect "http://user:secret@127.0.0.1:$PORT/storage/test/tiny/tiny-Q4_K_M.gguf" \
-    >"$T/out" 2>"$T/err" || fail "(k) inspect with user:password exited $?"
+    >"$T/out" 2>"$T/err" || fail "(o) inspect with user:password exited $?"
 grep -q "^ *file: *http://127.0.0.1:$PORT/storage/test/tiny/tiny-Q4_K_M.gguf" "$T/out" ||
-    fail "(k) inspect's file line does not name the URL"
-grep -q secret "$T/out" "$T/err" && fail "(k) inspect shows the password"
-"$BIN" rm "$PURL" >"$T/out" 2>"$T/err" || fail "(k) rm exited $?"
-grep -q secret "$T/out" "$T/err" && fail "(k) rm shows the password"
+    fail "(o) inspect's file line does not name the URL"
+grep -q secret "$T/out" "$T/err" && fail "(o) inspect shows the password"
+"$BIN" rm "$PURL" >"$T/out" 2>"$T/err" || fail "(o) rm exited $?"
+grep -q secret "$T/out" "$T/err" && fail "(o) rm shows the password"
 ok
 
-# (l) a 200 answer that is not a model (a login page, random bytes) is refused, not stored
+# (n) a 200 answer that is not a model (a login page, random bytes) is refused, not stored
 printf '<html><body>Please log in</body></html>\n' >"$W/login.gguf"
 head -c 4096 /dev/urandom | tr 'G' 'x' >"$W/noise.gguf"
 "$BIN" pull "http://127.0.0.1:$PORT/login.gguf" >"$T/out" 2>"$T/err" &&
-    fail "(l) pull of an HTML page exited 0"
+    fail "(n) pull of an HTML page exited 0"
 grep -qF "http://127.0.0.1:$PORT/login.gguf is not a GGUF file (it starts with 3c 68 74 6d: an HTML page?)" \
-    "$T/err" || fail "(l) the HTML page is not named as such"
+    "$T/err" || fail "(n) the HTML page is not named as such"
 "$BIN" pull "http://127.0.0.1:$PORT/noise.gguf" >"$T/out" 2>"$T/err" &&
-    fail "(l) pull of random bytes exited 0"
+    fail "(n) pull of random bytes exited 0"
 grep -qF "noise.gguf is not a GGUF file (it starts with" "$T/err" ||
-    fail "(l) random bytes are not refused as 'not a GGUF file'"
+    fail "(n) random bytes are not refused as 'not a GGUF file'"
 [ -z "$(find "$T/store" -name 'login.gguf*' -o -name 'noise.gguf*')" ] ||
-    fail "(l) something of a refused file was left in the store"
-"$BIN" list >"$T/out" 2>"$T/err" || fail "(l) list exited $?"
-grep -q 'login\|noise' "$T/out" && fail "(l) list shows a refused file"
+    fail "(n) something of a refused file was left in the store"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(n) list exited $?"
+grep -q 'login\|noise' "$T/out" && fail "(n) list shows a refused file"
 ok
 
 echo "pull: $passed passed, 0 failed"
