@@ -623,7 +623,12 @@ static int header_enough(const void *buf, size_t len, uint64_t file_size, void *
     }
     gguf_close(f);
     munmap(m, map_len);
-    snprintf(msg, msglen, "%s", err[0] ? err : "the tensor table goes on past the bytes read");
+    /* dl_peek puts the URL in front of msg already: not twice ("URL: URL: ...") */
+    size_t wl = strlen(ps->what);
+    const char *e = err;
+    if (!strncmp(e, ps->what, wl) && e[wl] == ':' && e[wl + 1] == ' ')
+        e += wl + 2;
+    snprintf(msg, msglen, "%s", e[0] ? e : "the tensor table goes on past the bytes read");
     return whole ? -1 : 1;
 }
 

@@ -403,6 +403,55 @@ static void test_range_on_200(void **state)
     fault_free(s);
 }
 
+/* dl_peek's enough() for the test below: records what it was given, always satisfied. */
+static int peek_take_all(const void *buf, size_t len, uint64_t file_size, void *user, char *msg,
+                         size_t msglen)
+{
+    (void)buf, (void)msg, (void)msglen;
+    uint64_t *seen = user;
+    seen[0] = len;
+    seen[1] = file_size;
+    return 0;
+}
+
+/* A server that ignores Range and sends no Content-Length: the first bytes of a file of
+ * unknown size must not pass for the whole file (inspect then said every tensor ran past its
+ * end). dl_peek says the size is unknown instead; a short file that ends is whole. */
+static void test_peek_unknown_size(void **state)
+{
+    (void)state;
+    dlsrv_faults f = dlsrv_no_faults();
+    f.ignore_range = true;
+    f.no_length = true;
+    dlsrv_fault *s = fault_new(baby, baby_len, &f);
+    env *e = env_new();
+    uint64_t seen[2] = { 0, 0 }, size = 0, net = 0;
+    void *buf = NULL;
+    size_t len = 0;
+    const char *url = dlsrv_fault_url(s, "/m.gguf");
+    assert_true(baby_len > (256 << 10));
+    assert_int_equal(dl_peek(e->c, url, peek_take_all, seen, 0, &buf, &len, &size, &net),
+                     DL_ERR_FORMAT);
+    assert_null(buf);
+    assert_msg_has(e, url);
+    assert_msg_has(e, "size is unknown");
+    assert_msg_has(e, "range requests");
+    env_free(e);
+    fault_free(s);
+
+    static const uint8_t small[] = "GGUF and a few bytes";
+    s = fault_new(small, sizeof small - 1, &f);
+    e = env_new();
+    url = dlsrv_fault_url(s, "/m.gguf");
+    assert_int_equal(dl_peek(e->c, url, peek_take_all, seen, 0, &buf, &len, &size, &net), DL_OK);
+    assert_int_equal(len, sizeof small - 1);
+    assert_int_equal(seen[1], sizeof small - 1);
+    assert_int_equal(size, sizeof small - 1);
+    free(buf);
+    env_free(e);
+    fault_free(s);
+}
+
 static void test_tls(void **state)
 {
     (void)state;
@@ -1252,6 +1301,7 @@ int main(void)
         cmocka_unit_test_teardown(test_linked_etag_redirect, teardown),
         cmocka_unit_test_teardown(test_get_and_range, teardown),
         cmocka_unit_test_teardown(test_range_on_200, teardown),
+        cmocka_unit_test_teardown(test_peek_unknown_size, teardown),
         cmocka_unit_test_teardown(test_tls, teardown),
         cmocka_unit_test_teardown(test_resume_after_drop, teardown),
         cmocka_unit_test_teardown(test_url_password_hidden, teardown),

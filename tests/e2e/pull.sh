@@ -436,4 +436,14 @@ grep -qF "noise.gguf is not a GGUF file (it starts with" "$T/err" ||
 grep -q 'login\|noise' "$T/out" && fail "(n) list shows a refused file"
 ok
 
+# (p) inspect of a remote file whose tensors run past its end names the URL once
+head -c 300000 "$M/tiny/llama-Q4_K_M.gguf" >"$W/cut.gguf"
+"$BIN" inspect "http://127.0.0.1:$PORT/cut.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(p) inspect of a cut file exited 0"
+grep -q "runs past the end\|past the bytes read\|cannot fit" "$T/err" ||
+    fail "(p) inspect of a cut file does not say what is wrong"
+[ "$(grep -o "http://127.0.0.1:$PORT/cut.gguf" "$T/err" | wc -l)" = 1 ] ||
+    fail "(p) inspect names the URL more than once"
+ok
+
 echo "pull: $passed passed, 0 failed"
