@@ -106,6 +106,10 @@ typedef struct dl_progress {
     double bytes_per_s;      /* recent transfer speed (not counting resumed bytes) */
     double eta_s;            /* seconds left, < 0 when unknown */
     int attempt;             /* 1 for the first try, 2.. for retries */
+    uint64_t restarted_from; /* > 0: this attempt threw away that many bytes of an earlier one
+                              * and starts from the beginning, because neither an ETag nor a
+                              * Last-Modified date (nor a checksum) could show that the server's
+                              * file is still the one they came from */
     bool finished;           /* last call for this file (verified and renamed) */
 } dl_progress;
 /* Called from the transferring thread, at most about ten times a second and once with

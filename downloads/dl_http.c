@@ -86,6 +86,7 @@ typedef struct file_sink {
     EVP_MD_CTX *sha;            /* over the part's bytes [0, written) */
     uint64_t written;           /* bytes in the part */
     uint64_t resumed_from;      /* bytes there when this call started */
+    uint64_t restarted_from;    /* bytes this attempt threw away: nothing guarded resuming */
     uint64_t total;             /* expected size, 0 when unknown */
     uint64_t want_size;         /* exp->size, 0 when not given */
     bool want_gguf;             /* exp->gguf: the file must start with the GGUF magic */
@@ -645,6 +646,7 @@ static int report(xfer *x, bool finished)
         .name = slash ? slash + 1 : f->dest, .part = 1, .n_parts = 1,
         .done = f->written, .total = f->total, .resumed_from = f->resumed_from,
         .bytes_per_s = speed, .eta_s = -1, .attempt = f->attempt, .finished = finished,
+        .restarted_from = f->restarted_from,
     };
     if (f->total && f->written >= f->total)
         p.eta_s = 0;
@@ -738,7 +740,9 @@ static dl_status attempt_prepare(xfer *x)
     x->headers = NULL;
     file_sink *f = x->f;
     char range[32], if_range[HDR_VALUE + 16];
+    f->restarted_from = 0;
     if (f->written > 0 && !resume_guard(f, if_range, sizeof if_range)) {
+        f->restarted_from = f->written;
         dl_status st = file_reset(x);
         if (st != DL_OK)
             return st;
@@ -853,6 +857,14 @@ static dl_status file_416(xfer *x)
     return DL_ERR_NETWORK;
 }
 
+/* Can the bytes in the part be resumed later? Only when an ETag or date guards a Range
+ * request, or a checksum will catch a splice (resume_guard). */
+static bool part_resumable(const file_sink *f)
+{
+    char buf[HDR_VALUE + 16];
+    return resume_guard(f, buf, sizeof buf);
+}
+
 /* A body without Content-Length ends when the connection closes, so curl calls a connection
  * that broke cleanly a success. Short of a size known from elsewhere (the caller, X-Linked-Size,
  * the sidecar, Content-Range), that is a broken transfer to resume, not a file to verify. */
@@ -863,8 +875,8 @@ static dl_status file_ended(xfer *x, bool *transient)
         return DL_OK;
     *transient = true;
     return dl_fail(x->c, DL_ERR_NETWORK, "transfer of %s ended early: %" PRIu64 " of %" PRIu64
-                   " bytes; the partial download is kept and will resume", x->url, f->written,
-                   f->total);
+                   " bytes%s", x->url, f->written, f->total, part_resumable(f)
+                   ? "; the partial download is kept and will resume" : "");
 }
 
 /* One attempt's outcome; *transient says whether another attempt may help. */
@@ -1250,7 +1262,17 @@ static dl_status fetch_locked(dl_ctx *c, const char *url, const char *dest,
     struct stat ps;
     bool empty = f.part_path && stat(f.part_path, &ps) == 0 && ps.st_size == 0;
     bool bad = st == DL_ERR_VERIFY || st == DL_ERR_FORMAT;
-    if (f.part_path && (bad || (st != DL_OK && empty))) {
+    /* Nor do bytes that no later call could resume: without an ETag, a date or a checksum to
+     * guard a Range request, the next call starts from zero anyway. */
+    bool stale = st != DL_OK && st != DL_ERR_CANCELLED && f.fd >= 0 && f.written > 0 &&
+                 !part_resumable(&f);
+    if (stale) {
+        char why[sizeof c->err];
+        memcpy(why, c->err, sizeof why);
+        dl_fail(c, st, "%s; the %" PRIu64 " bytes received were deleted: the server gives no "
+                "ETag or Last-Modified date, so they cannot be resumed", why, f.written);
+    }
+    if (f.part_path && (bad || stale || (st != DL_OK && empty))) {
         unlink(f.part_path);
         unlink(f.side_path);
     }

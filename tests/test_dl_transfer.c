@@ -800,12 +800,45 @@ static void test_no_etag_dated(void **state)
     }
 }
 
+/* Progress for test_no_validator_restarts: what the retry said about where it starts. */
+typedef struct restart_seen {
+    int max_attempt;
+    uint64_t restarted_from;   /* as the first report of the last attempt said */
+} restart_seen;
+
+static int on_restart_progress(const dl_progress *p, void *user)
+{
+    restart_seen *r = user;
+    if (p->attempt > r->max_attempt) {
+        r->max_attempt = p->attempt;
+        r->restarted_from = p->restarted_from;
+    }
+    return 0;
+}
+
 /* Neither ETag nor date nor a known SHA-256: nothing could tell a changed file from the same
- * one, so the part is not resumed blindly; the transfer starts over. With a SHA-256 to check
- * the result, resuming is safe again. */
+ * one, so the part is not resumed blindly; the transfer starts over, the retry's progress says
+ * so (restarted_from), and a failed call leaves no part that could never be resumed. With a
+ * SHA-256 to check the result, resuming is safe again and the part is kept. */
 static void test_no_validator_restarts(void **state)
 {
     (void)state;
+    {
+        dlsrv_faults f = dlsrv_no_faults();
+        f.no_etag = true;
+        f.drop_after = DROP_AT;
+        f.drop_times = 1;
+        dlsrv_fault *s = fault_new(baby, baby_len, &f);
+        env *e = env_new();
+        restart_seen r = { 0 };
+        dl_set_progress(e->c, on_restart_progress, &r);
+        assert_int_equal(dl_fetch_file(e->c, dlsrv_fault_url(s, "/m.gguf"), e->dest, NULL),
+                         DL_OK);
+        assert_int_equal(r.max_attempt, 2);
+        assert_int_equal(r.restarted_from, DROP_AT);
+        env_free(e);
+        fault_free(s);
+    }
     for (int with_sha = 0; with_sha < 2; with_sha++) {
         dlsrv_fault *s = fault_new(baby, baby_len, NULL);
         env *e = env_new();
@@ -820,7 +853,12 @@ static void test_no_validator_restarts(void **state)
         dl_set_retry(e->c, 0, 20);
         assert_int_equal(dl_fetch_file(e->c, url, e->dest, with_sha ? &exp : NULL),
                          DL_ERR_NETWORK);
-        assert_resumable(e, url, DROP_AT);
+        if (with_sha) {
+            assert_resumable(e, url, DROP_AT);
+        } else {
+            assert_store_empty(e);
+            assert_msg_has(e, "cannot be resumed");
+        }
         dl_set_retry(e->c, 3, 20);
         dlsrv_fault_reset_counts(s);
         f.drop_after = 0;
