@@ -134,6 +134,10 @@ dl_ctx *app_dl_open(const char *cmd, const char *cacert);
 /* One line for a failed dl_* call about ref: the context's message, and for DL_ERR_OFFLINE how
  * to use a local file instead. Returns 1. */
 int app_dl_fail(const char *cmd, const dl_ctx *c, dl_status st, const char *ref);
+/* A reference that pulls the stored file s again into the same place (hf.co/OWNER/REPO/PATH
+ * for a repository's file, else the URL it came from, without any password), or its path when
+ * the record names no source; into buf (app/cmd_models.c). */
+void app_refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t len);
 
 /* What app_pull fetched: one entry per file (several for a split model). */
 typedef struct app_pulled {

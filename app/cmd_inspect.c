@@ -603,7 +603,12 @@ static int header_enough(const void *buf, size_t len, uint64_t file_size, void *
     }
     gguf_close(f);
     munmap(m, map_len);
-    snprintf(msg, msglen, "%s", err[0] ? err : "the tensor table goes on past the bytes read");
+    /* dl_peek puts the URL in front of msg already: not twice ("URL: URL: ...") */
+    size_t wl = strlen(ps->what);
+    const char *e = err;
+    if (!strncmp(e, ps->what, wl) && e[wl] == ':' && e[wl + 1] == ' ')
+        e += wl + 2;
+    snprintf(msg, msglen, "%s", e[0] ? e : "the tensor table goes on past the bytes read");
     return whole ? -1 : 1;
 }
 
@@ -613,7 +618,10 @@ static int inspect_remote(const inspect_opts *o, dl_ctx *c)
     int idx;
     if (app_device_index(CMD, o->device, &idx))
         return 2;
-    peek_state ps = { o->model, NULL, 0, NULL };
+    char *shown = dl_url_shown(o->model);   /* never a URL's password (README) */
+    if (!shown)
+        return app_fail(CMD, "out of memory");
+    peek_state ps = { shown, NULL, 0, NULL };
     void *buf = NULL;
     size_t len = 0;
     dl_status st = dl_peek(c, o->model, header_enough, &ps, PEEK_MAX_BYTES, &buf, &len,
@@ -627,9 +635,10 @@ static int inspect_remote(const inspect_opts *o, dl_ctx *c)
         rc = 2;
     else {
         remote_parts(c, o->model, &rem);
-        rc = show(o, o->model, ps.f, &rem);
+        rc = show(o, shown, ps.f, &rem);
     }
     peek_state_free(&ps);
+    free(shown);
     return rc;
 }
 

@@ -232,7 +232,7 @@ static uint64_t file_params(const char *path)
  * files fetched from a repository (the record's URL is .../resolve/main/PATH, and the URL
  * itself would name another folder if HF_ENDPOINT changed), else the URL it came from; the
  * path itself (for rm) when the record names none. */
-static void refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t len)
+void app_refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t len)
 {
     const char *store = dl_store_dir(c);
     size_t n = strlen(store);
@@ -243,6 +243,10 @@ static void refetch_ref(const dl_ctx *c, const dl_stored *s, char *buf, size_t l
         snprintf(buf, len, "hf.co/%s", rel);
     else
         snprintf(buf, len, "%s", s->source_url ? s->source_url : s->path);
+    char *shown = dl_url_shown(buf);   /* a record written before passwords were dropped */
+    if (shown)
+        snprintf(buf, len, "%s", shown);
+    free(shown);
 }
 
 static const char *const verified_json[] = { NULL, "none", "size", "sha256" };
@@ -302,7 +306,7 @@ static void list_text(const dl_ctx *c, const dl_stored *s, size_t n, uint64_t pa
         char ref[4200];
         if (!s[i].damaged)
             continue;
-        refetch_ref(c, &s[i], ref, sizeof ref);
+        app_refetch_ref(c, &s[i], ref, sizeof ref);
         printf("DAMAGED: %s is %" PRIu64 " bytes, but was %" PRIu64 " when it was downloaded; "
                "%s %s\n", s[i].path, s[i].size, s[i].recorded_size,
                s[i].source_url ? "fetch it again with: sizeup pull" : "delete it with: sizeup rm",
@@ -389,14 +393,16 @@ static int rm_one(dl_ctx *c, const char *ref)
 {
     store_snap before = { 0 }, after = { 0 };
     size_t removed = 0;
+    char *shown = dl_url_shown(ref);   /* a URL's password is never shown */
+    const char *name = shown ? shown : ref;
     dl_status st = snap_take(c, &before);
     if (!st)
         st = dl_store_remove(c, ref, &removed);
     int rc = 0;
     if (st == DL_ERR_NOT_FOUND) {
-        bool named = strstr(dl_errmsg(c), ref) != NULL;
+        bool named = strstr(dl_errmsg(c), name) != NULL;
         rc = app_fail("rm", "%s%s%s; nothing removed (sizeup list shows what the store holds)",
-                      named ? "" : ref, named ? "" : ": ", dl_errmsg(c));
+                      named ? "" : name, named ? "" : ": ", dl_errmsg(c));
     }
     else if (st || (st = snap_take(c, &after)) != DL_OK)
         rc = app_dl_fail("rm", c, st, ref);
@@ -409,11 +415,12 @@ static int rm_one(dl_ctx *c, const char *ref)
     if (!rc) {
         char a[32];
         freed += before.partial > after.partial ? before.partial - after.partial : 0;
-        printf("%s: %zu model file%s removed, %s freed\n", ref, removed, removed == 1 ? "" : "s",
+        printf("%s: %zu model file%s removed, %s freed\n", name, removed, removed == 1 ? "" : "s",
                app_fmt_bytes(freed, a, sizeof a));
     }
     dl_stored_free(before.s, before.n);
     dl_stored_free(after.s, after.n);
+    free(shown);
     return rc;
 }
 

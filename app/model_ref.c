@@ -5,6 +5,7 @@
  * a clean cancel that leaves a resumable part.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,8 @@ static void release_sigint(const struct sigaction *old)
     pull_ctx = NULL;
 }
 
+static int dl_fail_line(const char *cmd, const char *msg, dl_status st, const char *ref);
+
 dl_ctx *app_dl_open(const char *cmd, const char *cacert)
 {
     dl_ctx *c = dl_open();
@@ -69,9 +72,19 @@ dl_ctx *app_dl_open(const char *cmd, const char *cacert)
     return c;
 }
 
-int app_dl_fail(const char *cmd, const dl_ctx *c, dl_status st, const char *ref)
+int app_dl_fail(const char *cmd, const dl_ctx *c, dl_status st, const char *ref_given)
 {
     const char *msg = *dl_errmsg(c) ? dl_errmsg(c) : dl_status_name(st);
+    /* A URL's password is never shown (README); downloads/ already dropped it from msg. */
+    char *shown = dl_url_shown(ref_given);
+    const char *ref = shown ? shown : ref_given;
+    int rc = dl_fail_line(cmd, msg, st, ref);
+    free(shown);
+    return rc;
+}
+
+static int dl_fail_line(const char *cmd, const char *msg, dl_status st, const char *ref)
+{
     /* most messages already start with the reference or URL; do not say it twice */
     bool named = !ref || strstr(msg, ref);
     if (st == DL_ERR_DAMAGED && ref)
@@ -155,9 +168,12 @@ static void announce(dl_ctx *c, const char *ref, const dl_resolved *r)
         snprintf(size, sizeof size, "about %s", app_fmt_bytes(approx, tmp, sizeof tmp));
     char *pbase = printable(base, strlen(base));
     char *pdir = printable(slash ? f->path : ".", (size_t)dir_len);
-    fprintf(stderr, "pulling %s: %s%s (%s%s) into %s\n", ref, pbase ? pbase : "?", more,
-            known || approx ? size : "size unknown", r->n_files > 1 ? " in all" : "",
+    char *shown = dl_url_shown(ref);
+    fprintf(stderr, "pulling %s: %s%s (%s%s) into %s\n", shown ? shown : "?",
+            pbase ? pbase : "?", more, known || approx ? size : "size unknown",
+            r->n_files > 1 ? " in all" : "",
             pdir ? pdir : "?");
+    free(shown);
     free(pbase);
     free(pdir);
 }
@@ -277,8 +293,11 @@ static int refuse_split(const char *cmd, const char *ref, const dl_resolved *r)
 {
     if (r->n_files < 2)
         return 0;
-    return app_fail(cmd, "%s is a split GGUF (%zu parts); sizeup pull fetches it, but loading "
-                    "split models is not supported yet", ref, r->n_files);
+    char *shown = dl_url_shown(ref);
+    int rc = app_fail(cmd, "%s is a split GGUF (%zu parts); sizeup pull fetches it, but loading "
+                      "split models is not supported yet", shown ? shown : "?", r->n_files);
+    free(shown);
+    return rc;
 }
 
 /* A reference that is not a local file: from the store without the network, else pulled. The
@@ -309,6 +328,37 @@ static int locate_or_pull(const char *cmd, dl_ctx *c, const char *ref, char **pa
     return rc;
 }
 
+/* A file named by its path that lies in the store is checked against its record as a
+ * reference to it is (README: a damaged file is never loaded, and the message says how to
+ * replace it). 0 for a file outside the store, one without a record, or no store at all. */
+static int check_store_file(const char *cmd, const char *path)
+{
+    char real[PATH_MAX], root[PATH_MAX];
+    dl_ctx *c = dl_open();
+    const char *store = c ? dl_store_dir(c) : NULL;
+    int rc = 0;
+    if (store && realpath(store, root) && realpath(path, real)) {
+        size_t n = strlen(root);
+        char *in = NULL;
+        dl_stored *s = NULL;
+        if (!strncmp(real, root, n) && real[n] == '/' &&
+            asprintf(&in, "%s%s", store, real + n) > 0 && dl_store_stat(c, in, &s) == DL_OK &&
+            s->damaged) {
+            char again[4200];
+            app_refetch_ref(c, s, again, sizeof again);
+            rc = app_fail(cmd, "%s is damaged: %llu bytes on disk, but %llu when it was "
+                          "downloaded (it was truncated or changed since); %s %s", path,
+                          (unsigned long long)s->size, (unsigned long long)s->recorded_size,
+                          s->source_url ? "fetch it again with: sizeup pull"
+                                        : "delete it with: sizeup rm", again);
+        }
+        dl_stored_free(s, s ? 1 : 0);
+        free(in);
+    }
+    dl_close(c);
+    return rc;
+}
+
 int app_model_path(const char *cmd, const char *ref, const char *cacert, char **path_out)
 {
     struct stat sb;
@@ -317,6 +367,8 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
         if (S_ISDIR(sb.st_mode))
             return app_fail(cmd, "%s is a directory, not a model file (give the path of a "
                             ".gguf file)", ref);
+        if (check_store_file(cmd, ref))
+            return 1;
         *path_out = strdup(ref);
         return *path_out ? 0 : app_fail(cmd, "out of memory");
     }

@@ -219,7 +219,11 @@ size_t app_progress_plain(const dl_progress *p, char *buf, size_t len)
                               fmt_speed(p->bytes_per_s, s, sizeof s), p->total ? ", ETA " : "",
                               p->total ? app_fmt_eta(p->eta_s, e, sizeof e) : "");
     if (p->attempt > 1 && k < len)
-        snprintf(buf + k, len - k, ", attempt %d", p->attempt);
+        k += (size_t)snprintf(buf + k, len - k, ", attempt %d", p->attempt);
+    if (p->restarted_from && k < len)
+        snprintf(buf + k, len - k, ", from the beginning (%s received before cannot be "
+                 "resumed: the server gives no ETag or Last-Modified)",
+                 app_fmt_bytes(p->restarted_from, r, sizeof r));
     return strlen(buf);
 }
 
@@ -282,6 +286,14 @@ int app_progress_update(const dl_progress *p, void *user)
         return 1;
     if (pr->quiet)
         return 0;
+    if (pr->tty && p->restarted_from && pr->restart_told != p->attempt) {
+        /* the bar alone would show a retry at 0% as if nothing had come before */
+        char a[24];
+        pr->restart_told = p->attempt;
+        fprintf(pr->out, "\r\x1b[Kattempt %d starts from the beginning: the %s received before "
+                "cannot be resumed (the server gives no ETag or Last-Modified)\n", p->attempt,
+                app_fmt_bytes(p->restarted_from, a, sizeof a));
+    }
     if (pr->tty) {
         app_progress_bar(p, term_width(pr->out), line, sizeof line);
         /* \r and erase-to-end-of-line: the new text may be shorter than the old */

@@ -39,7 +39,9 @@ size_t app_progress_bar(const dl_progress *p, int width, char *buf, size_t len);
  *   "tiny.gguf (part 2/3): 45% (220 MiB of 491 MiB, resumed at 100 MiB), 12.3 MiB/s, ETA 22s"
  *   "tiny.gguf: 100% (491 MiB of 491 MiB), done"
  *   "tiny.gguf: 220 MiB of unknown size, 12.3 MiB/s"
- * A retry adds ", attempt N". Returns the length written. */
+ * A retry adds ", attempt N", and one that could not resume what came before (restarted_from)
+ * ", from the beginning (576 KiB received before cannot be resumed: ...)". Returns the length
+ * written. */
 size_t app_progress_plain(const dl_progress *p, char *buf, size_t len);
 
 /* When a plain line is due: once the file's size is known (or after
@@ -69,6 +71,7 @@ typedef struct app_progress {
     const volatile sig_atomic_t *stop;  /* nonzero: cancel the transfer (Ctrl-C); may be NULL */
     app_progress_pace pace;
     uint64_t done, total;               /* last report, for the "N MiB of M kept" message */
+    int restart_told;                   /* the attempt whose restart from zero was said */
 } app_progress;
 
 /* tty decides bar or plain lines (the caller passes isatty(fileno(out))). */

@@ -64,6 +64,11 @@ dl_ctx *dl_open(void);
 void dl_close(dl_ctx *c);
 /* The detail of the last failure on this context; borrowed until the next call on it. */
 const char *dl_errmsg(const dl_ctx *c);
+/* text with the "user:password@" of every URL in it dropped, for showing it (a reference, a
+ * URL, a message); other text comes back unchanged. The credentials still go to the server
+ * with a transfer, but no message, record or sidecar of downloads/ holds them. Caller frees;
+ * NULL only when text is NULL or out of memory. */
+char *dl_url_shown(const char *text);
 /* "offline", "network error", ... for a status. Static string. */
 const char *dl_status_name(dl_status s);
 
@@ -101,6 +106,10 @@ typedef struct dl_progress {
     double bytes_per_s;      /* recent transfer speed (not counting resumed bytes) */
     double eta_s;            /* seconds left, < 0 when unknown */
     int attempt;             /* 1 for the first try, 2.. for retries */
+    uint64_t restarted_from; /* > 0: this attempt threw away that many bytes of an earlier one
+                              * and starts from the beginning, because neither an ETag nor a
+                              * Last-Modified date (nor a checksum) could show that the server's
+                              * file is still the one they came from */
     bool finished;           /* last call for this file (verified and renamed) */
 } dl_progress;
 /* Called from the transferring thread, at most about ten times a second and once with
@@ -116,6 +125,9 @@ typedef struct dl_expect {
     uint64_t size;           /* 0: unknown (then the server's length or X-Linked-Size is used) */
     const char *sha256_hex;  /* 64 lowercase hex digits, or NULL: then X-Linked-ETag is used when
                               * the server sends one, else the file is verified by size only */
+    bool gguf;               /* a model: refuse (DL_ERR_FORMAT, part deleted, nothing stored) a
+                              * file that does not start with the GGUF magic, such as a login
+                              * page a server answered 200 with */
 } dl_expect;
 /* Transfer url to dest_path: dest_path.part plus sidecar, resumed with a Range request when a
  * part with a matching sidecar exists (206 required; a 200 restarts from zero; a changed ETag

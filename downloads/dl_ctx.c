@@ -32,6 +32,8 @@ dl_status dl_fail(dl_ctx *c, dl_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof c->err, fmt, ap);
     va_end(ap);
+    /* Messages name URLs, and a URL may carry a password (README: dropped wherever shown). */
+    dl_url_hide_userinfo(c->err);
     return st;
 }
 

@@ -80,12 +80,16 @@ typedef enum stop_why {
 typedef struct file_sink {
     const char *dest;
     char *part_path, *side_path;
+    char *url_shown;            /* the URL without user:password: what the sidecar and the
+                                 * record keep (the credentials are given again to resume) */
     int fd;
     EVP_MD_CTX *sha;            /* over the part's bytes [0, written) */
     uint64_t written;           /* bytes in the part */
     uint64_t resumed_from;      /* bytes there when this call started */
+    uint64_t restarted_from;    /* bytes this attempt threw away: nothing guarded resuming */
     uint64_t total;             /* expected size, 0 when unknown */
     uint64_t want_size;         /* exp->size, 0 when not given */
+    bool want_gguf;             /* exp->gguf: the file must start with the GGUF magic */
     uint64_t side_size;         /* expected size the sidecar remembered */
     char want_sha[65];          /* exp's, else X-Linked-Etag's, else the sidecar's; "" unknown */
     bool sha_from_exp;
@@ -456,7 +460,7 @@ static bool file_space_ok(xfer *x)
 static bool sidecar_write(xfer *x)
 {
     file_sink *f = x->f;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "url", x->url, "etag", f->etag,
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "url", f->url_shown, "etag", f->etag,
                           "last_modified", f->last_mod, "size", (json_int_t)f->total,
                           "sha256", f->want_sha);
     char *tmp = dl_concat(f->side_path, ".tmp");
@@ -642,6 +646,7 @@ static int report(xfer *x, bool finished)
         .name = slash ? slash + 1 : f->dest, .part = 1, .n_parts = 1,
         .done = f->written, .total = f->total, .resumed_from = f->resumed_from,
         .bytes_per_s = speed, .eta_s = -1, .attempt = f->attempt, .finished = finished,
+        .restarted_from = f->restarted_from,
     };
     if (f->total && f->written >= f->total)
         p.eta_s = 0;
@@ -735,7 +740,9 @@ static dl_status attempt_prepare(xfer *x)
     x->headers = NULL;
     file_sink *f = x->f;
     char range[32], if_range[HDR_VALUE + 16];
+    f->restarted_from = 0;
     if (f->written > 0 && !resume_guard(f, if_range, sizeof if_range)) {
+        f->restarted_from = f->written;
         dl_status st = file_reset(x);
         if (st != DL_OK)
             return st;
@@ -850,6 +857,14 @@ static dl_status file_416(xfer *x)
     return DL_ERR_NETWORK;
 }
 
+/* Can the bytes in the part be resumed later? Only when an ETag or date guards a Range
+ * request, or a checksum will catch a splice (resume_guard). */
+static bool part_resumable(const file_sink *f)
+{
+    char buf[HDR_VALUE + 16];
+    return resume_guard(f, buf, sizeof buf);
+}
+
 /* A body without Content-Length ends when the connection closes, so curl calls a connection
  * that broke cleanly a success. Short of a size known from elsewhere (the caller, X-Linked-Size,
  * the sidecar, Content-Range), that is a broken transfer to resume, not a file to verify. */
@@ -860,8 +875,8 @@ static dl_status file_ended(xfer *x, bool *transient)
         return DL_OK;
     *transient = true;
     return dl_fail(x->c, DL_ERR_NETWORK, "transfer of %s ended early: %" PRIu64 " of %" PRIu64
-                   " bytes; the partial download is kept and will resume", x->url, f->written,
-                   f->total);
+                   " bytes%s", x->url, f->written, f->total, part_resumable(f)
+                   ? "; the partial download is kept and will resume" : "");
 }
 
 /* One attempt's outcome; *transient says whether another attempt may help. */
@@ -944,7 +959,7 @@ static dl_status run_attempts(xfer *x)
 
 /* Does the sidecar describe the bytes in the part, for this URL and these expectations? Fills
  * in the ETag, size and hash it remembers when so. */
-static bool sidecar_matches(file_sink *f, const char *url)
+static bool sidecar_matches(file_sink *f)
 {
     json_t *o = json_load_file(f->side_path, 0, NULL);
     const char *s_url = json_string_value(json_object_get(o, "url"));
@@ -953,7 +968,7 @@ static bool sidecar_matches(file_sink *f, const char *url)
     const char *s_sha = json_string_value(json_object_get(o, "sha256"));
     json_int_t s_size = json_integer_value(json_object_get(o, "size"));
     char sha[65] = "";
-    bool ok = s_url && strcmp(s_url, url) == 0;
+    bool ok = s_url && strcmp(s_url, f->url_shown) == 0;
     if (ok && s_sha && *s_sha && !sha_hex_copy(s_sha, sha))
         ok = false;
     if (ok && f->want_size && s_size > 0 && (uint64_t)s_size != f->want_size)
@@ -1006,12 +1021,14 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     f->dest = dest;
     f->part_path = dl_concat(dest, ".part");
     f->side_path = dl_concat(dest, ".part.json");
+    f->url_shown = dl_url_shown(url);
     f->sha = EVP_MD_CTX_new();
-    if (!f->part_path || !f->side_path || !f->sha)
+    if (!f->part_path || !f->side_path || !f->url_shown || !f->sha)
         return dl_fail(c, DL_ERR_IO, "out of memory");
     if (EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL) != 1)
         return dl_fail(c, DL_ERR_IO, "SHA-256 could not start (OpenSSL)");
     f->want_size = exp ? exp->size : 0;
+    f->want_gguf = exp && exp->gguf;
     f->total = f->want_size; /* known before the answer: the first progress report shows it */
     f->sha_from_exp = want_sha[0] != 0;
     memcpy(f->want_sha, want_sha, 65);
@@ -1024,7 +1041,7 @@ static dl_status file_open(dl_ctx *c, file_sink *f, const char *url, const char 
     if (f->fd < 0 || fstat(f->fd, &st) != 0)
         return io_fail(c, errno, "open", f->part_path);
     uint64_t size = (uint64_t)st.st_size;
-    bool resume = size > 0 && sidecar_matches(f, url) &&
+    bool resume = size > 0 && sidecar_matches(f) &&
                   (!f->want_size || size <= f->want_size) &&
                   (!f->side_size || size <= f->side_size);
     if (resume) {
@@ -1053,6 +1070,7 @@ static void file_close(file_sink *f)
     EVP_MD_CTX_free(f->sha);
     free(f->part_path);
     free(f->side_path);
+    free(f->url_shown);
 }
 
 static dl_status file_verify(xfer *x)
@@ -1090,12 +1108,38 @@ static void sync_parent(const char *path)
     }
 }
 
+/* A model starts with "GGUF". Without this check a server that answers 200 with a login page
+ * or an error text would have it stored, "verified" by its own length, and listed as a model.
+ * The engine's full header check is not available here (downloads/ never links it). */
+static dl_status file_check_gguf(xfer *x)
+{
+    file_sink *f = x->f;
+    unsigned char b[4] = { 0 };
+    ssize_t n = f->written >= 4 ? pread(f->fd, b, sizeof b, 0) : 0;
+    if (n < 0)
+        return io_fail(x->c, errno, "read", f->part_path);
+    if (n == 4 && memcmp(b, "GGUF", 4) == 0)
+        return DL_OK;
+    if (f->written < 4)
+        return dl_fail(x->c, DL_ERR_FORMAT, "%s is not a GGUF file (the server sent %" PRIu64
+                       " bytes); nothing was stored", x->url, f->written);
+    size_t i = 0;
+    while (i < 3 && isspace(b[i]))
+        i++;
+    const char *guess = b[i] == '<' ? ": an HTML page?" : b[i] == '{' || b[i] == '['
+                      ? ": a JSON answer?" : "";
+    return dl_fail(x->c, DL_ERR_FORMAT, "%s is not a GGUF file (it starts with %02x %02x %02x "
+                   "%02x%s); nothing was stored", x->url, b[0], b[1], b[2], b[3], guess);
+}
+
 /* Verified bytes on stable storage, renamed into place, recorded; the sidecar goes last so a
  * crash in between leaves either a resumable part or a finished file. */
 static dl_status file_install(xfer *x)
 {
     file_sink *f = x->f;
-    dl_status st = file_verify(x);
+    dl_status st = f->want_gguf ? file_check_gguf(x) : DL_OK;
+    if (st == DL_OK)
+        st = file_verify(x);
     if (st != DL_OK)
         return st;
     if (fsync(f->fd) != 0)
@@ -1109,7 +1153,7 @@ static dl_status file_install(xfer *x)
     /* Only what file_verify actually compared: a plain server gives neither a hash nor
      * always a length, and "verified" must not be claimed for what was not checked. */
     dl_record rec = {
-        .url = (char *)x->url, .etag = f->etag[0] ? f->etag : NULL, .sha256 = f->got_sha,
+        .url = f->url_shown, .etag = f->etag[0] ? f->etag : NULL, .sha256 = f->got_sha,
         .size = f->written, .pulled_at = now, .last_used = now,
         .verified = f->want_sha[0] ? DL_VERIFIED_SHA256 : f->total ? DL_VERIFIED_SIZE
                                                                    : DL_VERIFIED_NONE,
@@ -1212,11 +1256,23 @@ static dl_status fetch_locked(dl_ctx *c, const char *url, const char *dest,
         st = run_attempts(&x);
     if (st == DL_OK)
         st = file_install(&x);
-    /* Bytes that failed verification never stay where a later call would resume them; an
-     * empty part (the server refused before sending anything) is just clutter. */
+    /* Bytes that failed verification, or are no model at all, never stay where a later call
+     * would resume them; an empty part (the server refused before sending anything) is just
+     * clutter. */
     struct stat ps;
     bool empty = f.part_path && stat(f.part_path, &ps) == 0 && ps.st_size == 0;
-    if (f.part_path && (st == DL_ERR_VERIFY || (st != DL_OK && empty))) {
+    bool bad = st == DL_ERR_VERIFY || st == DL_ERR_FORMAT;
+    /* Nor do bytes that no later call could resume: without an ETag, a date or a checksum to
+     * guard a Range request, the next call starts from zero anyway. */
+    bool stale = st != DL_OK && st != DL_ERR_CANCELLED && f.fd >= 0 && f.written > 0 &&
+                 !part_resumable(&f);
+    if (stale) {
+        char why[sizeof c->err];
+        memcpy(why, c->err, sizeof why);
+        dl_fail(c, st, "%s; the %" PRIu64 " bytes received were deleted: the server gives no "
+                "ETag or Last-Modified date, so they cannot be resumed", why, f.written);
+    }
+    if (f.part_path && (bad || stale || (st != DL_OK && empty))) {
         unlink(f.part_path);
         unlink(f.side_path);
     }

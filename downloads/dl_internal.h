@@ -48,6 +48,9 @@ char *dl_concat(const char *a, const char *b);
  * user:password dropped: for messages and for comparing hosts. libcurl's URL parser does the
  * parsing. False, with out "", when url has no host or it does not fit cap. */
 bool dl_url_host(const char *url, char *out, size_t cap);
+/* Drop, in place, the "user:password@" of every URL in s (a message or a URL): dl_fail applies
+ * it to every message, and records and sidecars keep URLs without it (dl_name.c). */
+void dl_url_hide_userinfo(char *s);
 
 /* Find NAME, a data file (want_dir false) or folder installed with the program: override when
  * set (a setting or environment variable: then nothing else is tried), else in order

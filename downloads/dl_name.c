@@ -195,3 +195,30 @@ char *dl_url_escape_path(const char *path)
     *o = 0;
     return out;
 }
+
+/* Where the authority of a URL ends: userinfo never holds these (RFC 3986 section 3.2), and in
+ * a message a URL is followed by a space, a quote or a bracket. */
+static bool authority_end(char ch)
+{
+    return !ch || strchr("/?#\"'<>()[]", ch) || isspace((unsigned char)ch);
+}
+
+void dl_url_hide_userinfo(char *s)
+{
+    for (char *p = s ? strstr(s, "://") : NULL; p; p = strstr(p, "://")) {
+        p += 3;
+        char *end = p, *at = NULL;
+        for (; !authority_end(*end); end++)
+            if (*end == '@')
+                at = end;
+        if (at)
+            memmove(p, at + 1, strlen(at + 1) + 1);
+    }
+}
+
+char *dl_url_shown(const char *text)
+{
+    char *s = dl_strdup(text);
+    dl_url_hide_userinfo(s);
+    return s;
+}

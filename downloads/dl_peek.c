@@ -70,6 +70,16 @@ static dl_status peek_loop(dl_ctx *c, peek_src *s, dl_peek_enough_fn enough, voi
         have += got;
         *len = have;
         bool at_end = got < asked || (s->size && have >= s->size);
+        if (!s->size && at_end)
+            s->size = have;            /* a short answer ended: that was the whole file */
+        /* A server that ignores Range and sends no length gives the first bytes of a file of
+         * unknown size: taking them for the whole file would make every tensor "run past the
+         * end". Without the size the header cannot be checked, so say that instead. */
+        if (!s->size)
+            return dl_fail(c, DL_ERR_FORMAT, "%s: the file's size is unknown: the server sent "
+                           "neither Content-Range nor Content-Length (it does not support "
+                           "range requests), so its header cannot be read on its own; sizeup "
+                           "pull downloads the whole file", s->what);
         char msg[256] = "";
         int r = enough(*buf, have, s->size, user, msg, sizeof msg);
         if (r == 0)

@@ -1034,7 +1034,7 @@ dl_status dl_pull(dl_ctx *c, const char *ref, char **path_out)
         dl_set_progress(c, relay_progress, &pp);
     for (size_t i = 0; i < r.n_files && !st; i++) {
         const dl_file *f = &r.files[i];
-        dl_expect exp = { f->size, f->sha256_hex };
+        dl_expect exp = { f->size, f->sha256_hex, .gguf = true };
         pp.part = (int)i + 1;
         if (!f->present && r.kind != DL_REF_LOCAL && !f->url)   /* built-in: nothing to fetch */
             st = dl_fail(c, DL_ERR_NOT_FOUND, f->made_from
@@ -1097,6 +1097,30 @@ static bool paths_add(path_list *l, char *p)
     return true;
 }
 
+/* A path in the store that rm takes: a model file. A record, part or lock goes with its model
+ * and never alone (a model without its record escapes every size check), and a folder is not
+ * removed wholesale. */
+static dl_status only_models(dl_ctx *c, const char *given, const char *real)
+{
+    static const char *const beside[] = { ".json", ".part", ".part.json", ".lock" };
+    struct stat st;
+    if (stat(real, &st) == 0 && S_ISDIR(st.st_mode))
+        return dl_fail(c, DL_ERR_ARG, "%s is a folder in the model store, not a model; give a "
+                       "model's .gguf path or reference (sizeup list shows them)", given);
+    if (dl_name_ends_with(real, ".gguf"))
+        return DL_OK;
+    for (size_t k = 0; k < sizeof beside / sizeof *beside; k++) {
+        size_t n = strlen(given), m = strlen(beside[k]);
+        if (n >= m + 5 && !strcmp(given + n - m, beside[k]) &&
+            !strncasecmp(given + n - m - 5, ".gguf", 5))
+            return dl_fail(c, DL_ERR_ARG, "%s is not a model file: it belongs to %.*s, and sizeup "
+                           "rm deletes a model together with its record and parts (sizeup rm "
+                           "%.*s)", given, (int)(n - m), given, (int)(n - m), given);
+    }
+    return dl_fail(c, DL_ERR_ARG, "%s is not a model file (.gguf); sizeup rm deletes only "
+                   "models from the store, each with its record and parts", given);
+}
+
 /* A local path to remove: only inside the store, named through its real path so that a
  * symlink cannot lead outside. The paths added are written under the store folder as
  * configured (which may itself be a link), like every other path removal handles. */
@@ -1109,9 +1133,15 @@ static dl_status local_paths(dl_ctx *c, const dl_ref *ref, path_list *out)
     if (!realpath(ref->path, real))
         return dl_fail(c, DL_ERR_NOT_FOUND, "%s: no such file", ref->path);
     size_t n = strlen(root);
+    if (!strcmp(real, root))
+        return dl_fail(c, DL_ERR_ARG, "%s is the model store itself; sizeup rm deletes models "
+                       "in it one at a time (sizeup list shows them)", ref->path);
     if (strncmp(real, root, n) || real[n] != '/')
         return dl_fail(c, DL_ERR_ARG, "%s is outside the model store (%s); sizeup rm only "
                        "deletes what it downloaded", ref->path, root);
+    dl_status st = only_models(c, ref->path, real);
+    if (st)
+        return st;
     int parts = parts_of(dl_name_base(real));
     for (int k = 1; k <= parts; k++) {
         char *part = part_name(real + n, parts, k);

@@ -678,6 +678,40 @@ static void test_store_damaged(void **state)
     assert_int_equal(removed, 1);
 }
 
+/* rm by path takes models only: a record, part or lock alone would leave a model without its
+ * record (no more size checks) and was counted as "1 model file removed"; the store itself and
+ * its folders get a message that says what they are. Nothing is deleted. */
+static void test_store_remove_models_only(void **state)
+{
+    fixture *fx = *state;
+    char path[4200], rec[4300], arg[4300];
+    size_t removed = 0;
+    fake_stored(fx, "127.0.0.1:1/m/good.gguf", "good");
+    snprintf(path, sizeof path, "%s/127.0.0.1:1/m/good.gguf", fx->store);
+    snprintf(rec, sizeof rec, "%s.json", path);
+    assert_int_equal(dl_store_remove(fx->c, rec, &removed), DL_ERR_ARG);
+    assert_non_null(strstr(dl_errmsg(fx->c), "is not a model file"));
+    assert_non_null(strstr(dl_errmsg(fx->c), path));
+    assert_int_equal(removed, 0);
+    assert_int_equal(dl_store_remove(fx->c, fx->store, &removed), DL_ERR_ARG);
+    assert_non_null(strstr(dl_errmsg(fx->c), "is the model store itself"));
+    assert_null(strstr(dl_errmsg(fx->c), "outside"));
+    snprintf(arg, sizeof arg, "%s/127.0.0.1:1", fx->store);
+    assert_int_equal(dl_store_remove(fx->c, arg, &removed), DL_ERR_ARG);
+    assert_non_null(strstr(dl_errmsg(fx->c), "is a folder in the model store, not a model"));
+    snprintf(arg, sizeof arg, "%s/127.0.0.1:1/m/notes.txt", fx->store);
+    write_text(arg, "mine");
+    assert_int_equal(dl_store_remove(fx->c, arg, &removed), DL_ERR_ARG);
+    assert_non_null(strstr(dl_errmsg(fx->c), "is not a model file (.gguf)"));
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(stat(rec, &sb), 0);
+    assert_int_equal(stat(arg, &sb), 0);
+    assert_int_equal(dl_store_remove(fx->c, path, &removed), DL_OK);
+    assert_int_equal(removed, 1);
+    assert_int_not_equal(stat(rec, &sb), 0);
+}
+
 /* "hf.co/a/..:Q4_K_M" once named the folder a/.. (the store itself), so rm deleted another
  * repository's Q4_K_M; "own/.:Q4" named own/. the same way. Now refused, nothing deleted. */
 static void test_store_remove_escape(void **state)
@@ -1013,7 +1047,8 @@ static void load_served(net_env *e)
         e->f[i].data = read_file(fixture_path(src[i]), &e->f[i].len);
     e->f[S_MMPROJ].data = (uint8_t *)strdup("not a model: a vision projector");
     e->f[S_MMPROJ].len = strlen((char *)e->f[S_MMPROJ].data);
-    /* three parts cut from one file: enough to test fetching a split set in order */
+    /* three parts cut from one file, each starting with the GGUF magic as every part of a real
+     * split does (a pull checks it): enough to test fetching a split set in order */
     size_t len;
     uint8_t *f16 = read_file(fixture_path("models/tiny/llama-F16.gguf"), &len);
     for (int k = 0; k < 3; k++) {
@@ -1021,6 +1056,7 @@ static void load_served(net_env *e)
         e->f[S_F16A + k].data = malloc(to - from);
         assert_non_null(e->f[S_F16A + k].data);
         memcpy(e->f[S_F16A + k].data, f16 + from, to - from);
+        memcpy(e->f[S_F16A + k].data, "GGUF", 4);
         e->f[S_F16A + k].len = to - from;
     }
     free(f16);
@@ -1454,6 +1490,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog_resolve, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_catalog_malformed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_remove_escape, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_store_remove_models_only, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_store_remove_locked, fx_setup, fx_teardown),
         cmocka_unit_test(test_store_no_home),
         cmocka_unit_test_setup_teardown(test_store_linked_folder, fx_setup, fx_teardown),

@@ -403,6 +403,55 @@ static void test_range_on_200(void **state)
     fault_free(s);
 }
 
+/* dl_peek's enough() for the test below: records what it was given, always satisfied. */
+static int peek_take_all(const void *buf, size_t len, uint64_t file_size, void *user, char *msg,
+                         size_t msglen)
+{
+    (void)buf, (void)msg, (void)msglen;
+    uint64_t *seen = user;
+    seen[0] = len;
+    seen[1] = file_size;
+    return 0;
+}
+
+/* A server that ignores Range and sends no Content-Length: the first bytes of a file of
+ * unknown size must not pass for the whole file (inspect then said every tensor ran past its
+ * end). dl_peek says the size is unknown instead; a short file that ends is whole. */
+static void test_peek_unknown_size(void **state)
+{
+    (void)state;
+    dlsrv_faults f = dlsrv_no_faults();
+    f.ignore_range = true;
+    f.no_length = true;
+    dlsrv_fault *s = fault_new(baby, baby_len, &f);
+    env *e = env_new();
+    uint64_t seen[2] = { 0, 0 }, size = 0, net = 0;
+    void *buf = NULL;
+    size_t len = 0;
+    const char *url = dlsrv_fault_url(s, "/m.gguf");
+    assert_true(baby_len > (256 << 10));
+    assert_int_equal(dl_peek(e->c, url, peek_take_all, seen, 0, &buf, &len, &size, &net),
+                     DL_ERR_FORMAT);
+    assert_null(buf);
+    assert_msg_has(e, url);
+    assert_msg_has(e, "size is unknown");
+    assert_msg_has(e, "range requests");
+    env_free(e);
+    fault_free(s);
+
+    static const uint8_t small[] = "GGUF and a few bytes";
+    s = fault_new(small, sizeof small - 1, &f);
+    e = env_new();
+    url = dlsrv_fault_url(s, "/m.gguf");
+    assert_int_equal(dl_peek(e->c, url, peek_take_all, seen, 0, &buf, &len, &size, &net), DL_OK);
+    assert_int_equal(len, sizeof small - 1);
+    assert_int_equal(seen[1], sizeof small - 1);
+    assert_int_equal(size, sizeof small - 1);
+    free(buf);
+    env_free(e);
+    fault_free(s);
+}
+
 static void test_tls(void **state)
 {
     (void)state;
@@ -462,6 +511,79 @@ static void test_resume_after_drop(void **state)
     assert_int_equal(dlsrv_fault_bytes(s), baby_len - DROP_AT);
     assert_int_equal(g.resumed_from, DROP_AT);
     assert_int_equal(g.finished, 1);
+    env_free(e);
+    fault_free(s);
+}
+
+/* A URL with user:password: the credentials go to the server (Basic auth), but no message,
+ * sidecar or record holds the password; the part resumes when the URL is given again, and the
+ * record keeps the URL without them. */
+static void test_url_password_hidden(void **state)
+{
+    (void)state;
+    dlsrv_faults f = dlsrv_no_faults();
+    f.drop_after = DROP_AT;
+    dlsrv_fault *s = fault_new(baby, baby_len, &f);
+    env *e = env_new();
+    char url[512], plain[512];
+    snprintf(plain, sizeof plain, "%s", dlsrv_fault_url(s, "/m.gguf"));
+    snprintf(url, sizeof url, "http://user:secret@127.0.0.1:%d/m.gguf", s->port);
+    dl_set_retry(e->c, 0, 20);
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_ERR_NETWORK);
+    assert_msg_has(e, plain);
+    assert_null(strstr(dl_errmsg(e->c), "secret"));
+    assert_resumable(e, plain, DROP_AT);
+    assert_true(s->reqs[0].auth);
+
+    dlsrv_fault_reset_counts(s);
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_OK);
+    assert_finished(e, plain, baby, baby_len);
+    assert_int_equal(s->reqs[0].status, 206);   /* resumed: the sidecar matched */
+    assert_true(s->reqs[0].auth);
+    size_t n = 0;
+    char *rec = (char *)read_file(with(e, ".json"), &n);
+    assert_non_null(rec);
+    assert_null(strstr(rec, "secret"));
+    free(rec);
+
+    /* A refusal names the URL without the password too. */
+    dlsrv_faults nf = dlsrv_no_faults();
+    nf.not_found = true;
+    dlsrv_fault_set(s, &nf);
+    snprintf(url, sizeof url, "http://user:secret@127.0.0.1:%d/gone.gguf", s->port);
+    assert_int_equal(dl_fetch_file(e->c, url, with(e, "-2.gguf"), NULL), DL_ERR_HTTP);
+    assert_msg_has(e, "404");
+    assert_msg_has(e, "http://127.0.0.1:");
+    assert_null(strstr(dl_errmsg(e->c), "secret"));
+    assert_null(strstr(dl_errmsg(e->c), "user"));
+    env_free(e);
+    fault_free(s);
+}
+
+/* A model pull (exp.gguf) refuses a 200 answer that is not a GGUF file: the message names the
+ * URL and what came, and nothing stays in the store. Without the flag the bytes are kept. */
+static void test_not_gguf_refused(void **state)
+{
+    (void)state;
+    static const uint8_t page[] = "<html><body>Please log in</body></html>\n";
+    dlsrv_fault *s = fault_new(page, sizeof page - 1, NULL);
+    env *e = env_new();
+    const char *url = dlsrv_fault_url(s, "/m.gguf");
+    dl_expect exp = { .gguf = true };
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, &exp), DL_ERR_FORMAT);
+    assert_msg_has(e, url);
+    assert_msg_has(e, "not a GGUF file (it starts with 3c 68 74 6d: an HTML page?)");
+    assert_store_empty(e);
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, NULL), DL_OK);
+    assert_finished(e, url, page, sizeof page - 1);
+    env_free(e);
+    fault_free(s);
+    /* A real model passes. */
+    s = fault_new(baby, baby_len, NULL);
+    e = env_new();
+    url = dlsrv_fault_url(s, "/m.gguf");
+    assert_int_equal(dl_fetch_file(e->c, url, e->dest, &exp), DL_OK);
+    assert_finished(e, url, baby, baby_len);
     env_free(e);
     fault_free(s);
 }
@@ -678,12 +800,45 @@ static void test_no_etag_dated(void **state)
     }
 }
 
+/* Progress for test_no_validator_restarts: what the retry said about where it starts. */
+typedef struct restart_seen {
+    int max_attempt;
+    uint64_t restarted_from;   /* as the first report of the last attempt said */
+} restart_seen;
+
+static int on_restart_progress(const dl_progress *p, void *user)
+{
+    restart_seen *r = user;
+    if (p->attempt > r->max_attempt) {
+        r->max_attempt = p->attempt;
+        r->restarted_from = p->restarted_from;
+    }
+    return 0;
+}
+
 /* Neither ETag nor date nor a known SHA-256: nothing could tell a changed file from the same
- * one, so the part is not resumed blindly; the transfer starts over. With a SHA-256 to check
- * the result, resuming is safe again. */
+ * one, so the part is not resumed blindly; the transfer starts over, the retry's progress says
+ * so (restarted_from), and a failed call leaves no part that could never be resumed. With a
+ * SHA-256 to check the result, resuming is safe again and the part is kept. */
 static void test_no_validator_restarts(void **state)
 {
     (void)state;
+    {
+        dlsrv_faults f = dlsrv_no_faults();
+        f.no_etag = true;
+        f.drop_after = DROP_AT;
+        f.drop_times = 1;
+        dlsrv_fault *s = fault_new(baby, baby_len, &f);
+        env *e = env_new();
+        restart_seen r = { 0 };
+        dl_set_progress(e->c, on_restart_progress, &r);
+        assert_int_equal(dl_fetch_file(e->c, dlsrv_fault_url(s, "/m.gguf"), e->dest, NULL),
+                         DL_OK);
+        assert_int_equal(r.max_attempt, 2);
+        assert_int_equal(r.restarted_from, DROP_AT);
+        env_free(e);
+        fault_free(s);
+    }
     for (int with_sha = 0; with_sha < 2; with_sha++) {
         dlsrv_fault *s = fault_new(baby, baby_len, NULL);
         env *e = env_new();
@@ -698,7 +853,12 @@ static void test_no_validator_restarts(void **state)
         dl_set_retry(e->c, 0, 20);
         assert_int_equal(dl_fetch_file(e->c, url, e->dest, with_sha ? &exp : NULL),
                          DL_ERR_NETWORK);
-        assert_resumable(e, url, DROP_AT);
+        if (with_sha) {
+            assert_resumable(e, url, DROP_AT);
+        } else {
+            assert_store_empty(e);
+            assert_msg_has(e, "cannot be resumed");
+        }
         dl_set_retry(e->c, 3, 20);
         dlsrv_fault_reset_counts(s);
         f.drop_after = 0;
@@ -1179,8 +1339,11 @@ int main(void)
         cmocka_unit_test_teardown(test_linked_etag_redirect, teardown),
         cmocka_unit_test_teardown(test_get_and_range, teardown),
         cmocka_unit_test_teardown(test_range_on_200, teardown),
+        cmocka_unit_test_teardown(test_peek_unknown_size, teardown),
         cmocka_unit_test_teardown(test_tls, teardown),
         cmocka_unit_test_teardown(test_resume_after_drop, teardown),
+        cmocka_unit_test_teardown(test_url_password_hidden, teardown),
+        cmocka_unit_test_teardown(test_not_gguf_refused, teardown),
         cmocka_unit_test_teardown(test_retry_resumes_in_call, teardown),
         cmocka_unit_test_teardown(test_200_on_range_restarts, teardown),
         cmocka_unit_test_teardown(test_changed_etag_restarts, teardown),

@@ -193,6 +193,16 @@ static void test_plain(void **state)
     p.attempt = 2;
     assert_string_equal(plain(&p), "m.gguf (part 2/3): 60% (60.0 MiB of 100 MiB, resumed at "
                                    "40.0 MiB), 2.50 MiB/s, ETA 16s, attempt 2");
+    /* a retry that could not resume: it says so rather than look like a fresh start */
+    p = running();
+    p.total = 1185376;
+    p.done = 0;
+    p.bytes_per_s = 0;
+    p.attempt = 2;
+    p.restarted_from = 589824;
+    assert_string_equal(plain(&p), "m.gguf: 0% (0 B of 1.13 MiB), attempt 2, from the beginning "
+                                   "(576 KiB received before cannot be resumed: the server "
+                                   "gives no ETag or Last-Modified)");
 
     p = running();
     p.total = 0;

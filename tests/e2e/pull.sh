@@ -51,12 +51,14 @@ mkdir -p "$W/storage/test/tiny" "$T/store" "$T/logs"
 cp "$M/tiny/llama-Q8_0.gguf" "$W/storage/test/tiny/tiny-Q8_0.gguf"
 cp "$M/tiny/llama-Q4_K_M.gguf" "$W/storage/test/tiny/tiny-Q4_K_M.gguf"
 cp "$M/tiny/llama-F16.gguf" "$W/storage/test/tiny/tiny-F16.gguf"
-head -c 8388608 /dev/urandom >"$W/big.gguf" # pull checks bytes, not GGUF structure
-# a split quant (two parts; pull checks bytes, so halves of one file will do)
+# pull checks bytes and the GGUF magic, not the GGUF structure
+{ printf GGUF; head -c 8388604 /dev/urandom; } >"$W/big.gguf"
+# a split quant (two parts; pull checks bytes and the magic, which every part of a real split
+# has, so halves of one file with the magic in front of the second will do)
 Q2="$M/tiny/llama-Q2_K.gguf"
 half=$(($(stat -c %s "$Q2") / 2))
 head -c "$half" "$Q2" >"$W/storage/test/tiny/tiny-Q2_K-00001-of-00002.gguf"
-tail -c +"$((half + 1))" "$Q2" >"$W/storage/test/tiny/tiny-Q2_K-00002-of-00002.gguf"
+{ printf GGUF; tail -c +"$((half + 1))" "$Q2"; } >"$W/storage/test/tiny/tiny-Q2_K-00002-of-00002.gguf"
 {
     echo '['
     sep=
@@ -232,6 +234,12 @@ for size in 4096 grow; do
         grep -qF "sizeup pull hf.co/test/tiny:Q4_K_M" "$T/err" ||
             fail "(m) $cmd does not give the command to fetch it again"
     done
+    # the same file named by its path in the store: checked against its record too
+    "$BIN" run -m "$Q4" -p hello -n 2 --backend cpu >"$T/out" 2>"$T/err" &&
+        fail "(m) run -m PATH on a damaged file exited 0"
+    grep -qF "$Q4 is damaged" "$T/err" || fail "(m) run -m PATH does not say the file is damaged"
+    grep -qF "fetch it again with: sizeup pull hf.co/test/tiny/tiny-Q4_K_M.gguf" "$T/err" ||
+        fail "(m) run -m PATH does not give the command to fetch it again"
     "$BIN" list >"$T/out" 2>"$T/err" || fail "(m) list exited $?"
     grep -q "tiny-Q4_K_M.gguf  DAMAGED\$" "$T/out" || fail "(m) list does not mark the damaged file"
     grep -qF "DAMAGED: $Q4 is $(stat -c %s "$Q4") bytes, but was $(stat -c %s "$W/storage/test/tiny/tiny-Q4_K_M.gguf") when it was downloaded; fetch it again with: sizeup pull hf.co/test/tiny/tiny-Q4_K_M.gguf" "$T/out" ||
@@ -385,6 +393,57 @@ grep -q "(1.48 MiB, in the store, verified size)\$" "$T/out" ||
 CURL_CA_BUNDLE="$T/ca.pem" "$BIN" pull "$TURL" >"$T/out" 2>"$T/err" ||
     fail "(j) pull with CURL_CA_BUNDLE exited $?"
 cmp -s "$(tls_stored)" "$W/storage/test/tiny/tiny-Q8_0.gguf" || fail "(j) CURL_CA_BUNDLE file differs"
+ok
+
+# (o) user:password in a URL goes to the server but is never shown or stored (README)
+PURL="http://user:secret@127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf"
+SHOWN="http://127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf"
+"$BIN" rm "$PURL" >/dev/null 2>&1
+"$BIN" pull "$PURL" >"$T/out" 2>"$T/err" || fail "(o) pull with user:password exited $?"
+grep -qF "pulling $SHOWN:" "$T/err" || fail "(o) the pulling line does not name the URL"
+grep -q secret "$T/out" "$T/err" && fail "(o) pull shows the password"
+grep -rqF secret "$T/store" && fail "(o) the password is written into the store"
+grep -qF "\"url\": \"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
+    grep -qF "\"url\":\"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
+    fail "(o) the record does not keep the URL without the password"
+"$BIN" pull "http://user:secret@127.0.0.1:$PORT/nope/x.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(o) pull of a missing file exited 0"
+grep -qF "http://127.0.0.1:$PORT/nope/x.gguf" "$T/err" || fail "(o) the failure does not name the URL"
+grep -q secret "$T/err" && fail "(o) a failed pull shows the password"
+"$BIN" inspect "http://user:secret@127.0.0.1:$PORT/storage/test/tiny/tiny-Q4_K_M.gguf" \
+    >"$T/out" 2>"$T/err" || fail "(o) inspect with user:password exited $?"
+grep -q "^ *file: *http://127.0.0.1:$PORT/storage/test/tiny/tiny-Q4_K_M.gguf" "$T/out" ||
+    fail "(o) inspect's file line does not name the URL"
+grep -q secret "$T/out" "$T/err" && fail "(o) inspect shows the password"
+"$BIN" rm "$PURL" >"$T/out" 2>"$T/err" || fail "(o) rm exited $?"
+grep -q secret "$T/out" "$T/err" && fail "(o) rm shows the password"
+ok
+
+# (n) a 200 answer that is not a model (a login page, random bytes) is refused, not stored
+printf '<html><body>Please log in</body></html>\n' >"$W/login.gguf"
+head -c 4096 /dev/urandom | tr 'G' 'x' >"$W/noise.gguf"
+"$BIN" pull "http://127.0.0.1:$PORT/login.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(n) pull of an HTML page exited 0"
+grep -qF "http://127.0.0.1:$PORT/login.gguf is not a GGUF file (it starts with 3c 68 74 6d: an HTML page?)" \
+    "$T/err" || fail "(n) the HTML page is not named as such"
+"$BIN" pull "http://127.0.0.1:$PORT/noise.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(n) pull of random bytes exited 0"
+grep -qF "noise.gguf is not a GGUF file (it starts with" "$T/err" ||
+    fail "(n) random bytes are not refused as 'not a GGUF file'"
+[ -z "$(find "$T/store" -name 'login.gguf*' -o -name 'noise.gguf*')" ] ||
+    fail "(n) something of a refused file was left in the store"
+"$BIN" list >"$T/out" 2>"$T/err" || fail "(n) list exited $?"
+grep -q 'login\|noise' "$T/out" && fail "(n) list shows a refused file"
+ok
+
+# (p) inspect of a remote file whose tensors run past its end names the URL once
+head -c 300000 "$M/tiny/llama-Q4_K_M.gguf" >"$W/cut.gguf"
+"$BIN" inspect "http://127.0.0.1:$PORT/cut.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(p) inspect of a cut file exited 0"
+grep -q "runs past the end\|past the bytes read\|cannot fit" "$T/err" ||
+    fail "(p) inspect of a cut file does not say what is wrong"
+[ "$(grep -o "http://127.0.0.1:$PORT/cut.gguf" "$T/err" | wc -l)" = 1 ] ||
+    fail "(p) inspect names the URL more than once"
 ok
 
 echo "pull: $passed passed, 0 failed"
