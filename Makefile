@@ -273,7 +273,7 @@ $(BUILD)/fuzz/mkseeds: tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engi
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -I. -o $@ tests/fuzz/mkseeds.c engine/gguf.c engine/gguf_get.c engine/gguf_write.c engine/strbuf.c
 
-DL_FUZZ_SRC := tests/fuzz/fuzz_dl.c $(DL_SRC) engine/strbuf.c
+DL_FUZZ_SRC := tests/fuzz/fuzz_dl.c $(DL_SRC) engine/strbuf.c engine/utf8.c
 $(BUILD)/fuzz/fuzz_dl: $(DL_FUZZ_SRC) $(wildcard downloads/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcurl jansson libcrypto) -o $@ \

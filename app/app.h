@@ -48,9 +48,6 @@ const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
  * bytes (whole escapes only) and a NUL into buf; returns buf. APP_ESCAPE_MAX(n) never cuts. */
 #define APP_ESCAPE_MAX(n) (4 * (size_t)(n) + 1)
 const char *app_escape(const char *s, size_t n, char *buf, size_t cap);
-/* The length of the valid UTF-8 sequence at s[0..n), 0 when it is not one (no overlongs,
- * surrogates or code points above U+10FFFF). */
-size_t app_utf8_len(const unsigned char *s, size_t n);
 /* A JSON string of s[0..n) when it is not valid UTF-8: each invalid byte becomes U+FFFD (as
  * tokenize --pieces and the fixtures' reference files have it), so output never says null for
  * text that is there. NULL only when out of memory. Caller owns the reference. */

@@ -10,6 +10,7 @@
 
 #include "app/app.h"
 #include "app/compare.h"
+#include "engine/utf8.h"
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -48,16 +49,14 @@ char *app_text_clean(const char *s, size_t len, bool keep_nl)
         return NULL;
     for (size_t i = 0; i < len;) {
         const unsigned char *u = (const unsigned char *)s + i;
-        size_t k = app_utf8_len(u, len - i);
+        size_t k = utf8_seq_len(u, len - i);
         if (!k) { /* invalid byte: dropped */
             i++;
             continue;
         }
-        bool c1 = k == 2 && u[0] == 0xc2 && u[1] < 0xa0; /* U+0080..U+009F */
-        /* and the bidi embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069) */
-        c1 = c1 || (k == 3 && u[0] == 0xe2 && ((u[1] == 0x80 && u[2] >= 0xaa && u[2] <= 0xae) ||
-                                               (u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9)));
-        if (k == 1 && (u[0] < 0x20 || u[0] == 0x7f)) {
+        /* C1 and the bidi embeddings, overrides and isolates are dropped */
+        bool c1 = k > 1 && utf8_is_control(u, k);
+        if (k == 1 && utf8_is_control(u, k)) {
             if (u[0] == '\t' || (u[0] == '\n' && !keep_nl) || u[0] == '\r')
                 out[o++] = ' ';
             else if (u[0] == '\n')
@@ -406,7 +405,7 @@ static void term_piece(FILE *to, const char *s, size_t *pos, int cols)
         i++;
     end = i;
     while (s[end] && s[end] != '\n' && n < cols) {
-        size_t k = app_utf8_len((const unsigned char *)s + end, strlen(s + end));
+        size_t k = utf8_seq_len((const unsigned char *)s + end, strlen(s + end));
         k = k ? k : 1;
         if (s[end] == ' ')
             brk = end;

@@ -16,6 +16,7 @@
 #include "app/app.h"
 #include "engine/engine.h"
 #include "engine/strbuf.h"
+#include "engine/utf8.h"
 #include "engine/vk.h"
 
 int app_fail(const char *cmd, const char *fmt, ...)
@@ -276,38 +277,13 @@ double app_now_ms(void) { return app_now_s() * 1e3; }
 
 /* ---- text from model files ---- */
 
-size_t app_utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-             : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (!k || k > n)
-        return 0;
-    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    for (size_t i = 1; i < k; i++, lo = 0x80, hi = 0xBF)
-        if (s[i] < lo || s[i] > hi)
-            return 0;
-    return k;
-}
-
-/* The code point of a C1 or bidi control at s (k bytes, valid UTF-8), else 0. */
-static unsigned control_cp(const unsigned char *s, size_t k)
-{
-    if (k == 2 && s[0] == 0xC2 && s[1] < 0xA0)
-        return s[1];
-    unsigned cp = k == 3 ? (unsigned)(s[0] & 0x0F) << 12 | (unsigned)(s[1] & 0x3F) << 6 |
-                           (unsigned)(s[2] & 0x3F) : 0;
-    return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ? cp : 0;
-}
-
 const char *app_escape(const char *s, size_t n, char *buf, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         const unsigned char *u = (const unsigned char *)s + i;
-        size_t k = app_utf8_len(u, n - i);
-        unsigned cp = k > 1 ? control_cp(u, k) : 0;
+        size_t k = utf8_seq_len(u, n - i);
+        unsigned cp = k > 1 && utf8_is_control(u, k) ? utf8_decode(u, k) : 0;
         char e[8];
         const char *put = e;
         size_t w;
@@ -342,7 +318,7 @@ json_t *app_json_text(const char *s, size_t n)
         return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = app_utf8_len((const unsigned char *)s + i, n - i);
+        size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
         if (k) {
             memcpy(buf + o, s + i, k);
             o += k;

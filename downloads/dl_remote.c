@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "engine/strbuf.h" /* a leaf: the one growable buffer (docs/DESIGN.md) */
+#include "engine/utf8.h"   /* a leaf too: strict UTF-8, terminal controls */
 
 #define USER_AGENT "sizeup/0.1"
 #define POLL_MS 50               /* a cancel is noticed within this */
@@ -105,35 +106,6 @@ static dl_status remote_fail(dl_remote *r, dl_status st, const char *fmt, ...)
     return st;
 }
 
-/* The length of the valid UTF-8 sequence at s[0..n), 0 when it is not one (Unicode table 3-7:
- * no overlongs, surrogates or code points above U+10FFFF). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-             : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    if (!k || k > n)
-        return 0;
-    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-    for (size_t i = 1; i < k; i++, lo = 0x80, hi = 0xBF)
-        if (s[i] < lo || s[i] > hi)
-            return 0;
-    return k;
-}
-
-/* A character a terminal acts on instead of showing: C0, DEL, C1 (U+0080..U+009F: U+009B is a
- * CSI) and the bidi embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069). */
-static bool is_control(const unsigned char *s, size_t k)
-{
-    if (k == 1)
-        return s[0] < 0x20 || s[0] == 0x7f;
-    if (k == 2)
-        return s[0] == 0xC2 && s[1] < 0xA0;
-    return k == 3 && s[0] == 0xE2 && ((s[1] == 0x80 && s[2] >= 0xAA && s[2] <= 0xAE) ||
-                                      (s[1] == 0x81 && s[2] >= 0xA6 && s[2] <= 0xA9));
-}
-
 /* Text from a server, fit for a message: each control character and each byte that is not
  * valid UTF-8 becomes '?', cut at cap - 1 bytes between characters. out may be s (it never
  * grows). Returns the length written. */
@@ -142,8 +114,8 @@ static size_t printable(const char *s, size_t n, char *out, size_t cap)
     size_t k = 0;
     for (size_t i = 0; i < n;) {
         const unsigned char *u = (const unsigned char *)s + i;
-        size_t len = utf8_len(u, n - i);
-        bool shown = len && !is_control(u, len);
+        size_t len = utf8_seq_len(u, n - i);
+        bool shown = len && !utf8_is_control(u, len);
         size_t w = shown ? len : 1;
         if (k + w >= cap)
             break;

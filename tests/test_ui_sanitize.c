@@ -3,6 +3,7 @@
  * control byte, a C1 code point, a bidi override or invalid UTF-8. */
 #include "tests/testutil.h"
 
+#include "engine/utf8.h"
 #include "ui/sanitize.h"
 
 #define FFFD "\xEF\xBF\xBD"
@@ -159,6 +160,40 @@ static void test_dup(void **state)
     free(s);
 }
 
+/* engine/utf8: the strict sequence check and control test that the other filters of untrusted
+ * text (app_escape, app_text_clean, the download module's messages) share. */
+static void test_utf8_leaf(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t n, len;  /* len: utf8_seq_len's answer */
+        bool control;   /* when len > 0 */
+        uint32_t cp;
+    } c[] = {
+        { "a", 1, 1, false, 'a' },          { "\x1b", 1, 1, true, 0x1b },
+        { "\0", 1, 1, true, 0 },            { "\x7f", 1, 1, true, 0x7f },
+        { "\xc3\xa9", 2, 2, false, 0xe9 },  { "\xc2\x9b", 2, 2, true, 0x9b },
+        { "\xc2\xa0", 2, 2, false, 0xa0 },  { "\xc0\xaf", 2, 0, false, 0 }, /* overlong */
+        { "\xe2\x80\xae", 3, 3, true, 0x202e }, { "\xe2\x81\xa9", 3, 3, true, 0x2069 },
+        { "\xe2\x80\xaf", 3, 3, false, 0x202f }, { "\xe0\x80\xaf", 3, 0, false, 0 },
+        { "\xed\xa0\x80", 3, 0, false, 0 }, /* a surrogate */
+        { "\xf0\x9f\x98\x80", 4, 4, false, 0x1f600 },
+        { "\xf4\x90\x80\x80", 4, 0, false, 0 }, /* above U+10FFFF */
+        { "\xe6\x97", 2, 0, false, 0 },     /* cut short */
+        { "\x80", 1, 0, false, 0 },          { "", 0, 0, false, 0 },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        const unsigned char *u = (const unsigned char *)c[i].s;
+        size_t k = utf8_seq_len(u, c[i].n);
+        if (k != c[i].len)
+            fail_msg("case %zu: length %zu, want %zu", i, k, c[i].len);
+        if (k && (utf8_is_control(u, k) != c[i].control || utf8_decode(u, k) != c[i].cp))
+            fail_msg("case %zu: control %d cp %#x, want %d %#x", i, utf8_is_control(u, k),
+                     (unsigned)utf8_decode(u, k), c[i].control, (unsigned)c[i].cp);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -166,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_one_byte_feeds),
         cmocka_unit_test(test_random_bytes_are_safe),
         cmocka_unit_test(test_dup),
+        cmocka_unit_test(test_utf8_leaf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
