@@ -104,6 +104,7 @@ typedef struct fast_mat {
     const eng_weight *w;
     cpuk_dot_fn dot;
     cpuk_dot4_fn dot4;
+    cpuk_gemm8_fn gemm8;
     float *y;           /* (n, ldy), written at columns [0, w->ne1) */
     int ldy;
 } fast_mat;
@@ -134,6 +135,10 @@ static void fast_quantize_part(void *arg, int task, int n_tasks)
 static void fast_rows(const fast_job *j, const fast_mat *m, int64_t r0, int64_t r1)
 {
     const eng_weight *w = m->w;
+    /* eight rows at a time where the type has such a kernel and there are tokens to share it */
+    for (; m->gemm8 && j->n >= 2 && r0 + 8 <= r1; r0 += 8)
+        m->gemm8(w->data + (size_t)r0 * w->row_bytes, w->row_bytes, w->ne0, j->xq, j->stride,
+                 j->n, m->y + r0, (size_t)m->ldy);
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         int t = 0;
@@ -173,7 +178,7 @@ static bool matmul_fast_group(eng_cpu *c, const eng_weight *const *ws, float *co
         if (i > 0 && k.act != job.act)
             return false;
         job.act = k.act;
-        job.mat[i] = (fast_mat){ ws[i], k.dot, k.dot4, ys[i], ldys[i] };
+        job.mat[i] = (fast_mat){ ws[i], k.dot, k.dot4, k.gemm8, ys[i], ldys[i] };
         job.rows += ws[i]->ne1;
     }
     if (job.act == CPUK_ACT_F32) {

@@ -471,6 +471,8 @@ bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k)
     };
     if (type >= CPUK_MAX_TYPE || isa >= CPUK_ISA_COUNT)
         return false;
+    /* the eight-row kernels exist for AVX-512 alone: no narrower set falls back to them */
+    k->gemm8 = isa == CPUK_AVX512 ? cpuk_avx512_gemm8s[type] : NULL;
     /* along isa's own family down to plain C, the first table that has the type */
     k->dot4 = NULL;
     for (cpuk_isa i = isa; i != CPUK_GENERIC && !k->dot4; i = cpuk_isa_narrower(i))

@@ -71,10 +71,19 @@ typedef float (*cpuk_dot_fn)(const void *w, const void *x, int64_t n);
  * weight block while it is in registers. out[t] is row t's sum. */
 typedef void (*cpuk_dot4_fn)(const void *w, const void *x, size_t stride, int64_t n, float out[4]);
 
+/* Eight weight rows (w, w + row_bytes, ...) by n_tok activation rows (x, x + stride, ...) at
+ * once, for prompt batches: y[t * ldy + r] = row r . token t for r < 8, t < n_tok. Kernels of
+ * this shape keep eight rows in a vector's lanes, so a token costs a few instructions per block
+ * for all eight rather than several per row; they repack the rows' blocks once per call, which
+ * pays off from two tokens up. */
+typedef void (*cpuk_gemm8_fn)(const void *w, size_t row_bytes, int64_t n, const void *x,
+                              size_t stride, int n_tok, float *y, size_t ldy);
+
 typedef struct cpuk_kernel {
     cpuk_act act;
     cpuk_dot_fn dot;
-    cpuk_dot4_fn dot4; /* NULL: call dot per row */
+    cpuk_dot4_fn dot4;   /* NULL: call dot per row */
+    cpuk_gemm8_fn gemm8; /* NULL: none for this type on this instruction set */
 } cpuk_kernel;
 
 /* The widest instruction set this CPU runs. */
@@ -118,6 +127,7 @@ extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
+extern const cpuk_gemm8_fn cpuk_avx512_gemm8s[CPUK_MAX_TYPE]; /* Q4_0 */
 extern const cpuk_dot_fn cpuk_neon_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_neon_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_neondot_dots[CPUK_MAX_TYPE];

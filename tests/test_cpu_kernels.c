@@ -157,7 +157,7 @@ static void row_case_free(row_case *rc)
     free(rc->xq);
 }
 
-static const int64_t lengths_blocks[] = { 1, 2, 3, 5, 7, 18 };
+static const int64_t lengths_blocks[] = { 1, 2, 3, 5, 7, 18, 70 }; /* 70: past G8_CHUNK */
 static const int64_t lengths_float[] = { 1, 7, 8, 9, 15, 16, 17, 33, 100, 576 };
 
 /* Run check(rc) over every type and length. */
@@ -199,6 +199,51 @@ static void test_generic_matches_dequantized(void **state)
 
 static cpuk_isa isa_now;
 
+/* An eight-row kernel against the plain dot of every (row, token): eight rows made of the
+ * case's blocks in eight rotations (each a valid row, no two alike), with 1 to 9 tokens (the
+ * case's activations rotated), written into a wider output (ldy 11) whose other columns must
+ * stay untouched. */
+static void check_gemm8(row_case *rc, const cpuk_kernel *k)
+{
+    const gguf_type_info *ti = gguf_type_get(rc->tc->type);
+    int64_t nb = rc->n / ti->block_elems;
+    size_t rb = (size_t)nb * ti->block_bytes, row = cpuk_act_bytes(k->act, rc->n);
+    uint8_t *w8 = malloc(8 * rb), *xs = malloc(9 * row);
+    float *xt = malloc((size_t)rc->n * sizeof *xt), y[9 * 11];
+    for (int r = 0; r < 8; r++)
+        for (int64_t b = 0; b < nb; b++)
+            memcpy(w8 + r * rb + b * ti->block_bytes, rc->w + ((b + r) % nb) * ti->block_bytes,
+                   ti->block_bytes);
+    for (int t = 0; t < 9; t++) {
+        for (int64_t i = 0; i < rc->n; i++)
+            xt[i] = rc->x[(i + 5 * t) % rc->n] * (t % 2 ? -1.0f : 1.0f);
+        cpuk_quantize(k->act, xt, xs + t * row, rc->n);
+    }
+    for (int n_tok = 1; n_tok <= 9; n_tok++) {
+        for (size_t i = 0; i < sizeof y / sizeof y[0]; i++)
+            y[i] = -12345.0f;
+        k->gemm8(w8, rb, rc->n, xs, row, n_tok, y + 2, 11);
+        for (int t = 0; t < 9; t++)
+            for (int c = 0; c < 11; c++) {
+                float got = y[t * 11 + c];
+                if (t >= n_tok || c < 2 || c >= 10) {
+                    if (got != -12345.0f)
+                        fail_msg("%s %s gemm8 n_tok=%d wrote outside its output (token %d, "
+                                 "column %d)", cpuk_isa_name(isa_now), rc->tc->name, n_tok, t, c);
+                    continue;
+                }
+                double want = rc->k.dot(w8 + (c - 2) * rb, xs + t * row, rc->n);
+                if (!(fabs(got - want) <= tolerance(rc) * 4 + 1e-6 * fabs(want)))
+                    fail_msg("%s %s gemm8 row %d token %d of %d, n=%lld: %.9g, plain C %.9g",
+                             cpuk_isa_name(isa_now), rc->tc->name, c - 2, t, n_tok,
+                             (long long)rc->n, got, want);
+            }
+    }
+    free(w8);
+    free(xs);
+    free(xt);
+}
+
 static void check_isa(row_case *rc)
 {
     cpuk_kernel k;
@@ -228,6 +273,8 @@ static void check_isa(row_case *rc)
                      rc->tc->name, t, (long long)rc->n, out[t], w4);
     }
     free(x4);
+    if (k.gemm8)
+        check_gemm8(rc, &k);
 }
 
 /* Every SIMD kernel this CPU runs agrees with the plain one: each instruction set of this
