@@ -471,8 +471,10 @@ bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k)
     };
     if (type >= CPUK_MAX_TYPE || isa >= CPUK_ISA_COUNT)
         return false;
-    /* the eight-row kernels exist for AVX-512 alone: no narrower set falls back to them */
+    /* the eight-row kernels: AVX-512 (Q4_0, Q8_0), else AVX2's (Q4_0) */
     k->gemm8 = isa == CPUK_AVX512 ? cpuk_avx512_gemm8s[type] : NULL;
+    if (!k->gemm8 && (isa == CPUK_AVX512 || isa == CPUK_AVX2))
+        k->gemm8 = cpuk_avx2_gemm8s[type];
     /* along isa's own family down to plain C, the first table that has the type */
     k->dot4 = NULL;
     for (cpuk_isa i = isa; i != CPUK_GENERIC && !k->dot4; i = cpuk_isa_narrower(i))

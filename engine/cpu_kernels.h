@@ -127,6 +127,7 @@ extern const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_avx512_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_avx512_dot4s[CPUK_MAX_TYPE];
+extern const cpuk_gemm8_fn cpuk_avx2_gemm8s[CPUK_MAX_TYPE];   /* Q4_0 */
 extern const cpuk_gemm8_fn cpuk_avx512_gemm8s[CPUK_MAX_TYPE]; /* Q4_0, Q8_0 */
 extern const cpuk_dot_fn cpuk_neon_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_neon_dot4s[CPUK_MAX_TYPE];

@@ -626,6 +626,25 @@ void cpuk_avx2_attend(const float *q, const uint16_t *K, size_t kstride, const u
     }
 }
 
+/* ---- eight rows by n tokens: Q4_0 prompt batches (cpu_kernels_gemm8.inc) ----
+ * vpmaddubsw forms each lane's two pair sums in 16 bits (a Q4_0 code is at most 15, an
+ * activation at most 127 in magnitude: 3810 a pair), so the eight products of a block add up
+ * in 16 bits (at most 30480) before one vpmaddwd by ones widens them. Q8_0's codes (255 when
+ * stored unsigned) would saturate vpmaddubsw: it keeps its four-token kernel here. */
+#define G8_BLOCK_SUM(Wb, a, s0, s1)                                                              \
+    do {                                                                                         \
+        __m256i p0_ = _mm256_maddubs_epi16((Wb)[0], _mm256_set1_epi32(x4(a, 0)));                \
+        __m256i p1_ = _mm256_maddubs_epi16((Wb)[1], _mm256_set1_epi32(x4(a, 1)));                \
+        p0_ = _mm256_add_epi16(p0_, _mm256_maddubs_epi16((Wb)[2], _mm256_set1_epi32(x4(a, 2)))); \
+        p1_ = _mm256_add_epi16(p1_, _mm256_maddubs_epi16((Wb)[3], _mm256_set1_epi32(x4(a, 3)))); \
+        p0_ = _mm256_add_epi16(p0_, _mm256_maddubs_epi16((Wb)[4], _mm256_set1_epi32(x4(a, 4)))); \
+        p1_ = _mm256_add_epi16(p1_, _mm256_maddubs_epi16((Wb)[5], _mm256_set1_epi32(x4(a, 5)))); \
+        p0_ = _mm256_add_epi16(p0_, _mm256_maddubs_epi16((Wb)[6], _mm256_set1_epi32(x4(a, 6)))); \
+        p1_ = _mm256_add_epi16(p1_, _mm256_maddubs_epi16((Wb)[7], _mm256_set1_epi32(x4(a, 7)))); \
+        s1 = _mm256_madd_epi16(_mm256_add_epi16(p0_, p1_), _mm256_set1_epi16(1));               \
+    } while (0)
+#include "engine/cpu_kernels_gemm8.inc"
+
 #pragma GCC pop_options
 
 const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE] = {
@@ -642,7 +661,10 @@ const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE] = {
     [GGUF_T_Q6_K] = dot4_q6_k,
 };
 
+const cpuk_gemm8_fn cpuk_avx2_gemm8s[CPUK_MAX_TYPE] = { [GGUF_T_Q4_0] = gemm8_q4_0 };
+
 #else /* not x86-64: no AVX2 kernels */
+const cpuk_gemm8_fn cpuk_avx2_gemm8s[CPUK_MAX_TYPE];
 const cpuk_dot_fn cpuk_avx2_dots[CPUK_MAX_TYPE];
 const cpuk_dot4_fn cpuk_avx2_dot4s[CPUK_MAX_TYPE];
 #endif

@@ -371,145 +371,21 @@ static void dot4_q6_k(const void *w, const void *x, size_t stride, int64_t n, fl
         out[t] = hsum_ps(acc[t]);
 }
 
-/* ---- eight rows by n tokens: Q4_0 and Q8_0 prompt batches ----
- * The row-by-token kernels above spend most of a block on per-row work (a horizontal layout:
- * one row's 32 codes across a vector, a conversion, a scale and an FMA for every row and
- * token). Here a vector's eight lanes are eight rows instead: the codes of 8 rows x 1 block are
- * transposed once into eight vectors (lane r of vector g: row r's elements 4g..4g+3), and every
- * token then needs eight vpdpbusd with its four activation bytes broadcast, the offset taken off
- * the integer sums, one conversion and one FMA by the eight rows' scales: about 14 instructions
- * for 8 rows where the four-token kernels spend about 7 per row. The transposition is paid once
- * per block and shared by all the batch's tokens. Blocks are done G8_CHUNK at a time so the
- * transposed codes (8 KiB) stay in L1.
- * vpdpbusd wants unsigned codes: Q4_0's are (0..15, offset 8); Q8_0's signed ones are stored
- * plus 128 (w ^ 0x80), offset 128. Either way sum(code * x) - offset * sum(x) is the block's
- * exact integer sum, as in every other kernel. */
-#define G8_CHUNK 32
-
-/* Rows r[0..8) of 8 dwords each into t[g] = (r[0][g], ..., r[7][g]). */
-static inline void transpose8x8_epi32(const __m256i r[8], __m256i t[8])
-{
-    __m256i a0 = _mm256_unpacklo_epi32(r[0], r[1]), a1 = _mm256_unpackhi_epi32(r[0], r[1]);
-    __m256i a2 = _mm256_unpacklo_epi32(r[2], r[3]), a3 = _mm256_unpackhi_epi32(r[2], r[3]);
-    __m256i a4 = _mm256_unpacklo_epi32(r[4], r[5]), a5 = _mm256_unpackhi_epi32(r[4], r[5]);
-    __m256i a6 = _mm256_unpacklo_epi32(r[6], r[7]), a7 = _mm256_unpackhi_epi32(r[6], r[7]);
-    __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
-    __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
-    __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
-    __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
-    t[0] = _mm256_permute2x128_si256(b0, b4, 0x20);
-    t[1] = _mm256_permute2x128_si256(b1, b5, 0x20);
-    t[2] = _mm256_permute2x128_si256(b2, b6, 0x20);
-    t[3] = _mm256_permute2x128_si256(b3, b7, 0x20);
-    t[4] = _mm256_permute2x128_si256(b0, b4, 0x31);
-    t[5] = _mm256_permute2x128_si256(b1, b5, 0x31);
-    t[6] = _mm256_permute2x128_si256(b2, b6, 0x31);
-    t[7] = _mm256_permute2x128_si256(b3, b7, 0x31);
-}
-
-/* Blocks [b0, b0 + nb) of 8 rows (row_bytes apart) of Q4_0 (q8 false) or Q8_0: unsigned codes
- * transposed into W (8 vectors a block), the rows' scales into D (one vector a block). */
-static inline __attribute__((always_inline)) void g8_repack(const uint8_t *w, size_t row_bytes,
-                                                            int64_t b0, int nb, bool q8,
-                                                            __m256i *W, __m256 *D)
-{
-    for (int b = 0; b < nb; b++) {
-        __m256i r[8];
-        uint16_t h[8];
-        for (int i = 0; i < 8; i++) {
-            const uint8_t *blk = w + i * row_bytes;
-            if (q8) {
-                const blk_q8_0 *q = (const blk_q8_0 *)blk + b0 + b;
-                r[i] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)q->qs),
-                                        _mm256_set1_epi8((char)0x80));
-                memcpy(&h[i], q->d, 2);
-            } else {
-                const blk_q4_0 *q = (const blk_q4_0 *)blk + b0 + b;
-                r[i] = nibbles32(q->qs);
-                memcpy(&h[i], q->d, 2);
-            }
-        }
-        transpose8x8_epi32(r, W + 8 * b);
-        D[b] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-    }
-}
-
-/* Activation bytes 4g..4g+3 of a block, for a broadcast. */
-static inline int32_t x4(const cpuk_q8 *a, int g)
-{
-    int32_t v;
-    memcpy(&v, a->qs + 4 * g, 4);
-    return v;
-}
-
-/* T tokens (x, x + stride, ...) against the repacked blocks: acc[t] gets the 8 rows' sums.
- * shift: log2 of the codes' offset (3: Q4_0's 8, 7: Q8_0's 128). */
-static inline __attribute__((always_inline)) void g8_tokens(const __m256i *W, const __m256 *D,
-                                                            int nb, const uint8_t *x, size_t stride,
-                                                            int64_t b0, int T, int shift,
-                                                            __m256 acc[4])
-{
-    for (int t = 0; t < T; t++)
-        acc[t] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const __m256i *Wb = W + 8 * b;
-        __m256 dw = D[b];
-        for (int t = 0; t < T; t++) {
-            const cpuk_q8 *a = (const cpuk_q8 *)(x + t * stride) + b0 + b;
-            /* two chains of four, so a block's sum is not eight dependent instructions long;
-             * one starts from -offset * sum(x) */
-            __m256i s0 = _mm256_dpbusd_epi32(_mm256_set1_epi32(-(a->sum * (1 << shift))), Wb[0],
-                                             _mm256_set1_epi32(x4(a, 0)));
-            __m256i s1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), Wb[1], _mm256_set1_epi32(x4(a, 1)));
-            s0 = _mm256_dpbusd_epi32(s0, Wb[2], _mm256_set1_epi32(x4(a, 2)));
-            s1 = _mm256_dpbusd_epi32(s1, Wb[3], _mm256_set1_epi32(x4(a, 3)));
-            s0 = _mm256_dpbusd_epi32(s0, Wb[4], _mm256_set1_epi32(x4(a, 4)));
-            s1 = _mm256_dpbusd_epi32(s1, Wb[5], _mm256_set1_epi32(x4(a, 5)));
-            s0 = _mm256_dpbusd_epi32(s0, Wb[6], _mm256_set1_epi32(x4(a, 6)));
-            s1 = _mm256_dpbusd_epi32(s1, Wb[7], _mm256_set1_epi32(x4(a, 7)));
-            __m256 f = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
-            acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dw, _mm256_set1_ps(a->d)), acc[t]);
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void gemm8(const void *w, size_t row_bytes,
-                                                        int64_t n, const void *x, size_t stride,
-                                                        int n_tok, float *y, size_t ldy, bool q8)
-{
-    __m256i W[G8_CHUNK * 8];
-    __m256 D[G8_CHUNK];
-    const uint8_t *xb = x;
-    int shift = q8 ? 7 : 3;
-    int64_t nb_all = n / 32;
-    for (int64_t b0 = 0; b0 < nb_all; b0 += G8_CHUNK) {
-        int nb = nb_all - b0 < G8_CHUNK ? (int)(nb_all - b0) : G8_CHUNK;
-        g8_repack(w, row_bytes, b0, nb, q8, W, D);
-        for (int t = 0; t < n_tok; t += 4) {
-            __m256 acc[4];
-            int T = n_tok - t >= 4 ? 4 : n_tok - t;
-            const uint8_t *xt = xb + (size_t)t * stride;
-            if (T == 4)
-                g8_tokens(W, D, nb, xt, stride, b0, 4, shift, acc);
-            else if (T == 3)
-                g8_tokens(W, D, nb, xt, stride, b0, 3, shift, acc);
-            else if (T == 2)
-                g8_tokens(W, D, nb, xt, stride, b0, 2, shift, acc);
-            else
-                g8_tokens(W, D, nb, xt, stride, b0, 1, shift, acc);
-            for (int i = 0; i < T; i++) { /* later chunks add to what the earlier ones wrote */
-                float *yo = y + (size_t)(t + i) * ldy;
-                _mm256_storeu_ps(yo, b0 ? _mm256_add_ps(_mm256_loadu_ps(yo), acc[i]) : acc[i]);
-            }
-        }
-    }
-}
-
-static void gemm8_q4_0(const void *w, size_t row_bytes, int64_t n, const void *x, size_t stride,
-                       int n_tok, float *y, size_t ldy)
-{
-    gemm8(w, row_bytes, n, x, stride, n_tok, y, ldy, false);
-}
+/* ---- eight rows by n tokens: Q4_0 and Q8_0 prompt batches (cpu_kernels_gemm8.inc) ----
+ * vpdpbusd does a lane's four products and their sum in one instruction; two chains of four,
+ * so a block's sum is not eight dependent instructions long. */
+#define G8_BLOCK_SUM(Wb, a, s0, s1)                                                              \
+    do {                                                                                         \
+        s0 = _mm256_dpbusd_epi32(s0, (Wb)[0], _mm256_set1_epi32(x4(a, 0)));                      \
+        s1 = _mm256_dpbusd_epi32(s1, (Wb)[1], _mm256_set1_epi32(x4(a, 1)));                      \
+        s0 = _mm256_dpbusd_epi32(s0, (Wb)[2], _mm256_set1_epi32(x4(a, 2)));                      \
+        s1 = _mm256_dpbusd_epi32(s1, (Wb)[3], _mm256_set1_epi32(x4(a, 3)));                      \
+        s0 = _mm256_dpbusd_epi32(s0, (Wb)[4], _mm256_set1_epi32(x4(a, 4)));                      \
+        s1 = _mm256_dpbusd_epi32(s1, (Wb)[5], _mm256_set1_epi32(x4(a, 5)));                      \
+        s0 = _mm256_dpbusd_epi32(s0, (Wb)[6], _mm256_set1_epi32(x4(a, 6)));                      \
+        s1 = _mm256_dpbusd_epi32(s1, (Wb)[7], _mm256_set1_epi32(x4(a, 7)));                      \
+    } while (0)
+#include "engine/cpu_kernels_gemm8.inc"
 
 static void gemm8_q8_0(const void *w, size_t row_bytes, int64_t n, const void *x, size_t stride,
                        int n_tok, float *y, size_t ldy)
