@@ -383,6 +383,8 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
     dl_status st = dl_ref_parse(c, ref, &r);
     if (st)
         rc = app_dl_fail(cmd, c, st, ref);
+    else if (r.kind == DL_REF_LOCAL && dl_ref_suggest(c, ref))
+        rc = app_fail(cmd, "%s", dl_errmsg(c));
     else if (r.kind == DL_REF_LOCAL)
         rc = app_fail(cmd, "%s: %s (nor is it a model reference: a catalog name such as "
                       "qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT] or a URL; see sizeup catalog)",

@@ -318,3 +318,32 @@ bool dl_catalog_size_approx(const dl_ctx *c, const dl_cat_file *f)
         return false;
     return c->cat->size_approx[f - c->cat->files];
 }
+
+/* Names that start with prefix (case-insensitive), appended to buf as "a, b"; how many. */
+static size_t names_with_prefix(const struct dl_catalog *cat, const char *prefix, size_t n_prefix,
+                                char *buf, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cat->n; i++) {
+        const char *name = cat->entries[i].name;
+        if (strncasecmp(name, prefix, n_prefix))
+            continue;
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", n ? ", " : "", name);
+        n++;
+    }
+    return n;
+}
+
+size_t dl_catalog_suggest(dl_ctx *c, const char *word, char *buf, size_t len)
+{
+    if (len)
+        *buf = 0;
+    if (!word || !*word || !len || !c->cat)
+        return 0;
+    size_t n = names_with_prefix(c->cat, word, strlen(word), buf, len);
+    const char *colon = strchr(word, ':');
+    if (!n && colon && colon > word)   /* "qwen2.5:9b": the qwen2.5 family */
+        n = names_with_prefix(c->cat, word, (size_t)(colon - word + 1), buf, len);
+    return n;
+}

@@ -936,9 +936,26 @@ static dl_status resolve_url(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
     return st;
 }
 
+bool dl_ref_suggest(dl_ctx *c, const char *text)
+{
+    char was[sizeof c->err], names[512];
+    if (!text || strchr(text, '/') || dl_name_ends_with(text, ".gguf") || text[0] == '~')
+        return false;
+    memcpy(was, c->err, sizeof was);
+    if (dl_catalog_load(c) != DL_OK || !dl_catalog_suggest(c, text, names, sizeof names)) {
+        memcpy(c->err, was, sizeof was);   /* a missing catalog is not this reference's fault */
+        return false;
+    }
+    dl_fail(c, DL_ERR_NOT_FOUND, "%s is not a file or a catalog name; did you mean %s? "
+            "(sizeup catalog lists them)", text, names);
+    return true;
+}
+
 static dl_status resolve_local(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
 {
     if (!is_regular_file(ref->path)) {
+        if (dl_ref_suggest(c, ref->path))
+            return DL_ERR_NOT_FOUND;
         bool name_like = strchr(ref->path, ':') && !strchr(ref->path, '/');
         return dl_fail(c, DL_ERR_NOT_FOUND, "%s: no such file%s", ref->path,
                        name_like ? ", and no catalog model of that name (see `sizeup catalog`)"

@@ -185,4 +185,14 @@ refused "--type 'Q4_1': gen-model writes Q8_0, Q4_0 or Q4_K_M" \
 step "SIZEUP_BACKEND: a value --backend refuses is refused, not silently ignored"
 SIZEUP_BACKEND=gpu refused "SIZEUP_BACKEND 'gpu': expected cpu or vulkan" chat --plain "$M" </dev/null
 
+step "a bare word that is not a file nor a catalog name suggests the catalog names that start with it"
+want="qwen2.5 is not a file or a catalog name; did you mean qwen2.5:0.5b, qwen2.5:1.5b"
+refused "$want" pull qwen2.5
+refused "$want" run -m qwen2.5 -p hi
+refused "$want" inspect qwen2.5
+refused "$want" chat --plain qwen2.5 </dev/null
+refused "(sizeup catalog lists them)" pull qwen2.5
+refused "qwen2.5:9b is not a file or a catalog name; did you mean qwen2.5:0.5b" pull qwen2.5:9b
+refused "nothing-like-it: no such file" pull nothing-like-it
+
 echo "cli_errors: $passed checks passed"
