@@ -251,6 +251,14 @@ static int pull_builtin(const char *cmd, dl_ctx *c, const char *ref, bool quiet,
 int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled *out)
 {
     memset(out, 0, sizeof *out);
+    if (app_is_remote_ref(ref)) {   /* nothing to fetch: the server holds the weights */
+        char *shown = dl_url_shown(ref);
+        int rc = app_fail(cmd, "%s is a model served over HTTP (URL#MODEL or @NAME): it cannot "
+                          "be pulled, it runs where it is served (sizeup run -m %s)",
+                          shown ? shown : "?", shown ? shown : "REF");
+        free(shown);
+        return rc;
+    }
     if (app_is_builtin_ref(c, ref))
         return pull_builtin(cmd, c, ref, quiet, out);
     struct sigaction old;

@@ -285,6 +285,17 @@ static dl_status parse_plain(dl_ctx *c, dl_ref *r)
     return st || matched ? st : set_local(c, r);
 }
 
+/* The length of text's URL scheme ("ftp" in "ftp://..."), 0 when it does not start with one. */
+static size_t url_scheme_len(const char *text)
+{
+    size_t n = 0;
+    if (!isalpha((unsigned char)text[0]))
+        return 0;
+    while (isalnum((unsigned char)text[n]) || (text[n] && strchr("+.-", text[n])))
+        n++;
+    return strncmp(text + n, "://", 3) ? 0 : n;
+}
+
 dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out)
 {
     memset(out, 0, sizeof *out);
@@ -300,6 +311,9 @@ dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out)
         st = parse_hf_path(c, out, text + 6, &other_rev);
     else if (has_prefix_ci(text, "huggingface.co/"))
         st = parse_hf_path(c, out, text + 15, &other_rev);
+    else if (url_scheme_len(text) && !is_regular_file(text))
+        st = ref_fail(c, DL_ERR_ARG, "%s: unsupported URL scheme %.*s (sizeup downloads over "
+                      "http and https)", text, (int)url_scheme_len(text), text);
     else
         st = parse_plain(c, out);
     if (!st && other_rev)

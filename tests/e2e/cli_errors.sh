@@ -195,4 +195,12 @@ refused "(sizeup catalog lists them)" pull qwen2.5
 refused "qwen2.5:9b is not a file or a catalog name; did you mean qwen2.5:0.5b" pull qwen2.5:9b
 refused "nothing-like-it: no such file" pull nothing-like-it
 
+step "pull refuses served models (they run where they are served) and URL schemes other than http(s)"
+refused "@nope is a model served over HTTP (URL#MODEL or @NAME): it cannot be pulled, it runs where it is served (sizeup run -m @nope)" pull @nope
+refused "http://host/v1#model is a model served over HTTP" pull 'http://user:secret@host/v1#model'
+! grep -qF secret "$T/err" || fail "pull of a served model showed the URL's password"
+[ -z "$(ls -A "$T/store")" ] || fail "pull of a served model left something in the store"
+refused "ftp://x/y.gguf: unsupported URL scheme ftp (sizeup downloads over http and https)" pull ftp://x/y.gguf
+refused "unsupported URL scheme ftp" run -m ftp://x/y.gguf -p hi
+
 echo "cli_errors: $passed checks passed"
