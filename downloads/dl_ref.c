@@ -1235,19 +1235,6 @@ static dl_status remove_lock(dl_ctx *c, const char *lock_path, const char *path,
                    path, who);
 }
 
-/* rmdir the emptied folders from path's folder up to, not including, root. */
-static void prune_dirs(const char *root, const char *path)
-{
-    char dir[PATH_MAX];
-    size_t n = strlen(root);
-    snprintf(dir, sizeof dir, "%s", path);
-    for (char *slash; (slash = strrchr(dir, '/')) && (size_t)(slash - dir) > n;) {
-        *slash = 0;
-        if (strncmp(dir, root, n) || dir[n] != '/' || rmdir(dir) != 0)
-            return;
-    }
-}
-
 /* Delete path and everything a transfer keeps beside it (its lock is the caller's), by name
  * in its folder dirfd (opened without following links; -1: the folder is not there).
  * *model: the finished file was there; *any: something was. */
@@ -1333,7 +1320,7 @@ static dl_status remove_all(dl_ctx *c, const char *root, const path_list *l, siz
             close(dirs[i]);
     free(fds);
     for (size_t i = 0; safe && i < l->n; i++)
-        prune_dirs(root, l->v[i]);
+        dl_prune_dirs(root, l->v[i]);
     return st;
 }
 

@@ -446,4 +446,18 @@ grep -q "runs past the end\|past the bytes read\|cannot fit" "$T/err" ||
     fail "(p) inspect names the URL more than once"
 ok
 
+# (q) a failed pull removes the folders it made for the file, and only those: a folder that was
+# there before stays, empty or not
+"$BIN" pull http://127.0.0.1:1/a/b.gguf >"$T/out" 2>"$T/err" && fail "(q) pull from port 1 exited 0"
+[ ! -e "$T/store/127.0.0.1:1" ] || fail "(q) a failed pull left $(cd "$T/store" && find 127.0.0.1:1)"
+"$BIN" pull "http://127.0.0.1:$PORT/nothere/x.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(q) pull of a missing file exited 0"
+[ ! -e "$T/store/127.0.0.1:$PORT/nothere" ] || fail "(q) a 404 left the folder nothere"
+mkdir -p "$T/store/127.0.0.1:1/kept"
+"$BIN" pull http://127.0.0.1:1/kept/sub/b.gguf >"$T/out" 2>"$T/err" && fail "(q) pull exited 0"
+[ -d "$T/store/127.0.0.1:1/kept" ] || fail "(q) a failed pull removed a folder that was there before"
+[ ! -e "$T/store/127.0.0.1:1/kept/sub" ] || fail "(q) a failed pull left kept/sub"
+rm -r "$T/store/127.0.0.1:1"
+ok
+
 echo "pull: $passed passed, 0 failed"
