@@ -13,6 +13,7 @@ struct dl_catalog;   /* dl_catalog.c */
 
 struct dl_ctx {
     char *store_dir;         /* resolved store folder (no trailing slash), or NULL */
+    const char *store_var;   /* the variable store_dir came from ("SIZEUP_MODELS"), or NULL */
     bool no_store;           /* store_dir is NULL because the environment names no safe
                               * place for it (dl_store_ready says which variable to set) */
     char *cacert;            /* CA bundle path or NULL (curl's default) */

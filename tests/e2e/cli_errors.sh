@@ -203,4 +203,15 @@ refused "http://host/v1#model is a model served over HTTP" pull 'http://user:sec
 refused "ftp://x/y.gguf: unsupported URL scheme ftp (sizeup downloads over http and https)" pull ftp://x/y.gguf
 refused "unsupported URL scheme ftp" run -m ftp://x/y.gguf -p hi
 
+step "SIZEUP_MODELS naming a device or a regular file: not a folder, rc 1 (not 'no models in')"
+echo keep >"$T/plainfile"
+for store in /dev/null "$T/plainfile"; do
+    for cmd in list "pull qwen2.5:0.5b" "rm qwen2.5:0.5b"; do
+        # shellcheck disable=SC2086
+        SIZEUP_MODELS=$store refused "SIZEUP_MODELS=$store is not a folder" $cmd
+    done
+    SIZEUP_MODELS=$store refused "SIZEUP_MODELS=$store is not a folder" chat </dev/null
+done
+[ "$(cat "$T/plainfile")" = keep ] || fail "a store that is a file was changed"
+
 echo "cli_errors: $passed checks passed"
