@@ -277,6 +277,16 @@ dl_status dl_catalog_load(dl_ctx *c)
     dl_catalog_free(c->cat);
     c->cat = NULL;
     char path[PATH_MAX], tried[3 * PATH_MAX];
+    struct stat st;
+    /* stat, never open: a FIFO would block the open, /dev/zero would feed the parser forever */
+    if (c->catalog_path && *c->catalog_path && stat(c->catalog_path, &st) == 0 &&
+        !S_ISREG(st.st_mode))
+        return dl_fail(c, DL_ERR_ARG, "catalog %s (%s) is not a regular file (it is %s); set "
+                       "SIZEUP_CATALOG to a catalog.json", c->catalog_path,
+                       getenv("SIZEUP_CATALOG") && !strcmp(getenv("SIZEUP_CATALOG"),
+                                                           c->catalog_path)
+                           ? "SIZEUP_CATALOG" : "the catalog path given",
+                       dl_file_kind(st.st_mode));
     if (dl_data_find(c->catalog_path, "catalog.json", false, path, sizeof path, tried,
                      sizeof tried))
         return load_file_at(c, path, &c->cat);

@@ -85,12 +85,11 @@ void dl_set_store_dir(dl_ctx *c, const char *dir)
         c->store_dir[--n] = 0;
 }
 
-/* What a path that is not a folder is, for a message. */
-static const char *kind_of(mode_t m)
+const char *dl_file_kind(mode_t m)
 {
-    return S_ISREG(m) ? "a regular file" : S_ISCHR(m) ? "a character device"
-         : S_ISBLK(m) ? "a block device" : S_ISFIFO(m) ? "a FIFO"
-         : S_ISSOCK(m) ? "a socket" : "not a folder";
+    return S_ISREG(m) ? "a regular file" : S_ISDIR(m) ? "a folder"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "of an unknown kind";
 }
 
 dl_status dl_store_ready(dl_ctx *c)
@@ -102,10 +101,10 @@ dl_status dl_store_ready(dl_ctx *c)
         if (c->store_var && !strcmp(c->store_var, "SIZEUP_MODELS"))
             return dl_fail(c, DL_ERR_ARG, "SIZEUP_MODELS=%s is not a folder (it is %s); set "
                            "it to the folder of the model store", c->store_dir,
-                           kind_of(st.st_mode));
+                           dl_file_kind(st.st_mode));
         return dl_fail(c, DL_ERR_ARG, "the model store %s (from %s) is not a folder (it is %s)",
                        c->store_dir, c->store_var ? c->store_var : "the caller",
-                       kind_of(st.st_mode));
+                       dl_file_kind(st.st_mode));
     }
     if (c->store_dir)
         return DL_OK;

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "downloads/dl.h"
 
@@ -122,6 +123,8 @@ void dl_lock_drop(const char *lock_path, int fd);
 
 /* mkdir -p dir (mode 0755 for what it creates); 0, or -1 with errno set. */
 int dl_mkdir_parents(const char *dir);
+/* What a file of mode m is, for a message: "a FIFO", "a character device", ... (static). */
+const char *dl_file_kind(mode_t m);
 /* rmdir the folders from path's folder up to, not including, root (a prefix of path), stopping
  * at the first that is not empty: only emptied folders go. */
 void dl_prune_dirs(const char *root, const char *path);

@@ -214,4 +214,11 @@ for store in /dev/null "$T/plainfile"; do
 done
 [ "$(cat "$T/plainfile")" = keep ] || fail "a store that is a file was changed"
 
+step "SIZEUP_CATALOG naming a FIFO, /dev/zero or a folder: says what it is, without blocking or reading"
+mkfifo "$T/fifo"
+SIZEUP_CATALOG="$T/fifo" refused "catalog $T/fifo (SIZEUP_CATALOG) is not a regular file (it is a FIFO)" catalog
+SIZEUP_CATALOG="$T/fifo" refused "is not a regular file (it is a FIFO)" pull qwen2.5:0.5b
+SIZEUP_CATALOG=/dev/zero refused "catalog /dev/zero (SIZEUP_CATALOG) is not a regular file (it is a character device)" catalog
+SIZEUP_CATALOG="$T" refused "is not a regular file (it is a folder)" catalog
+
 echo "cli_errors: $passed checks passed"
