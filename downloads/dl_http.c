@@ -1277,9 +1277,9 @@ static dl_status fetch_locked(dl_ctx *c, const char *url, const char *dest,
     bool empty = f.part_path && stat(f.part_path, &ps) == 0 && ps.st_size == 0;
     bool bad = st == DL_ERR_VERIFY || st == DL_ERR_FORMAT;
     /* Nor do bytes that no later call could resume: without an ETag, a date or a checksum to
-     * guard a Range request, the next call starts from zero anyway. */
-    bool stale = st != DL_OK && st != DL_ERR_CANCELLED && f.fd >= 0 && f.written > 0 &&
-                 !part_resumable(&f);
+     * guard a Range request, the next call starts from zero anyway. A cancel is no different:
+     * keeping the part would only promise a resume that cannot happen. */
+    bool stale = st != DL_OK && f.fd >= 0 && f.written > 0 && !part_resumable(&f);
     if (stale) {
         char why[sizeof c->err];
         memcpy(why, c->err, sizeof why);

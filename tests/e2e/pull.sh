@@ -107,6 +107,11 @@ http {
     location ~ ^/test/tiny/resolve/main/(.+)\$ { return 302 /storage/test/tiny/\$1; }
     # slow enough to watch a bar and to interrupt; "fast" lifts the limit for the resume
     location = /storage/test/tiny/tiny-F16.gguf { limit_rate 1m; }
+    # no validator at all: no ETag, no Last-Modified (SSI drops both), no known checksum
+    location = /noval/big.gguf {
+      limit_rate 200k; etag off; ssi on; ssi_types *;
+      rewrite ^ /big.gguf break;
+    }
     location = /test/slow/resolve/main/big.gguf {
       set \$limit_rate 200k;
       if (-f $W/fast) { set \$limit_rate 0; }
@@ -458,6 +463,21 @@ mkdir -p "$T/store/127.0.0.1:1/kept"
 [ -d "$T/store/127.0.0.1:1/kept" ] || fail "(q) a failed pull removed a folder that was there before"
 [ ! -e "$T/store/127.0.0.1:1/kept/sub" ] || fail "(q) a failed pull left kept/sub"
 rm -r "$T/store/127.0.0.1:1"
+ok
+
+# (r) Ctrl-C when the server gives no ETag or Last-Modified: the part could never be resumed,
+# so it is deleted and the message says so instead of promising a resume
+in_tmux "$(printf %q "$BIN") pull http://127.0.0.1:$PORT/noval/big.gguf"
+wait_for "KiB" 10 || fail "(r) no progress"
+sleep 1
+tmux send-keys -t "$S" C-c
+wait_for "EXIT-STATUS:" 10 || fail "(r) Ctrl-C did not end the pull"
+wait_for "EXIT-STATUS:130" 1 || fail "(r) exit status after Ctrl-C is not 130"
+wait_for "cancelled; the download cannot be resumed (the server gives no ETag" 1 ||
+    fail "(r) no message that the download cannot be resumed"
+tmux kill-session -t "$S"
+[ -z "$(find "$T/store/127.0.0.1:$PORT" -name '*.part' 2>/dev/null)" ] ||
+    fail "(r) an unresumable part was kept"
 ok
 
 echo "pull: $passed passed, 0 failed"
