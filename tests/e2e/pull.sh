@@ -411,6 +411,18 @@ grep -rqF secret "$T/store" && fail "(o) the password is written into the store"
 grep -qF "\"url\": \"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
     grep -qF "\"url\":\"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
     fail "(o) the record does not keep the URL without the password"
+# a record an older version wrote, with the password in it: list never shows it
+REC="$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json"
+sed -i "s|$SHOWN|$PURL|" "$REC"
+grep -qF secret "$REC" || fail "(o) could not write an old-style record"
+for opt in --json ""; do
+    # shellcheck disable=SC2086
+    "$BIN" list $opt >"$T/out" 2>"$T/err" || fail "(o) list $opt exited $?"
+    [ -z "$opt" ] || grep -qF "\"source_url\": \"$SHOWN\"" "$T/out" ||
+        fail "(o) list $opt does not show the URL"
+    grep -q secret "$T/out" "$T/err" && fail "(o) list $opt shows a recorded password"
+done
+sed -i "s|$PURL|$SHOWN|" "$REC"
 "$BIN" pull "http://user:secret@127.0.0.1:$PORT/nope/x.gguf" >"$T/out" 2>"$T/err" &&
     fail "(o) pull of a missing file exited 0"
 grep -qF "http://127.0.0.1:$PORT/nope/x.gguf" "$T/err" || fail "(o) the failure does not name the URL"
