@@ -221,4 +221,14 @@ SIZEUP_CATALOG="$T/fifo" refused "is not a regular file (it is a FIFO)" pull qwe
 SIZEUP_CATALOG=/dev/zero refused "catalog /dev/zero (SIZEUP_CATALOG) is not a regular file (it is a character device)" catalog
 SIZEUP_CATALOG="$T" refused "is not a regular file (it is a folder)" catalog
 
+step "chat's line mode: a model that cannot be opened exits 1 when it is the only one; others go on"
+echo hi | timeout 120 "$BIN" chat /dev/zero >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 1 ] && grep -qF "not a regular file" "$T/out" || fail "chat /dev/zero (line mode) exited $rc"
+ok
+echo hi | timeout 120 "$BIN" chat --backend cpu -n 4 /dev/zero "$M" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 0 ] && grep -qF "[2 " "$T/out" || fail "chat /dev/zero MODEL did not go on with MODEL ($rc)"
+ok
+
 echo "cli_errors: $passed checks passed"
