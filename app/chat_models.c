@@ -43,6 +43,8 @@ char *app_chat_resolve_local(const char *ref, bool *remote, char *why, size_t wh
         dl_ref r;
         if (dl_ref_parse(c, ref, &r) == DL_OK && r.kind != DL_REF_LOCAL)
             *remote = true;
+        else if (r.kind == DL_REF_LOCAL && dl_ref_suggest(c, ref))
+            snprintf(why, whylen, "%s", dl_errmsg(c));
         else
             snprintf(why, whylen, "%s: no such file, and not a model reference (a catalog "
                      "name, hf.co/OWNER/REPO, a URL; see sizeup catalog)", ref);

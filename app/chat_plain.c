@@ -306,8 +306,14 @@ int app_chat_plain(char **paths, const char *const *refs, size_t n, const app_ch
             remote_open(&pm[i], refs ? refs[i] : "", cfg, (int)i);
         fflush(stdout);
     }
+    /* Some models open: chat with those (each failure was said). None: nothing can answer, so
+     * stop now with a failure status instead of reading lines no model will see. */
+    size_t opened = 0;
+    for (size_t i = 0; i < n && i < 4; i++)
+        opened += pm[i].conv || pm[i].r;
+    int rc = n && !opened ? 1 : 0;
     char *line;
-    while (n && (line = plain_read(tty)) != NULL) {
+    while (n && !rc && (line = plain_read(tty)) != NULL) {
         if (!strcmp(line, "/quit") || !strcmp(line, "/bye")) {
             free(line);
             break;
@@ -330,5 +336,5 @@ int app_chat_plain(char **paths, const char *const *refs, size_t n, const app_ch
         app_rconv_free(pm[i].rc);
         dl_remote_close(pm[i].r);
     }
-    return 0;
+    return rc;
 }

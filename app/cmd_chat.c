@@ -143,8 +143,12 @@ int app_cmd_chat(int argc, char **argv)
         rc = paths ? resolve_named(&a, plain, paths, refs) : app_fail(CMD, "out of memory");
     } else {
         bool demo = false;
-        /* a failure (said on stderr) still opens the TUI, whose pane says how to get a model */
-        if (app_default_models(CMD, &paths, &n, &demo) == 0 && demo) {
+        /* A failure (said on stderr) still opens the TUI, whose pane says how to get a model;
+         * the line mode has nothing more to say and exits with it (SIZEUP_MODELS=/dev/null). */
+        int found = app_default_models(CMD, &paths, &n, &demo);
+        if (found && plain)
+            rc = found;
+        else if (!found && demo) {
             a.cfg.banner = app_demo_banner;
             /* The demo's models (0.3M to 1M parameters) run faster on the CPU than on any
              * Vulkan device, a GPU included, where a token is all dispatch overhead (`auto`

@@ -654,6 +654,8 @@ static int inspect_ref(const inspect_opts *o)
     dl_status st = dl_ref_parse(c, o->model, &r);
     if (st)
         rc = app_dl_fail(CMD, c, st, o->model);
+    else if (r.kind == DL_REF_LOCAL && dl_ref_suggest(c, o->model))
+        rc = app_fail(CMD, "%s", dl_errmsg(c));
     else if (r.kind == DL_REF_LOCAL)
         rc = inspect_file(o, o->model); /* a missing file: the reader names it */
     else if ((st = dl_locate(c, o->model, &path)) == DL_OK)

@@ -257,15 +257,18 @@ static json_t *list_json(const dl_ctx *c, const dl_stored *s, size_t n, uint64_t
     for (size_t i = 0; i < n; i++) {
         uint64_t np = s[i].damaged ? 0 : file_params(s[i].path);
         const char *verified = verified_json[s[i].verified];
+        /* a record written before passwords were dropped may hold one: never shown */
+        char *url = s[i].source_url ? dl_url_shown(s[i].source_url) : NULL;
         json_array_append_new(
             arr, json_pack("{s:s?, s:s?, s:s?, s:I, s:o, s:s?, s:I, s:I, s:s?, s:I, s:b, s:s?, "
                            "s:s?}", "name", s[i].repo, "file", s[i].file, "quant", s[i].quant,
                            "size", (json_int_t)s[i].size, "n_params",
                            np ? json_integer((json_int_t)np) : json_null(), "path", s[i].path,
                            "pulled_at", (json_int_t)s[i].pulled_at, "last_used",
-                           (json_int_t)s[i].last_used, "source_url", s[i].source_url,
+                           (json_int_t)s[i].last_used, "source_url", url,
                            "recorded_size", (json_int_t)s[i].recorded_size, "damaged",
                            (int)s[i].damaged, "verified", verified, "sha256", s[i].sha256));
+        free(url);
     }
     return json_pack("{s:s, s:o, s:I}", "store", dl_store_dir(c), "models", arr,
                      "partial_bytes", (json_int_t)partial);

@@ -196,11 +196,27 @@ static int fill_pulled(const char *cmd, const dl_resolved *r, app_pulled *out)
     return 0;
 }
 
-static int cancelled(const char *cmd, const app_progress *pr)
+/* Whether a part of r's files stays on disk to resume from (downloads/ deletes one that no
+ * ETag, date or checksum guards: README, rule 3 of docs/DESIGN.md). */
+static bool part_kept(const dl_resolved *r)
+{
+    struct stat sb;
+    char part[PATH_MAX];
+    for (size_t i = 0; i < r->n_files; i++)
+        if (snprintf(part, sizeof part, "%s.part", r->files[i].path) < (int)sizeof part &&
+            stat(part, &sb) == 0 && sb.st_size > 0)
+            return true;
+    return false;
+}
+
+static int cancelled(const char *cmd, const app_progress *pr, const dl_resolved *r)
 {
     char a[32], b[32];
     app_fmt_bytes(pr->done, a, sizeof a);
-    if (pr->total)
+    if (pr->done && !part_kept(r))
+        app_fail(cmd, "cancelled; the download cannot be resumed (the server gives no ETag or "
+                 "Last-Modified date), so the %s received were deleted", a);
+    else if (pr->total)
         app_fail(cmd, "cancelled; run the same command again to resume (%s of %s kept)", a,
                  app_fmt_bytes(pr->total, b, sizeof b));
     else
@@ -209,7 +225,8 @@ static int cancelled(const char *cmd, const app_progress *pr)
 }
 
 /* The transfer itself, with the display and Ctrl-C handling around it. */
-static int transfer(const char *cmd, dl_ctx *c, const char *ref, bool quiet)
+static int transfer(const char *cmd, dl_ctx *c, const char *ref, bool quiet,
+                    const dl_resolved *r)
 {
     app_progress pr;
     app_progress_init(&pr, stderr, isatty(STDERR_FILENO), quiet, &pull_stop);
@@ -220,7 +237,7 @@ static int transfer(const char *cmd, dl_ctx *c, const char *ref, bool quiet)
     dl_set_progress(c, NULL, NULL);
     app_progress_end(&pr);
     if (st == DL_ERR_CANCELLED || (st && pull_stop))
-        return cancelled(cmd, &pr);
+        return cancelled(cmd, &pr, r);
     return st ? app_dl_fail(cmd, c, st, ref) : 0;
 }
 
@@ -251,6 +268,14 @@ static int pull_builtin(const char *cmd, dl_ctx *c, const char *ref, bool quiet,
 int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled *out)
 {
     memset(out, 0, sizeof *out);
+    if (app_is_remote_ref(ref)) {   /* nothing to fetch: the server holds the weights */
+        char *shown = dl_url_shown(ref);
+        int rc = app_fail(cmd, "%s is a model served over HTTP (URL#MODEL or @NAME): it cannot "
+                          "be pulled, it runs where it is served (sizeup run -m %s)",
+                          shown ? shown : "?", shown ? shown : "REF");
+        free(shown);
+        return rc;
+    }
     if (app_is_builtin_ref(c, ref))
         return pull_builtin(cmd, c, ref, quiet, out);
     struct sigaction old;
@@ -276,7 +301,7 @@ int app_pull(const char *cmd, dl_ctx *c, const char *ref, bool quiet, app_pulled
     if (!out->already) {
         if (!quiet)
             announce(c, ref, &r);
-        rc = transfer(cmd, c, ref, quiet);
+        rc = transfer(cmd, c, ref, quiet, &r);
     }
     release_sigint(&old);
     if (!rc)
@@ -383,6 +408,8 @@ int app_model_path(const char *cmd, const char *ref, const char *cacert, char **
     dl_status st = dl_ref_parse(c, ref, &r);
     if (st)
         rc = app_dl_fail(cmd, c, st, ref);
+    else if (r.kind == DL_REF_LOCAL && dl_ref_suggest(c, ref))
+        rc = app_fail(cmd, "%s", dl_errmsg(c));
     else if (r.kind == DL_REF_LOCAL)
         rc = app_fail(cmd, "%s: %s (nor is it a model reference: a catalog name such as "
                       "qwen2.5:0.5b, hf.co/OWNER/REPO[:QUANT] or a URL; see sizeup catalog)",

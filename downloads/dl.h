@@ -168,6 +168,11 @@ typedef struct dl_ref {
  * skip that). Free with dl_ref_free (NULL-safe; frees the strings, not the struct); on failure
  * *out holds nothing to free (dl_ref_free on it is still safe). */
 dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out);
+/* For text that parsed as a local path naming no file: true, with c's message "TEXT is not a
+ * file or a catalog name; did you mean A, B? (sizeup catalog lists them)", when text is a bare
+ * word (no '/', no .gguf) and catalog names are close to it (dl_catalog_suggest); false, with
+ * c's message as it was, otherwise. */
+bool dl_ref_suggest(dl_ctx *c, const char *text);
 void dl_ref_free(dl_ref *r);
 
 /* One file of a resolved reference. */
@@ -261,6 +266,10 @@ dl_status dl_catalog_load(dl_ctx *c);
 size_t dl_catalog_count(const dl_ctx *c);
 const dl_cat_entry *dl_catalog_entry(const dl_ctx *c, size_t i);
 const dl_cat_entry *dl_catalog_find(const dl_ctx *c, const char *name);
+/* Catalog names close to word, which is not one: those that start with it ("qwen2.5" gives
+ * "qwen2.5:0.5b, qwen2.5:1.5b, ..."), else those of its family (the part before its first ':'),
+ * written into buf joined by ", " (cut short to fit len); how many (0 with no catalog loaded). */
+size_t dl_catalog_suggest(dl_ctx *c, const char *word, char *buf, size_t len);
 /* The default small/large comparison pair (catalog names), borrowed. */
 void dl_catalog_default_pair(const dl_ctx *c, const char **small, const char **large);
 

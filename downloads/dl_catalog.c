@@ -277,6 +277,16 @@ dl_status dl_catalog_load(dl_ctx *c)
     dl_catalog_free(c->cat);
     c->cat = NULL;
     char path[PATH_MAX], tried[3 * PATH_MAX];
+    struct stat st;
+    /* stat, never open: a FIFO would block the open, /dev/zero would feed the parser forever */
+    if (c->catalog_path && *c->catalog_path && stat(c->catalog_path, &st) == 0 &&
+        !S_ISREG(st.st_mode))
+        return dl_fail(c, DL_ERR_ARG, "catalog %s (%s) is not a regular file (it is %s); set "
+                       "SIZEUP_CATALOG to a catalog.json", c->catalog_path,
+                       getenv("SIZEUP_CATALOG") && !strcmp(getenv("SIZEUP_CATALOG"),
+                                                           c->catalog_path)
+                           ? "SIZEUP_CATALOG" : "the catalog path given",
+                       dl_file_kind(st.st_mode));
     if (dl_data_find(c->catalog_path, "catalog.json", false, path, sizeof path, tried,
                      sizeof tried))
         return load_file_at(c, path, &c->cat);
@@ -317,4 +327,33 @@ bool dl_catalog_size_approx(const dl_ctx *c, const dl_cat_file *f)
     if (!c->cat || f < c->cat->files || f >= c->cat->files + c->cat->n_files)
         return false;
     return c->cat->size_approx[f - c->cat->files];
+}
+
+/* Names that start with prefix (case-insensitive), appended to buf as "a, b"; how many. */
+static size_t names_with_prefix(const struct dl_catalog *cat, const char *prefix, size_t n_prefix,
+                                char *buf, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cat->n; i++) {
+        const char *name = cat->entries[i].name;
+        if (strncasecmp(name, prefix, n_prefix))
+            continue;
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", n ? ", " : "", name);
+        n++;
+    }
+    return n;
+}
+
+size_t dl_catalog_suggest(dl_ctx *c, const char *word, char *buf, size_t len)
+{
+    if (len)
+        *buf = 0;
+    if (!word || !*word || !len || !c->cat)
+        return 0;
+    size_t n = names_with_prefix(c->cat, word, strlen(word), buf, len);
+    const char *colon = strchr(word, ':');
+    if (!n && colon && colon > word)   /* "qwen2.5:9b": the qwen2.5 family */
+        n = names_with_prefix(c->cat, word, (size_t)(colon - word + 1), buf, len);
+    return n;
 }

@@ -57,18 +57,18 @@ static char *join_path(const char *a, const char *b)
  * another user could plant a model (or a link) in the store before we create it. A relative
  * XDG_CACHE_HOME is ignored, as the XDG Base Directory spec says, and a relative HOME too:
  * the store would move with the working directory. */
-static char *default_store_dir(bool *none)
+static char *default_store_dir(bool *none, const char **var)
 {
     *none = false;
     const char *s = getenv("SIZEUP_MODELS");
     if (s && *s)
-        return strdup(s);
+        return *var = "SIZEUP_MODELS", strdup(s);
     const char *xdg = getenv("XDG_CACHE_HOME");
     if (xdg && *xdg == '/')
-        return join_path(xdg, "sizeup/models");
+        return *var = "XDG_CACHE_HOME", join_path(xdg, "sizeup/models");
     const char *home = getenv("HOME");
     if (home && *home == '/')
-        return join_path(home, ".cache/sizeup/models");
+        return *var = "HOME", join_path(home, ".cache/sizeup/models");
     *none = true;
     return NULL;
 }
@@ -77,15 +77,35 @@ void dl_set_store_dir(dl_ctx *c, const char *dir)
 {
     free(c->store_dir);
     bool none = false;
-    c->store_dir = (dir && *dir) ? strdup(dir) : default_store_dir(&none);
+    c->store_var = NULL;
+    c->store_dir = (dir && *dir) ? strdup(dir) : default_store_dir(&none, &c->store_var);
     c->no_store = none;
     size_t n = c->store_dir ? strlen(c->store_dir) : 0;
     while (n > 1 && c->store_dir[n - 1] == '/')
         c->store_dir[--n] = 0;
 }
 
+const char *dl_file_kind(mode_t m)
+{
+    return S_ISREG(m) ? "a regular file" : S_ISDIR(m) ? "a folder"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "of an unknown kind";
+}
+
 dl_status dl_store_ready(dl_ctx *c)
 {
+    struct stat st;
+    /* A store that is a file (SIZEUP_MODELS=/dev/null) would read as empty and take no
+     * download: say so. One that does not exist yet is made on the first pull. */
+    if (c->store_dir && stat(c->store_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        if (c->store_var && !strcmp(c->store_var, "SIZEUP_MODELS"))
+            return dl_fail(c, DL_ERR_ARG, "SIZEUP_MODELS=%s is not a folder (it is %s); set "
+                           "it to the folder of the model store", c->store_dir,
+                           dl_file_kind(st.st_mode));
+        return dl_fail(c, DL_ERR_ARG, "the model store %s (from %s) is not a folder (it is %s)",
+                       c->store_dir, c->store_var ? c->store_var : "the caller",
+                       dl_file_kind(st.st_mode));
+    }
     if (c->store_dir)
         return DL_OK;
     return dl_fail(c, c->no_store ? DL_ERR_ARG : DL_ERR_IO, "%s",

@@ -1207,6 +1207,20 @@ static dl_status done_early(dl_ctx *c, const char *dest)
     return DL_OK;
 }
 
+/* The deepest folder above dest that exists now, into out: what a failed fetch may prune down
+ * to and never past (dl_prune_dirs), so a folder that was there before the call stays. */
+static void deepest_folder(const char *dest, char *out, size_t len)
+{
+    struct stat st;
+    snprintf(out, len, "%s", dest);
+    for (char *slash; (slash = strrchr(out, '/')) && slash > out;) {
+        *slash = 0;
+        if (lstat(out, &st) == 0)
+            return;
+    }
+    snprintf(out, len, "%s", *dest == '/' ? "/" : ".");
+}
+
 /* Create DEST's folder, and refuse early when the expected size cannot fit. */
 static dl_status prepare_dest(dl_ctx *c, const char *dest, const dl_expect *exp)
 {
@@ -1263,9 +1277,9 @@ static dl_status fetch_locked(dl_ctx *c, const char *url, const char *dest,
     bool empty = f.part_path && stat(f.part_path, &ps) == 0 && ps.st_size == 0;
     bool bad = st == DL_ERR_VERIFY || st == DL_ERR_FORMAT;
     /* Nor do bytes that no later call could resume: without an ETag, a date or a checksum to
-     * guard a Range request, the next call starts from zero anyway. */
-    bool stale = st != DL_OK && st != DL_ERR_CANCELLED && f.fd >= 0 && f.written > 0 &&
-                 !part_resumable(&f);
+     * guard a Range request, the next call starts from zero anyway. A cancel is no different:
+     * keeping the part would only promise a resume that cannot happen. */
+    bool stale = st != DL_OK && f.fd >= 0 && f.written > 0 && !part_resumable(&f);
     if (stale) {
         char why[sizeof c->err];
         memcpy(why, c->err, sizeof why);
@@ -1301,12 +1315,16 @@ dl_status dl_fetch_file(dl_ctx *c, const char *url, const char *dest_path, const
         return st;
     if (already_complete(dest_path, exp, want_sha))
         return done_early(c, dest_path);
+    char existed[4096];
+    deepest_folder(dest_path, existed, sizeof existed);
     st = prepare_dest(c, dest_path, exp);
-    if (st != DL_OK)
+    char *lock_path = st == DL_OK ? dl_concat(dest_path, ".lock") : NULL;
+    if (st == DL_OK && !lock_path)
+        st = dl_fail(c, DL_ERR_IO, "out of memory");
+    if (st != DL_OK) {
+        dl_prune_dirs(existed, dest_path);
         return st;
-    char *lock_path = dl_concat(dest_path, ".lock");
-    if (!lock_path)
-        return dl_fail(c, DL_ERR_IO, "out of memory");
+    }
     int lock_fd = -1;
     st = lock_take(c, lock_path, url, &lock_fd);
     if (st == DL_OK) {
@@ -1317,6 +1335,10 @@ dl_status dl_fetch_file(dl_ctx *c, const char *url, const char *dest_path, const
             st = fetch_locked(c, url, dest_path, exp, want_sha);
         dl_lock_drop(lock_path, lock_fd);
     }
+    /* A failed pull leaves no empty folders behind (models/example.com/...), only the ones it
+     * made itself and only while empty: a kept part, or another pull's files, keep theirs. */
+    if (st != DL_OK)
+        dl_prune_dirs(existed, dest_path);
     free(lock_path);
     return st;
 }

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "downloads/dl.h"
 
@@ -13,6 +14,7 @@ struct dl_catalog;   /* dl_catalog.c */
 
 struct dl_ctx {
     char *store_dir;         /* resolved store folder (no trailing slash), or NULL */
+    const char *store_var;   /* the variable store_dir came from ("SIZEUP_MODELS"), or NULL */
     bool no_store;           /* store_dir is NULL because the environment names no safe
                               * place for it (dl_store_ready says which variable to set) */
     char *cacert;            /* CA bundle path or NULL (curl's default) */
@@ -121,5 +123,10 @@ void dl_lock_drop(const char *lock_path, int fd);
 
 /* mkdir -p dir (mode 0755 for what it creates); 0, or -1 with errno set. */
 int dl_mkdir_parents(const char *dir);
+/* What a file of mode m is, for a message: "a FIFO", "a character device", ... (static). */
+const char *dl_file_kind(mode_t m);
+/* rmdir the folders from path's folder up to, not including, root (a prefix of path), stopping
+ * at the first that is not empty: only emptied folders go. */
+void dl_prune_dirs(const char *root, const char *path);
 
 #endif

@@ -285,6 +285,17 @@ static dl_status parse_plain(dl_ctx *c, dl_ref *r)
     return st || matched ? st : set_local(c, r);
 }
 
+/* The length of text's URL scheme ("ftp" in "ftp://..."), 0 when it does not start with one. */
+static size_t url_scheme_len(const char *text)
+{
+    size_t n = 0;
+    if (!isalpha((unsigned char)text[0]))
+        return 0;
+    while (isalnum((unsigned char)text[n]) || (text[n] && strchr("+.-", text[n])))
+        n++;
+    return strncmp(text + n, "://", 3) ? 0 : n;
+}
+
 dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out)
 {
     memset(out, 0, sizeof *out);
@@ -300,6 +311,9 @@ dl_status dl_ref_parse(dl_ctx *c, const char *text, dl_ref *out)
         st = parse_hf_path(c, out, text + 6, &other_rev);
     else if (has_prefix_ci(text, "huggingface.co/"))
         st = parse_hf_path(c, out, text + 15, &other_rev);
+    else if (url_scheme_len(text) && !is_regular_file(text))
+        st = ref_fail(c, DL_ERR_ARG, "%s: unsupported URL scheme %.*s (sizeup downloads over "
+                      "http and https)", text, (int)url_scheme_len(text), text);
     else
         st = parse_plain(c, out);
     if (!st && other_rev)
@@ -936,9 +950,26 @@ static dl_status resolve_url(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
     return st;
 }
 
+bool dl_ref_suggest(dl_ctx *c, const char *text)
+{
+    char was[sizeof c->err], names[512];
+    if (!text || strchr(text, '/') || dl_name_ends_with(text, ".gguf") || text[0] == '~')
+        return false;
+    memcpy(was, c->err, sizeof was);
+    if (dl_catalog_load(c) != DL_OK || !dl_catalog_suggest(c, text, names, sizeof names)) {
+        memcpy(c->err, was, sizeof was);   /* a missing catalog is not this reference's fault */
+        return false;
+    }
+    dl_fail(c, DL_ERR_NOT_FOUND, "%s is not a file or a catalog name; did you mean %s? "
+            "(sizeup catalog lists them)", text, names);
+    return true;
+}
+
 static dl_status resolve_local(dl_ctx *c, const dl_ref *ref, dl_resolved *out)
 {
     if (!is_regular_file(ref->path)) {
+        if (dl_ref_suggest(c, ref->path))
+            return DL_ERR_NOT_FOUND;
         bool name_like = strchr(ref->path, ':') && !strchr(ref->path, '/');
         return dl_fail(c, DL_ERR_NOT_FOUND, "%s: no such file%s", ref->path,
                        name_like ? ", and no catalog model of that name (see `sizeup catalog`)"
@@ -1204,19 +1235,6 @@ static dl_status remove_lock(dl_ctx *c, const char *lock_path, const char *path,
                    path, who);
 }
 
-/* rmdir the emptied folders from path's folder up to, not including, root. */
-static void prune_dirs(const char *root, const char *path)
-{
-    char dir[PATH_MAX];
-    size_t n = strlen(root);
-    snprintf(dir, sizeof dir, "%s", path);
-    for (char *slash; (slash = strrchr(dir, '/')) && (size_t)(slash - dir) > n;) {
-        *slash = 0;
-        if (strncmp(dir, root, n) || dir[n] != '/' || rmdir(dir) != 0)
-            return;
-    }
-}
-
 /* Delete path and everything a transfer keeps beside it (its lock is the caller's), by name
  * in its folder dirfd (opened without following links; -1: the folder is not there).
  * *model: the finished file was there; *any: something was. */
@@ -1302,7 +1320,7 @@ static dl_status remove_all(dl_ctx *c, const char *root, const path_list *l, siz
             close(dirs[i]);
     free(fds);
     for (size_t i = 0; safe && i < l->n; i++)
-        prune_dirs(root, l->v[i]);
+        dl_prune_dirs(root, l->v[i]);
     return st;
 }
 

@@ -312,6 +312,19 @@ int dl_mkdir_parents(const char *dir)
     return S_ISDIR(st.st_mode) ? 0 : (errno = ENOTDIR, -1);
 }
 
+/* rmdir the emptied folders from path's folder up to, not including, root. */
+void dl_prune_dirs(const char *root, const char *path)
+{
+    char dir[PATH_MAX];
+    size_t n = strlen(root);
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *slash; (slash = strrchr(dir, '/')) && (size_t)(slash - dir) > n;) {
+        *slash = 0;
+        if (strncmp(dir, root, n) || dir[n] != '/' || rmdir(dir) != 0)
+            return;
+    }
+}
+
 /* ---- walking the store ---- */
 
 /* Called for every regular file: its full path, its folder relative to the store ("" at the

@@ -243,6 +243,11 @@ static void test_parse_bad(void **state)
     expect_bad(fx->c, "huggingface.co/a/..:Q8_0", DL_ERR_ARG);
     expect_bad(fx->c, "https://huggingface.co/a/..:Q8_0", DL_ERR_ARG);
     expect_bad(NULL, "hf.co/a/..:Q4_K_M", DL_ERR_ARG);
+    /* a scheme other than http(s) is refused by name, not taken for a missing local file */
+    expect_bad(fx->c, "ftp://x/y.gguf", DL_ERR_ARG);
+    assert_non_null(strstr(dl_errmsg(fx->c), "unsupported URL scheme ftp (sizeup downloads "
+                                             "over http and https)"));
+    expect_bad(NULL, "file:///tmp/m.gguf", DL_ERR_ARG);
     assert_true(dl_name_is_repo("o/r"));
     assert_true(dl_name_is_repo("o.x/r..y"));
     assert_false(dl_name_is_repo("o/.."));

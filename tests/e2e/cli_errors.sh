@@ -185,4 +185,50 @@ refused "--type 'Q4_1': gen-model writes Q8_0, Q4_0 or Q4_K_M" \
 step "SIZEUP_BACKEND: a value --backend refuses is refused, not silently ignored"
 SIZEUP_BACKEND=gpu refused "SIZEUP_BACKEND 'gpu': expected cpu or vulkan" chat --plain "$M" </dev/null
 
+step "a bare word that is not a file nor a catalog name suggests the catalog names that start with it"
+want="qwen2.5 is not a file or a catalog name; did you mean qwen2.5:0.5b, qwen2.5:1.5b"
+refused "$want" pull qwen2.5
+refused "$want" run -m qwen2.5 -p hi
+refused "$want" inspect qwen2.5
+refused "$want" chat --plain qwen2.5 </dev/null
+refused "(sizeup catalog lists them)" pull qwen2.5
+refused "qwen2.5:9b is not a file or a catalog name; did you mean qwen2.5:0.5b" pull qwen2.5:9b
+refused "nothing-like-it: no such file" pull nothing-like-it
+
+step "pull refuses served models (they run where they are served) and URL schemes other than http(s)"
+refused "@nope is a model served over HTTP (URL#MODEL or @NAME): it cannot be pulled, it runs where it is served (sizeup run -m @nope)" pull @nope
+refused "http://host/v1#model is a model served over HTTP" pull 'http://user:secret@host/v1#model'
+! grep -qF secret "$T/err" || fail "pull of a served model showed the URL's password"
+[ -z "$(ls -A "$T/store")" ] || fail "pull of a served model left something in the store"
+refused "ftp://x/y.gguf: unsupported URL scheme ftp (sizeup downloads over http and https)" pull ftp://x/y.gguf
+refused "unsupported URL scheme ftp" run -m ftp://x/y.gguf -p hi
+
+step "SIZEUP_MODELS naming a device or a regular file: not a folder, rc 1 (not 'no models in')"
+echo keep >"$T/plainfile"
+for store in /dev/null "$T/plainfile"; do
+    for cmd in list "pull qwen2.5:0.5b" "rm qwen2.5:0.5b"; do
+        # shellcheck disable=SC2086
+        SIZEUP_MODELS=$store refused "SIZEUP_MODELS=$store is not a folder" $cmd
+    done
+    SIZEUP_MODELS=$store refused "SIZEUP_MODELS=$store is not a folder" chat </dev/null
+done
+[ "$(cat "$T/plainfile")" = keep ] || fail "a store that is a file was changed"
+
+step "SIZEUP_CATALOG naming a FIFO, /dev/zero or a folder: says what it is, without blocking or reading"
+mkfifo "$T/fifo"
+SIZEUP_CATALOG="$T/fifo" refused "catalog $T/fifo (SIZEUP_CATALOG) is not a regular file (it is a FIFO)" catalog
+SIZEUP_CATALOG="$T/fifo" refused "is not a regular file (it is a FIFO)" pull qwen2.5:0.5b
+SIZEUP_CATALOG=/dev/zero refused "catalog /dev/zero (SIZEUP_CATALOG) is not a regular file (it is a character device)" catalog
+SIZEUP_CATALOG="$T" refused "is not a regular file (it is a folder)" catalog
+
+step "chat's line mode: a model that cannot be opened exits 1 when it is the only one; others go on"
+echo hi | timeout 120 "$BIN" chat /dev/zero >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 1 ] && grep -qF "not a regular file" "$T/out" || fail "chat /dev/zero (line mode) exited $rc"
+ok
+echo hi | timeout 120 "$BIN" chat --backend cpu -n 4 /dev/zero "$M" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 0 ] && grep -qF "[2 " "$T/out" || fail "chat /dev/zero MODEL did not go on with MODEL ($rc)"
+ok
+
 echo "cli_errors: $passed checks passed"

@@ -107,6 +107,11 @@ http {
     location ~ ^/test/tiny/resolve/main/(.+)\$ { return 302 /storage/test/tiny/\$1; }
     # slow enough to watch a bar and to interrupt; "fast" lifts the limit for the resume
     location = /storage/test/tiny/tiny-F16.gguf { limit_rate 1m; }
+    # no validator at all: no ETag, no Last-Modified (SSI drops both), no known checksum
+    location = /noval/big.gguf {
+      limit_rate 200k; etag off; ssi on; ssi_types *;
+      rewrite ^ /big.gguf break;
+    }
     location = /test/slow/resolve/main/big.gguf {
       set \$limit_rate 200k;
       if (-f $W/fast) { set \$limit_rate 0; }
@@ -406,6 +411,18 @@ grep -rqF secret "$T/store" && fail "(o) the password is written into the store"
 grep -qF "\"url\": \"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
     grep -qF "\"url\":\"$SHOWN\"" "$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json" ||
     fail "(o) the record does not keep the URL without the password"
+# a record an older version wrote, with the password in it: list never shows it
+REC="$T/store/127.0.0.1:$PORT/storage/test/tiny/tiny-Q8_0.gguf.json"
+sed -i "s|$SHOWN|$PURL|" "$REC"
+grep -qF secret "$REC" || fail "(o) could not write an old-style record"
+for opt in --json ""; do
+    # shellcheck disable=SC2086
+    "$BIN" list $opt >"$T/out" 2>"$T/err" || fail "(o) list $opt exited $?"
+    [ -z "$opt" ] || grep -qF "\"source_url\": \"$SHOWN\"" "$T/out" ||
+        fail "(o) list $opt does not show the URL"
+    grep -q secret "$T/out" "$T/err" && fail "(o) list $opt shows a recorded password"
+done
+sed -i "s|$PURL|$SHOWN|" "$REC"
 "$BIN" pull "http://user:secret@127.0.0.1:$PORT/nope/x.gguf" >"$T/out" 2>"$T/err" &&
     fail "(o) pull of a missing file exited 0"
 grep -qF "http://127.0.0.1:$PORT/nope/x.gguf" "$T/err" || fail "(o) the failure does not name the URL"
@@ -444,6 +461,35 @@ grep -q "runs past the end\|past the bytes read\|cannot fit" "$T/err" ||
     fail "(p) inspect of a cut file does not say what is wrong"
 [ "$(grep -o "http://127.0.0.1:$PORT/cut.gguf" "$T/err" | wc -l)" = 1 ] ||
     fail "(p) inspect names the URL more than once"
+ok
+
+# (q) a failed pull removes the folders it made for the file, and only those: a folder that was
+# there before stays, empty or not
+"$BIN" pull http://127.0.0.1:1/a/b.gguf >"$T/out" 2>"$T/err" && fail "(q) pull from port 1 exited 0"
+[ ! -e "$T/store/127.0.0.1:1" ] || fail "(q) a failed pull left $(cd "$T/store" && find 127.0.0.1:1)"
+"$BIN" pull "http://127.0.0.1:$PORT/nothere/x.gguf" >"$T/out" 2>"$T/err" &&
+    fail "(q) pull of a missing file exited 0"
+[ ! -e "$T/store/127.0.0.1:$PORT/nothere" ] || fail "(q) a 404 left the folder nothere"
+mkdir -p "$T/store/127.0.0.1:1/kept"
+"$BIN" pull http://127.0.0.1:1/kept/sub/b.gguf >"$T/out" 2>"$T/err" && fail "(q) pull exited 0"
+[ -d "$T/store/127.0.0.1:1/kept" ] || fail "(q) a failed pull removed a folder that was there before"
+[ ! -e "$T/store/127.0.0.1:1/kept/sub" ] || fail "(q) a failed pull left kept/sub"
+rm -r "$T/store/127.0.0.1:1"
+ok
+
+# (r) Ctrl-C when the server gives no ETag or Last-Modified: the part could never be resumed,
+# so it is deleted and the message says so instead of promising a resume
+in_tmux "$(printf %q "$BIN") pull http://127.0.0.1:$PORT/noval/big.gguf"
+wait_for "KiB" 10 || fail "(r) no progress"
+sleep 1
+tmux send-keys -t "$S" C-c
+wait_for "EXIT-STATUS:" 10 || fail "(r) Ctrl-C did not end the pull"
+wait_for "EXIT-STATUS:130" 1 || fail "(r) exit status after Ctrl-C is not 130"
+wait_for "cancelled; the download cannot be resumed (the server gives no ETag" 1 ||
+    fail "(r) no message that the download cannot be resumed"
+tmux kill-session -t "$S"
+[ -z "$(find "$T/store/127.0.0.1:$PORT" -name '*.part' 2>/dev/null)" ] ||
+    fail "(r) an unresumable part was kept"
 ok
 
 echo "pull: $passed passed, 0 failed"
