@@ -103,10 +103,11 @@ static void test_type_table(void **state)
         }
     }
     static const uint32_t writable[] = { GGUF_T_F32, GGUF_T_F16, GGUF_T_BF16, GGUF_T_Q8_0,
-                                         GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q6_K };
+                                         GGUF_T_Q4_0, GGUF_T_Q5_0, GGUF_T_Q4_K, GGUF_T_Q5_K,
+                                         GGUF_T_Q6_K };
     for (size_t i = 0; i < sizeof writable / sizeof writable[0]; i++)
         assert_true(eng_type_quantizable(writable[i]));
-    assert_false(eng_type_quantizable(GGUF_T_Q5_K));
+    assert_false(eng_type_quantizable(GGUF_T_Q3_K));
     assert_false(eng_type_supported(GGUF_T_IQ2_XXS));
     assert_false(eng_type_supported(GGUF_T_Q8_1));
     assert_false(eng_type_supported(4)); /* ids 4 and 5 were retired by ggml */
@@ -116,7 +117,7 @@ static void test_type_table(void **state)
     assert_int_equal(eng_row_bytes(1000, 32), 0);
     float x[32] = { 0 };
     uint8_t out[64];
-    assert_false(eng_quantize_row(GGUF_T_Q5_K, x, out, 256));
+    assert_false(eng_quantize_row(GGUF_T_Q3_K, x, out, 256));
     assert_true(isnan(eng_vec_dot_f32(GGUF_T_IQ2_XXS, out, x, 256)));
     assert_true(eng_vec_dot_f32(GGUF_T_Q8_0, out, x, 0) == 0.0f);
 }
@@ -558,14 +559,14 @@ static void test_roundtrip_q8_0_q4_0(void **state)
 static void test_roundtrip_k(void **state)
 {
     enum { N = 256 * 512 };
-    static const uint32_t types[2] = { GGUF_T_Q4_K, GGUF_T_Q6_K };
-    static const double bound[2][2] = { { 0.078, 0.060 }, { 0.0195, 0.0146 } };
+    static const uint32_t types[3] = { GGUF_T_Q4_K, GGUF_T_Q6_K, GGUF_T_Q5_K };
+    static const double bound[3][2] = { { 0.078, 0.060 }, { 0.0195, 0.0146 }, { 0.040, 0.031 } };
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     uint8_t *q = malloc(eng_row_bytes(GGUF_T_Q6_K, N));
     for (int kind = 0; kind < 2; kind++) {
         fill_random(x, N, kind);
         memset(x + 256, 0, 256 * sizeof *x); /* one all-zero super-block */
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < 3; t++) {
             assert_true(eng_quantize_row(types[t], x, q, N));
             decode(types[t], q, y, N);
             double se = 0, sx = 0;
@@ -676,10 +677,11 @@ static void test_roundtrip_f16_bf16(void **state)
 
 static void test_quantize_refuses(void **state)
 {
-    static const uint32_t types[] = { GGUF_T_Q8_0, GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q6_K };
+    static const uint32_t types[] = { GGUF_T_Q8_0, GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q5_K,
+                                      GGUF_T_Q6_K };
     float x[512];
     uint8_t q[1024];
-    for (size_t t = 0; t < 4; t++) {
+    for (size_t t = 0; t < 5; t++) {
         uint32_t n = gguf_type_get(types[t])->block_elems;
         for (int bad = 0; bad < 3; bad++) {
             for (uint32_t i = 0; i < n; i++)
