@@ -13,6 +13,7 @@
 #include "app/app.h"
 #include "engine/gguf.h"
 #include "engine/quant.h"
+#include "engine/quant_mix.h"
 
 #define CMD "gen-model"
 
@@ -39,8 +40,12 @@ static void usage(FILE *to)
                 "  --shape   ");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         fprintf(to, "%s%s", i ? ", " : "", shapes[i].name);
-    fprintf(to, "\n  --type    Q8_0, Q4_0 or Q4_K_M (llama.cpp's mix: Q6_K output and some\n"
-                "            attn_v/ffn_down; Q5_0/Q8_0 where rows are not multiples of 256)\n"
+    fprintf(to, "\n  --type    Q8_0, Q4_0 or Q4_K_M, each tensor of the type llama-quantize gives\n"
+                "            it (as `sizeup quantize`): the output matrix Q6_K (Q8_0 in Q8_0\n"
+                "            files and where rows are not whole 256-value blocks); for Q4_K_M\n"
+                "            also attn_v/ffn_down Q6_K in the first and last eighth of the\n"
+                "            layers and every third between, Q5_0/Q8_0 where rows are not\n"
+                "            multiples of 256\n"
                 "  -o FILE   output path: a regular file or a new name; it is written through a\n"
                 "            new temporary file beside it and renamed into place\n"
                 "  --seed S  seed for the random weights (a whole number; default fixed): the\n"
@@ -62,38 +67,23 @@ static float rnd(uint64_t *s)
     return acc * 0.035f; /* sum of 4 uniforms: std ~0.02 */
 }
 
-/* llama.cpp's Q4_K_M choice per tensor, with its fallbacks for rows not a multiple of 256. */
-static uint32_t pick_type(const char *mode, const char *name, int layer, int n_layer, int64_t ne0)
-{
-    if (!strcmp(mode, "Q8_0"))
-        return GGUF_T_Q8_0;
-    if (!strcmp(mode, "Q4_0"))
-        return strstr(name, "output") || strstr(name, "token_embd") ? GGUF_T_Q8_0 : GGUF_T_Q4_0;
-    uint32_t t = GGUF_T_Q4_K;
-    bool more = layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
-    if (strstr(name, "token_embd") || strstr(name, "output.weight"))
-        t = GGUF_T_Q6_K;
-    else if ((strstr(name, "attn_v") || strstr(name, "ffn_down")) && more)
-        t = GGUF_T_Q6_K;
-    if (ne0 % 256)
-        t = t == GGUF_T_Q6_K ? GGUF_T_Q8_0 : GGUF_T_Q5_0;
-    return t;
-}
-
 typedef struct gen {
     gguf_writer *w;
     const shape *sh;
     const char *mode;
+    uint32_t ftype;    /* llama_ftype of mode */
+    eng_mix_model mix; /* what llama-quantize's type rules need of the shape */
+    eng_mix_state mix_state;
     uint64_t seed;
     void **blobs;
     size_t n_blobs;
     int failed;
 } gen;
 
-static void add(gen *g, const char *name, int layer, int64_t ne0, int64_t ne1, bool vector,
-                float fill)
+static void add(gen *g, const char *name, int64_t ne0, int64_t ne1, bool vector, float fill)
 {
-    uint32_t type = vector ? GGUF_T_F32 : pick_type(g->mode, name, layer, (int)g->sh->n_layer, ne0);
+    uint32_t type = vector ? GGUF_T_F32
+                           : eng_mix_type(g->ftype, &g->mix, &g->mix_state, name, ne0, NULL);
     size_t rb = eng_row_bytes(type, ne0);
     void *data = malloc(rb * (size_t)ne1);
     float *row = malloc((size_t)ne0 * sizeof *row);
@@ -137,7 +127,7 @@ static void metadata(gen *g)
     gguf_writer_set_f32(w, A("rope.freq_base"), s->rope_base);
     gguf_writer_set_f32(w, A("attention.layer_norm_rms_epsilon"), s->eps);
 #undef A
-    gguf_writer_set_u32(w, "general.file_type", !strcmp(g->mode, "Q8_0") ? 7 : !strcmp(g->mode, "Q4_0") ? 2 : 15);
+    gguf_writer_set_u32(w, "general.file_type", g->ftype);
     /* A SentencePiece vocabulary of the right size: control tokens, 256 byte tokens, fillers. */
     char **toks = malloc(s->n_vocab * sizeof *toks);
     int32_t *types = malloc(s->n_vocab * sizeof *types);
@@ -180,13 +170,13 @@ static void tensors(gen *g)
     const shape *s = g->sh;
     int64_t d = s->n_embd, hd = s->n_embd / s->n_head, nq = s->n_head * hd;
     int64_t nk = s->n_head_kv * hd, ff = s->n_ff;
-    add(g, "token_embd.weight", 0, d, s->n_vocab, false, 0);
-    add(g, "output_norm.weight", 0, d, 1, true, 1.0f);
+    add(g, "token_embd.weight", d, s->n_vocab, false, 0);
+    add(g, "output_norm.weight", d, 1, true, 1.0f);
     if (!s->tied)
-        add(g, "output.weight", 0, d, s->n_vocab, false, 0);
+        add(g, "output.weight", d, s->n_vocab, false, 0);
     for (uint32_t l = 0; l < s->n_layer && !g->failed; l++) {
         char n[96];
-#define T(suffix, ne0, ne1, vec, fill) (snprintf(n, sizeof n, "blk.%u." suffix, l), add(g, n, (int)l, ne0, ne1, vec, fill))
+#define T(suffix, ne0, ne1, vec, fill) (snprintf(n, sizeof n, "blk.%u." suffix, l), add(g, n, ne0, ne1, vec, fill))
         T("attn_norm.weight", d, 1, true, 1.0f);
         T("attn_q.weight", d, nq, false, 0);
         T("attn_k.weight", d, nk, false, 0);
@@ -253,6 +243,10 @@ int app_cmd_gen_model(int argc, char **argv)
     if (app_check_output(CMD, out, NULL, force))
         return 1;
     g.mode = mode;
+    g.ftype = !strcmp(mode, "Q8_0") ? 7 : !strcmp(mode, "Q4_0") ? 2 : 15;
+    g.mix = (eng_mix_model){ .arch = g.sh->arch, .n_layer = (int)g.sh->n_layer,
+                             .n_head = (int)g.sh->n_head, .n_head_kv = (int)g.sh->n_head_kv,
+                             .has_output = !g.sh->tied, .n_attn_v = (int)g.sh->n_layer };
     g.w = gguf_writer_new();
     metadata(&g);
     tensors(&g);

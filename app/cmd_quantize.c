@@ -3,11 +3,13 @@
  * Every metadata key is copied, then general.file_type names the new type the way llama.cpp
  * numbers it. Matrices are decoded row by row from whatever type engine/quant reads and encoded
  * with ggml's reference quantizers (engine/quant), so the result loads in llama.cpp as well as
- * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. A K-type
- * matrix whose rows are not whole 256-value blocks falls back per tensor as llama-quantize does
- * (Q4_K -> Q5_0, Q6_K -> Q8_0, F16 when even 32 does not divide the row), and general.file_type
- * names the type most of the weights really have. The output matrix gets llama-quantize's type
- * (output_rule), so Q8_0 and Q4_0 files come out byte-identical to llama-quantize's. OUT is checked before any work (never the
+ * here. Norms, biases and other vectors keep their bytes, as llama-quantize keeps them. Each
+ * matrix gets the type llama-quantize's mix gives it (engine/quant_mix: more bits for the output
+ * matrix, for some attn_v/ffn_down layers in the _M mixes, fallbacks for rows that are not whole
+ * 256-value blocks), so a Q4_K_M file has llama-quantize's tensor types, size and speed, and
+ * Q8_0 and Q4_0 files come out byte-identical to llama-quantize's. general.file_type is the
+ * mix's number unless fallbacks or kept matrices leave most weights in another type. OUT is
+ * checked before any work (never the
  * input, never a device or folder, replaced only with --force); the new tensors stay in memory
  * until the writer puts the whole file down through a fresh temp file beside OUT and a rename,
  * so a failure at any point leaves no OUT behind (and an existing OUT untouched).
@@ -29,22 +31,22 @@
 #include "engine/gguf.h"
 #include "engine/model_info.h"
 #include "engine/quant.h"
+#include "engine/quant_mix.h"
 
 #define CMD "quantize"
 
-/* llama.cpp's file type numbers (llama_ftype), written to general.file_type. */
+/* The file types sizeup writes, by llama.cpp's number (llama_ftype, written to
+ * general.file_type). Q4_K and Q5_K are llama-quantize's own aliases of the _M mixes. The Q2_K
+ * and Q3_K mixes are missing because sizeup has no Q2_K/Q3_K encoder. */
 typedef struct quant_choice {
     const char *name;
-    uint32_t type;  /* gguf_ttype the matrices get */
     uint32_t ftype;
 } quant_choice;
 
-/* Q4_K_M is what llama.cpp calls a mostly-Q4_K file; ours puts every matrix in Q4_K (llama.cpp's
- * mix promotes a few to Q6_K), and readers treat the number as a label only. */
 static const quant_choice choices[] = {
-    { "Q8_0", GGUF_T_Q8_0, 7 },   { "Q6_K", GGUF_T_Q6_K, 18 }, { "Q4_K", GGUF_T_Q4_K, 15 },
-    { "Q4_K_M", GGUF_T_Q4_K, 15 }, { "Q4_0", GGUF_T_Q4_0, 2 },  { "F16", GGUF_T_F16, 1 },
-    { "BF16", GGUF_T_BF16, 32 },  { "F32", GGUF_T_F32, 0 },
+    { "Q8_0", 7 },    { "Q6_K", 18 },   { "Q5_K_M", 17 }, { "Q5_K_S", 16 }, { "Q5_K", 17 },
+    { "Q4_K_M", 15 }, { "Q4_K_S", 14 }, { "Q4_K", 15 },   { "Q4_0", 2 },    { "F16", 1 },
+    { "BF16", 32 },   { "F32", 0 },
 };
 #define N_CHOICES (sizeof choices / sizeof choices[0])
 
@@ -56,19 +58,27 @@ static void usage(FILE *to)
     fprintf(to,
             "usage: sizeup quantize [--force] IN OUT TYPE\n\n"
             "Write a copy of the GGUF model IN to OUT with its weight matrices stored as TYPE.\n"
-            "Every metadata key is kept. A matrix is converted when its rows are a whole\n"
-            "number of TYPE's blocks (32 values, 256 for the K types). Where a K type does\n"
-            "not fit, the matrix falls back as llama-quantize does (Q4_K -> Q5_0,\n"
-            "Q6_K -> Q8_0, F16 if even that does not fit), with a line saying so; other\n"
-            "matrices that do not fit are kept as they are, with a note. general.file_type\n"
-            "names the type most weights end up in. Vectors (norms, biases) are copied\n"
-            "unchanged. The output matrix (output.weight, or token_embd.weight when the\n"
-            "model reuses it) gets llama-quantize's type: Q6_K for a quantized TYPE other\n"
-            "than Q8_0, Q8_0 when its rows are not whole 256-value blocks. IN may hold any\n"
-            "type sizeup can run.\n\n"
+            "Every metadata key is kept; vectors (norms, biases) are copied unchanged.\n"
+            "Each matrix gets the type llama-quantize gives it for TYPE:\n"
+            "  - the output matrix (output.weight, or token_embd.weight when the model\n"
+            "    reuses it): Q6_K for every quantized TYPE but Q8_0, Q8_0 when its rows\n"
+            "    are not whole blocks of TYPE;\n"
+            "  - Q4_K_M, Q5_K_M: Q6_K for attn_v and ffn_down in the first and last\n"
+            "    eighth of the layers and every third layer between; phi3's attn_qkv\n"
+            "    Q5_K (Q4_K_M) or Q6_K (Q5_K_M);\n"
+            "  - Q4_K_S: Q5_K for the first 4 attn_v and the first eighth of ffn_down;\n"
+            "  - Q4_0, Q8_0, Q6_K, Q5_K_S: every other matrix in TYPE;\n"
+            "  - rows that are not whole 256-value blocks fall back as llama-quantize's do\n"
+            "    (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, F16 if even 32 does not divide\n"
+            "    them), with a line saying so; a matrix that fits no block of a plain\n"
+            "    TYPE is kept as it is, with a note.\n"
+            "general.file_type is TYPE's llama.cpp number (MOSTLY_Q4_K_M, ...) unless\n"
+            "fallbacks leave most weights in another type. IN may hold any type sizeup can\n"
+            "run.\n\n"
             "OUT must not be IN (under any name) and must be a regular file or not exist;\n"
             "it is written through a new temporary file beside it and renamed into place.\n\n"
-            "TYPE: Q8_0, Q6_K, Q4_K (also spelt Q4_K_M), Q4_0, F16, BF16, F32\n\n"
+            "TYPE: Q8_0, Q6_K, Q5_K_M (also Q5_K), Q5_K_S, Q4_K_M (also Q4_K), Q4_K_S,\n"
+            "      Q4_0, F16, BF16, F32\n\n"
             "  --force       replace OUT if it exists\n"
             "  -h, --help    show this help\n");
 }
@@ -81,39 +91,12 @@ static const quant_choice *find_choice(const char *name)
     return NULL;
 }
 
-/* Tensors llama-quantize leaves alone even when they are matrices: mixture-of-experts routers
- * and position/token-type embeddings are small and sensitive. */
-static bool kept_by_name(const char *name)
-{
-    static const char *const keep[] = { "_norm.weight", "ffn_gate_inp.weight", "pos_embd",
-                                        "token_types" };
-    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-        if (strstr(name, keep[i]))
-            return true;
-    return false;
-}
-
 typedef struct quant_totals {
     uint64_t elems, bytes_in, bytes_out;
     int converted, kept, fell_back;
     uint64_t matrix_elems[GGUF_T_COUNT]; /* elements of 2-D+ tensors by their type in OUT */
+    uint64_t as_mixed; /* elements of matrices stored in the type the mix chose for them */
 } quant_totals;
-
-/* llama-quantize's fallback for a K type whose 256-value blocks do not divide a row of ne0
- * values: the 32-value type of about the same size, F16 when even that does not divide it.
- * False for types without one (llama-quantize gives up on those; we keep the tensor). */
-static bool fallback_type(uint32_t type, int64_t ne0, uint32_t *out)
-{
-    switch (type) {
-    case GGUF_T_Q4_K: *out = GGUF_T_Q5_0; break;
-    case GGUF_T_Q5_K: *out = GGUF_T_Q5_1; break;
-    case GGUF_T_Q6_K: *out = GGUF_T_Q8_0; break;
-    default: return false;
-    }
-    if (!eng_row_bytes(*out, ne0) || !eng_type_quantizable(*out))
-        *out = GGUF_T_F16;
-    return true;
-}
 
 /* Where one app_quantize_file call reports: progress lines to log (NULL: none), the reason
  * for a failure to err. */
@@ -182,66 +165,53 @@ static int convert_tensor(const quant_out *q, const gguf_tensor *t, const char *
     return 0;
 }
 
-/* Why tensor t is not converted (NULL: it is, to *to: `type`, or its fallback when the rows do
- * not fit type's blocks, with *fell_back set). */
-static const char *keep_reason(const gguf_tensor *t, const char *name, uint32_t type,
-                               uint32_t *to, bool *fell_back)
+/* Why tensor t is not converted (NULL: it is, to *to, the type llama-quantize's mix for ftype
+ * gives it, with *fell_back set when that is a fallback for rows that do not fit). An empty
+ * reason is one not worth a note. */
+static const char *keep_reason(const gguf_tensor *t, const char *name, uint32_t ftype,
+                               const eng_mix_model *m, eng_mix_state *st, uint32_t *to,
+                               bool *fell_back)
 {
-    *to = type;
+    *to = t->type;
     *fell_back = false;
     if (t->n_dims < 2)
         return "";
-    if (t->type == type)
-        return "already that type";
-    if (kept_by_name(name))
+    if (!eng_mix_quantizes(name, (int)t->n_dims))
         return "llama-quantize keeps it too";
+    *to = eng_mix_type(ftype, m, st, name, (int64_t)t->ne[0], fell_back);
+    if (t->type == *to)
+        return *fell_back ? "already the fallback type for its row length" : "already that type";
     if (!eng_type_supported(t->type))
         return "sizeup cannot read its type";
-    if (!eng_row_bytes(type, (int64_t)t->ne[0])) {
-        if (!fallback_type(type, (int64_t)t->ne[0], to))
-            return "row length is not a multiple of the block size";
-        *fell_back = true;
-        if (t->type == *to)
-            return "already the fallback type for its row length";
-    }
+    if (!eng_row_bytes(*to, (int64_t)t->ne[0]))
+        return "row length is not a multiple of the block size";
     return NULL;
 }
 
-/* The type llama-quantize gives the output matrix (token_embd.weight when the model has no
- * output.weight and reuses the embedding): more bits than the rest, because every logit comes
- * out of it. Q6_K for a quantized TYPE other than Q8_0, but Q8_0 when its rows are not whole
- * 256-value blocks (a Q4_0 BabyLlama's 128-value rows); float targets are left alone. With this
- * rule sizeup's Q8_0 and Q4_0 files are byte-identical to llama-quantize's
- * (tests/test_quantize_ref.c). Other tensors get TYPE. */
-static uint32_t output_rule(const gguf_tensor *t, const char *name, bool tied, uint32_t type)
-{
-    bool is_output = !strcmp(name, "output.weight") || (tied && !strcmp(name, "token_embd.weight"));
-    if (!is_output || t->n_dims < 2 || gguf_type_get(type)->block_elems <= 1)
-        return type;
-    if (t->ne[0] % 256)
-        return GGUF_T_Q8_0;
-    return type == GGUF_T_Q8_0 ? type : GGUF_T_Q6_K;
-}
-
 /* Add tensor t (index i of n) to w, converted when it should be; a converted buffer goes to
- * *buf, which the caller frees after the write. tied: the model has no output.weight. */
+ * *buf, which the caller frees after the write. */
 static int add_tensor(const quant_out *q, gguf_writer *w, const gguf_tensor *t,
-                      const char *name, int64_t i, int64_t n, uint32_t type, bool tied,
-                      void **buf, quant_totals *tot)
+                      const char *name, int64_t i, int64_t n, const quant_choice *c,
+                      const eng_mix_model *m, eng_mix_state *st, void **buf, quant_totals *tot)
 {
-    uint32_t to, want = output_rule(t, name, tied, type);
+    uint32_t to, base = GGUF_T_F32;
+    eng_mix_base_type(c->ftype, &base);
     bool fell_back;
-    const char *why = keep_reason(t, name, want, &to, &fell_back);
+    const char *why = keep_reason(t, name, c->ftype, m, st, &to, &fell_back);
     const void *data = t->data;
     uint32_t out_type = t->type;
+    if (!why && !eng_type_quantizable(to))
+        return qfail(q, "llama-quantize stores %s as %s in a %s file (rows of %" PRIu64
+                     " values), and sizeup cannot write %s; nothing was written", name,
+                     gguf_type_get(to)->name, c->name, t->ne[0], gguf_type_get(to)->name);
     if (!why) {
         qlog(q, "[%3" PRId64 "/%3" PRId64 "] %-32s %-5s -> %s", i + 1, n, name,
              gguf_type_get(t->type)->name, gguf_type_get(to)->name);
         if (fell_back)
-            qlog(q, " (fallback: rows of %" PRIu64 " values are not whole %s blocks of %u)",
-                 t->ne[0], gguf_type_get(want)->name, gguf_type_get(want)->block_elems);
-        else if (want != type)
-            qlog(q, " (the output matrix, as llama-quantize stores it)");
+            qlog(q, " (fallback: rows of %" PRIu64 " values are not whole 256-value blocks)",
+                 t->ne[0]);
+        else if (to != base)
+            qlog(q, " (llama-quantize's %s mix)", c->name);
         qlog(q, "\n");
         if (convert_tensor(q, t, name, to, buf))
             return 1;
@@ -261,23 +231,50 @@ static int add_tensor(const quant_out *q, gguf_writer *w, const gguf_tensor *t,
     tot->bytes_out += nbytes;
     if (t->n_dims >= 2 && out_type < GGUF_T_COUNT)
         tot->matrix_elems[out_type] += t->n_elems;
+    if (t->n_dims >= 2 && out_type == to && !fell_back)
+        tot->as_mixed += t->n_elems;
     if (gguf_writer_add_tensor(w, name, out_type, t->n_dims, t->ne, data))
         return qfail(q, "%s", gguf_writer_errmsg(w));
     return 0;
 }
 
+/* What the mix rules need of f: architecture, layer and head counts, whether output.weight
+ * exists, how many attn_v-like tensors there are. */
+static void mix_model(const gguf_file *f, eng_mix_model *m, char *arch, size_t archlen)
+{
+    uint32_t v;
+    memset(m, 0, sizeof *m);
+    if (gguf_get_cstr(f, "general.architecture", arch, archlen))
+        arch[0] = 0;
+    m->arch = arch;
+    m->n_layer = gguf_get_arch_u32(f, "block_count", &v) ? 0 : (int)v;
+    m->n_head = gguf_get_arch_u32(f, "attention.head_count", &v) ? 0 : (int)v;
+    m->n_head_kv = gguf_get_arch_u32(f, "attention.head_count_kv", &v) ? m->n_head : (int)v;
+    m->has_output = gguf_find_tensor(f, "output.weight") != NULL;
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        m->n_attn_v += strstr(name, "attn_v.weight") || strstr(name, "attn_qkv.weight") ||
+                       strstr(name, "attn_kv_b.weight");
+    }
+}
+
 /* Add every tensor of f to w in the file's order; converted buffers go to bufs[i]. */
-static int add_tensors(const quant_out *q, const gguf_file *f, gguf_writer *w, uint32_t type,
-                       void **bufs, quant_totals *tot)
+static int add_tensors(const quant_out *q, const gguf_file *f, gguf_writer *w,
+                       const quant_choice *c, void **bufs, quant_totals *tot)
 {
     int64_t n = gguf_tensor_count(f);
-    bool tied = !gguf_find_tensor(f, "output.weight");
+    char arch[64];
+    eng_mix_model m;
+    eng_mix_state st = { 0 };
+    mix_model(f, &m, arch, sizeof arch);
     for (int64_t i = 0; i < n; i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         char *name = strndup(t->name.ptr, (size_t)t->name.len);
         if (!name)
             return qfail(q, "out of memory");
-        int rc = add_tensor(q, w, t, name, i, n, type, tied, &bufs[i], tot);
+        int rc = add_tensor(q, w, t, name, i, n, c, &m, &st, &bufs[i], tot);
         free(name);
         if (rc)
             return rc;
@@ -293,7 +290,7 @@ static int copy_metadata(const quant_out *q, const gguf_file *f, gguf_writer *w,
         if (gguf_writer_copy_kv(w, f, i))
             return qfail(q, "%s", gguf_writer_errmsg(w));
     if (gguf_writer_set_u32(w, "general.file_type", c->ftype) ||
-        (gguf_type_get(c->type)->block_elems > 1 &&
+        (c->ftype != 0 && c->ftype != 1 && c->ftype != 32 &&
          gguf_writer_set_u32(w, "general.quantization_version", QUANT_VERSION)))
         return qfail(q, "%s", gguf_writer_errmsg(w));
     return 0;
@@ -317,17 +314,22 @@ static bool ftype_of(uint32_t type, uint32_t *ftype)
     return false;
 }
 
-/* general.file_type says what most weights are. copy_metadata wrote TYPE's number; when
- * fallbacks or kept matrices leave most weights in another type, the label follows them (a
- * "MOSTLY_Q4_K_M" file with no Q4_K tensor would mislead every reader). */
+/* general.file_type says what most weights are. copy_metadata wrote TYPE's number, which
+ * stands while most matrix elements are stored as the mix chose (a Q4_K_M file's Q6_K tensors
+ * are part of its mix); when fallbacks or kept matrices leave most weights in another type, the
+ * label follows them (a "MOSTLY_Q4_K_M" file with no Q4_K tensor would mislead every reader). */
 static int label_file(const quant_out *q, gguf_writer *w, const quant_choice *c,
                       const quant_totals *tot)
 {
-    uint32_t top = c->type;
-    for (uint32_t ty = 0; ty < GGUF_T_COUNT; ty++)
+    uint32_t base = GGUF_T_F32, top = 0;
+    eng_mix_base_type(c->ftype, &base);
+    uint64_t all = 0;
+    for (uint32_t ty = 0; ty < GGUF_T_COUNT; ty++) {
+        all += tot->matrix_elems[ty];
         if (tot->matrix_elems[ty] > tot->matrix_elems[top])
             top = ty;
-    if (top == c->type || !tot->matrix_elems[top])
+    }
+    if (2 * tot->as_mixed >= all || top == base || !tot->matrix_elems[top])
         return 0;
     uint32_t ftype;
     if (!ftype_of(top, &ftype)) {
@@ -339,7 +341,7 @@ static int label_file(const quant_out *q, gguf_writer *w, const quant_choice *c,
     if (gguf_writer_set_u32(w, "general.file_type", ftype))
         return qfail(q, "%s", gguf_writer_errmsg(w));
     qlog(q, "note: most weights are %s, not %s, so general.file_type is %s\n",
-         gguf_type_get(top)->name, gguf_type_get(c->type)->name, eng_ftype_name(ftype));
+         gguf_type_get(top)->name, gguf_type_get(base)->name, eng_ftype_name(ftype));
     return 0;
 }
 
@@ -357,7 +359,7 @@ static void report(const quant_out *q, const char *in, const char *out, const gg
          tot->kept);
     if (tot->fell_back)
         qlog(q, "%d of %d converted tensors used a fallback type (rows not whole %s blocks)\n",
-             tot->fell_back, tot->converted, gguf_type_get(c->type)->name);
+             tot->fell_back, tot->converted, c->name);
     qlog(q, "file:    %s -> %s\n", app_fmt_bytes(gguf_file_size(f), a, sizeof a),
          app_fmt_bytes(out_size, b, sizeof b));
     qlog(q, "weights: %s -> %s, %.2f -> %.2f bits per weight\n",
@@ -386,7 +388,7 @@ int app_quantize_file(const char *in, const char *out, const char *type, bool re
         qfail(q, "out of memory");
         goto fail;
     }
-    if (copy_metadata(q, f, w, c) || add_tensors(q, f, w, c->type, bufs, &tot) ||
+    if (copy_metadata(q, f, w, c) || add_tensors(q, f, w, c, bufs, &tot) ||
         label_file(q, w, c, &tot))
         goto fail;
     if (gguf_writer_write_ex(w, out, replace ? 0 : GGUF_WRITE_NO_REPLACE)) {

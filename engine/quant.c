@@ -304,7 +304,8 @@ static const quant_ops *ops_for(uint32_t type)
     static const quant_ops q3_k = { quant_dequant_q3_k, NULL, 0 };
     /* Q4_K: the min scale is at most max|x| / 63 in fp16; keep a factor 2 of headroom. */
     static const quant_ops q4_k = { quant_dequant_q4_k, quant_encode_q4_k, 32.0f * FP16_MAX };
-    static const quant_ops q5_k = { quant_dequant_q5_k, NULL, 0 };
+    /* Q5_K: as Q4_K, the min scale is at most max|x| / 63 in fp16. */
+    static const quant_ops q5_k = { quant_dequant_q5_k, quant_encode_q5_k, 32.0f * FP16_MAX };
     /* Q6_K: d is about max|x| / (32 * 128); keep a factor 2 of headroom. */
     static const quant_ops q6_k = { quant_dequant_q6_k, quant_encode_q6_k, 2048.0f * FP16_MAX };
     switch (type) {

@@ -4,7 +4,7 @@
  * Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) to float32 exactly as ggml lays them out, computes the dot
  * product of one stored row with a float32 vector without materialising the row (the inner loop
  * of the CPU matrix-vector product), and encodes float32 into the types `sizeup quantize` writes
- * (F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K) with ggml's reference (no importance matrix) algorithms, so
+ * (F16, BF16, Q8_0, Q5_0, Q4_0, Q4_K, Q5_K, Q6_K) with ggml's reference (no importance matrix) algorithms, so
  * a file we write holds the bytes llama-quantize would have written for the same input.
  *
  * Type ids are gguf_ttype (engine/gguf.h). Counts n are element counts and must be a multiple of
@@ -46,7 +46,7 @@ float eng_vec_dot_f32(uint32_t type, const void *row, const float *x, int64_t n)
 /* Encode src[0..n) into dst (eng_row_bytes(type, n) bytes). False, with dst untouched, when the
  * type is not quantizable, n is not a whole number of blocks, or (for the block types) src holds
  * a NaN, an infinity, or a magnitude whose fp16 block scale would overflow (above 8 * 65504 for
- * Q4_0, 127 * 65504 for Q8_0, 32 * 65504 for Q4_K, 2048 * 65504 for Q6_K). F32, F16 and BF16
+ * Q4_0, 127 * 65504 for Q8_0, 32 * 65504 for Q4_K and Q5_K, 2048 * 65504 for Q6_K). F32, F16 and BF16
  * accept any input: values beyond their range become infinities, NaNs stay NaNs. */
 bool eng_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 

@@ -127,6 +127,7 @@ void quant_dequant_q4_k(const void *src, float *dst, int64_t nb);
 void quant_dequant_q5_k(const void *src, float *dst, int64_t nb);
 void quant_dequant_q6_k(const void *src, float *dst, int64_t nb);
 void quant_encode_q4_k(const float *src, void *dst, int64_t nb);
+void quant_encode_q5_k(const float *src, void *dst, int64_t nb);
 void quant_encode_q6_k(const float *src, void *dst, int64_t nb);
 
 #endif

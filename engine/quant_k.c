@@ -4,7 +4,7 @@
  *
  * Decoders for Q2_K .. Q6_K follow ggml-common.h's layouts; each computes a value with the same
  * float operations in the same order as ggml's dequantize_row_*, so our float32 weights equal
- * llama.cpp's bit for bit. Encoders exist for Q4_K and Q6_K, following ggml's reference
+ * llama.cpp's bit for bit. Encoders exist for Q4_K, Q5_K and Q6_K, following ggml's reference
  * (no importance matrix) quantizers, again operation for operation, so that a file we write
  * holds the bytes llama-quantize writes for the same input.
  *
@@ -235,13 +235,14 @@ static void k4_put_scale_min(uint8_t s[12], int j, int sc, int mn)
     }
 }
 
-/* ggml's quantize_row_q4_K_ref for one super-block: fit each sub-block of 32 to 4-bit codes
- * with a scale and a min (weighting each element by the sub-block's RMS plus its magnitude),
- * store the scales and mins as 6-bit multiples of two fp16 factors, then recode every element
- * against the scale and min actually stored. */
-static void encode_q4_k_block(const float *x, blk_q4_k *b)
+/* The part ggml's quantize_row_q4_K_ref and quantize_row_q5_K_ref share, for one super-block:
+ * fit each sub-block of 32 to codes 0..nmax with a scale and a min (weighting each element by
+ * the sub-block's RMS plus its magnitude; Q4_K searches 21 stretches from -1, Q5_K 16 from
+ * -0.5), store the scales and mins as 6-bit multiples of two fp16 factors (d, dmin, scales),
+ * then recode every element into L against the scale and min actually stored. */
+static void k_scale_min_codes(const float *x, int nmax, float rmin, int nstep, uint8_t d[2],
+                              uint8_t dmin[2], uint8_t scales_out[12], uint8_t L[QUANT_QK_K])
 {
-    uint8_t L[QUANT_QK_K];
     float scales[8], mins[8], w[32], max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 8; j++) {
         const float *xs = x + 32 * j;
@@ -251,31 +252,61 @@ static void encode_q4_k_block(const float *x, blk_q4_k *b)
         float av = sqrtf(sum_x2 / 32.0f);
         for (int l = 0; l < 32; l++)
             w[l] = av + fabsf(xs[l]);
-        scales[j] = fit_scale_min(32, 15, xs, w, L + 32 * j, &mins[j], -1.0f, 0.1f, 20);
+        scales[j] = fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep);
         max_scale = scales[j] > max_scale ? scales[j] : max_scale;
         max_min = mins[j] > max_min ? mins[j] : max_min;
     }
     float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
     float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
-    memset(b->scales, 0, sizeof b->scales);
+    memset(scales_out, 0, 12);
     for (int j = 0; j < 8; j++)
-        k4_put_scale_min(b->scales, j, clampi(quant_round(inv_scale * scales[j]), 0, 63),
+        k4_put_scale_min(scales_out, j, clampi(quant_round(inv_scale * scales[j]), 0, 63),
                          clampi(quant_round(inv_min * mins[j]), 0, 63));
-    quant_put_f16(b->d, max_scale / 63.0f);
-    quant_put_f16(b->dmin, max_min / 63.0f);
+    quant_put_f16(d, max_scale / 63.0f);
+    quant_put_f16(dmin, max_min / 63.0f);
     for (int j = 0; j < 8; j++) {
         int sc, mn;
-        k4_scale_min(b->scales, j, &sc, &mn);
-        float d = quant_f16(b->d) * (float)sc;
-        if (d == 0.0f)
+        k4_scale_min(scales_out, j, &sc, &mn);
+        float dj = quant_f16(d) * (float)sc;
+        if (dj == 0.0f)
             continue;
-        float dm = quant_f16(b->dmin) * (float)mn;
+        float dm = quant_f16(dmin) * (float)mn;
         for (int l = 0; l < 32; l++)
-            L[32 * j + l] = (uint8_t)clampi(quant_round((x[32 * j + l] + dm) / d), 0, 15);
+            L[32 * j + l] = (uint8_t)clampi(quant_round((x[32 * j + l] + dm) / dj), 0, nmax);
     }
+}
+
+/* ggml's quantize_row_q4_K_ref for one super-block: 4-bit codes, element l of chunk c in the
+ * low nibble of byte l, element 32 + l in the high one. */
+static void encode_q4_k_block(const float *x, blk_q4_k *b)
+{
+    uint8_t L[QUANT_QK_K];
+    k_scale_min_codes(x, 15, -1.0f, 20, b->d, b->dmin, b->scales, L);
     for (int c = 0; c < 4; c++)
         for (int l = 0; l < 32; l++)
             b->qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
+}
+
+/* ggml's quantize_row_q5_K_ref for one super-block: Q4_K's layout for the low 4 bits of 5-bit
+ * codes, bit 4 of element 64c + l (64c + 32 + l) in bit 2c (2c + 1) of qh[l]. */
+static void encode_q5_k_block(const float *x, blk_q5_k *b)
+{
+    uint8_t L[QUANT_QK_K];
+    k_scale_min_codes(x, 31, -0.5f, 15, b->d, b->dmin, b->scales, L);
+    memset(b->qh, 0, sizeof b->qh);
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            int lo = L[64 * c + l], hi = L[64 * c + 32 + l];
+            b->qh[l] |= (uint8_t)((lo >> 4) << (2 * c) | (hi >> 4) << (2 * c + 1));
+            b->qs[32 * c + l] = (uint8_t)((lo & 0x0f) | (hi & 0x0f) << 4);
+        }
+}
+
+void quant_encode_q5_k(const float *src, void *dst, int64_t nb)
+{
+    blk_q5_k *b = dst;
+    for (int64_t i = 0; i < nb; i++)
+        encode_q5_k_block(src + QUANT_QK_K * i, b + i);
 }
 
 void quant_encode_q4_k(const float *src, void *dst, int64_t nb)
