@@ -152,11 +152,13 @@ check "3a quantize to Q4_K on 128/352-value rows exits 0 and says it fell back" 
 timeout 60 "$BIN" inspect --json q4k.gguf >q4k.json 2>err || true
 check "3b general.file_type is MOSTLY_Q5_0 (8), what the file holds" \
     eval 'grep -q "\"file_type\": 8," q4k.json && grep -q "\"file_type_name\": \"MOSTLY_Q5_0\"" q4k.json'
-# 37 matrices (token_embd, output, 7 per layer x 5); the 11 vectors stay F32; output.weight
-# is Q8_0, as llama-quantize makes it when its rows are not whole 256-value blocks
-check "3c 36 matrices are Q5_0, output.weight Q8_0 (none left F32, none claimed Q4_K)" \
-    eval 'grep -A1 "\"type\": \"Q5_0\"" q4k.json | grep -q "\"count\": 36," &&
-          grep -A1 "\"type\": \"Q8_0\"" q4k.json | grep -q "\"count\": 1," &&
+# 37 matrices (token_embd, output, 7 per layer x 5); the 11 vectors stay F32. Q4_K_M's mix (as
+# llama-quantize chooses it, engine/quant_mix.c) wants Q6_K for output.weight and for attn_v and
+# ffn_down of layers 2 and 4 of 5; rows that are not whole 256-value blocks make those Q8_0 and
+# the other 32 Q5_0
+check "3c 32 matrices are Q5_0, 5 Q8_0 (none left F32, none claimed Q4_K)" \
+    eval 'grep -A1 "\"type\": \"Q5_0\"" q4k.json | grep -q "\"count\": 32," &&
+          grep -A1 "\"type\": \"Q8_0\"" q4k.json | grep -q "\"count\": 5," &&
           grep -A1 "\"type\": \"F32\"" q4k.json | grep -q "\"count\": 11," &&
           ! grep -q "\"type\": \"Q4_K\"" q4k.json'
 run run -m q4k.gguf -p "Once upon a time" -n 4 --temp 0 --backend cpu
