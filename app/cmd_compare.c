@@ -57,7 +57,9 @@ static void usage(FILE *to)
         "                        table on a terminal, Markdown otherwise\n"
         "  --ppl TEXT            also measure perplexity and bits per byte on the text file\n"
         "                        TEXT, as `sizeup perplexity` does (see its --help)\n"
-        "  --ppl-ctx N           window for --ppl (default 512)\n"
+        "  --ppl-ctx N           window for --ppl, the same for every model (default 512,\n"
+        "                        capped at the smallest context the models were trained\n"
+        "                        with; a larger N is measured, with a warning)\n"
         "  --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R: as for run\n"
         "  -c, --ctx N           context length (default: the model's, capped at 4096)\n"
         "  --backend B           vulkan or cpu (default: Vulkan on a GPU that can run it, else\n"
@@ -109,7 +111,6 @@ static int parse_args(int argc, char **argv, cmp_opts *o, app_cmp *c)
     c->n_predict = 64;
     c->reps = 3;
     c->seed = 42;
-    c->ppl_ctx = 512;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -443,6 +444,30 @@ static void summarise(app_cmp *c)
         c->peak_rss = (uint64_t)ru.ru_maxrss * 1024;
 }
 
+/* One window for every model, or the figures would not compare: --ppl-ctx, else 512 capped at
+ * the smallest trained context among the local models. A --ppl-ctx past a model's trained
+ * context is measured, with a warning (and the reports mark that model's perplexity). */
+static void ppl_window(app_cmp *c)
+{
+    const eng_model *ms[MAX_MODELS];
+    int n = 0;
+    for (int j = 0; j < c->n_models; j++)
+        if (!c->models[j].remote)
+            ms[n++] = c->models[j].m;
+    if (!c->ppl_ctx) {
+        c->ppl_ctx = app_ppl_default_ctx(ms, n, &c->ppl_ctx_capped);
+        if (c->ppl_ctx_capped)
+            fprintf(stderr, "[sizeup] perplexity windows of %u tokens for every model: the "
+                    "shortest context one of them was trained with (not %d)\n", c->ppl_ctx,
+                    APP_PPL_CTX_DEFAULT);
+        return;
+    }
+    char what[40];
+    snprintf(what, sizeof what, "--ppl-ctx %u", c->ppl_ctx);
+    for (int j = 0; j < n; j++)
+        app_ctx_warn(CMD, ms[j], c->ppl_ctx, what);
+}
+
 static int measure_ppl(app_cmp *c, const eng_session_opts *so)
 {
     char *text;
@@ -451,6 +476,7 @@ static int measure_ppl(app_cmp *c, const eng_session_opts *so)
         return 0;
     if (app_read_text(CMD, "--ppl", c->ppl_file, &text, &len))
         return 1;
+    ppl_window(c);
     int rc = 0;
     for (int j = 0; j < c->n_models && !rc; j++) {
         app_cmp_model *mm = &c->models[j];

@@ -442,6 +442,11 @@ int app_cmd_run(int argc, char **argv)
     }
     free(path);
     open_ms = app_now_ms() - t0;
+    if (o.so.n_ctx) {  /* the default is the trained context already; a longer -c is the user's */
+        char what[32];
+        snprintf(what, sizeof what, "-c %u", o.so.n_ctx);
+        app_ctx_warn(CMD, m, o.so.n_ctx, what);
+    }
     o.so.cancel = &cancel_flag;
     if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
         eng_model_close(m);

@@ -56,7 +56,8 @@ typedef struct app_cmp {
     uint64_t seed;
     int n_predict, reps;
     eng_sampler_params sampling;
-    uint32_t ppl_ctx;
+    uint32_t ppl_ctx;         /* the --ppl window, one for every model (fairness) */
+    bool ppl_ctx_capped;      /* no --ppl-ctx: 512 capped at the smallest trained context */
     const char *ppl_file;     /* --ppl TEXT or NULL */
     bool same_vocab;          /* every model has the same vocabulary */
     int n_models, n_prompts;

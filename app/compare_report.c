@@ -136,7 +136,9 @@ CELL(c_msc, MEM(m->mem_scratch))
 CELL(c_mdev, MEM(m->mem_device))
 CELL(c_mhost, MEM(m->mem_host))
 CELL(c_backend, md_cell(to, m->backend, strlen(m->backend)))
-CELL(c_ppl, if (m->has_ppl) fprintf(to, "%.4f ± %.4f", m->ppl.ppl, m->ppl.ppl_err); else fputs("-", to))
+/* a window past the model's trained context is marked where the figure is */
+#define OVER(m) ((m)->has_ppl && (m)->ppl.over_train)
+CELL(c_ppl, if (m->has_ppl) fprintf(to, "%.4f ± %.4f%s", m->ppl.ppl, m->ppl.ppl_err, OVER(m) ? " (past its trained context)" : ""); else fputs("-", to))
 CELL(c_bpb, if (m->has_ppl) fprintf(to, "%.4f", m->ppl.bits_per_byte); else fputs("-", to))
 CELL(c_answer, md_cell(to, x->answer, x->answer_len))
 CELL(c_ntok, fprintf(to, "%u / %s%u", x->n_prompt, x->approx ? "~" : "", x->n_gen))
@@ -228,7 +230,18 @@ static void write_md(const app_cmp *c, FILE *to)
     if (c->ppl_file) {
         fputs(" Perplexity and bits per byte on ", to);
         md_cell(to, c->ppl_file, strlen(c->ppl_file));
-        fputs(", as `sizeup perplexity` computes them.", to);
+        fprintf(to, ", as `sizeup perplexity` computes them, in windows of %u tokens for every "
+                "model", c->ppl_ctx);
+        if (c->ppl_ctx_capped)
+            fprintf(to, " (the shortest context one of them was trained with, not %d)",
+                    APP_PPL_CTX_DEFAULT);
+        fputs(".", to);
+        for (int j = 0; j < c->n_models; j++)
+            if (OVER(&c->models[j])) {
+                fputs(" **Windows longer than a model's trained context** (marked \"past its "
+                      "trained context\"): its perplexity there understates it.", to);
+                break;
+            }
         if (!c->same_vocab)
             fputs(" **The vocabularies differ**: per-token perplexities are not comparable "
                   "between these models; compare bits per byte.", to);
@@ -288,10 +301,12 @@ static json_t *model_json(const app_cmp *c, const app_cmp_model *m)
         return NULL;
     json_object_set_new(o, "backend", json_string(m->backend));
     if (m->has_ppl)
-        json_object_set_new(o, "perplexity", json_pack("{s:i, s:I, s:I, s:f, s:f, s:I, s:f}",
+        json_object_set_new(o, "perplexity", json_pack("{s:i, s:I, s:I, s:f, s:f, s:I, s:f, s:o, s:b}",
             "n_ctx", (int)c->ppl_ctx, "n_tokens", (json_int_t)m->ppl.n_tokens, "n_scored",
             (json_int_t)m->ppl.n_scored, "ppl", m->ppl.ppl, "ppl_err", m->ppl.ppl_err,
-            "scored_bytes", (json_int_t)m->ppl.n_bytes, "bits_per_byte", m->ppl.bits_per_byte));
+            "scored_bytes", (json_int_t)m->ppl.n_bytes, "bits_per_byte", m->ppl.bits_per_byte,
+            "n_ctx_train", m->ppl.n_ctx_train ? json_integer(m->ppl.n_ctx_train) : json_null(),
+            "ctx_over_train", m->ppl.over_train));
     return o;
 }
 
@@ -306,8 +321,11 @@ static void write_json(const app_cmp *c, FILE *to)
     json_object_set_new(root, "temperature", json_real(c->sampling.temperature));
     json_object_set_new(root, "same_vocabulary", json_boolean(c->same_vocab));
     json_object_set_new(root, "peak_rss_bytes", json_integer((json_int_t)c->peak_rss));
-    if (c->ppl_file)
+    if (c->ppl_file) {
         json_object_set_new(root, "ppl_text", json_string(c->ppl_file));
+        json_object_set_new(root, "ppl_ctx", json_integer(c->ppl_ctx));
+        json_object_set_new(root, "ppl_ctx_capped", json_boolean(c->ppl_ctx_capped));
+    }
     for (int j = 0; j < c->n_models; j++)
         json_array_append_new(models, model_json(c, &c->models[j]));
     for (int p = 0; p < c->n_prompts; p++) {
@@ -363,7 +381,8 @@ static void write_csv(const app_cmp *c, FILE *to)
     fputs("mode,prompt_index,prompt,model,path,parameters,quant,bits_per_weight,file_bytes,"
           "backend,mem_weights,mem_kv,mem_scratch,mem_device,mem_host,n_prompt,n_gen,stop,"
           "answer,ttft_ms_median,ttft_ms_stddev,prompt_tps_median,prompt_tps_stddev,"
-          "gen_tps_median,gen_tps_stddev,repeats,ppl,bits_per_byte,network_inclusive\n", to);
+          "gen_tps_median,gen_tps_stddev,repeats,ppl,bits_per_byte,network_inclusive,ppl_ctx,"
+          "ppl_ctx_over_train\n", to);
     for (int p = 0; p < c->n_prompts; p++)
         for (int j = 0; j < c->n_models; j++) {
             const app_cmp_model *m = &c->models[j];
@@ -389,7 +408,11 @@ static void write_csv(const app_cmp *c, FILE *to)
                 fprintf(to, "%.6f,%.6f,", m->ppl.ppl, m->ppl.bits_per_byte);
             else
                 fputs("NA,NA,", to);
-            fputs(m->remote ? "true\n" : "false\n", to);
+            fputs(m->remote ? "true," : "false,", to);
+            if (m->has_ppl)
+                fprintf(to, "%u,%s\n", c->ppl_ctx, m->ppl.over_train ? "true" : "false");
+            else
+                fputs("NA,NA\n", to);
         }
 }
 
@@ -469,7 +492,7 @@ static void write_term(const app_cmp *c, int width, FILE *to)
         m->remote ? "remote" : fmt_b(m->mem_host, b2));
     if (c->ppl_file) {
         snprintf(lab, sizeof lab, "perplexity (c%u)", c->ppl_ctx);
-        ROW(lab, "%.4f", m->has_ppl ? m->ppl.ppl : NAN);
+        ROW(lab, "%.4f%s", m->has_ppl ? m->ppl.ppl : NAN, OVER(m) ? " (past its trained context)" : "");
         ROW("bits per byte", "%.4f", m->has_ppl ? m->ppl.bits_per_byte : NAN);
     }
     CLEAN_ROW("backend", backend);
@@ -498,6 +521,15 @@ static void write_term(const app_cmp *c, int width, FILE *to)
         snprintf(lab, sizeof lab, "generation tok/s [%s]", mode);
         CROW(lab, "%.1f ± %.1f%s", x->tg.median, x->tg.stddev, NET_S(j));
     }
+    if (c->ppl_file && c->ppl_ctx_capped)
+        fprintf(to, "\nPerplexity in windows of %u tokens for every model: the shortest context one "
+                "of them was trained with (not %d).\n", c->ppl_ctx, APP_PPL_CTX_DEFAULT);
+    for (int j = 0; c->ppl_file && j < c->n_models; j++)
+        if (OVER(&c->models[j])) {
+            fputs("\nA perplexity marked \"past its trained context\" was measured in windows "
+                  "longer than the model learnt: it understates the model.\n", to);
+            break;
+        }
     if (c->ppl_file && !c->same_vocab)
         fputs("\nThe vocabularies differ: compare bits per byte, not per-token perplexity.\n", to);
     remote_sentence(c, to);
