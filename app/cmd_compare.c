@@ -237,6 +237,38 @@ static int open_remote(const cmp_opts *o, app_cmp_model *mm)
     return 0;
 }
 
+/* Two quantizations of one model share a general.name, and one served model may be asked of two
+ * servers: every model whose name another one shares is labelled by its file name, or a served
+ * one by host:port/model. All of them are found before any is renamed (renaming one would
+ * leave its twin unique, and labelled by the shared name). Labels still equal after that (the
+ * same file name in two folders) get " #N", N the model's place on the command line. */
+static void label_duplicates(app_cmp *c)
+{
+    bool dup[MAX_MODELS] = { false };
+    for (int j = 0; j < c->n_models; j++)
+        for (int k = 0; k < c->n_models && !dup[j]; k++)
+            dup[j] = j != k && !strcmp(c->models[j].name, c->models[k].name);
+    for (int j = 0; j < c->n_models; j++) {
+        app_cmp_model *mm = &c->models[j];
+        const char *b = strrchr(mm->path, '/');
+        if (dup[j] && mm->remote)
+            snprintf(mm->name, sizeof mm->name, "%s/%s", dl_remote_host(mm->r),
+                     dl_remote_model(mm->r));
+        else if (dup[j])
+            snprintf(mm->name, sizeof mm->name, "%s", b ? b + 1 : mm->path);
+    }
+    for (int j = 0; j < c->n_models; j++)
+        for (int k = 0; k < j; k++)
+            if (!strcmp(c->models[j].name, c->models[k].name)) {
+                char tag[16];
+                snprintf(tag, sizeof tag, " #%d", j + 1);
+                size_t n = strlen(c->models[j].name), room = sizeof c->models[j].name - 1;
+                size_t at = n + strlen(tag) <= room ? n : room - strlen(tag);
+                memcpy(c->models[j].name + at, tag, strlen(tag) + 1);
+                break;
+            }
+}
+
 static int open_models(const cmp_opts *o, app_cmp *c)
 {
     c->models = calloc((size_t)o->n_refs, sizeof *c->models);
@@ -261,15 +293,7 @@ static int open_models(const cmp_opts *o, app_cmp *c)
             return app_fail(CMD, "%s: %s", mm->ref, err);
         describe(mm);
     }
-    /* Two quantizations of one model share a general.name: tell them apart by the file. */
-    for (int j = 0; j < c->n_models; j++)
-        for (int k = 0; k < c->n_models; k++)
-            if (j != k && !strcmp(c->models[j].name, c->models[k].name)) {
-                const char *b = strrchr(c->models[j].path, '/');
-                snprintf(c->models[j].name, sizeof c->models[j].name, "%s",
-                         b ? b + 1 : c->models[j].path);
-                break;
-            }
+    label_duplicates(c);
     c->same_vocab = true;  /* a server's vocabulary is not known here */
     for (int j = 1; j < c->n_models; j++)
         c->same_vocab &= !c->models[0].remote && !c->models[j].remote &&
