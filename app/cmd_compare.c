@@ -355,16 +355,20 @@ static int run_remote_job(job_ctx *x, int j, int rep)
     dl_remote_stats st;
     dl_remote_stats_get(mm->r, &st);
     cell->ttft_ms[rep] = st.ttft_ms;
-    cell->pp_tps[rep] = st.has_timings ? st.srv_prompt_tps : 0;
+    cell->srv_pp_tps[rep] = st.has_timings ? st.srv_prompt_tps : 0;
     cell->tg_tps[rep] = st.gen_tps;
     if (rep == 0) {
         const char *a = dl_remote_answer(mm->r);
         cell->answer = strdup(a ? a : "");
         cell->answer_len = cell->answer ? strlen(cell->answer) : 0;
         cell->n_prompt = st.n_prompt;
+        cell->has_n_prompt = st.n_prompt > 0;  /* usage sent */
+        cell->has_srv_pp = st.has_timings;
+        cell->has_tg = st.n_gen >= 2;
         cell->n_gen = st.n_gen;
         cell->approx = st.gen_approx;
         cell->stop = remote_stop(why);
+        cell->stop_str = dl_remote_finish_str(why);
     }
     return 0;
 }
@@ -399,8 +403,11 @@ static int run_job(void *user, int j, int rep)
         cell->answer_len = g.text.len;
         cell->answer = g.text.p ? strbuf_take(&g.text) : strdup("");
         cell->n_prompt = st.n_prompt;
+        cell->has_n_prompt = cell->has_pp = true;
+        cell->has_tg = st.n_gen >= 2;
         cell->n_gen = st.n_gen;
         cell->stop = why;
+        cell->stop_str = eng_stop_reason_str(why);
     }
     return 0;
 }
@@ -417,7 +424,8 @@ static int alloc_cells(app_cmp *c)
         cell->ttft_ms = calloc((size_t)c->reps, sizeof(double));
         cell->pp_tps = calloc((size_t)c->reps, sizeof(double));
         cell->tg_tps = calloc((size_t)c->reps, sizeof(double));
-        if (!cell->ttft_ms || !cell->pp_tps || !cell->tg_tps)
+        cell->srv_pp_tps = calloc((size_t)c->reps, sizeof(double));
+        if (!cell->ttft_ms || !cell->pp_tps || !cell->tg_tps || !cell->srv_pp_tps)
             return app_fail(CMD, "out of memory");
     }
     return 0;
@@ -462,6 +470,7 @@ static void summarise(app_cmp *c)
         cell->ttft = app_stat_of(cell->ttft_ms, c->reps);
         cell->pp = app_stat_of(cell->pp_tps, c->reps);
         cell->tg = app_stat_of(cell->tg_tps, c->reps);
+        cell->srv_pp = app_stat_of(cell->srv_pp_tps, c->reps);
     }
     struct rusage ru;
     if (!getrusage(RUSAGE_SELF, &ru))
@@ -532,6 +541,7 @@ static void free_cmp(app_cmp *c)
         free(c->cells[i].ttft_ms);
         free(c->cells[i].pp_tps);
         free(c->cells[i].tg_tps);
+        free(c->cells[i].srv_pp_tps);
     }
     for (int p = 0; c->prompts && p < c->n_prompts; p++)
         free(c->prompts[p]);

@@ -222,7 +222,9 @@ static void check_csv(const char *s)
         } else
             while (*p && *p != ',' && *p != '\n')
                 p++;
-        empty_field |= p == start;
+        /* empty only where a figure is unknown: a local model has no server's own speed
+         * (server_prompt_tps_median, the last but one column) */
+        empty_field |= p == start && (header < 0 || fields != header - 2);
         fields++;
         if (*p == ',') {
             p++;
