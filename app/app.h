@@ -91,6 +91,16 @@ int app_session_opt(const char *cmd, const char *opt, const char *val, struct en
  * --backend's is: returns 2 after one line naming it, else 0. */
 int app_backend_env(const char *cmd, struct eng_session_opts *so);
 
+/* The context a model was trained with (general's context_length; 0 when the file does not
+ * say). */
+struct eng_model; /* engine/engine.h */
+uint32_t app_ctx_train(const struct eng_model *m);
+/* When n_ctx is larger than m's trained context, one warning line on stderr ("sizeup CMD:
+ * warning: ...", `what` naming the setting, e.g. "-c 1024") and true: past its trained length a
+ * model's positions are ones it never learnt, and its predictions (perplexity included) are
+ * worse in ways that say nothing about its quality. Never refuses: llama.cpp warns too. */
+bool app_ctx_warn(const char *cmd, const struct eng_model *m, uint32_t n_ctx, const char *what);
+
 /* Inputs larger than this are refused: no prompt or text to tokenize is near it, and reading
  * /dev/zero or a runaway pipe must not eat the machine's memory. */
 #define APP_MAX_INPUT ((size_t)64 << 20)

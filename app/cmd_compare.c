@@ -57,7 +57,9 @@ static void usage(FILE *to)
         "                        table on a terminal, Markdown otherwise\n"
         "  --ppl TEXT            also measure perplexity and bits per byte on the text file\n"
         "                        TEXT, as `sizeup perplexity` does (see its --help)\n"
-        "  --ppl-ctx N           window for --ppl (default 512)\n"
+        "  --ppl-ctx N           window for --ppl, the same for every model (default 512,\n"
+        "                        capped at the smallest context the models were trained\n"
+        "                        with; a larger N is measured, with a warning)\n"
         "  --temp T, --top-k K, --top-p P, --min-p P, --repeat-penalty R: as for run\n"
         "  -c, --ctx N           context length (default: the model's, capped at 4096)\n"
         "  --backend B           vulkan or cpu (default: Vulkan on a GPU that can run it, else\n"
@@ -109,7 +111,6 @@ static int parse_args(int argc, char **argv, cmp_opts *o, app_cmp *c)
     c->n_predict = 64;
     c->reps = 3;
     c->seed = 42;
-    c->ppl_ctx = 512;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -236,6 +237,38 @@ static int open_remote(const cmp_opts *o, app_cmp_model *mm)
     return 0;
 }
 
+/* Two quantizations of one model share a general.name, and one served model may be asked of two
+ * servers: every model whose name another one shares is labelled by its file name, or a served
+ * one by host:port/model. All of them are found before any is renamed (renaming one would
+ * leave its twin unique, and labelled by the shared name). Labels still equal after that (the
+ * same file name in two folders) get " #N", N the model's place on the command line. */
+static void label_duplicates(app_cmp *c)
+{
+    bool dup[MAX_MODELS] = { false };
+    for (int j = 0; j < c->n_models; j++)
+        for (int k = 0; k < c->n_models && !dup[j]; k++)
+            dup[j] = j != k && !strcmp(c->models[j].name, c->models[k].name);
+    for (int j = 0; j < c->n_models; j++) {
+        app_cmp_model *mm = &c->models[j];
+        const char *b = strrchr(mm->path, '/');
+        if (dup[j] && mm->remote)
+            snprintf(mm->name, sizeof mm->name, "%s/%s", dl_remote_host(mm->r),
+                     dl_remote_model(mm->r));
+        else if (dup[j])
+            snprintf(mm->name, sizeof mm->name, "%s", b ? b + 1 : mm->path);
+    }
+    for (int j = 0; j < c->n_models; j++)
+        for (int k = 0; k < j; k++)
+            if (!strcmp(c->models[j].name, c->models[k].name)) {
+                char tag[16];
+                snprintf(tag, sizeof tag, " #%d", j + 1);
+                size_t n = strlen(c->models[j].name), room = sizeof c->models[j].name - 1;
+                size_t at = n + strlen(tag) <= room ? n : room - strlen(tag);
+                memcpy(c->models[j].name + at, tag, strlen(tag) + 1);
+                break;
+            }
+}
+
 static int open_models(const cmp_opts *o, app_cmp *c)
 {
     c->models = calloc((size_t)o->n_refs, sizeof *c->models);
@@ -260,15 +293,7 @@ static int open_models(const cmp_opts *o, app_cmp *c)
             return app_fail(CMD, "%s: %s", mm->ref, err);
         describe(mm);
     }
-    /* Two quantizations of one model share a general.name: tell them apart by the file. */
-    for (int j = 0; j < c->n_models; j++)
-        for (int k = 0; k < c->n_models; k++)
-            if (j != k && !strcmp(c->models[j].name, c->models[k].name)) {
-                const char *b = strrchr(c->models[j].path, '/');
-                snprintf(c->models[j].name, sizeof c->models[j].name, "%s",
-                         b ? b + 1 : c->models[j].path);
-                break;
-            }
+    label_duplicates(c);
     c->same_vocab = true;  /* a server's vocabulary is not known here */
     for (int j = 1; j < c->n_models; j++)
         c->same_vocab &= !c->models[0].remote && !c->models[j].remote &&
@@ -330,16 +355,20 @@ static int run_remote_job(job_ctx *x, int j, int rep)
     dl_remote_stats st;
     dl_remote_stats_get(mm->r, &st);
     cell->ttft_ms[rep] = st.ttft_ms;
-    cell->pp_tps[rep] = st.has_timings ? st.srv_prompt_tps : 0;
+    cell->srv_pp_tps[rep] = st.has_timings ? st.srv_prompt_tps : 0;
     cell->tg_tps[rep] = st.gen_tps;
     if (rep == 0) {
         const char *a = dl_remote_answer(mm->r);
         cell->answer = strdup(a ? a : "");
         cell->answer_len = cell->answer ? strlen(cell->answer) : 0;
         cell->n_prompt = st.n_prompt;
+        cell->has_n_prompt = st.n_prompt > 0;  /* usage sent */
+        cell->has_srv_pp = st.has_timings;
+        cell->has_tg = st.n_gen >= 2;
         cell->n_gen = st.n_gen;
         cell->approx = st.gen_approx;
         cell->stop = remote_stop(why);
+        cell->stop_str = dl_remote_finish_str(why);
     }
     return 0;
 }
@@ -374,8 +403,11 @@ static int run_job(void *user, int j, int rep)
         cell->answer_len = g.text.len;
         cell->answer = g.text.p ? strbuf_take(&g.text) : strdup("");
         cell->n_prompt = st.n_prompt;
+        cell->has_n_prompt = cell->has_pp = true;
+        cell->has_tg = st.n_gen >= 2;
         cell->n_gen = st.n_gen;
         cell->stop = why;
+        cell->stop_str = eng_stop_reason_str(why);
     }
     return 0;
 }
@@ -392,7 +424,8 @@ static int alloc_cells(app_cmp *c)
         cell->ttft_ms = calloc((size_t)c->reps, sizeof(double));
         cell->pp_tps = calloc((size_t)c->reps, sizeof(double));
         cell->tg_tps = calloc((size_t)c->reps, sizeof(double));
-        if (!cell->ttft_ms || !cell->pp_tps || !cell->tg_tps)
+        cell->srv_pp_tps = calloc((size_t)c->reps, sizeof(double));
+        if (!cell->ttft_ms || !cell->pp_tps || !cell->tg_tps || !cell->srv_pp_tps)
             return app_fail(CMD, "out of memory");
     }
     return 0;
@@ -437,10 +470,35 @@ static void summarise(app_cmp *c)
         cell->ttft = app_stat_of(cell->ttft_ms, c->reps);
         cell->pp = app_stat_of(cell->pp_tps, c->reps);
         cell->tg = app_stat_of(cell->tg_tps, c->reps);
+        cell->srv_pp = app_stat_of(cell->srv_pp_tps, c->reps);
     }
     struct rusage ru;
     if (!getrusage(RUSAGE_SELF, &ru))
         c->peak_rss = (uint64_t)ru.ru_maxrss * 1024;
+}
+
+/* One window for every model, or the figures would not compare: --ppl-ctx, else 512 capped at
+ * the smallest trained context among the local models. A --ppl-ctx past a model's trained
+ * context is measured, with a warning (and the reports mark that model's perplexity). */
+static void ppl_window(app_cmp *c)
+{
+    const eng_model *ms[MAX_MODELS];
+    int n = 0;
+    for (int j = 0; j < c->n_models; j++)
+        if (!c->models[j].remote)
+            ms[n++] = c->models[j].m;
+    if (!c->ppl_ctx) {
+        c->ppl_ctx = app_ppl_default_ctx(ms, n, &c->ppl_ctx_capped);
+        if (c->ppl_ctx_capped)
+            fprintf(stderr, "[sizeup] perplexity windows of %u tokens for every model: the "
+                    "shortest context one of them was trained with (not %d)\n", c->ppl_ctx,
+                    APP_PPL_CTX_DEFAULT);
+        return;
+    }
+    char what[40];
+    snprintf(what, sizeof what, "--ppl-ctx %u", c->ppl_ctx);
+    for (int j = 0; j < n; j++)
+        app_ctx_warn(CMD, ms[j], c->ppl_ctx, what);
 }
 
 static int measure_ppl(app_cmp *c, const eng_session_opts *so)
@@ -451,6 +509,7 @@ static int measure_ppl(app_cmp *c, const eng_session_opts *so)
         return 0;
     if (app_read_text(CMD, "--ppl", c->ppl_file, &text, &len))
         return 1;
+    ppl_window(c);
     int rc = 0;
     for (int j = 0; j < c->n_models && !rc; j++) {
         app_cmp_model *mm = &c->models[j];
@@ -482,6 +541,7 @@ static void free_cmp(app_cmp *c)
         free(c->cells[i].ttft_ms);
         free(c->cells[i].pp_tps);
         free(c->cells[i].tg_tps);
+        free(c->cells[i].srv_pp_tps);
     }
     for (int p = 0; c->prompts && p < c->n_prompts; p++)
         free(c->prompts[p]);

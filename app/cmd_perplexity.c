@@ -45,7 +45,9 @@ static void usage(FILE *to)
         "where both models' most likely next token is the same.\n\n"
         "  -m, --model MODEL     a GGUF file or a model reference (see sizeup run --help)\n"
         "  -f, --file TEXT       the text ('-' for standard input)\n"
-        "  -c, --ctx CTX         window size in tokens (default 512, as llama-perplexity)\n"
+        "  -c, --ctx CTX         window size in tokens (default 512, as llama-perplexity,\n"
+        "                        capped at the context MODEL and BASE were trained with;\n"
+        "                        a larger CTX is measured, with a warning)\n"
         "  --kl-base MODEL       the reference model for KL divergence (e.g. the F32 file)\n"
         "  --json                print the figures as one JSON object\n"
         "  --backend B           vulkan or cpu (default: Vulkan on a GPU that can run it, else\n"
@@ -59,7 +61,6 @@ static void usage(FILE *to)
 /* Returns 0 to go on, -1 after --help, or an exit status. */
 static int parse_args(int argc, char **argv, ppl_opts *o)
 {
-    o->n_ctx = 512;
     o->so = eng_session_defaults();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -111,6 +112,28 @@ static int open_model(const ppl_opts *o, const char *ref, eng_model **m)
     return rc;
 }
 
+/* -c, or the default capped at the trained contexts; a -c past them is measured, with a
+ * warning. */
+static uint32_t window(const ppl_opts *o, const eng_model *m, const eng_model *base)
+{
+    const eng_model *both[2] = { m, base };
+    bool capped;
+    if (!o->n_ctx) {
+        uint32_t c = app_ppl_default_ctx(both, 2, &capped);
+        if (capped)
+            fprintf(stderr, "sizeup %s: windows of %u tokens, the context the model%s trained "
+                    "with (not %d, past it)\n", CMD, c, base ? "s were" : " was",
+                    APP_PPL_CTX_DEFAULT);
+        return c;
+    }
+    char what[32];
+    snprintf(what, sizeof what, "-c %u", o->n_ctx);
+    app_ctx_warn(CMD, m, o->n_ctx, what);
+    if (base)
+        app_ctx_warn(CMD, base, o->n_ctx, what);
+    return o->n_ctx;
+}
+
 static void print_text(const ppl_opts *o, const eng_model *m, const eng_model *base, size_t len,
                        const app_ppl_result *r)
 {
@@ -119,6 +142,9 @@ static void print_text(const ppl_opts *o, const eng_model *m, const eng_model *b
            r->n_tokens, eng_vocab_n_tokens(eng_model_vocab(m)));
     printf("windows:     %zu of %u tokens; scored %zu tokens (the second half of each window), "
            "%llu bytes\n", r->n_chunks, r->n_ctx, r->n_scored, (unsigned long long)r->n_bytes);
+    if (r->over_train)
+        printf("warning:     windows of %u tokens are longer than the %u the model was trained "
+               "with: this perplexity understates the model\n", r->n_ctx, r->n_ctx_train);
     printf("running:     ");
     for (size_t c = 0; c < r->n_chunks; c++)
         printf("[%zu]%.4f%s", c + 1, r->running[c], c + 1 < r->n_chunks ? "," : "\n");
@@ -140,6 +166,11 @@ static void print_json(const ppl_opts *o, size_t len, const app_ppl_result *r, c
                           "scored_bytes", (json_int_t)r->n_bytes, "ppl", r->ppl,
                           "ppl_err", r->ppl_err, "bits_per_byte", r->bits_per_byte, "backend", be,
                           "seconds", r->seconds);
+    if (j) {
+        json_object_set_new(j, "n_ctx_train", r->n_ctx_train ? json_integer(r->n_ctx_train)
+                                                             : json_null());
+        json_object_set_new(j, "ctx_over_train", json_boolean(r->over_train));
+    }
     if (j && r->has_kl)
         json_object_update_new(j, json_pack("{s:s, s:f, s:f, s:f}", "kl_base", o->base, "kl_mean",
                                             r->kl_mean, "kl_p99", r->kl_p99, "top_agree",
@@ -168,7 +199,8 @@ int app_cmd_perplexity(int argc, char **argv)
         return rc;
     }
     app_ppl_result r;
-    rc = app_ppl_run(CMD, m, base, text, len, o.n_ctx, &o.so, &r);
+    uint32_t n_ctx = window(&o, m, base);
+    rc = app_ppl_run(CMD, m, base, text, len, n_ctx, &o.so, &r);
     if (!rc) {
         if (o.json)
             print_json(&o, len, &r, r.backend);

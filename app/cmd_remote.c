@@ -120,8 +120,9 @@ static void on_status(void *user, const char *line)
     fprintf(stderr, "\n[sizeup] %s\n", line);
 }
 
-/* The stats line in run's shape; every figure is measured here, so it includes the network,
- * and the server's own are added when it sends them. */
+/* The stats line in run's shape; every figure in its fields is measured here, so it includes
+ * the network ("-" where that cannot be done, as for the prompt's speed, or the server sent
+ * nothing to count), and the server's own are added apart, labelled, when it sends them. */
 static void print_stats(const dl_remote *r, dl_remote_finish why)
 {
     dl_remote_stats st;

@@ -199,12 +199,20 @@ static void print_stats(const eng_session *s, eng_stop_reason why)
 {
     eng_stats st;
     eng_session_stats(s, &st);
-    char w[16], kv[16], sc[16];
+    char w[16], kv[16], sc[16], pp[32] = "-", ttft[32] = "-", tg[32] = "-";
+    /* a figure not measured is "-", not 0: no prompt fed, no token generated (-n 0), or fewer
+     * than two tokens for a generation speed */
+    if (st.n_prompt)
+        snprintf(pp, sizeof pp, "%.1f", st.prompt_tps);
+    if (st.n_gen)
+        snprintf(ttft, sizeof ttft, "%.1f", st.ttft_ms);
+    if (st.n_gen >= 2)
+        snprintf(tg, sizeof tg, "%.1f", st.gen_tps);
     fprintf(stderr,
-            "\n[sizeup] prompt %u tokens, %.1f tokens/s | first token %.1f ms | generated %u "
-            "tokens, %.1f tokens/s | stop: %s | load %.0f ms | memory: weights %s + KV %s + "
+            "\n[sizeup] prompt %u tokens, %s tokens/s | first token %s ms | generated %u "
+            "tokens, %s tokens/s | stop: %s | load %.0f ms | memory: weights %s + KV %s + "
             "scratch %s | %s\n",
-            st.n_prompt, st.prompt_tps, st.ttft_ms, st.n_gen, st.gen_tps,
+            st.n_prompt, pp, ttft, st.n_gen, tg,
             eng_stop_reason_str(why), open_ms + st.load_ms, app_fmt_bytes(st.mem_weights, w, sizeof w),
             app_fmt_bytes(st.mem_kv, kv, sizeof kv), app_fmt_bytes(st.mem_scratch, sc, sizeof sc),
             st.backend);
@@ -442,6 +450,11 @@ int app_cmd_run(int argc, char **argv)
     }
     free(path);
     open_ms = app_now_ms() - t0;
+    if (o.so.n_ctx) {  /* the default is the trained context already; a longer -c is the user's */
+        char what[32];
+        snprintf(what, sizeof what, "-c %u", o.so.n_ctx);
+        app_ctx_warn(CMD, m, o.so.n_ctx, what);
+    }
     o.so.cancel = &cancel_flag;
     if (eng_session_new(m, &o.so, &s, err, sizeof err)) {
         eng_model_close(m);

@@ -45,10 +45,18 @@ typedef struct app_cmp_cell {
     size_t answer_len;
     uint32_t n_prompt, n_gen;
     eng_stop_reason stop;
+    const char *stop_str;     /* why it stopped, in the words run and chat use for the same
+                               * event (a served model's: dl_remote_finish_str); static */
     bool approx;              /* remote: n_gen counted from chunks (no usage sent) */
-    double *ttft_ms, *pp_tps, *tg_tps;    /* (reps); remote: measured here, network included,
-                               * pp only when the server reports it (llama-server), else 0 */
-    app_stat ttft, pp, tg;
+    /* Figures not measured are unknown, never 0: the reports show "-" (null in JSON, an empty
+     * CSV field). A served model's prompt tokens are known when it sent usage; its prompt speed
+     * cannot be measured from here at all (the first token's time mixes it with the network and
+     * the queue), so pp is unknown and the server's own figure, when it sends one
+     * (llama-server's timings), is kept apart in srv_pp. Generation speed needs two tokens. */
+    bool has_n_prompt, has_pp, has_tg, has_srv_pp;
+    double *ttft_ms, *pp_tps, *tg_tps;    /* (reps) measured here; remote: network included */
+    double *srv_pp_tps;       /* (reps) the server's own prompt tokens/s (has_srv_pp) */
+    app_stat ttft, pp, tg, srv_pp;
 } app_cmp_cell;
 
 typedef struct app_cmp {
@@ -56,7 +64,8 @@ typedef struct app_cmp {
     uint64_t seed;
     int n_predict, reps;
     eng_sampler_params sampling;
-    uint32_t ppl_ctx;
+    uint32_t ppl_ctx;         /* the --ppl window, one for every model (fairness) */
+    bool ppl_ctx_capped;      /* no --ppl-ctx: 512 capped at the smallest trained context */
     const char *ppl_file;     /* --ppl TEXT or NULL */
     bool same_vocab;          /* every model has the same vocabulary */
     int n_models, n_prompts;

@@ -136,14 +136,21 @@ CELL(c_msc, MEM(m->mem_scratch))
 CELL(c_mdev, MEM(m->mem_device))
 CELL(c_mhost, MEM(m->mem_host))
 CELL(c_backend, md_cell(to, m->backend, strlen(m->backend)))
-CELL(c_ppl, if (m->has_ppl) fprintf(to, "%.4f ± %.4f", m->ppl.ppl, m->ppl.ppl_err); else fputs("-", to))
+/* a window past the model's trained context is marked where the figure is */
+#define OVER(m) ((m)->has_ppl && (m)->ppl.over_train)
+CELL(c_ppl, if (m->has_ppl) fprintf(to, "%.4f ± %.4f%s", m->ppl.ppl, m->ppl.ppl_err, OVER(m) ? " (past its trained context)" : ""); else fputs("-", to))
 CELL(c_bpb, if (m->has_ppl) fprintf(to, "%.4f", m->ppl.bits_per_byte); else fputs("-", to))
 CELL(c_answer, md_cell(to, x->answer, x->answer_len))
-CELL(c_ntok, fprintf(to, "%u / %s%u", x->n_prompt, x->approx ? "~" : "", x->n_gen))
-CELL(c_stop, fputs(eng_stop_reason_str(x->stop), to))
-CELL(c_ttft, fprintf(to, "%.1f ± %.1f", x->ttft.median, x->ttft.stddev); NET)
-CELL(c_pp, if (m->remote && x->pp.max <= 0) fputs("-", to); else { fprintf(to, "%.1f ± %.1f", x->pp.median, x->pp.stddev); NET; })
-CELL(c_tg, fprintf(to, "%.1f ± %.1f", x->tg.median, x->tg.stddev); NET)
+/* unknown figures are "-", never 0 */
+CELL(c_ntok, if (x->has_n_prompt) fprintf(to, "%u", x->n_prompt); else fputs("-", to);
+     fprintf(to, " / %s%u", x->approx ? "~" : "", x->n_gen))
+CELL(c_stop, fputs(x->stop_str ? x->stop_str : "-", to))
+CELL(c_ttft, if (!x->n_gen) fputs("-", to); else { fprintf(to, "%.1f ± %.1f", x->ttft.median, x->ttft.stddev); NET; })
+/* a served model's prompt speed cannot be measured here: "-", and the server's own figure
+ * beside it, labelled as the server's */
+CELL(c_pp, if (x->has_pp) fprintf(to, "%.1f ± %.1f", x->pp.median, x->pp.stddev); else fputs("-", to);
+     if (x->has_srv_pp) fprintf(to, " (server's own: %.1f)", x->srv_pp.median))
+CELL(c_tg, if (!x->has_tg) fputs("-", to); else { fprintf(to, "%.1f ± %.1f", x->tg.median, x->tg.stddev); NET; })
 
 /* Where served models take part, what their figures are. */
 static void remote_sentence(const app_cmp *c, FILE *to)
@@ -152,7 +159,8 @@ static void remote_sentence(const app_cmp *c, FILE *to)
         if (c->models[j].remote) {
             fputs("\nRemote models (memory \"remote\", speeds marked (net)) answered over HTTP: "
                   "their times are measured here and include the network, their memory is the "
-                  "server's and not shown, a prompt speed only when the server reports one, and "
+                  "server's and not shown, their prompt speed cannot be measured from here (\"-\"; "
+                  "the server's own figure beside it when it sends one), and "
                   "a token count marked ~ was counted from the stream's chunks. In fair mode "
                   "their requests were serialised with the other models' like any job.\n", to);
             return;
@@ -228,7 +236,18 @@ static void write_md(const app_cmp *c, FILE *to)
     if (c->ppl_file) {
         fputs(" Perplexity and bits per byte on ", to);
         md_cell(to, c->ppl_file, strlen(c->ppl_file));
-        fputs(", as `sizeup perplexity` computes them.", to);
+        fprintf(to, ", as `sizeup perplexity` computes them, in windows of %u tokens for every "
+                "model", c->ppl_ctx);
+        if (c->ppl_ctx_capped)
+            fprintf(to, " (the shortest context one of them was trained with, not %d)",
+                    APP_PPL_CTX_DEFAULT);
+        fputs(".", to);
+        for (int j = 0; j < c->n_models; j++)
+            if (OVER(&c->models[j])) {
+                fputs(" **Windows longer than a model's trained context** (marked \"past its "
+                      "trained context\"): its perplexity there understates it.", to);
+                break;
+            }
         if (!c->same_vocab)
             fputs(" **The vocabularies differ**: per-token perplexities are not comparable "
                   "between these models; compare bits per byte.", to);
@@ -263,6 +282,8 @@ static void write_md(const app_cmp *c, FILE *to)
 
 static json_t *stat_json(app_stat s, const double *v, int n)
 {
+    if (!v)  /* not measured */
+        return json_null();
     json_t *a = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(a, json_real(v[i]));
@@ -288,10 +309,12 @@ static json_t *model_json(const app_cmp *c, const app_cmp_model *m)
         return NULL;
     json_object_set_new(o, "backend", json_string(m->backend));
     if (m->has_ppl)
-        json_object_set_new(o, "perplexity", json_pack("{s:i, s:I, s:I, s:f, s:f, s:I, s:f}",
+        json_object_set_new(o, "perplexity", json_pack("{s:i, s:I, s:I, s:f, s:f, s:I, s:f, s:o, s:b}",
             "n_ctx", (int)c->ppl_ctx, "n_tokens", (json_int_t)m->ppl.n_tokens, "n_scored",
             (json_int_t)m->ppl.n_scored, "ppl", m->ppl.ppl, "ppl_err", m->ppl.ppl_err,
-            "scored_bytes", (json_int_t)m->ppl.n_bytes, "bits_per_byte", m->ppl.bits_per_byte));
+            "scored_bytes", (json_int_t)m->ppl.n_bytes, "bits_per_byte", m->ppl.bits_per_byte,
+            "n_ctx_train", m->ppl.n_ctx_train ? json_integer(m->ppl.n_ctx_train) : json_null(),
+            "ctx_over_train", m->ppl.over_train));
     return o;
 }
 
@@ -306,8 +329,11 @@ static void write_json(const app_cmp *c, FILE *to)
     json_object_set_new(root, "temperature", json_real(c->sampling.temperature));
     json_object_set_new(root, "same_vocabulary", json_boolean(c->same_vocab));
     json_object_set_new(root, "peak_rss_bytes", json_integer((json_int_t)c->peak_rss));
-    if (c->ppl_file)
+    if (c->ppl_file) {
         json_object_set_new(root, "ppl_text", json_string(c->ppl_file));
+        json_object_set_new(root, "ppl_ctx", json_integer(c->ppl_ctx));
+        json_object_set_new(root, "ppl_ctx_capped", json_boolean(c->ppl_ctx_capped));
+    }
     for (int j = 0; j < c->n_models; j++)
         json_array_append_new(models, model_json(c, &c->models[j]));
     for (int p = 0; p < c->n_prompts; p++) {
@@ -316,14 +342,17 @@ static void write_json(const app_cmp *c, FILE *to)
             const app_cmp_cell *x = app_cmp_cell_at(c, p, j);
             char *ans = app_text_clean(x->answer, x->answer_len, true);
             json_array_append_new(results, json_pack(
-                "{s:i, s:i, s:s, s:i, s:i, s:b, s:b, s:s, s:s, s:o, s:o, s:o}", "prompt", p,
-                "model", j, "answer", ans ? ans : "", "n_prompt", (int)x->n_prompt, "n_gen",
+                "{s:i, s:i, s:s, s:o, s:i, s:b, s:b, s:s, s:s, s:o, s:o, s:o, s:o}", "prompt", p,
+                "model", j, "answer", ans ? ans : "", "n_prompt", x->has_n_prompt ?
+                json_integer(x->n_prompt) : json_null(), "n_gen",
                 (int)x->n_gen, "n_gen_approximate", x->approx, "network_inclusive",
-                c->models[j].remote, "stop", eng_stop_reason_str(x->stop), "mode",
+                c->models[j].remote, "stop", x->stop_str ? x->stop_str : "", "mode",
                 app_sched_mode_name(c->mode),
-                "ttft_ms", stat_json(x->ttft, x->ttft_ms, c->reps),
-                "prompt_tps", stat_json(x->pp, x->pp_tps, c->reps),
-                "gen_tps", stat_json(x->tg, x->tg_tps, c->reps)));
+                "ttft_ms", stat_json(x->ttft, x->n_gen ? x->ttft_ms : NULL, c->reps),
+                "prompt_tps", stat_json(x->pp, x->has_pp ? x->pp_tps : NULL, c->reps),
+                "gen_tps", stat_json(x->tg, x->has_tg ? x->tg_tps : NULL, c->reps),
+                "server_prompt_tps", stat_json(x->srv_pp, x->has_srv_pp ? x->srv_pp_tps : NULL,
+                                               c->reps)));
             free(ans);
         }
     }
@@ -358,12 +387,22 @@ static void csv_str(FILE *to, const char *s, size_t len)
     free(t);
 }
 
+/* fmt with v when known, else only what follows the conversion (the separator) */
+static void csv_fig(FILE *to, bool known, const char *fmt, double v)
+{
+    if (known)
+        fprintf(to, fmt, v);
+    else
+        fputs(strchr(fmt, 'f') + 1, to);
+}
+
 static void write_csv(const app_cmp *c, FILE *to)
 {
     fputs("mode,prompt_index,prompt,model,path,parameters,quant,bits_per_weight,file_bytes,"
           "backend,mem_weights,mem_kv,mem_scratch,mem_device,mem_host,n_prompt,n_gen,stop,"
           "answer,ttft_ms_median,ttft_ms_stddev,prompt_tps_median,prompt_tps_stddev,"
-          "gen_tps_median,gen_tps_stddev,repeats,ppl,bits_per_byte,network_inclusive\n", to);
+          "gen_tps_median,gen_tps_stddev,repeats,ppl,bits_per_byte,ppl_ctx,ppl_ctx_over_train,"
+          "server_prompt_tps_median,network_inclusive\n", to);
     for (int p = 0; p < c->n_prompts; p++)
         for (int j = 0; j < c->n_models; j++) {
             const app_cmp_model *m = &c->models[j];
@@ -377,18 +416,31 @@ static void write_csv(const app_cmp *c, FILE *to)
             fprintf(to, ",%llu,%s,%.4f,%llu,", (unsigned long long)m->n_params, m->quant,
                     m->bits_per_weight, (unsigned long long)m->file_bytes);
             csv_str(to, m->backend, strlen(m->backend));
-            fprintf(to, ",%llu,%llu,%llu,%llu,%llu,%u,%u,%s,",
+            fprintf(to, ",%llu,%llu,%llu,%llu,%llu,",
                     (unsigned long long)m->mem_weights, (unsigned long long)m->mem_kv,
                     (unsigned long long)m->mem_scratch, (unsigned long long)m->mem_device,
-                    (unsigned long long)m->mem_host, x->n_prompt, x->n_gen,
-                    eng_stop_reason_str(x->stop));
+                    (unsigned long long)m->mem_host);
+            /* an unknown figure is an empty field, never 0 */
+            csv_fig(to, x->has_n_prompt, "%.0f,", x->n_prompt);
+            fprintf(to, "%u,%s,", x->n_gen, x->stop_str ? x->stop_str : "");
             csv_str(to, x->answer, x->answer_len);
-            fprintf(to, ",%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%d,", x->ttft.median, x->ttft.stddev,
-                    x->pp.median, x->pp.stddev, x->tg.median, x->tg.stddev, c->reps);
+            fputc(',', to);
+            csv_fig(to, x->n_gen > 0, "%.3f,", x->ttft.median);
+            csv_fig(to, x->n_gen > 0, "%.3f,", x->ttft.stddev);
+            csv_fig(to, x->has_pp, "%.3f,", x->pp.median);
+            csv_fig(to, x->has_pp, "%.3f,", x->pp.stddev);
+            csv_fig(to, x->has_tg, "%.3f,", x->tg.median);
+            csv_fig(to, x->has_tg, "%.3f,", x->tg.stddev);
+            fprintf(to, "%d,", c->reps);
             if (m->has_ppl)
                 fprintf(to, "%.6f,%.6f,", m->ppl.ppl, m->ppl.bits_per_byte);
             else
                 fputs("NA,NA,", to);
+            if (m->has_ppl)
+                fprintf(to, "%u,%s,", c->ppl_ctx, m->ppl.over_train ? "true" : "false");
+            else
+                fputs("NA,NA,", to);
+            csv_fig(to, x->has_srv_pp, "%.3f,", x->srv_pp.median);
             fputs(m->remote ? "true\n" : "false\n", to);
         }
 }
@@ -469,8 +521,10 @@ static void write_term(const app_cmp *c, int width, FILE *to)
         m->remote ? "remote" : fmt_b(m->mem_host, b2));
     if (c->ppl_file) {
         snprintf(lab, sizeof lab, "perplexity (c%u)", c->ppl_ctx);
-        ROW(lab, "%.4f", m->has_ppl ? m->ppl.ppl : NAN);
-        ROW("bits per byte", "%.4f", m->has_ppl ? m->ppl.bits_per_byte : NAN);
+        ROW(lab, "%s%s", m->has_ppl ? (snprintf(b, sizeof b, "%.4f", m->ppl.ppl), b) : "-",
+            OVER(m) ? " (past its trained context)" : "");
+        ROW("bits per byte", "%s", m->has_ppl ? (snprintf(b, sizeof b, "%.4f",
+                                                          m->ppl.bits_per_byte), b) : "-");
     }
     CLEAN_ROW("backend", backend);
     for (int p = 0; p < c->n_prompts; p++) {
@@ -489,15 +543,36 @@ static void write_term(const app_cmp *c, int width, FILE *to)
             free(ans[j]);
 #define CROW(label, ...) do { for (int j = 0; j < n; j++) { const app_cmp_cell *x = app_cmp_cell_at(c, p, j); \
         snprintf(buf[j], sizeof buf[j], __VA_ARGS__); } term_row(to, label, v, n, lw, cw); } while (0)
-        CROW("tokens prompt / generated", "%u / %s%u", x->n_prompt, x->approx ? "~" : "",
+        /* unknown figures are "-", never 0 */
+        char f1[48];
+#define FIG(known, st) (!(known) ? "-" : (snprintf(f1, sizeof f1, "%.1f ± %.1f", (st).median, \
+                                                   (st).stddev), f1))
+        CROW("tokens prompt / generated", "%s / %s%u", x->has_n_prompt ?
+             (snprintf(f1, sizeof f1, "%u", x->n_prompt), f1) : "-", x->approx ? "~" : "",
              x->n_gen);
+        CROW("stop", "%s", x->stop_str ? x->stop_str : "-");
         snprintf(lab, sizeof lab, "first token ms [%s]", mode);
-        CROW(lab, "%.1f ± %.1f%s", x->ttft.median, x->ttft.stddev, NET_S(j));
+        CROW(lab, "%s%s", FIG(x->n_gen > 0, x->ttft), x->n_gen ? NET_S(j) : "");
         snprintf(lab, sizeof lab, "prompt tok/s [%s]", mode);
-        CROW(lab, "%.1f ± %.1f%s", x->pp.median, x->pp.stddev, NET_S(j));
+        CROW(lab, "%s", FIG(x->has_pp, x->pp));
+        bool any_srv = false;
+        for (int k = 0; k < n; k++)
+            any_srv |= app_cmp_cell_at(c, p, k)->has_srv_pp;
+        if (any_srv)
+            CROW("prompt tok/s, server's own", "%s", FIG(x->has_srv_pp, x->srv_pp));
         snprintf(lab, sizeof lab, "generation tok/s [%s]", mode);
-        CROW(lab, "%.1f ± %.1f%s", x->tg.median, x->tg.stddev, NET_S(j));
+        CROW(lab, "%s%s", FIG(x->has_tg, x->tg), x->has_tg ? NET_S(j) : "");
+#undef FIG
     }
+    if (c->ppl_file && c->ppl_ctx_capped)
+        fprintf(to, "\nPerplexity in windows of %u tokens for every model: the shortest context one "
+                "of them was trained with (not %d).\n", c->ppl_ctx, APP_PPL_CTX_DEFAULT);
+    for (int j = 0; c->ppl_file && j < c->n_models; j++)
+        if (OVER(&c->models[j])) {
+            fputs("\nA perplexity marked \"past its trained context\" was measured in windows "
+                  "longer than the model learnt: it understates the model.\n", to);
+            break;
+        }
     if (c->ppl_file && !c->same_vocab)
         fputs("\nThe vocabularies differ: compare bits per byte, not per-token perplexity.\n", to);
     remote_sentence(c, to);

@@ -162,11 +162,26 @@ static int open_sessions(ppl_job *j, eng_model *base, uint32_t n_ctx, const eng_
     return 0;
 }
 
+uint32_t app_ppl_default_ctx(const eng_model *const *models, int n, bool *capped)
+{
+    uint32_t c = APP_PPL_CTX_DEFAULT;
+    for (int i = 0; i < n; i++) {
+        uint32_t t = models[i] ? app_ctx_train(models[i]) : 0;
+        if (t && t < c)
+            c = t < 8 ? 8 : t;
+    }
+    if (capped)
+        *capped = c < APP_PPL_CTX_DEFAULT;
+    return c;
+}
+
 int app_ppl_run(const char *cmd, eng_model *m, eng_model *base, const char *text, size_t len,
                 uint32_t n_ctx, const eng_session_opts *so, app_ppl_result *out)
 {
     memset(out, 0, sizeof *out);
     out->n_ctx = n_ctx;
+    out->n_ctx_train = app_ctx_train(m);
+    out->over_train = out->n_ctx_train && n_ctx > out->n_ctx_train;
     ppl_job j = { .cmd = cmd, .m = m, .v = eng_model_vocab(m) };
     j.n_vocab = eng_vocab_n_tokens(j.v);
     if (base && !app_vocab_same(j.v, eng_model_vocab(base)))

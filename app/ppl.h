@@ -30,6 +30,8 @@
 
 typedef struct app_ppl_result {
     uint32_t n_ctx;          /* window size */
+    uint32_t n_ctx_train;    /* the model's trained context (0: the file does not say) */
+    bool over_train;         /* n_ctx > n_ctx_train: scored past what the model learnt */
     size_t n_tokens;         /* tokens of the whole text, BOS included */
     size_t n_chunks;         /* windows scored */
     size_t n_scored;         /* tokens scored (n_chunks * (n_ctx - n_ctx/2 - 1)) */
@@ -50,6 +52,12 @@ void app_ppl_free(app_ppl_result *r);
 /* True when a and b have the same tokens (same count, same text for every id): then per-token
  * figures and KL divergence between their models mean something. */
 bool app_vocab_same(const eng_vocab *a, const eng_vocab *b);
+
+/* The window when none is asked for: llama-perplexity's 512, capped at the smallest trained
+ * context of the n models (one window for all of them, so their figures compare). *capped, when
+ * not NULL, says whether the cap applied. */
+#define APP_PPL_CTX_DEFAULT 512
+uint32_t app_ppl_default_ctx(const eng_model *const *models, int n, bool *capped);
 
 /* Score text (len bytes) with model m in windows of n_ctx tokens on sessions made with *so
  * (its n_ctx is replaced). base: NULL, or a model with the same vocabulary for the KL figures.

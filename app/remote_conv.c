@@ -126,8 +126,10 @@ void app_rconv_figs_get(const dl_remote_stats *st, app_rconv_figs *f)
     f->kv[0] = f->srv[0] = 0;
     if (st->n_prompt)   /* from usage; a server that sends none leaves it unknown, not 0 */
         snprintf(f->n_prompt, sizeof f->n_prompt, "%u", st->n_prompt);
+    /* prompt_tps stays "-": a prompt's speed cannot be measured from here (the first token's
+     * time mixes it with the network and the server's queue); the server's own figure is only
+     * ever shown as the server's, in srv */
     if (st->has_timings) {
-        snprintf(f->prompt_tps, sizeof f->prompt_tps, "%.1f", st->srv_prompt_tps);
         snprintf(f->srv, sizeof f->srv, "; server's own: prompt %u tokens, %.1f tokens/s, "
                  "generated %u tokens, %.1f tokens/s", st->srv_n_prompt, st->srv_prompt_tps,
                  st->srv_n_gen, st->srv_gen_tps);

@@ -48,9 +48,11 @@ dl_status app_rconv_generate(app_rconv *c, dl_remote *r, dl_remote_mode mode,
 bool app_rconv_settle(app_rconv *c, const dl_remote *r, dl_status st);
 
 /* The parts of a served answer's figures that a server may or may not send, as run's stats line
- * and the line mode's figures show them: prompt tokens/s (llama-server's timings, else "-"), the
- * prompt's tokens (usage, else "-"), " (KV cache N% in use)" (/metrics, else ""), and
- * "; server's own: ..." (timings, else ""). */
+ * and the line mode's figures show them: prompt tokens/s as measured here, which is always "-"
+ * (not measurable from the client: the first token's time mixes the prompt with the network
+ * and the server's queue), the prompt's tokens (usage, else "-"), " (KV cache N% in use)"
+ * (/metrics, else ""), and "; server's own: ..." (llama-server's timings, its prompt speed
+ * included, else ""): a server's figure is shown only labelled as the server's. */
 typedef struct app_rconv_figs {
     char prompt_tps[32], n_prompt[16], kv[48], srv[160];
 } app_rconv_figs;

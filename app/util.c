@@ -333,3 +333,20 @@ json_t *app_json_text(const char *s, size_t n)
     free(buf);
     return j;
 }
+
+uint32_t app_ctx_train(const eng_model *m)
+{
+    return eng_model_hparams(m)->n_ctx_train;
+}
+
+bool app_ctx_warn(const char *cmd, const eng_model *m, uint32_t n_ctx, const char *what)
+{
+    uint32_t train = app_ctx_train(m);
+    if (!train || n_ctx <= train)
+        return false;
+    fprintf(stderr, "sizeup %s: warning: %s is longer than the %u tokens %s was trained with: "
+            "positions past %u are ones it never learnt, so what it predicts there (and a "
+            "perplexity measured there) says less of it than it should\n", cmd, what, train,
+            eng_model_name(m), train);
+    return true;
+}

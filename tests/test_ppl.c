@@ -191,6 +191,30 @@ static void test_refusals(void **state)
     free(text);
 }
 
+/* The default window is 512 capped at the smallest trained context (BabyLlama: 256), and a
+ * window past a model's trained context is flagged on the result. */
+static void test_trained_context(void **state)
+{
+    (void)state;
+    eng_model *baby = open_model("models/babyllama-930K-F32.gguf"),
+              *s260 = open_model("models/stories260K.gguf");
+    const eng_model *both[2] = { s260, baby };
+    bool capped = true;
+    assert_int_equal(app_ppl_default_ctx(both, 1, &capped), 512);
+    assert_false(capped);
+    assert_int_equal(app_ppl_default_ctx(both, 2, &capped), 256);
+    assert_true(capped);
+    eng_model_close(s260);
+    eng_model_close(baby);
+    app_ppl_result r = ppl_of("models/babyllama-930K-F32.gguf", NULL, 512, ENG_BACKEND_CPU);
+    assert_int_equal(r.n_ctx_train, 256);
+    assert_true(r.over_train);
+    app_ppl_free(&r);
+    r = ppl_of("models/babyllama-930K-F32.gguf", NULL, 256, ENG_BACKEND_CPU);
+    assert_false(r.over_train);
+    app_ppl_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) /* a test name (glob) to run alone */
@@ -198,6 +222,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bits_per_byte_by_hand),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_trained_context),
         cmocka_unit_test(test_reference_table_cpu),
         cmocka_unit_test(test_reference_vulkan),
     };

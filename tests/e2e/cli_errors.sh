@@ -128,6 +128,8 @@ run run -m "$M" -p "Once upon a time" -n 0 --temp 0 --backend cpu
 [ ! -s "$T/out" ] || fail "-n 0 printed generated text"
 grep -qF "prompt 5 tokens" "$T/err" && grep -qF "generated 0 tokens" "$T/err" &&
     grep -qF "stop: token limit" "$T/err" || fail "-n 0: stats line does not say 5 prompt tokens, 0 generated"
+grep -qF "first token - ms | generated 0 tokens, - tokens/s" "$T/err" ||
+    fail "-n 0: the figures not measured (first token, generation speed) are not -"
 ok
 step "-n 0 --ids prints an empty array"
 run run -m "$M" -p "Once upon a time" -n 0 --ids --backend cpu

@@ -71,6 +71,31 @@ printf 'Once upon a time' >"$T/short.txt"
 timeout 60 "$BIN" perplexity -m "$A" -f "$T/short.txt" -c 64 >"$T/out" 2>"$T/err"; rc=$?
 check "3 a text shorter than one window is refused" eval '[ $rc = 1 ] && grep -q "fewer than one window" "$T/err"'
 
+# ---- 5. the model's trained context: BabyLlama learnt 256 tokens, stories260K 2048 ----
+timeout 120 "$BIN" perplexity -m "$B" -f "$TEXT" --backend cpu --json >"$T/out" 2>"$T/err"
+check "5 perplexity's default window is capped at the trained 256, and says so" \
+    eval 'jqe ".n_ctx == 256 and .n_ctx_train == 256 and .ctx_over_train == false and .ppl < 3" "$T/out" &&
+          grep -q "windows of 256 tokens" "$T/err"'
+timeout 120 "$BIN" perplexity -m "$B" -f "$TEXT" -c 512 --backend cpu --json >"$T/out" 2>"$T/err"
+check "5 an explicit -c 512 past it is measured, with a warning and a field" \
+    eval 'jqe ".n_ctx == 512 and .ctx_over_train == true" "$T/out" &&
+          grep -q "warning: -c 512 is longer than the 256 tokens" "$T/err"'
+timeout 300 "$BIN" compare "$B" "$Q4" "$A" -p hi -n 4 -r 1 --backend cpu --ppl "$TEXT" -o json \
+    >"$T/out" 2>"$T/err"
+check "5 compare --ppl: one window for all, the smallest trained context (256), said" \
+    eval 'jqe ".ppl_ctx == 256 and .ppl_ctx_capped and ([.models[].perplexity.n_ctx] | all(. == 256))" "$T/out" &&
+          grep -q "windows of 256 tokens for every model" "$T/err"'
+check "5 and F32 ranks better than Q4_0" jqe '.models[0].perplexity.ppl < .models[1].perplexity.ppl' "$T/out"
+timeout 300 "$BIN" compare "$B" "$Q4" -p hi -n 4 -r 1 --backend cpu --ppl "$TEXT" --ppl-ctx 512 -o md \
+    >"$T/out" 2>"$T/err"
+check "5 compare --ppl-ctx 512 past it: warning, and the report marks it" \
+    eval 'grep -q "warning: --ppl-ctx 512 is longer" "$T/err" && grep -q "past its trained context" "$T/out"'
+timeout 60 "$BIN" run -m "$B" -p hi -n 2 -c 1024 --backend cpu >"$T/out" 2>"$T/err"; rc=$?
+check "5 run -c 1024 on a 256-token model runs, with a warning" \
+    eval '[ $rc = 0 ] && grep -q "warning: -c 1024 is longer than the 256 tokens" "$T/err"'
+timeout 60 "$BIN" run -m "$B" -p hi -n 2 --backend cpu >"$T/out" 2>"$T/err"
+check "5 run without -c: no warning" eval '! grep -q warning "$T/err"'
+
 # ---- 4. help and argument errors ----
 for c in compare perplexity; do
     "$BIN" $c --help >"$T/out" 2>"$T/err"; rc=$?

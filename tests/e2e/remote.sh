@@ -57,6 +57,9 @@ run run -m "$U/llamacpp/v1#reasoner" --chat --system "be brief" -p "Hi" --temp 0
 grep -q '^\[thinking\] Let me think. The user greets.$' "$T/err" || fail "(b) reasoning"
 grep -q "llama-server at .*server's own: prompt 11 tokens, 2000.0 tokens/s" "$T/err" ||
     fail "(b) server timings"
+# its prompt speed is the server's figure, never in the field of those measured here
+grep -q '^\[sizeup\] prompt 11 tokens, - tokens/s | first token' "$T/err" ||
+    fail "(b) the server's prompt speed is shown as measured here"
 python3 - "$T/record.jsonl" <<'EOF' || fail "(b) request body"
 import json, sys
 posts = [json.loads(l) for l in open(sys.argv[1]) if '"POST"' in l]
