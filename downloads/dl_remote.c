@@ -368,7 +368,7 @@ const char *dl_remote_finish_str(dl_remote_finish f)
     switch (f) {
     case DL_REMOTE_FINISH_NONE: return "failed";
     case DL_REMOTE_FINISH_STOP: return "end of answer";
-    case DL_REMOTE_FINISH_LENGTH: return "max tokens";
+    case DL_REMOTE_FINISH_LENGTH: return "token limit"; /* as a local model's stop reads */
     case DL_REMOTE_FINISH_CANCELLED: return "cancelled";
     }
     return "?";

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "downloads/dl_remote.h"
+#include "engine/engine.h"
 #include "downloads/dl_sse.h"
 
 #define KEY_VAR "SIZEUP_TEST_REMOTE_KEY"
@@ -398,6 +399,11 @@ static void test_chat_vllm(void **state)
     dl_remote_finish why;
     assert_int_equal(dl_remote_generate(r, &q, on_token, &g, &why), DL_OK);
     assert_int_equal(why, DL_REMOTE_FINISH_STOP);
+    /* a served and a local model's stops read the same in run, chat and compare */
+    assert_string_equal(dl_remote_finish_str(DL_REMOTE_FINISH_LENGTH),
+                        eng_stop_reason_str(ENG_STOP_MAX_TOKENS));
+    assert_string_equal(dl_remote_finish_str(DL_REMOTE_FINISH_CANCELLED),
+                        eng_stop_reason_str(ENG_STOP_CANCELLED));
     assert_string_equal(g.answer, FULL);
     assert_string_equal(dl_remote_answer(r), FULL);
     assert_int_equal(g.n_answer, 6);        /* one call per chunk, as they arrive */
