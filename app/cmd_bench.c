@@ -13,6 +13,8 @@
 
 #include "app/app.h"
 #include "engine/engine.h"
+#include "engine/gguf.h"
+#include "engine/model_info.h"
 #include "engine/pool.h"
 
 #define CMD "bench"
@@ -194,6 +196,60 @@ typedef struct bench_info {
     int n_threads;            /* CPU threads the run used */
 } bench_info;
 
+/* llama-bench's model_type, "ARCH SIZE FTYPE" as llama.cpp describes a model ("llama 1B Q4_K -
+ * Medium"): FTYPE is llama.cpp's name of general.file_type; SIZE is the parameter count rounded
+ * (llama.cpp names sizes from per-architecture tables and prints "?B" for the rest, so a 135M
+ * model reads "llama ?B Q4_0" there and "llama 135M Q4_0" here). Without general.file_type,
+ * FTYPE is guessed from the type holding the most weights, as llama.cpp guesses it. */
+static void model_type(const char *path, const eng_model *m, char *buf, size_t n)
+{
+    char arch[64] = "?", ft[48] = "?", size[16];
+    gguf_file *f;
+    char err[256];
+    static eng_model_info mi; /* large; bench is single-threaded here */
+    if (gguf_open(path, &f, err, sizeof err) == GGUF_OK) {
+        if (eng_model_info_read(f, &mi) == GGUF_OK) {
+            if (mi.architecture[0])
+                snprintf(arch, sizeof arch, "%s", mi.architecture);
+            const char *name = mi.has_file_type ? eng_ftype_name(mi.file_type) : NULL;
+            /* no general.file_type: llama.cpp guesses it from the type with the most weights */
+            const gguf_type_info *ti = !name && mi.n_types ? gguf_type_get(mi.types[0].type) : NULL;
+            if (ti && !strcmp(ti->name, "F32"))
+                name = "ALL_F32";
+            else if (ti)
+                name = ti->name;
+            if (name && !strcmp(name, "ALL_F32")) {
+                snprintf(ft, sizeof ft, "all F32");
+            } else if (name) {
+                const char *t = !strncmp(name, "MOSTLY_", 7) ? name + 7 : name;
+                size_t len = strlen(t);
+                static const char *const sizes[] = { "Small", "Medium", "Large" };
+                const char *suffix = len > 4 && t[len - 2] == '_' && strchr("SML", t[len - 1]) &&
+                                     t[len - 3] == 'K' ? sizes[strchr("SML", t[len - 1]) - "SML"] : NULL;
+                if (suffix)
+                    snprintf(ft, sizeof ft, "%.*s - %s", (int)len - 2, t, suffix);
+                else if (!strcmp(t, "Q2_K")) /* llama.cpp's plain Q2_K is its medium mix */
+                    snprintf(ft, sizeof ft, "Q2_K - Medium");
+                else
+                    snprintf(ft, sizeof ft, "%s", t);
+            }
+        }
+        gguf_close(f);
+    }
+    double p = (double)eng_model_n_params(m);
+    if (p >= 1e9)
+        snprintf(size, sizeof size, "%.*fB", p < 9.95e9 ? 1 : 0, p / 1e9);
+    else if (p >= 1e6)
+        snprintf(size, sizeof size, "%.0fM", p / 1e6);
+    else
+        snprintf(size, sizeof size, "%.0fK", p / 1e3);
+    /* "1.2B" reads as llama.cpp's "1B" would; whole numbers lose their ".0" */
+    char *dot = strstr(size, ".0B");
+    if (dot)
+        memmove(dot, dot + 2, strlen(dot + 2) + 1);
+    snprintf(buf, n, "%s %s %s", arch, size, ft);
+}
+
 static void test_name(const result *r, char *buf, size_t n)
 {
     snprintf(buf, n, r->n_prompt ? "pp%d" : "tg%d", r->n_prompt ? r->n_prompt : r->n_gen);
@@ -239,7 +295,10 @@ static json_t *result_json(const bench_info *bi, const result *r)
         ns_sq += d * d;
     }
     json_object_set_new(o, "model_filename", json_string(bi->path));
-    json_object_set_new(o, "model_type", json_string(eng_model_name(bi->m)));
+    char mt[160];
+    model_type(bi->path, bi->m, mt, sizeof mt);
+    json_object_set_new(o, "model_type", json_string(mt));
+    json_object_set_new(o, "model_name", json_string(eng_model_name(bi->m)));
     json_object_set_new(o, "model_size", json_integer((json_int_t)eng_model_weight_bytes(bi->m)));
     json_object_set_new(o, "model_n_params", json_integer((json_int_t)eng_model_n_params(bi->m)));
     json_object_set_new(o, "backends", json_string(bi->backends));
@@ -284,10 +343,12 @@ static void print_results(const bench_opts *o, const bench_info *bi, const resul
         printf("model_filename,model_type,model_size,backends,n_prompt,n_gen,avg_ts,stddev_ts,"
                "median_ts,weight_gbps,device_read_gbps\n");
     json_t *arr = json_array();
+    char mt[160];
+    model_type(bi->path, bi->m, mt, sizeof mt);
     for (int i = 0; i < n; i++) {
         if (!strcmp(o->format, "csv"))
             printf("\"%s\",\"%s\",%llu,\"%s\",%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", bi->path,
-                   eng_model_name(bi->m), (unsigned long long)eng_model_weight_bytes(bi->m),
+                   mt, (unsigned long long)eng_model_weight_bytes(bi->m),
                    bi->backends, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, r[i].median,
                    r[i].n_gen ? r[i].median * bi->bytes_per_token / 1e9 : 0, bi->device_gbps);
         else

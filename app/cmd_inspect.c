@@ -216,7 +216,7 @@ static void print_tokenizer(const eng_model_info *mi)
     bool first = true;
     for (int s = 0; s < ENG_TOK_COUNT; s++) {
         const eng_special_token *t = &mi->special[s];
-        if (t->id == ENG_TOKEN_NONE)
+        if (t->id == ENG_INFO_NO_TOKEN)
             continue;
         printf("%-18s%-5s %-7" PRIu32 " %s%s%s\n", first ? "special tokens:" : "",
                eng_special_name((eng_special)s), t->id, t->in_vocab ? "\"" : "",
@@ -385,7 +385,7 @@ static void json_tokenizer(json_t *o, const eng_model_info *mi)
     for (int s = 0; s < ENG_TOK_COUNT; s++) {
         const eng_special_token *t = &mi->special[s];
         json_t *v = json_null();
-        if (t->id != ENG_TOKEN_NONE) {
+        if (t->id != ENG_INFO_NO_TOKEN) {
             v = json_object();
             put(v, "id", jint(t->id));
             put(v, "text", t->in_vocab ? jstr_n(t->text, strlen(t->text)) : json_null());

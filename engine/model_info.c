@@ -239,9 +239,9 @@ static void read_special(reader *r, int64_t tokens_kv)
     char key[64];
     for (int s = 0; s < ENG_TOK_COUNT; s++) {
         eng_special_token *t = &mi->special[s];
-        t->id = ENG_TOKEN_NONE;
+        t->id = ENG_INFO_NO_TOKEN;
         snprintf(key, sizeof key, "tokenizer.ggml.%s", special_keys[s]);
-        if (!opt_u32(r, key, &t->id) || t->id == ENG_TOKEN_NONE || t->id >= mi->vocab_size)
+        if (!opt_u32(r, key, &t->id) || t->id == ENG_INFO_NO_TOKEN || t->id >= mi->vocab_size)
             continue;
         gguf_value v;
         if (gguf_arr_get(r->f, tokens_kv, t->id, &v) != GGUF_OK || v.type != GGUF_VT_STRING) {

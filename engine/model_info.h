@@ -15,7 +15,7 @@
 
 #include "engine/gguf.h"
 
-#define ENG_TOKEN_NONE UINT32_MAX  /* a special-token id meaning "none", as GGUF files store it */
+#define ENG_INFO_NO_TOKEN UINT32_MAX  /* a special-token id meaning "none", as GGUF files store it */
 #define ENG_ROPE_FREQ_BASE_DEFAULT 10000.0
 #define ENG_DEFAULT_CTX_CAP 4096u  /* default n_ctx = min(context_length, this) */
 #define ENG_COMPUTE_BATCH 512u     /* tokens per batch assumed by the compute-buffer estimate */
@@ -42,7 +42,7 @@ typedef struct eng_type_use {
 } eng_type_use;
 
 typedef struct eng_special_token {
-    uint32_t id;        /* ENG_TOKEN_NONE when the key is absent or holds UINT32_MAX */
+    uint32_t id;        /* ENG_INFO_NO_TOKEN when the key is absent or holds UINT32_MAX */
     bool in_vocab;      /* id < vocab_size, so text is meaningful */
     char text[96];      /* tokenizer.ggml.tokens[id]; "" when !in_vocab */
 } eng_special_token;

@@ -224,9 +224,9 @@ static void test_stories260k(void **state)
     check_special(&mi, ENG_TOK_UNK, 0, "<unk>");
     check_special(&mi, ENG_TOK_BOS, 1, "<s>");
     check_special(&mi, ENG_TOK_EOS, 2, "</s>");
-    check_special(&mi, ENG_TOK_PAD, ENG_TOKEN_NONE, NULL); /* stored as UINT32_MAX */
-    check_special(&mi, ENG_TOK_SEP, ENG_TOKEN_NONE, NULL);
-    check_special(&mi, ENG_TOK_EOT, ENG_TOKEN_NONE, NULL);
+    check_special(&mi, ENG_TOK_PAD, ENG_INFO_NO_TOKEN, NULL); /* stored as UINT32_MAX */
+    check_special(&mi, ENG_TOK_SEP, ENG_INFO_NO_TOKEN, NULL);
+    check_special(&mi, ENG_TOK_EOT, ENG_INFO_NO_TOKEN, NULL);
     assert_false(mi.add_bos_given);
     assert_false(mi.add_eos_given);
 }
@@ -270,7 +270,7 @@ static void test_built_vocabs(void **state)
     check_special(&mi, ENG_TOK_EOS, 151645, "<|im_end|>");
     check_special(&mi, ENG_TOK_PAD, 151643, "<|endoftext|>");
     check_special(&mi, ENG_TOK_BOS, 151643, "<|endoftext|>");
-    check_special(&mi, ENG_TOK_EOT, ENG_TOKEN_NONE, NULL); /* "no eot_token_id key" */
+    check_special(&mi, ENG_TOK_EOT, ENG_INFO_NO_TOKEN, NULL); /* "no eot_token_id key" */
     assert_true(mi.add_bos_given);
     assert_false(mi.add_bos);
     assert_int_equal(mi.chat_template_len, file_len("templates/llama.cpp/Qwen-Qwen2.5-7B-Instruct.jinja"));
@@ -408,7 +408,7 @@ static void test_per_layer_arrays(void **state)
     assert_int_equal(eng_model_default_ctx(&mi), ENG_DEFAULT_CTX_CAP);
     assert_int_equal(mi.vocab_size, 0);
     for (int s = 0; s < ENG_TOK_COUNT; s++)
-        assert_int_equal(mi.special[s].id, ENG_TOKEN_NONE);
+        assert_int_equal(mi.special[s].id, ENG_INFO_NO_TOKEN);
 
     /* Scalar head count, no head_count_kv: KV heads = heads. */
     w = synthetic_base();

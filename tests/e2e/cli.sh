@@ -60,7 +60,9 @@ su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o json -t 1
 want_json 'length == 2' "bench -o json"
 want_json ".[0].n_prompt == 16 and .[0].n_gen == 0 and .[1].n_prompt == 0 and .[1].n_gen == 8"
 want_json '.[0].test == "pp16" and .[1].test == "tg8" and all(.[]; .n_threads == 1 and .device == "cpu")'
-want_json "all(.[]; .model_size == $size and .model_n_params == $params and .backends == \"CPU\" and .model_type == \"llama\")"
+# model_type as llama-bench writes it, "ARCH SIZE FTYPE" (stories260K has no general.file_type:
+# guessed from its weights, as llama.cpp guesses it); general.name goes in model_name
+want_json "all(.[]; .model_size == $size and .model_n_params == $params and .backends == \"CPU\" and .model_type == \"llama 293K all F32\" and .model_name == \"llama\")"
 want_json 'all(.[]; .avg_ns > 0 and .stddev_ns >= 0 and .stddev_ts >= 0 and (.avg_ns - (.samples_ns | add) / 2 | fabs) <= 1)'
 want_json 'all(.[]; .model_filename | endswith(".gguf"))'
 want_json 'all(.[]; (.samples_ts | length) == 2 and ((.samples_ts | add) / 2 - .avg_ts | fabs) < 1e-6 * .avg_ts)'
@@ -88,7 +90,7 @@ su bench -m "$M" -p 16 -n 8 -r 2 --backend cpu -o csv
 [ "$(head -1 "$T/out")" = "model_filename,model_type,model_size,backends,n_prompt,n_gen,avg_ts,stddev_ts,median_ts,weight_gbps,device_read_gbps" ] ||
     fail "bench -o csv: header"
 [ "$(wc -l <"$T/out")" -eq 3 ] || fail "bench -o csv: want a header and 2 rows"
-awk -F, -v size="$size" -v m="\"$M\"" 'NR > 1 && ($1 != m || $3 != size || $4 != "\"CPU\"" || $7 <= 0) { bad = 1 }
+awk -F, -v size="$size" -v m="\"$M\"" 'NR > 1 && ($1 != m || $2 != "\"llama 293K all F32\"" || $3 != size || $4 != "\"CPU\"" || $7 <= 0) { bad = 1 }
     NR == 2 && ($5 != 16 || $6 != 0) { bad = 1 } NR == 3 && ($5 != 0 || $6 != 8 || $10 <= 0) { bad = 1 }
     END { exit bad }' "$T/out" || fail "bench -o csv: rows do not match the run"
 ok
