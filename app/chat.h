@@ -64,6 +64,9 @@ void app_worker_status(app_worker *w, ui_pane_status *st);
 
 /* "KEY VALUE" for /set: NULL when valid, else why not (static text). */
 const char *app_chat_set_check(const char *kv);
+/* The same, applied to cfg when valid: /set for every pane is also what panes opened later
+ * start with. */
+const char *app_chat_set_apply(app_chat_cfg *cfg, const char *kv);
 
 /* The sampling options of cfg as a served model is sent them (the TUI's remote panes and the
  * line mode): the temperature and the answer's length always, the rest where they differ from

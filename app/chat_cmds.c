@@ -39,9 +39,10 @@ static const char help_text[] =
     "  Top bar: a Vulkan device's memory allocated by the panes of its heap;\n"
     "  the CPU's: the process's resident memory of the machine's RAM.\n"
     "  Every speed says the mode it was measured in ([fair], [conc]: concurrent).\n"
-    "  A remote\n"
-    "  pane's times include the network (net); ~: tokens counted from chunks;\n"
-    "  its memory is the server's (remote, KV cache use when the server says).\n"
+    "  A remote pane's times include the network (net); ~: tokens counted from\n"
+    "  chunks; its memory is the server's (remote, KV cache use when the server\n"
+    "  says); a prompt speed marked srv is the server's own (llama-server's).\n"
+    "  -, or no figure: not measured (yet).\n"
     "Any key closes this box.";
 
 static const char *role_name(ui_role r)
@@ -121,6 +122,12 @@ static json_t *pane_json(chat_tui *t, int i)
                           (json_int_t)st->mem_weights, "mem_kv", (json_int_t)st->mem_kv,
                           "mem_scratch", (json_int_t)st->mem_scratch, "scheduling", st->sched,
                           "network_inclusive", st->remote, "approximate", st->approx);
+    /* a prompt speed not measured here is null; the server's own has a name of its own */
+    json_t *lf = o ? json_object_get(o, "last_figures") : NULL;
+    if (lf && (st->prompt_tps <= 0 || st->prompt_srv || !st->sched))
+        json_object_set_new(lf, "prompt_tps", json_null());
+    if (lf && st->prompt_tps > 0 && st->prompt_srv)
+        json_object_set_new(lf, "server_prompt_tps", json_real(st->prompt_tps));
     if (o && st->remote && st->has_kv)
         json_object_set_new(json_object_get(o, "last_figures"), "server_kv_usage",
                             json_real(st->kv_usage));
@@ -215,6 +222,39 @@ static void save(chat_tui *t, const char *file, bool force)
                         exists ? " (the old file is kept)" : "");
 }
 
+/* One row of /stats; the header goes through the same format, so the columns line up. */
+#define STATS_ROW "%-4s %-11s %-14s %8s %11s %8s %7s %-13s %-26s %s\n"
+
+/* A row's figures as text: "-" for whatever was not measured (a pane before its first answer;
+ * a served model's prompt speed, which only llama-server reports, as its own: "srv"). */
+static void stats_row(FILE *f, int i, const ui_pane_status *st, const char *name)
+{
+    char w[16], kv[16], sc[16], mem[64], mode[24] = "-", tok[16] = "-", ctx[32] = "-";
+    char dec[24] = "-", pp[24] = "-", ttft[24] = "-", n[8];
+    bool measured = st->sched != NULL;
+    if (st->remote && st->has_kv)
+        snprintf(mem, sizeof mem, "remote, KV %.0f%%", st->kv_usage * 100);
+    else if (st->remote)
+        snprintf(mem, sizeof mem, "remote");
+    else
+        snprintf(mem, sizeof mem, "%s+%s+%s", app_fmt_bytes(st->mem_weights, w, sizeof w),
+                 app_fmt_bytes(st->mem_kv, kv, sizeof kv),
+                 app_fmt_bytes(st->mem_scratch, sc, sizeof sc));
+    if (measured) {
+        snprintf(mode, sizeof mode, "%s%s", st->sched, st->remote ? "+net" : "");
+        snprintf(tok, sizeof tok, "%s%u", st->approx ? "~" : "", st->n_gen);
+        snprintf(dec, sizeof dec, st->tps_avg < 1000 ? "%s%.1f" : "%s%.0f",
+                 st->approx ? "~" : "", st->tps_avg);  /* a loopback server's fit the column */
+        snprintf(ttft, sizeof ttft, "%.0f", st->ttft_ms);
+        if (st->prompt_tps > 0)
+            snprintf(pp, sizeof pp, "%.1f%s", st->prompt_tps, st->prompt_srv ? " srv" : "");
+    }
+    if (st->ctx_max)
+        snprintf(ctx, sizeof ctx, "%u/%u", st->ctx_used, st->ctx_max);
+    snprintf(n, sizeof n, "%d", i + 1);
+    fprintf(f, STATS_ROW, n, ui_phase_name(st->phase), mode, dec, pp, ttft, tok, ctx, mem, name);
+}
+
 static void stats_box(chat_tui *t)
 {
     char *buf = NULL;
@@ -222,29 +262,13 @@ static void stats_box(chat_tui *t)
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return;
-    fprintf(f, "pane  phase       measured in  dec t/s  prompt t/s  ttft ms  tokens  context"
-            "      memory\n");
-    for (int i = 0; i < t->n; i++) {
-        const ui_pane_status *st = ui_pane_status_of(t->p[i]);
-        char w[16], kv[16], sc[16], mem[64], mode[24], tok[16];
-        if (st->remote)
-            snprintf(mem, sizeof mem, "remote");
-        else
-            snprintf(mem, sizeof mem, "%s+%s+%s", app_fmt_bytes(st->mem_weights, w, sizeof w),
-                     app_fmt_bytes(st->mem_kv, kv, sizeof kv),
-                     app_fmt_bytes(st->mem_scratch, sc, sizeof sc));
-        snprintf(mode, sizeof mode, "%s%s", st->sched ? st->sched : "-",
-                 st->remote ? "+net" : "");
-        snprintf(tok, sizeof tok, "%s%u", st->approx ? "~" : "", st->n_gen);
-        char ctx[32] = "     -";
-        if (st->ctx_max)
-            snprintf(ctx, sizeof ctx, "%6u/%-6u", st->ctx_used, st->ctx_max);
-        fprintf(f, "%-5d %-11s %-12s %7.1f %11.1f %8.0f %7s %-13s %s  %s\n", i + 1,
-                ui_phase_name(st->phase), mode, st->tps_avg, st->prompt_tps, st->ttft_ms, tok,
-                ctx, mem, ui_pane_info_of(t->p[i])->name);
-    }
+    fprintf(f, STATS_ROW, "pane", "phase", "measured in", "dec t/s", "prompt t/s", "ttft ms",
+            "tokens", "context", "memory", "model");
+    for (int i = 0; i < t->n; i++)
+        stats_row(f, i, ui_pane_status_of(t->p[i]), ui_pane_info_of(t->p[i])->name);
     fprintf(f, "memory: weights + KV cache + scratch on the backend; remote: the server's.\n"
-            "+net: a remote pane's times include the network; ~: counted from chunks.\n"
+            "+net: a remote pane's times include the network; ~: counted from chunks;\n"
+            "srv: the server's own figure, not measured here; -: not measured (yet).\n"
             "Any key closes this box.");
     fclose(f);
     free(t->overlay);
@@ -273,6 +297,25 @@ static void add_or_swap(chat_tui *t, int i, const char *ref)
     app_chat_open_pane(t, i, path, path ? NULL : ref);
     t->focus = i;
     free(path);
+}
+
+/* /set KEY VALUE to the panes a message goes to. Sent to every pane, it is also what panes
+ * added or swapped in later start with, or a comparison with them would quietly be unequal
+ * (other sampling, another length); /set to the focused pane (F2) stays that pane's. */
+static void set_all(chat_tui *t, const char *kv)
+{
+    post_targets(t, APP_JOB_SET, kv);
+    if (!t->broadcast)
+        return;
+    app_chat_set_apply(&t->cfg, kv);
+    size_t k = strcspn(kv, " ");
+    int i = 0;
+    while (i < t->n_sets && !(strncmp(t->sets[i], kv, k) == 0 && t->sets[i][k] == ' '))
+        i++;
+    if (i == (int)(sizeof t->sets / sizeof t->sets[0]))
+        return;  /* not reached: fewer keys than slots */
+    snprintf(t->sets[i], sizeof t->sets[i], "%s", kv);
+    t->n_sets += i == t->n_sets;
 }
 
 /* "N" of /model N and /close N: a pane index, or -1 after a notice. */
@@ -359,7 +402,7 @@ void app_chat_command(chat_tui *t, const char *line)
         if (why)
             app_chat_notice(t, "%s", why);
         else
-            post_targets(t, APP_JOB_SET, arg);
+            set_all(t, arg);
     } else if (!strcmp(cmd, "clear")) {
         post_targets(t, APP_JOB_CLEAR, NULL);
         for (int i = 0; i < t->n; i++)
@@ -415,7 +458,8 @@ void app_chat_size_view(chat_tui *t, ui_size_view *v)
             continue;  /* nothing measured yet */
         const char *ap = st->approx ? "~" : "";
         if (st->prompt_tps > 0) {
-            snprintf(tx[UI_SIZE_PP], sizeof tx[UI_SIZE_PP], "%.1f", st->prompt_tps);
+            snprintf(tx[UI_SIZE_PP], sizeof tx[UI_SIZE_PP], "%.1f%s", st->prompt_tps,
+                     st->prompt_srv ? " srv" : "");
             val[UI_SIZE_PP] = st->prompt_tps;
         }
         snprintf(tx[UI_SIZE_TG], sizeof tx[UI_SIZE_TG], "%s%.1f", ap, st->tps_avg);

@@ -139,6 +139,14 @@ bool app_chat_open_pane(chat_tui *t, int i, const char *path, const char *ref)
     t->w[i] = app_worker_start(path, ref, &t->cfg, t->wake[1]);
     if (!t->w[i])
         ui_pane_add_turn(p, UI_ROLE_ERROR, "could not start a worker thread for this model");
+    else if (t->n_sets) {  /* it starts as the others were set, and says so */
+        char msg[900];
+        size_t n = (size_t)snprintf(msg, sizeof msg, "/set for all panes applies here too:");
+        for (int k = 0; k < t->n_sets && n < sizeof msg; k++)
+            n += (size_t)snprintf(msg + n, sizeof msg - n, " %s%s", t->sets[k],
+                                  k + 1 < t->n_sets ? "," : "");
+        ui_pane_add_turn(p, UI_ROLE_INFO, msg);
+    }
     t->full = t->dirty = true;
     return t->w[i] != NULL;
 }
@@ -320,28 +328,42 @@ static void on_interrupt(chat_tui *t)
     }
 }
 
-static void on_action(chat_tui *t, ui_action a, char *line)
+/* Any key closes the help or stats box, and does nothing else: a space typed to close it would
+ * otherwise start the next line (which then is no command and goes to every model), Enter would
+ * send what was typed. What it did to the input line is undone. Ctrl-C and Ctrl-Z keep their
+ * meaning. true: the key was taken. */
+static bool overlay_key(chat_tui *t, ui_action a)
 {
-    if (a != UI_ACT_INTERRUPT && a != UI_ACT_EDITED && a != UI_ACT_NONE)
-        t->quit_armed = false;
-    size_t in_len, in_cur;
-    ui_input_text(&in_len, &in_cur);
-    /* any key closes the help or stats box (a typed one still types); not the redisplay that
-     * follows the line that opened it */
-    if (t->overlay && a != UI_ACT_LINE && (a != UI_ACT_EDITED || in_len > 0)) {
-        free(t->overlay);
-        t->overlay = NULL;
-        t->full = t->dirty = true;
-        if (a == UI_ACT_STOP)
-            return;
-    }
+    size_t len, cur;
+    const char *in = ui_input_text(&len, &cur);
+    const char *kept = t->overlay_input ? t->overlay_input : "";
+    if (!t->overlay || a == UI_ACT_NONE || a == UI_ACT_INTERRUPT || a == UI_ACT_SUSPEND)
+        return false;
+    if (a == UI_ACT_EDITED && len == strlen(kept) && !memcmp(in, kept, len))
+        return false;  /* a redisplay that changed nothing (the one after the opening line) */
+    free(t->overlay);
+    t->overlay = NULL;
+    if (a == UI_ACT_EDITED || a == UI_ACT_LINE)
+        ui_input_set_text(kept);
+    free(t->overlay_input);
+    t->overlay_input = NULL;
+    t->full = t->dirty = true;
+    return true;
+}
+
+/* What a key does (when no box took it). */
+static void on_key(chat_tui *t, ui_action a, char *line)
+{
     switch (a) {
-    case UI_ACT_LINE:
-        if (line[0] == '/')
-            app_chat_command(t, line);
+    case UI_ACT_LINE: {
+        /* "  /save x" is a command too: leading blanks are easy to type and invisible */
+        const char *cmd = line + strspn(line, " \t");
+        if (cmd[0] == '/')
+            app_chat_command(t, cmd);
         else if (line[0])
             send_line(t, line);
         break;
+    }
     case UI_ACT_EOF: t->quit = true; break;
     case UI_ACT_FOCUS_NEXT: t->focus = (t->focus + 1) % t->n; t->full = true; break;
     case UI_ACT_FOCUS_PREV: t->focus = (t->focus + t->n - 1) % t->n; t->full = true; break;
@@ -376,6 +398,22 @@ static void on_action(chat_tui *t, ui_action a, char *line)
     case UI_ACT_EDITED: case UI_ACT_NONE: break;
     }
     t->dirty = true;
+}
+
+static void on_action(chat_tui *t, ui_action a, char *line)
+{
+    if (a != UI_ACT_INTERRUPT && a != UI_ACT_EDITED && a != UI_ACT_NONE)
+        t->quit_armed = false;
+    if (overlay_key(t, a))
+        return;
+    bool had_overlay = t->overlay != NULL;
+    on_key(t, a, line);
+    if (!had_overlay && t->overlay) {  /* the line as it stands now: a command's is gone */
+        size_t len, cur;
+        const char *in = a == UI_ACT_LINE ? "" : ui_input_text(&len, &cur);
+        free(t->overlay_input);
+        t->overlay_input = strdup(in);
+    }
 }
 
 /* ---- frames and the loop ---- */
@@ -583,6 +621,7 @@ static void teardown(chat_tui *t)
         ui_pane_free(t->p[i]);
     }
     free(t->overlay);
+    free(t->overlay_input);
     app_sched_gate_free(t->gate);  /* after the workers: they hold tickets until they stop */
     close(t->wake[0]);
     close(t->wake[1]);

@@ -16,6 +16,11 @@ typedef struct chat_tui {
     int focus;
     bool broadcast, zoom, quit, quit_armed, dirty, full;
     char *overlay;                   /* help / stats box, malloc'd */
+    char *overlay_input;             /* the input line as the box found it (malloc'd): the key
+                                      * that closes the box is undone, never typed */
+    char sets[12][64];               /* /set KEY VALUE made for every pane, one per key, in
+                                      * t->cfg too: said in each pane opened later */
+    int n_sets;
     char notice[200];
     double notice_until;
     int wake[2];                     /* workers write [1]; the loop polls [0] */

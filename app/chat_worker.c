@@ -146,6 +146,7 @@ static void stats_locked(app_worker *w, const eng_stats *es)
     ui_pane_status *st = &w->st;
     st->tps_avg = es->gen_tps;
     st->prompt_tps = es->prompt_tps;
+    st->prompt_srv = false;
     st->ttft_ms = es->ttft_ms;
     st->n_gen = es->n_gen;
     st->ctx_used = es->n_past;
@@ -226,6 +227,7 @@ static void describe(app_worker *w)
     w->info.remote = false;
     w->info_new = true;
     stats_locked(w, &es);
+    w->st.sched = NULL;  /* the memory is known; nothing is measured before the first answer */
     pthread_mutex_unlock(&w->mu);
 }
 static int on_download(const dl_progress *p, void *user)
@@ -489,6 +491,11 @@ const char *app_chat_set_check(const char *kv)
     return set_key(&scratch, kv);
 }
 
+const char *app_chat_set_apply(app_chat_cfg *cfg, const char *kv)
+{
+    return set_key(cfg, kv);
+}
+
 /* Sampling lives in the session, so a new session takes over the conversation (the next answer
  * feeds the whole prompt again). */
 static void local_set(app_worker *w, const char *kv)
@@ -602,7 +609,10 @@ static void remote_stats_locked(app_worker *w, const dl_remote_stats *rs)
     st->remote = true;
     st->approx = rs->gen_approx;
     st->tps_avg = rs->gen_tps;
+    /* no client can time a server's prompt apart from its generation: only llama-server's
+     * own figure is known, and it is shown as the server's */
     st->prompt_tps = rs->has_timings ? rs->srv_prompt_tps : 0;
+    st->prompt_srv = rs->has_timings;
     st->ttft_ms = rs->ttft_ms;
     st->n_gen = rs->n_gen;
     st->ctx_used = st->ctx_max = 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app/app.h"
+#include "downloads/dl.h"
 #include "engine/gguf.h"
 
 static char store[64];
@@ -149,6 +150,34 @@ static void store_gives_the_two_most_recent(void **state)
     app_paths_free(paths, n);
 }
 
+/* The catalog's sizes of the demo (what `sizeup catalog` and the README quote) are those of
+ * the files: the two shipped ones and the Q4_0 the first test made. */
+static void catalog_sizes_are_the_files(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "demo:stories260k", "demo:babyllama",
+                                         "demo:babyllama-q4" };
+    dl_ctx *c = dl_open();
+    assert_non_null(c);
+    assert_int_equal(dl_catalog_load(c), DL_OK);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const dl_cat_entry *e = dl_catalog_find(c, names[i]);
+        dl_resolved r;
+        assert_non_null(e);
+        assert_int_equal(dl_resolve(c, names[i], false, &r), DL_OK);
+        assert_int_equal(r.n_files, 1);
+        assert_int_equal(e->n_files, 1);
+        struct stat sb;
+        assert_int_equal(stat(r.files[0].path, &sb), 0);
+        if ((uint64_t)sb.st_size != e->files[0].size)
+            fail_msg("%s: the catalog says %llu bytes, %s has %lld", names[i],
+                     (unsigned long long)e->files[0].size, r.files[0].path,
+                     (long long)sb.st_size);
+        dl_resolved_free(&r);
+    }
+    dl_close(c);
+}
+
 static void banner_names_the_way_out(void **state)
 {
     (void)state;
@@ -160,10 +189,11 @@ static void banner_names_the_way_out(void **state)
 
 int main(void)
 {
-    /* In this order: the second test counts on the store the first one left. */
+    /* In this order: the second and third count on the store the first one left. */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(empty_store_opens_the_demo),
         cmocka_unit_test(store_gives_the_two_most_recent),
+        cmocka_unit_test(catalog_sizes_are_the_files),
         cmocka_unit_test(banner_names_the_way_out),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -242,12 +242,30 @@ static void test_status_fits(void **state)
      * their decimal, so the tokens still fit */
     st.phase = UI_PHASE_IDLE;
     st.stop = "cancelled";
-    ui_status_format(&st, 0, 2, 40, buf, sizeof buf);
-    assert_string_equal(buf, "stop: cancelled | avg 120 t/s | 0 tok");
     st.sched = "concurrent";
     ui_status_format(&st, 0, 2, 40, buf, sizeof buf);
     assert_string_equal(buf, "stop: cancelled [conc] | avg 120 t/s");
+    /* a prompt speed is shown only when known, and the server's own says so */
+    ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
+    assert_null(strstr(buf, "prompt"));
+    st.prompt_tps = 300;
+    ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
+    assert_non_null(strstr(buf, "prompt 300 t/s | "));
+    st.remote = st.prompt_srv = true;
+    ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
+    assert_non_null(strstr(buf, "prompt 300 t/s srv"));
+    st.remote = st.prompt_srv = false;
+    st.prompt_tps = 0;
+    /* before any answer nothing is measured: no 0 t/s, 0 tok or 0 ms, and no mode label */
     st.sched = NULL;
+    st.stop = NULL;
+    st.tps_avg = 0;
+    ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
+    assert_string_equal(buf, "idle | mem 1.1M+0B+0B | ctx 100/512 [##------] | rss 0B");
+    st.remote = true;
+    ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
+    assert_string_equal(buf, "idle | mem remote | ctx 100/512 [##------] | rss 0B");
+    st.remote = false;
     /* loading is shown as such, with a bar and the step, not as a slow model */
     st.phase = UI_PHASE_LOADING;
     st.progress = 0.6;

@@ -373,6 +373,8 @@ static void draw_overlay(const char *text, int cols, int rows)
         l = e + 1;
     }
     int bw = wmax + 4 < cols ? wmax + 4 : cols, bh = n + 2 < rows ? n + 2 : rows;
+    if (cols - bw < 4)  /* a margin of a column or so would show pane text at the box's edge */
+        bw = cols;
     int x = (cols - bw) / 2, y = (rows - bh) / 2;
     if (bw < 3 || bh < 3)
         return;

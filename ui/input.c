@@ -163,6 +163,13 @@ const char *ui_input_text(size_t *len, size_t *cursor)
     return s;
 }
 
+void ui_input_set_text(const char *text)
+{
+    rl_replace_line(text, 0);
+    rl_point = rl_end;
+    push_act(UI_ACT_EDITED, NULL);
+}
+
 const char *ui_input_prompt(void)
 {
     return rl_display_prompt ? rl_display_prompt : "";

@@ -54,6 +54,9 @@ void ui_input_timeout(void);
 ui_action ui_input_next(char **line);
 /* The line being edited and the cursor (bytes), borrowed until the next feed. */
 const char *ui_input_text(size_t *len, size_t *cursor);
+/* Replace the line being edited (copied), the cursor at its end: the app undoes what a key
+ * typed when that key only closed a box. */
+void ui_input_set_text(const char *text);
 /* The prompt readline shows now ("> " or its reverse-i-search prompt). */
 const char *ui_input_prompt(void);
 void ui_input_set_prompt(const char *prompt);

@@ -449,9 +449,12 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     /* every speed says the mode it was measured in; a remote one that it includes the network
      * ("net") and, when its token count was counted from chunks, that it is approximate */
     const char *ap = st->approx ? "~" : "";
-    snprintf(seg[2], sizeof seg[2], st->tps_avg < 100 ? "avg %s%.1f t/s%s" : "avg %s%.0f t/s%s",
-             ap, st->tps_avg,
-             st->remote ? " net" : "");
+    bool measured = st->sched != NULL;  /* before any answer a 0 would read as a figure */
+    if (measured)
+        snprintf(seg[2], sizeof seg[2], st->tps_avg < 100 ? "avg %s%.1f t/s%s" :
+                 "avg %s%.0f t/s%s", ap, st->tps_avg, st->remote ? " net" : "");
+    else
+        seg[2][0] = 0;
     if (st->remote && st->has_kv)
         snprintf(seg[3], sizeof seg[3], "mem remote, KV %.0f%%", st->kv_usage * 100);
     else if (st->remote)
@@ -466,12 +469,18 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
                  "########", 8 - fill, "--------");
     else
         seg[4][0] = 0;
-    snprintf(seg[5], sizeof seg[5], "%s%u tok", ap, st->n_gen);
-    seg[6][0] = 0; /* (the stop reason moved into the phase segment) */
-    snprintf(seg[7], sizeof seg[7], "ttft %.0f ms%s", st->ttft_ms, st->remote ? " net" : "");
-    snprintf(seg[8], sizeof seg[8], "prompt %.0f t/s", st->prompt_tps);
+    seg[5][0] = seg[6][0] = seg[7][0] = seg[8][0] = 0;  /* seg 6: the stop reason, now in 0 */
+    if (measured) {
+        snprintf(seg[5], sizeof seg[5], "%s%u tok", ap, st->n_gen);
+        snprintf(seg[7], sizeof seg[7], "ttft %.0f ms%s", st->ttft_ms, st->remote ? " net" : "");
+    }
+    /* a prompt speed nobody measured (a server that sends no timings) is left out; the
+     * server's own figure says so, for it is not measured here as the others are */
+    if (measured && st->prompt_tps > 0)
+        snprintf(seg[8], sizeof seg[8], "prompt %.0f t/s%s", st->prompt_tps,
+                 st->prompt_srv ? " srv" : "");
     ui_status_sparkline(st, 8, spark);
-    snprintf(seg[9], sizeof seg[9], "%s", spark);
+    snprintf(seg[9], sizeof seg[9], "%s", measured ? spark : "");
     snprintf(seg[10], sizeof seg[10], "rss %s", fmt_bytes(st->host_rss, a, sizeof a));
     buf[0] = 0;
     /* no figures yet: loading is not slowness */

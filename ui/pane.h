@@ -39,7 +39,10 @@ typedef struct ui_pane_status {
                                  * step ("warm-up"), or "3 s" when there is no progress */
     double tps_now;             /* decode tokens/s over the last few tokens */
     double tps_avg;             /* decode tokens/s of the answer so far (first to last token) */
-    double prompt_tps, ttft_ms; /* prompt tokens/s; time to first token of the last answer */
+    double prompt_tps, ttft_ms; /* prompt tokens/s (<= 0: not known, shown as "-" or left
+                                 * out); time to first token of the last answer */
+    bool prompt_srv;            /* prompt_tps is the server's own figure (llama-server's
+                                 * timings), not measured here: shown marked "srv" */
     double wall_tps;            /* tokens / wall time from send to last token */
     unsigned n_gen;             /* tokens of the last (current) answer */
     unsigned ctx_used, ctx_max;
@@ -48,7 +51,8 @@ typedef struct ui_pane_status {
     int n_spark;
     const char *stop;           /* why the last answer ended (static), NULL while running */
     const char *sched;          /* the scheduling mode the speeds were measured in ("fair",
-                                 * "concurrent"; static), NULL before any */
+                                 * "concurrent"; static); NULL before any answer: nothing is
+                                 * measured yet, and speeds, ttft and tokens are left out */
     bool remote;                /* served over the network: times include it, memory is the
                                  * server's ("remote"), no context figures */
     bool approx;                /* n_gen (and so tokens/s) counted from chunks: shown with ~ */
