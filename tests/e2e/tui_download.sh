@@ -24,7 +24,8 @@ command -v tmux >/dev/null || { echo "FAIL: tmux is not installed"; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 is needed for the test server"; exit 1; }
 for f in "$M1" "$M2"; do [ -f "$f" ] || { echo "FAIL: fixture missing: $f"; exit 1; }; done
 
-# 32 KiB every 0.1 s (the file is about 1 MiB: some 3 s), Range honoured, so a resume resumes
+# 32 KiB every 0.1 s (the file is about 1 MiB: some 3 s), Range honoured and an ETag sent, so a
+# resume resumes
 cat > "$T/srv.py" <<'PY'
 import http.server, os, sys, time
 PATH = sys.argv[1]
@@ -39,6 +40,9 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, size - 1, size))
         else:
             self.send_response(200)
+        # a validator, as Hugging Face sends: without one a cancelled part cannot be resumed
+        # safely, and sizeup deletes it (pull.sh checks that case)
+        self.send_header("ETag", '"fixture-v1"')
         self.send_header("Content-Length", str(size - start)); self.end_headers()
         with open(PATH, "rb") as f:
             f.seek(start)
