@@ -230,7 +230,7 @@ static void save(chat_tui *t, const char *file, bool force)
 static void stats_row(FILE *f, int i, const ui_pane_status *st, const char *name)
 {
     char w[16], kv[16], sc[16], mem[64], mode[24] = "-", tok[16] = "-", ctx[32] = "-";
-    char dec[24] = "-", pp[24] = "-", ttft[24] = "-", n[8];
+    char dec[24] = "-", pp[24] = "-", ttft[24] = "-", n[12];
     bool measured = st->sched != NULL;
     if (st->remote && st->has_kv)
         snprintf(mem, sizeof mem, "remote, KV %.0f%%", st->kv_usage * 100);
