@@ -7,37 +7,18 @@
 # one line each for that model; escape sequences from the server never reach stdout raw; Ctrl-C
 # stops a served answer at once and the next model still answers.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-SRV=$(realpath tests/oaisrv.py)
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M="$FIX/models/stories260K.gguf"
-T=$(mktemp -d /tmp/sizeup-plainremote-XXXXXX)
-SRV_PID=
-passed=0
-
-cleanup() {
-    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $1"
-    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err" | head -20
-    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out" | head -40
-    exit 1
-}
-ok() { passed=$((passed + 1)); }
+e2e_tmp plainremote
+fail() { echo "FAIL: $1"; e2e_show_outputs 20 40; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (make deps)"; exit 1; }
 [ -f "$M" ] || { echo "FAIL: fixtures not found at $FIX (set SIZEUP_FIXTURES)"; exit 1; }
 
-mkdir -p "$T/home" "$T/cfg" "$T/cache" "$T/work"
-export HOME="$T/home" XDG_CONFIG_HOME="$T/cfg" XDG_CACHE_HOME="$T/cache" SIZEUP_BACKEND=cpu
+e2e_home
+mkdir -p "$T/work"
+export SIZEUP_BACKEND=cpu
 unset SIZEUP_MODELS CURL_CA_BUNDLE OPENAI_API_KEY
-python3 "$SRV" --port-file "$T/port" --record "$T/record.jsonl" &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-[ -s "$T/port" ] || fail "tests/oaisrv.py did not start"
-P=$(cat "$T/port")
+e2e_oaisrv --record "$T/record.jsonl"
 U="http://127.0.0.1:$P/v1"
 FREE=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cd "$T/work" || exit 1

@@ -6,26 +6,11 @@
 # 127.0.0.1); tokenize --pieces --special. Small models and few tokens, so it stays quick.
 # Fails with the reason and the output concerned.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M="$FIX/models/stories260K.gguf"
 QWEN="$FIX/vocab/ggml-vocab-qwen2.gguf"
-T=$(mktemp -d /tmp/sizeup-cli-XXXXXX)
-NGINX_PID=
-passed=0
-
-cleanup() {
-    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $1"
-    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err" | head -20
-    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out" | head -40
-    exit 1
-}
-ok() { passed=$((passed + 1)); }
+e2e_tmp cli
+fail() { echo "FAIL: $1"; e2e_show_outputs 20 40; exit 1; }
 # runs sizeup with stdout in $T/out and stderr in $T/err; fails unless it exits 0
 su() { "$BIN" "$@" >"$T/out" 2>"$T/err" || fail "sizeup $* exited with $?"; }
 # jq -e on $T/out: fails with the expression when it is not true
@@ -233,16 +218,7 @@ http {
   server { listen 127.0.0.1:$PORT; root $T/www; }
 }
 EOF
-    /usr/sbin/nginx -e stderr -p "$T" -c "$T/nginx.conf" 2>"$T/logs/nginx.log" &
-    NGINX_PID=$!
-    for _ in $(seq 1 50); do
-        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break 2
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "$NGINX_PID" 2>/dev/null
-    wait "$NGINX_PID" 2>/dev/null
-    NGINX_PID=
+    e2e_nginx "$PORT" && break
 done
 [ -n "$NGINX_PID" ] || { cat "$T/logs/nginx.log"; fail "nginx did not start"; }
 URL="http://127.0.0.1:$PORT/m/stories260K.gguf"

@@ -7,18 +7,15 @@
 # device are errors; -n 0 generates nothing. Each step prints what it checks; the first failure
 # ends the script with the command's output.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
+ROOT=$E2E_ROOT
 M="$FIX/models/stories260K.gguf"
-T=$(mktemp -d /tmp/sizeup-cli-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+e2e_tmp cli
 [ -f "$M" ] || { echo "FAIL: fixture not found: $M (set SIZEUP_FIXTURES)"; exit 1; }
 # list and catalog read the store and the catalog: an empty store of our own, the source catalog
 export SIZEUP_MODELS="$T/store" SIZEUP_CATALOG="$ROOT/downloads/catalog.json"
 unset SIZEUP_DEVICE
 mkdir -p "$T/store"
-passed=0
 
 fail() {
     echo "FAIL: $1"

@@ -4,21 +4,11 @@
 # perplexity and bits per byte and says when the vocabularies differ; perplexity refuses KL
 # across vocabularies and names the problem; --help everywhere. CPU backend, fixture models.
 set -u
-# jq -e exits 0 on empty input (jq 1.6): an empty file must fail a check on its own
-jqe() { [ -s "${@: -1}" ] && jq -e "$@"; }
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M="$FIX/models"
 TEXT="$FIX/reference/ppl/story-flat.txt"
-T=$(mktemp -d /tmp/sizeup-compare-XXXXXX)
-passed=0
-trap 'rm -rf "$T"' EXIT
-fail() {
-    echo "FAIL: $1"
-    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err" | head -20
-    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out" | head -40
-    exit 1
-}
+e2e_tmp compare
+fail() { echo "FAIL: $1"; e2e_show_outputs 20 40; exit 1; }
 check() { # name, command... ($rc: the exit status of the command before)
     local name=$1; shift
     if "$@" >/dev/null; then passed=$((passed + 1)); echo "PASS: $name"; else fail "$name"; fi

@@ -5,37 +5,17 @@
 # (the slow model streams for 5 s); every report marks the remote figures network-inclusive and
 # its memory "remote" (Markdown, JSON, CSV).
 set -u
-# jq -e exits 0 on empty input (jq 1.6): an empty file must fail a check on its own
-jqe() { [ -s "${@: -1}" ] && jq -e "$@"; }
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-SRV=$(realpath tests/oaisrv.py)
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 A="$FIX/models/stories260K.gguf"
-T=$(mktemp -d /tmp/sizeup-cmpremote-XXXXXX)
-SRV_PID=
-passed=0
-cleanup() {
-    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $1"
-    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err" | head -20
-    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out" | head -60
-    exit 1
-}
+e2e_tmp cmpremote
+fail() { echo "FAIL: $1"; e2e_show_outputs 20 60; exit 1; }
 ok() { passed=$((passed + 1)); echo "PASS: $1"; }
 command -v jq >/dev/null || { echo "FAIL: jq is not installed"; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (make deps)"; exit 1; }
 [ -f "$A" ] || { echo "FAIL: fixture missing: $A (set SIZEUP_FIXTURES)"; exit 1; }
-mkdir -p "$T/home" "$T/cfg"
-export HOME="$T/home" XDG_CONFIG_HOME="$T/cfg"
-python3 "$SRV" --port-file "$T/port" &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-[ -s "$T/port" ] || fail "tests/oaisrv.py did not start"
-U="http://127.0.0.1:$(cat "$T/port")/v1"
+e2e_home
+e2e_oaisrv
+U="http://127.0.0.1:$P/v1"
 cmp() { timeout 120 "$BIN" compare "$@" --backend cpu >"$T/out" 2>"$T/err"; }
 
 # fair: the remote model is one more job, its requests never overlap the local model's

@@ -7,21 +7,10 @@
 # files under share/sizeup/builtin, and the installed binary, copied away from the source tree,
 # finds them. Fails with the reason.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 SRC=$(pwd)
-T=$(mktemp -d /tmp/sizeup-demo-XXXXXX)
-passed=0
-
-cleanup() { rm -rf "$T"; }
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $1"
-    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err"
-    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out"
-    exit 1
-}
-ok() { passed=$((passed + 1)); }
+e2e_tmp demo
+fail() { echo "FAIL: $1"; e2e_show_outputs; exit 1; }
 [ -f "$FIX/models/babyllama-930K-F32.gguf" ] ||
     { echo "FAIL: fixtures not found at $FIX (set SIZEUP_FIXTURES)"; exit 1; }
 [ -f Makefile ] && [ -d downloads/builtin ] ||

@@ -8,14 +8,11 @@
 # file with the type it really holds, and gen-model --seed changes the weights (and only the
 # seed does). Every step prints PASS or FAIL; the script exits 1 when any step failed.
 set -euo pipefail
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 SRC="$FIX/models/babyllama-930K-F32.gguf" # rows of 128 and 352 values: not whole Q4_K blocks
 [ -f "$SRC" ] || { echo "FAIL: fixture $SRC not found (set SIZEUP_FIXTURES)"; exit 1; }
-T=$(mktemp -d /tmp/sizeup-files-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+e2e_tmp files
 cd "$T"
-passed=0
 failed=0
 pass() { echo "PASS: $1"; passed=$((passed + 1)); }
 fail() {

@@ -7,37 +7,15 @@
 # with a self-signed CA (--cacert, CURL_CA_BUNDLE). Every pulled file
 # is compared byte for byte with its source. Fails with the reason (and the screen, for tmux).
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M="$FIX/models"
-T=$(mktemp -d /tmp/sizeup-pull-XXXXXX)
-S=sizeup-pull-$$
-# a tmux server of its own: another test's (or the user's) cannot disturb it, and the
-# session gets this script's environment rather than a running server's
-tmux() { command tmux -L "$S" "$@"; }
-NGINX_PID=
-passed=0
-
-cleanup() {
-    tmux kill-server 2>/dev/null
-    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
+e2e_tmp pull
+e2e_tmux pull
 fail() {
     echo "FAIL: $1"
-    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err"
-    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out"
+    e2e_show_outputs
     tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  tty| /'
     exit 1
-}
-ok() { passed=$((passed + 1)); }
-wait_for() { # text, seconds: until the tmux pane shows text
-    for _ in $(seq 1 $(($2 * 10))); do
-        tmux capture-pane -p -t "$S" | grep -qF -- "$1" && return 0
-        sleep 0.1
-    done
-    return 1
 }
 for tool in nginx tmux sha256sum; do
     command -v $tool >/dev/null || [ -x /usr/sbin/$tool ] ||
@@ -127,17 +105,7 @@ http {
   }
 }
 EOF
-    /usr/sbin/nginx -e stderr -p "$T" -c "$T/nginx.conf" 2>"$T/logs/nginx.log" &
-    NGINX_PID=$!
-    for _ in $(seq 1 50); do
-        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "$NGINX_PID" 2>/dev/null
-    wait "$NGINX_PID" 2>/dev/null
-    NGINX_PID=
-    return 1
+    e2e_nginx "$PORT"
 }
 for _ in 1 2 3 4 5; do start_nginx && break; done
 [ -n "$NGINX_PID" ] || { cat "$T/logs/nginx.log"; echo "FAIL: nginx did not start"; exit 1; }

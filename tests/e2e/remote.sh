@@ -6,37 +6,18 @@
 # for a URL and an @NAME of endpoints.conf; and the key: never in sizeup's arguments
 # (/proc/PID/cmdline), outputs or any file it writes, never sent after a cross-host redirect.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-SRV=$(realpath tests/oaisrv.py)
-T=$(mktemp -d /tmp/sizeup-remote-XXXXXX)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
+e2e_tmp remote
 KEY="sk-e2e-5b0c1d9e8f7a6b5c4d3e-secret"
-SRV_PID=
-passed=0
-
-cleanup() {
-    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $1"
-    [ -s "$T/err" ] && sed 's/^/  err| /' "$T/err"
-    [ -s "$T/out" ] && sed 's/^/  out| /' "$T/out"
-    exit 1
-}
-ok() { passed=$((passed + 1)); }
+fail() { echo "FAIL: $1"; e2e_show_outputs; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (make deps)"; exit 1; }
 
 # Everything sizeup may write goes under $T: home, config, cache, working folder.
-mkdir -p "$T/home" "$T/cfg/sizeup" "$T/cache" "$T/work"
-export HOME="$T/home" XDG_CONFIG_HOME="$T/cfg" XDG_CACHE_HOME="$T/cache"
+e2e_home
+mkdir -p "$T/cfg/sizeup" "$T/work"
 unset SIZEUP_MODELS CURL_CA_BUNDLE
 export E2E_KEY="$KEY"
-python3 "$SRV" --port-file "$T/port" --record "$T/record.jsonl" --key E2E_KEY &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-[ -s "$T/port" ] || fail "tests/oaisrv.py did not start"
-P=$(cat "$T/port")
+e2e_oaisrv --record "$T/record.jsonl" --key E2E_KEY
 U="http://127.0.0.1:$P"
 cd "$T/work" || exit 1
 run() { "$BIN" "$@" >"$T/out" 2>"$T/err"; }

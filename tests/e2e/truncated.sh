@@ -5,14 +5,10 @@
 # restored (stty -a, cursor, alternate screen, mouse reporting as before). Fails with the
 # output or the screen shown.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M="$FIX/models/stories260K.gguf"
-S=sizeup-trunc-$$
-T=$(mktemp -d /tmp/sizeup-trunc-XXXXXX)
-tmux() { command tmux -L "$S" "$@"; }
-trap 'tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
-fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
+e2e_tmp trunc
+e2e_tmux trunc
 screen() { tmux capture-pane -p -J -t "$S"; }   # -J: wrapped lines joined
 wait_for() { # regex, seconds
     for _ in $(seq 1 $(( $2 * 10 ))); do screen | grep -qE -- "$1" && return 0; sleep 0.1; done

@@ -7,24 +7,11 @@
 # (the terminal restored, status 128+signal); Ctrl-Z and fg in a job-control shell. Every wait
 # is for text that was not on screen before the step. Fails with the screen shown.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M1="$FIX/models/stories260K.gguf"
 M2="$FIX/models/babyllama-930K-F32.gguf"
-S=sizeup-abuse-$$
-T=$(mktemp -d /tmp/sizeup-abuse-XXXXXX)
-tmux() { command tmux -L "$S" "$@"; }   # a server of its own: other tests' cannot disturb it
-trap 'tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
-fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
-screen() { tmux capture-pane -p -t "$S"; }
-count() { screen | grep -oE -- "$1" | wc -l; }
-wait_count() { # regex, how many, seconds
-    for _ in $(seq 1 $(( $3 * 10 ))); do
-        [ "$(count "$1")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+e2e_tmp abuse
+e2e_tmux abuse
 alive() { [ -s "$T/pid" ] && kill -0 "$(cat "$T/pid")" 2>/dev/null; }
 command -v tmux >/dev/null || { echo "FAIL: tmux is not installed (make deps installs it)"; exit 1; }
 for f in "$M1" "$M2"; do [ -f "$f" ] || { echo "FAIL: fixture missing: $f (set SIZEUP_FIXTURES)"; exit 1; }; done

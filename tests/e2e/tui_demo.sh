@@ -9,21 +9,9 @@
 # piped to a file, writes no escape byte. Every wait is for text that was not on screen before
 # the step (fresh markers). Fails with the screen shown.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-S=sizeup-demo-$$
-T=$(mktemp -d /tmp/sizeup-tuidemo-XXXXXX)
-tmux() { command tmux -L "$S" "$@"; }   # a server of its own: other tests' cannot disturb it
-trap 'tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
-fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
-screen() { tmux capture-pane -p -t "$S"; }
-count() { screen | grep -oE -- "$1" | wc -l; }
-wait_count() { # regex, how many, seconds
-    for _ in $(seq 1 $(( $3 * 10 ))); do
-        [ "$(count "$1")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
+e2e_tmp tuidemo
+e2e_tmux demo
 command -v tmux >/dev/null || { echo "FAIL: tmux is not installed (make deps installs it)"; exit 1; }
 
 # Nothing of the user's: an empty store, a fresh home, no network, no backend forced.

@@ -3,23 +3,11 @@
 # the other pane stays usable; Esc cancels it and keeps the part; the same /add resumes it, and
 # the model then loads and answers. A loopback HTTP server (python3) sends the file slowly.
 set -u
-BIN=${SIZEUP_BIN:-build/sizeup}
-FIX=${SIZEUP_FIXTURES:-../shared/fixtures}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M1="$FIX/models/stories260K.gguf"
 M2="$FIX/models/babyllama-930K-Q8_0.gguf"
-S=sizeup-tuidl-$$
-# a tmux server of its own: another test's (or the user's) cannot disturb it, and the
-# session gets this script's environment rather than a running server's
-tmux() { command tmux -L "$S" "$@"; }
-T=$(mktemp -d)
-SRV=
-trap 'tmux kill-server 2>/dev/null; [ -n "$SRV" ] && kill $SRV 2>/dev/null; rm -rf "$T"' EXIT
-fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
-screen() { tmux capture-pane -p -t "$S"; }
-wait_for() { # fixed text, seconds
-    for _ in $(seq 1 $(( $2 * 10 ))); do screen | grep -qF -- "$1" && return 0; sleep 0.1; done
-    return 1
-}
+e2e_tmp tuidl
+e2e_tmux tuidl
 command -v tmux >/dev/null || { echo "FAIL: tmux is not installed"; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 is needed for the test server"; exit 1; }
 for f in "$M1" "$M2"; do [ -f "$f" ] || { echo "FAIL: fixture missing: $f"; exit 1; }; done
@@ -57,6 +45,7 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 PY
 python3 "$T/srv.py" "$M2" > "$T/port" & SRV=$!
+e2e_at_exit "e2e_stop $SRV"
 for _ in $(seq 1 50); do [ -s "$T/port" ] && break; sleep 0.1; done
 PORT=$(head -1 "$T/port")
 [ -n "$PORT" ] || fail "the test server did not start"

@@ -8,33 +8,16 @@
 # added or swapped in later, and they say so; the help box has no stray line break. Every check
 # runs and reports (so one run shows each that fails); fails with the screens shown.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-SRV=$(realpath tests/oaisrv.py)
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M1="$FIX/models/stories260K.gguf"
 F16="$FIX/models/babyllama-930K-F16.gguf"
 Q8="$FIX/models/babyllama-930K-Q8_0.gguf"
-S=sizeup-figures-$$
-tmux() { command tmux -L "$S" "$@"; }
-T=$(mktemp -d /tmp/sizeup-figures-XXXXXX)
-SRV_PID=
-cleanup() {
-    tmux kill-server 2>/dev/null
-    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
+e2e_tmp figures
+e2e_tmux figures
 FAILED=0
+# every check reports and the script goes on: fail counts rather than exits
 fail() { echo "FAIL: $1"; screen | sed 's/^/  | /'; FAILED=$((FAILED + 1)); }
 screen() { tmux capture-pane -p -t "$S" 2>/dev/null; }
-count() { screen | grep -oE -- "$1" | wc -l; }
-wait_count() { # regex, how many, seconds
-    for _ in $(seq 1 $(( $3 * 10 ))); do
-        [ "$(count "$1")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 keys() { tmux send-keys -t "$S" "$@"; }
 close_box() { keys Escape; sleep 0.3; }  # an Esc with a key right behind it reads as Alt-key
 command -v tmux >/dev/null || { echo "FAIL: tmux is not installed (make deps installs it)"; exit 1; }
@@ -43,13 +26,9 @@ for f in "$M1" "$F16" "$Q8"; do
     [ -f "$f" ] || { echo "FAIL: fixture missing: $f (set SIZEUP_FIXTURES)"; exit 1; }
 done
 
-mkdir -p "$T/home" "$T/state"
-export HOME="$T/home" XDG_CONFIG_HOME="$T/home/.config" XDG_STATE_HOME="$T/state"
-python3 "$SRV" --port-file "$T/port" &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-[ -s "$T/port" ] || { echo "FAIL: tests/oaisrv.py did not start"; exit 1; }
-U="http://127.0.0.1:$(cat "$T/port")"
+e2e_home
+e2e_oaisrv
+U="http://127.0.0.1:$P"
 
 tmux new-session -d -s "$S" -x 200 -y 40 \
     "$BIN chat $M1 '$U/v1#test-model' '$U/llamacpp/v1#test-model' '$U/ollama/v1#test-model' --backend cpu -n 30; echo EXIT-STATUS:\$?; sleep 60"

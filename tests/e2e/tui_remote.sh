@@ -8,45 +8,21 @@
 # /save holds both answers; and the key is nowhere on screen, in the transcripts or in the
 # state folder (history, chat.log). Fails with the screen shown.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-SRV=$(realpath tests/oaisrv.py)
-FIX=${SIZEUP_FIXTURES:-../shared/fixtures}
-M1=$(realpath "$FIX/models/stories260K.gguf" 2>/dev/null)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
+M1="$FIX/models/stories260K.gguf"
 KEY="sk-tui-e2e-7d1f0a2b3c4d5e6f-secret"
-S=sizeup-tuiremote-$$
-# a tmux server of its own: another test's (or the user's) cannot disturb it, and the
-# session gets this script's environment rather than a running server's
-tmux() { command tmux -L "$S" "$@"; }
-T=$(mktemp -d /tmp/sizeup-tuiremote-XXXXXX)
+e2e_tmp tuiremote
 R=$(mktemp /tmp/sizeup-tuiremote-record-XXXXXX)   # the server's record holds the key by design:
-SRV_PID=                                          # outside $T, which is searched for it
-cleanup() {
-    tmux kill-server 2>/dev/null
-    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    [ -n "${KEEP:-}" ] || rm -rf "$T" "$R"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
-screen() { tmux capture-pane -p -t "$S"; }
-count() { screen | grep -oE -- "$1" | wc -l; }
-wait_count() { # regex, how many, seconds
-    for _ in $(seq 1 $(( $3 * 10 ))); do
-        [ "$(count "$1")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+e2e_at_exit '[ -n "${KEEP:-}" ] || rm -f "$R"'    # outside $T, which is searched for it
+e2e_tmux tuiremote
 command -v tmux >/dev/null || { echo "FAIL: tmux is not installed (make deps installs it)"; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (make deps)"; exit 1; }
 [ -f "$M1" ] || { echo "FAIL: fixture missing: $FIX/models/stories260K.gguf (set SIZEUP_FIXTURES)"; exit 1; }
 
-mkdir -p "$T/home" "$T/cfg" "$T/state"
-export HOME="$T/home" XDG_CONFIG_HOME="$T/cfg" XDG_STATE_HOME="$T/state" E2E_KEY="$KEY"
-python3 "$SRV" --port-file "$T/port" --record "$R" --key E2E_KEY &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-[ -s "$T/port" ] || { echo "FAIL: tests/oaisrv.py did not start"; exit 1; }
-U="http://127.0.0.1:$(cat "$T/port")/auth/v1"
+e2e_home
+export E2E_KEY="$KEY"
+e2e_oaisrv --record "$R" --key E2E_KEY
+U="http://127.0.0.1:$P/auth/v1"
 
 # the key reaches sizeup through the environment only (not its arguments)
 tmux new-session -d -s "$S" -x 200 -y 40 \

@@ -6,27 +6,12 @@
 # (--plain, and a pipe) writes no escape byte. Every wait is for text that was not on screen
 # before the step. Fails with the screen shown.
 set -u
-BIN=${SIZEUP_BIN:-build/sizeup}
-FIX=${SIZEUP_FIXTURES:-../shared/fixtures}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
 M1="$FIX/models/stories260K.gguf"
 M2="$FIX/models/babyllama-930K-F32.gguf"
-S=sizeup-tui-$$
-# a tmux server of its own: another test's (or the user's) cannot disturb it, and the
-# session gets this script's environment rather than a running server's
-tmux() { command tmux -L "$S" "$@"; }
-T=$(mktemp -d)
-trap 'tmux kill-server 2>/dev/null; rm -rf "$T"' EXIT
+e2e_tmp tui
+e2e_tmux tui
 export XDG_STATE_HOME="$T/state"  # history and log of this run only
-fail() { echo "FAIL: $1"; tmux capture-pane -p -t "$S" 2>/dev/null | sed 's/^/  | /'; exit 1; }
-screen() { tmux capture-pane -p -t "$S"; }
-count() { screen | grep -oE -- "$1" | wc -l; }
-wait_count() { # regex, how many, seconds
-    for _ in $(seq 1 $(( $3 * 10 ))); do
-        [ "$(count "$1")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 command -v tmux >/dev/null || { echo "FAIL: tmux is not installed (make deps installs it)"; exit 1; }
 for f in "$M1" "$M2"; do [ -f "$f" ] || { echo "FAIL: fixture missing: $f (set SIZEUP_FIXTURES)"; exit 1; }; done
 

@@ -9,39 +9,25 @@
 # inspect --tensors and --json, and chat --plain's labels. Every output is checked for a raw
 # ESC, BEL, C1 CSI (0xc2 0x9b) or U+202E.
 set -u
-BIN=$(realpath "${SIZEUP_BIN:-build/sizeup}")
-SRV=$(realpath tests/oaisrv.py)
-EVIL=$(realpath tests/evil_gguf.py)
-FIX=$(realpath "${SIZEUP_FIXTURES:-../shared/fixtures}")
+. "$(dirname "${BASH_SOURCE[0]}")/lib/e2e.bash" || exit 1
+EVIL="$E2E_ROOT/tests/evil_gguf.py"
 M="$FIX/models/stories260K.gguf"
 QWEN="$FIX/vocab/ggml-vocab-qwen2.gguf"
-T=$(mktemp -d /tmp/sizeup-untrusted-XXXXXX)
-SRV_PID=
-passed=0
-
-cleanup() {
-    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null && wait "$SRV_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
+e2e_tmp untrusted
 fail() {
     echo "FAIL: $1"
     [ -s "$T/out" ] && od -c "$T/out" | head -30 | sed 's/^/  out| /'
     exit 1
 }
-ok() { passed=$((passed + 1)); }
 command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (make deps)"; exit 1; }
 command -v script >/dev/null || { echo "FAIL: script(1) is not installed (util-linux)"; exit 1; }
 [ -f "$M" ] && [ -f "$QWEN" ] || { echo "FAIL: fixtures not found at $FIX (set SIZEUP_FIXTURES)"; exit 1; }
 
-mkdir -p "$T/home" "$T/cfg" "$T/cache" "$T/work"
-export HOME="$T/home" XDG_CONFIG_HOME="$T/cfg" XDG_CACHE_HOME="$T/cache" SIZEUP_BACKEND=cpu
+e2e_home
+mkdir -p "$T/work"
+export SIZEUP_BACKEND=cpu
 unset SIZEUP_MODELS CURL_CA_BUNDLE OPENAI_API_KEY
-python3 "$SRV" --port-file "$T/port" &
-SRV_PID=$!
-for _ in $(seq 1 100); do [ -s "$T/port" ] && break; sleep 0.1; done
-[ -s "$T/port" ] || fail "tests/oaisrv.py did not start"
-P=$(cat "$T/port")
+e2e_oaisrv
 U="http://127.0.0.1:$P"
 cd "$T/work" || exit 1
 
