@@ -12,6 +12,7 @@
 #include "app/app.h"
 #include "app/chat_tui.h"
 #include "ui/sanitize.h"
+#include "ui/text.h"
 
 static const char help_text[] =
     "Keys\n"
@@ -43,7 +44,8 @@ static const char help_text[] =
     "  chunks; its memory is the server's (remote, KV cache use when the server\n"
     "  says); a prompt speed marked srv is the server's own (llama-server's).\n"
     "  -, or no figure: not measured (yet).\n"
-    "Any key closes this box.";
+    "Up, Down, PgUp, PgDn, Home, End scroll.\n"
+    "Any other key closes this box.";
 
 static const char *role_name(ui_role r)
 {
@@ -225,54 +227,114 @@ static void save(chat_tui *t, const char *file, bool force)
 /* One row of /stats; the header goes through the same format, so the columns line up. */
 #define STATS_ROW "%-4s %-11s %-14s %8s %11s %8s %7s %-13s %-26s %s\n"
 
-/* A row's figures as text: "-" for whatever was not measured (a pane before its first answer;
- * a served model's prompt speed, which only llama-server reports, as its own: "srv"). */
-static void stats_row(FILE *f, int i, const ui_pane_status *st, const char *name)
+/* One pane's figures as text: "-" for whatever was not measured (a pane before its first
+ * answer; a served model's prompt speed, which only llama-server reports, as its own: "srv"). */
+typedef struct stats_cells {
+    char n[12], mode[24], dec[24], pp[24], ttft[24], tok[16], ctx[32], mem[64];
+} stats_cells;
+
+static void stats_cells_of(int i, const ui_pane_status *st, stats_cells *c)
 {
-    char w[16], kv[16], sc[16], mem[64], mode[24] = "-", tok[16] = "-", ctx[32] = "-";
-    char dec[24] = "-", pp[24] = "-", ttft[24] = "-", n[12];
-    bool measured = st->sched != NULL;
+    char w[16], kv[16], sc[16];
+    snprintf(c->n, sizeof c->n, "%d", i + 1);
+    snprintf(c->mode, sizeof c->mode, "-");
+    snprintf(c->dec, sizeof c->dec, "-");
+    snprintf(c->pp, sizeof c->pp, "-");
+    snprintf(c->ttft, sizeof c->ttft, "-");
+    snprintf(c->tok, sizeof c->tok, "-");
+    snprintf(c->ctx, sizeof c->ctx, "-");
     if (st->remote && st->has_kv)
-        snprintf(mem, sizeof mem, "remote, KV %.0f%%", st->kv_usage * 100);
+        snprintf(c->mem, sizeof c->mem, "remote, KV %.0f%%", st->kv_usage * 100);
     else if (st->remote)
-        snprintf(mem, sizeof mem, "remote");
+        snprintf(c->mem, sizeof c->mem, "remote");
     else
-        snprintf(mem, sizeof mem, "%s+%s+%s", app_fmt_bytes(st->mem_weights, w, sizeof w),
+        snprintf(c->mem, sizeof c->mem, "%s+%s+%s", app_fmt_bytes(st->mem_weights, w, sizeof w),
                  app_fmt_bytes(st->mem_kv, kv, sizeof kv),
                  app_fmt_bytes(st->mem_scratch, sc, sizeof sc));
-    if (measured) {
-        snprintf(mode, sizeof mode, "%s%s", st->sched, st->remote ? "+net" : "");
-        snprintf(tok, sizeof tok, "%s%u", st->approx ? "~" : "", st->n_gen);
-        snprintf(dec, sizeof dec, st->tps_avg < 1000 ? "%s%.1f" : "%s%.0f",
+    if (st->sched) {  /* measured */
+        snprintf(c->mode, sizeof c->mode, "%s%s", st->sched, st->remote ? "+net" : "");
+        snprintf(c->tok, sizeof c->tok, "%s%u", st->approx ? "~" : "", st->n_gen);
+        snprintf(c->dec, sizeof c->dec, st->tps_avg < 1000 ? "%s%.1f" : "%s%.0f",
                  st->approx ? "~" : "", st->tps_avg);  /* a loopback server's fit the column */
-        snprintf(ttft, sizeof ttft, "%.0f", st->ttft_ms);
+        snprintf(c->ttft, sizeof c->ttft, "%.0f", st->ttft_ms);
         if (st->prompt_tps > 0)
-            snprintf(pp, sizeof pp, "%.1f%s", st->prompt_tps, st->prompt_srv ? " srv" : "");
+            snprintf(c->pp, sizeof c->pp, "%.1f%s", st->prompt_tps, st->prompt_srv ? " srv" : "");
     }
     if (st->ctx_max)
-        snprintf(ctx, sizeof ctx, "%u/%u", st->ctx_used, st->ctx_max);
-    snprintf(n, sizeof n, "%d", i + 1);
-    fprintf(f, STATS_ROW, n, ui_phase_name(st->phase), mode, dec, pp, ttft, tok, ctx, mem, name);
+        snprintf(c->ctx, sizeof c->ctx, "%u/%u", st->ctx_used, st->ctx_max);
 }
 
-static void stats_box(chat_tui *t)
+/* A pane as a block for a narrow box: its name, then "label: value" fields (the table's
+ * headings) flowed into width columns, never split across lines. */
+static void stats_block(FILE *f, const stats_cells *c, const char *phase, const char *name,
+                        int width)
+{
+    const char *label[] = { "phase", "measured in", "dec t/s", "prompt t/s", "ttft ms",
+                            "tokens", "context", "memory" };
+    const char *value[] = { phase, c->mode, c->dec, c->pp, c->ttft, c->tok, c->ctx, c->mem };
+    fprintf(f, "pane %s: %s\n", c->n, name);
+    int col = 0;
+    for (size_t k = 0; k < sizeof label / sizeof label[0]; k++) {
+        int w = (int)(strlen(label[k]) + 2 + strlen(value[k]));
+        if (col && col + 2 + w > width) {
+            fputc('\n', f);
+            col = 0;
+        }
+        col += fprintf(f, "  %s: %s", label[k], value[k]);
+    }
+    fputc('\n', f);
+}
+
+/* The /stats text for a box width columns wide inside: the table where it fits, else a block
+ * per pane; the same figures either way. Caller frees; NULL when out of memory. */
+static char *stats_text(chat_tui *t, int width, bool table)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f)
-        return;
-    fprintf(f, STATS_ROW, "pane", "phase", "measured in", "dec t/s", "prompt t/s", "ttft ms",
-            "tokens", "context", "memory", "model");
-    for (int i = 0; i < t->n; i++)
-        stats_row(f, i, ui_pane_status_of(t->p[i]), ui_pane_info_of(t->p[i])->name);
+        return NULL;
+    if (table)
+        fprintf(f, STATS_ROW, "pane", "phase", "measured in", "dec t/s", "prompt t/s", "ttft ms",
+                "tokens", "context", "memory", "model");
+    for (int i = 0; i < t->n; i++) {
+        const ui_pane_status *st = ui_pane_status_of(t->p[i]);
+        const char *name = ui_pane_info_of(t->p[i])->name;
+        stats_cells c;
+        stats_cells_of(i, st, &c);
+        if (table)
+            fprintf(f, STATS_ROW, c.n, ui_phase_name(st->phase), c.mode, c.dec, c.pp, c.ttft,
+                    c.tok, c.ctx, c.mem, name);
+        else
+            stats_block(f, &c, ui_phase_name(st->phase), name, width);
+    }
     fprintf(f, "memory: weights + KV cache + scratch on the backend; remote: the server's.\n"
             "+net: a remote pane's times include the network; ~: counted from chunks;\n"
             "srv: the server's own figure, not measured here; -: not measured (yet).\n"
-            "Any key closes this box.");
+            "Up, Down, PgUp, PgDn, Home, End scroll.\n"
+            "Any other key closes this box.");
     fclose(f);
+    return buf;
+}
+
+void app_chat_stats_refresh(chat_tui *t, int width)
+{
+    char *text = stats_text(t, width, true);
+    bool fits = true;
+    for (const char *l = text; l && fits;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        fits = ui_text_width(l, len) <= width;
+        l = e ? e + 1 : NULL;
+    }
+    if (text && !fits) {
+        free(text);
+        text = stats_text(t, width, false);
+    }
+    if (!text)
+        return;  /* out of memory: the box keeps what it showed */
     free(t->overlay);
-    t->overlay = buf;
+    t->overlay = text;
 }
 
 /* Post a job to the panes the message goes to. */
@@ -393,6 +455,8 @@ void app_chat_command(chat_tui *t, const char *line)
     if (!strcmp(cmd, "help")) {
         free(t->overlay);
         t->overlay = strdup(help_text);
+        t->overlay_stats = false;
+        t->overlay_top = 0;
     } else if (!strcmp(cmd, "quit") || !strcmp(cmd, "bye")) {
         t->quit = true;
     } else if (!strcmp(cmd, "system")) {
@@ -416,7 +480,9 @@ void app_chat_command(chat_tui *t, const char *line)
         else
             app_chat_notice(t, "/save FILE (FILE.json for JSON; /save! FILE replaces a file)");
     } else if (!strcmp(cmd, "stats")) {
-        stats_box(t);
+        t->overlay_stats = true;
+        t->overlay_top = 0;
+        app_chat_stats_refresh(t, 1000);  /* laid out again to the screen at each frame */
     } else if (!pane_command(t, cmd, arg)) {
         app_chat_notice(t, "unknown command /%s (F1 or /help lists them)", cmd);
     }

@@ -328,10 +328,32 @@ static void on_interrupt(chat_tui *t)
     }
 }
 
-/* Any key closes the help or stats box, and does nothing else: a space typed to close it would
- * otherwise start the next line (which then is no command and goes to every model), Enter would
- * send what was typed. What it did to the input line is undone. Ctrl-C and Ctrl-Z keep their
- * meaning. true: the key was taken. */
+/* Up, Down, PgUp, PgDn, Home, End and the wheel scroll a box taller than the screen (a page
+ * as the last frame laid it out; the next frame clamps); false for any other key. */
+static bool overlay_scroll(chat_tui *t, ui_action a)
+{
+    int page = t->box.text.h > 2 ? t->box.text.h - 1 : 1, top = t->overlay_top;
+    switch (a) {
+    case UI_ACT_UP: top -= 1; break;
+    case UI_ACT_DOWN: top += 1; break;
+    case UI_ACT_PAGE_UP: top -= page; break;
+    case UI_ACT_PAGE_DOWN: top += page; break;
+    case UI_ACT_WHEEL_UP: top -= 3; break;
+    case UI_ACT_WHEEL_DOWN: top += 3; break;
+    case UI_ACT_HOME: top = 0; break;
+    case UI_ACT_END: top = t->box.n_lines; break;
+    default: return false;
+    }
+    int max = t->box.n_lines - t->box.text.h;
+    t->overlay_top = top > max ? max : top < 0 ? 0 : top;
+    t->dirty = true;
+    return true;
+}
+
+/* Any other key closes the help or stats box, and does nothing else: a space typed to close it
+ * would otherwise start the next line (which then is no command and goes to every model), Enter
+ * would send what was typed. What it did to the input line is undone. Ctrl-C and Ctrl-Z keep
+ * their meaning. true: the key was taken. */
 static bool overlay_key(chat_tui *t, ui_action a)
 {
     size_t len, cur;
@@ -339,10 +361,13 @@ static bool overlay_key(chat_tui *t, ui_action a)
     const char *kept = t->overlay_input ? t->overlay_input : "";
     if (!t->overlay || a == UI_ACT_NONE || a == UI_ACT_INTERRUPT || a == UI_ACT_SUSPEND)
         return false;
+    if (overlay_scroll(t, a))
+        return true;
     if (a == UI_ACT_EDITED && len == strlen(kept) && !memcmp(in, kept, len))
         return false;  /* a redisplay that changed nothing (the one after the opening line) */
     free(t->overlay);
     t->overlay = NULL;
+    t->overlay_stats = false;
     if (a == UI_ACT_EDITED || a == UI_ACT_LINE)
         ui_input_set_text(kept);
     free(t->overlay_input);
@@ -396,6 +421,8 @@ static void on_key(chat_tui *t, ui_action a, char *line)
     case UI_ACT_SCHED: switch_mode(t); break;
     case UI_ACT_SIZES: t->sizes = !t->sizes; t->full = true; break;
     case UI_ACT_EDITED: case UI_ACT_NONE: break;
+    case UI_ACT_UP: case UI_ACT_DOWN: case UI_ACT_HOME: case UI_ACT_END:
+        break;  /* decoded while a box was open, which a key before them closed */
     }
     t->dirty = true;
 }
@@ -414,6 +441,7 @@ static void on_action(chat_tui *t, ui_action a, char *line)
         free(t->overlay_input);
         t->overlay_input = strdup(in);
     }
+    ui_input_grab_scroll(t->overlay != NULL);  /* the arrows scroll the box, not the history */
 }
 
 /* ---- frames and the loop ---- */
@@ -480,6 +508,14 @@ static void frame(chat_tui *t, bool full)
     s.notice = app_now_ms() < t->notice_until ? t->notice : NULL;
     ui_layout L;
     ui_layout_compute(cols, rows, t->n, t->zoom, t->focus, ui_draw_input_rows(&s, cols), &L);
+    if (t->overlay) {  /* the box as draw.c will lay it out: the scroll keys page by it */
+        if (t->overlay_stats)
+            app_chat_stats_refresh(t, cols - 4);
+        ui_box_compute(t->overlay, cols, rows - L.input.h, t->overlay_top, &t->box);
+        t->overlay_top = t->box.top;
+        s.overlay = t->overlay;
+        s.overlay_top = t->overlay_top;
+    }
     ui_draw_frame(&s, &L, full);
 }
 

@@ -5,6 +5,7 @@
 
 #include "app/chat.h"
 #include "app/sched.h"
+#include "ui/box.h"
 #include "ui/layout.h"
 #include "ui/sizeview.h"
 
@@ -18,6 +19,9 @@ typedef struct chat_tui {
     char *overlay;                   /* help / stats box, malloc'd */
     char *overlay_input;             /* the input line as the box found it (malloc'd): the key
                                       * that closes the box is undone, never typed */
+    bool overlay_stats;              /* the box is /stats: laid out again to the width */
+    int overlay_top;                 /* the box's first line shown (scrolled) */
+    ui_box box;                      /* where the last frame put the box */
     char sets[12][64];               /* /set KEY VALUE made for every pane, one per key, in
                                       * t->cfg too: said in each pane opened later */
     int n_sets;
@@ -34,6 +38,9 @@ typedef struct chat_tui {
 
 /* Run a line that starts with '/'. */
 void app_chat_command(chat_tui *t, const char *line);
+/* Lay the /stats box out again for a box width columns wide inside (the table where it
+ * fits, else a block per pane) with the panes' latest figures. */
+void app_chat_stats_refresh(chat_tui *t, int width);
 /* A transient message in the bar. */
 void app_chat_notice(chat_tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Open the model at path in pane i (new or replacing), or add a pane when i == t->n; with path

@@ -69,6 +69,34 @@ static void test_tui_keys(void **state)
     assert_false(ui_input_esc_pending());
 }
 
+/* While a box is open, Up, Down, Home and End scroll it (every encoding a terminal sends);
+ * otherwise they are readline's (history, cursor), and no action but the edit. */
+static void test_scroll_keys(void **state)
+{
+    (void)state;
+    static const struct { const char *in; ui_action want; } keys[] = {
+        { "\033[A", UI_ACT_UP }, { "\033OA", UI_ACT_UP }, { "\033[B", UI_ACT_DOWN },
+        { "\033OB", UI_ACT_DOWN }, { "\033[H", UI_ACT_HOME }, { "\033OH", UI_ACT_HOME },
+        { "\033[1~", UI_ACT_HOME }, { "\033[7~", UI_ACT_HOME }, { "\033[F", UI_ACT_END },
+        { "\033OF", UI_ACT_END }, { "\033[4~", UI_ACT_END }, { "\033[8~", UI_ACT_END },
+    };
+    char *line = NULL;
+    ui_action got[4];
+    for (int grab = 1; grab >= 0; grab--) {
+        ui_input_grab_scroll(grab);
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            int n = actions(keys[i].in, got, 4, &line);
+            if (grab ? n != 1 || got[0] != keys[i].want : n != 0)
+                fail_msg("key %zu, grab %d: %d actions, first %d", i, grab, n,
+                         n ? (int)got[0] : -1);
+        }
+    }
+    actions("\001\013", got, 4, &line);  /* Ctrl-A Ctrl-K: readline kept what it did not bind */
+    assert_int_equal(actions("ab\033[D\033[Hx\r", got, 4, &line), 1);  /* Home: readline's */
+    assert_string_equal(line, "xab");
+    free(line);
+}
+
 static void test_editing_and_lines(void **state)
 {
     (void)state;
@@ -109,6 +137,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tui_keys),
+        cmocka_unit_test(test_scroll_keys),
         cmocka_unit_test(test_editing_and_lines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "ui/box.h"
 #include "ui/text.h"
 
 /* Terminal modes turned on at open; the "off" string undoes all of them plus what curses may
@@ -359,36 +360,56 @@ static void draw_bar(const ui_screen *s, ui_rect r)
     put_text(r.y, r.x, r.w, buf, strlen(buf), A_REVERSE | (s->notice ? A_BOLD : 0));
 }
 
-static void draw_overlay(const char *text, int cols, int rows)
+/* The first of the candidates (NULL-ended) that fits w columns, else "". */
+static const char *fitting(const char *const *cand, int w)
 {
-    int n = 1, wmax = 0;
-    for (const char *l = text; *l;) {
-        const char *e = strchr(l, '\n');
-        size_t len = e ? (size_t)(e - l) : strlen(l);
-        int w = ui_text_width(l, len);
-        wmax = w > wmax ? w : wmax;
-        if (!e)
-            break;
-        n++;
-        l = e + 1;
-    }
-    int bw = wmax + 4 < cols ? wmax + 4 : cols, bh = n + 2 < rows ? n + 2 : rows;
-    if (cols - bw < 4)  /* a margin of a column or so would show pane text at the box's edge */
-        bw = cols;
-    int x = (cols - bw) / 2, y = (rows - bh) / 2;
-    if (bw < 3 || bh < 3)
-        return;
+    for (; *cand; cand++)
+        if (ui_text_width(*cand, strlen(*cand)) <= w)
+            return *cand;
+    return "";
+}
+
+/* The borders of a box whose text scrolls say where it stands and which keys move it. */
+static void draw_box_borders(const ui_box *b)
+{
     attr_t a = A_REVERSE;
-    put_text(y, x, bw, "", 0, a);
-    put_text(y + bh - 1, x, bw, "", 0, a);
-    const char *l = text;
-    for (int i = 0; i < bh - 2; i++) {
-        const char *e = strchr(l, '\n');
-        size_t len = e ? (size_t)(e - l) : strlen(l);
-        put_text(y + 1 + i, x, 2, "", 0, a);
-        put_text(y + 1 + i, x + 2, bw - 4, l, len, A_NORMAL);
-        put_text(y + 1 + i, x + bw - 2, 2, "", 0, a);
-        l = e ? e + 1 : l + len;
+    ui_rect o = b->outer;
+    char pos[96], mid[96], shrt[32];
+    const char *top[] = { " more above (Up, PgUp, Home) ", " more above ", NULL };
+    const char *bottom[] = { pos, mid, shrt, NULL };
+    bool scrolls = b->n_lines > b->text.h, below = ui_box_more_below(b);
+    int first = b->top + 1, last = b->top + b->text.h;
+    snprintf(pos, sizeof pos, " lines %d-%d of %d, %s ", first, last, b->n_lines,
+             below ? "more below (Down, PgDn, End)" : "the end");
+    snprintf(mid, sizeof mid, " %d-%d/%d, %s ", first, last, b->n_lines,
+             below ? "more below" : "end");
+    snprintf(shrt, sizeof shrt, " %d-%d/%d ", first, last, b->n_lines);
+    const char *t = ui_box_more_above(b) ? fitting(top, o.w - 2) : "";
+    const char *u = scrolls ? fitting(bottom, o.w - 2) : "";
+    put_text(o.y, o.x, 1, "", 0, a);
+    put_text(o.y, o.x + 1, o.w - 1, t, strlen(t), a | A_BOLD);
+    put_text(o.y + o.h - 1, o.x, 1, "", 0, a);
+    put_text(o.y + o.h - 1, o.x + 1, o.w - 1, u, strlen(u), a | A_BOLD);
+}
+
+/* The help or /stats box over the panes, scrolled to s->overlay_top (see ui/box.h). */
+static void draw_overlay(const ui_screen *s, int cols, int rows)
+{
+    ui_box b;
+    ui_box_compute(s->overlay, cols, rows, s->overlay_top, &b);
+    if (!b.outer.w)
+        return;
+    draw_box_borders(&b);
+    attr_t a = A_REVERSE;
+    for (int i = 0; i < b.text.h; i++) {
+        int y = b.text.y + i, ind = 0;
+        const char *l = "";
+        size_t len = 0;
+        ui_box_line(s->overlay, b.text.w, b.top + i, &l, &len, &ind);
+        put_text(y, b.outer.x, 2, "", 0, a);
+        put_text(y, b.text.x, ind, "", 0, A_NORMAL);
+        put_text(y, b.text.x + ind, b.text.w - ind, l, len, A_NORMAL);
+        put_text(y, b.text.x + b.text.w, 2, "", 0, a);
     }
 }
 
@@ -454,7 +475,7 @@ void ui_draw_frame(const ui_screen *s, const ui_layout *L, bool full)
             put_text(sep->y + y, sep->x, 1, "\xE2\x94\x82", 3, A_NORMAL);  /* U+2502 */
     }
     if (s->overlay)
-        draw_overlay(s->overlay, L->cols, L->rows - L->input.h);
+        draw_overlay(s, L->cols, L->rows - L->input.h);
     int cy = L->input.y, cx = 0;
     if (L->input.h > 0)
         draw_input(s, L->input, &cy, &cx);

@@ -28,6 +28,7 @@ typedef struct ui_screen {
     const char *input;      /* the line being edited (UTF-8, may hold '\n') */
     size_t input_len, input_cursor;  /* bytes */
     const char *overlay;    /* help or stats text shown in a box over the panes, or NULL */
+    int overlay_top;        /* its first line shown (ui/box.h: clamped when drawn) */
     const ui_size_view *size;  /* the size view, shown instead of the panes, or NULL */
 } ui_screen;
 

@@ -29,6 +29,7 @@ static struct {
     size_t npaste, cpaste;
     char *history;
     FILE *devnull;
+    bool grab_scroll;           /* Up, Down, Home, End are actions (a box is open) */
 } I;
 
 static void push_act(ui_action a, char *line)
@@ -183,6 +184,33 @@ void ui_input_set_prompt(const char *prompt)
 
 /* ---- the key decoder ---- */
 
+/* Up, Down, Home and End while a box takes them (CSI and SS3 forms, xterm's and the VT220's
+ * Home/End); true when seq was one of them and became an action. */
+static bool scroll_key(const char *seq)
+{
+    static const struct { const char *seq; ui_action a; } keys[] = {
+        { "\033[A", UI_ACT_UP }, { "\033OA", UI_ACT_UP },
+        { "\033[B", UI_ACT_DOWN }, { "\033OB", UI_ACT_DOWN },
+        { "\033[H", UI_ACT_HOME }, { "\033OH", UI_ACT_HOME },
+        { "\033[1~", UI_ACT_HOME }, { "\033[7~", UI_ACT_HOME },
+        { "\033[F", UI_ACT_END }, { "\033OF", UI_ACT_END },
+        { "\033[4~", UI_ACT_END }, { "\033[8~", UI_ACT_END },
+    };
+    if (!I.grab_scroll)
+        return false;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strcmp(seq, keys[i].seq)) {
+            push_act(keys[i].a, NULL);
+            return true;
+        }
+    return false;
+}
+
+void ui_input_grab_scroll(bool on)
+{
+    I.grab_scroll = on;
+}
+
 /* A whole CSI sequence (I.seq, from ESC): the TUI's own keys, else readline's (arrows, Home,
  * Delete, ...). */
 static void csi_done(void)
@@ -201,6 +229,8 @@ static void csi_done(void)
             push_act(keys[i].a, NULL);
             return;
         }
+    if (scroll_key(I.seq))
+        return;
     if (!strcmp(I.seq, "\033[200~")) {
         I.st = K_PASTE;
         I.npaste = 0;
@@ -293,8 +323,11 @@ void ui_input_feed(const char *bytes, size_t n)
                 push_act(UI_ACT_SCHED, NULL);
             else if (c == 'S')
                 push_act(UI_ACT_SIZES, NULL);
-            else
-                to_readline(I.seq, I.nseq);
+            else {
+                I.seq[I.nseq] = 0;
+                if (!scroll_key(I.seq))
+                    to_readline(I.seq, I.nseq);
+            }
             break;
         case K_CSI:
             I.seq[I.nseq++] = c;

@@ -39,6 +39,10 @@ typedef enum ui_action {
     UI_ACT_COPY,        /* F7 */
     UI_ACT_SCHED,       /* F3: scheduling mode fair / concurrent */
     UI_ACT_SIZES,       /* F4: the size view */
+    UI_ACT_UP,          /* Up, Down, Home, End: only while ui_input_grab_scroll is on */
+    UI_ACT_DOWN,
+    UI_ACT_HOME,
+    UI_ACT_END,
 } ui_action;
 
 /* Set readline up for the TUI; history_path (may be NULL) is read now and appended to per
@@ -50,6 +54,9 @@ void ui_input_feed(const char *bytes, size_t n);
  * ui_input_timeout and it becomes UI_ACT_STOP (a sequence would have followed at once). */
 bool ui_input_esc_pending(void);
 void ui_input_timeout(void);
+/* While on, Up, Down, Home and End are actions (they scroll a box) instead of readline's
+ * history and cursor keys; bytes fed later are decoded so. */
+void ui_input_grab_scroll(bool on);
 /* The next queued action; for UI_ACT_LINE *line is malloc'd (caller frees), else NULL. */
 ui_action ui_input_next(char **line);
 /* The line being edited and the cursor (bytes), borrowed until the next feed. */

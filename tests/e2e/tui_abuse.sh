@@ -201,6 +201,40 @@ LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]\|\xc2[\x80-\x9f]' "$T/evil.json" &&
 tmux send-keys -t "$S" "/quit" Enter
 sleep 0.5
 
+# ---- the help and /stats boxes at 40x10 and 20x5: they scroll, stay on screen, close ----
+start 40 10 "-n 4"
+wait_count "completion mode" 1 20 || fail "40x10: the panes did not load"
+tmux send-keys -t "$S" F1
+wait_count "more below" 1 5 || fail "40x10: the help does not say there is more below"
+tmux send-keys -t "$S" End
+wait_count "closes this box" 1 5 || fail "40x10: End did not show the help's last line"
+[ "$(screen | LC_ALL=C.UTF-8 wc -L)" -le 40 ] || fail "40x10: the help is wider than the terminal"
+tmux send-keys -t "$S" Escape
+sleep 0.3
+tmux send-keys -t "$S" "/stats" Enter
+wait_count "pane 1" 1 5 || fail "40x10: /stats did not open"
+tmux send-keys -t "$S" End
+wait_count "closes this box" 1 5 || fail "40x10: End did not reach the end of /stats"
+tmux send-keys -t "$S" Escape
+sleep 0.3
+tmux resize-window -t "$S" -x 20 -y 5
+sleep 0.3
+for k in F1 "/stats"; do
+    if [ "$k" = F1 ]; then tmux send-keys -t "$S" F1; else tmux send-keys -t "$S" "$k" Enter; fi
+    sleep 0.3
+    tmux send-keys -t "$S" NPage End Up Home Down
+    sleep 0.3
+    alive || fail "20x5: the $k box killed sizeup"
+    [ "$(screen | LC_ALL=C.UTF-8 wc -L)" -le 20 ] || fail "20x5: the $k box is wider than the terminal"
+    [ "$(screen | wc -l)" -eq 5 ] || fail "20x5: the $k box is taller than the terminal"
+    tmux send-keys -t "$S" x
+    sleep 0.3
+    screen | tail -1 | grep -q "x" && fail "20x5: the key that closed the $k box was typed"
+done
+tmux send-keys -t "$S" "/quit" Enter
+wait_count "EXIT-STATUS:0" 1 10 || fail "20x5: /quit did not exit with status 0"
+terminal_sane "/quit at 20x5"
+
 # ---- SIGTERM and SIGHUP while answering: the terminal restored, 128 + the signal ----
 for sig in TERM HUP; do
     start 100 30 "-n -1"

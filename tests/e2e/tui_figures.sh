@@ -105,10 +105,46 @@ close_box
 
 # ---- the help box: no stray line break ----
 keys F1
-wait_count "Any key closes this box" 1 5 || fail "F1 did not open the help"
+wait_count "Any other key closes this box" 1 5 || fail "F1 did not open the help"
 [ "$(count "A remote pane's times include the network")" -eq 1 ] || fail "the help has a stray line break"
 close_box
 
+# ---- 80x24, the most common terminal: /stats and the help fit or scroll, nothing is cut ----
+keys "/stats" Enter
+wait_count "measured in" 1 5 || fail "/stats did not open"
+col=$(screen | grep -m1 "measured in" | awk '{print index($0, " model") + 1}')
+screen | grep -E "^ *[1-4] +idle " | cut -c"$col"- | sed 's/ *$//' > "$T/names"
+[ "$(wc -l < "$T/names")" -eq 4 ] || fail "/stats at 200 columns: not four rows"
+close_box
+tmux resize-window -t "$S" -x 80 -y 24
+sleep 0.5
+keys "/stats" Enter
+wait_count "pane 1" 1 5 || fail "80x24: /stats did not open"
+[ "$(screen | LC_ALL=C.UTF-8 wc -L)" -le 80 ] || fail "80x24: /stats wider than the terminal"
+i=0
+while IFS= read -r name; do
+    i=$((i + 1))
+    screen | grep -qF "pane $i: $name" || fail "80x24: /stats does not show pane $i's model ($name)"
+done < "$T/names"
+[ "$(count "memory: ([0-9.]+ [KMG]iB\+|remote)")" -eq 4 ] ||
+    fail "80x24: /stats does not show every pane's memory"
+close_box
+keys F1
+wait_count "Enter send \(to every pane" 1 5 || fail "80x24: the help's first line is not shown"
+[ "$(count "more below")" -eq 1 ] || fail "80x24: the help does not say there is more below"
+[ "$(count "Any other key closes this box")" -eq 0 ] || fail "80x24: the help's end fits? (the check is stale)"
+keys End
+wait_count "Any other key closes this box" 1 5 || fail "80x24: End did not show the help's last line"
+[ "$(count "more above")" -eq 1 ] || fail "80x24: the help's end does not say there is more above"
+keys Home
+wait_count "Enter send \(to every pane" 1 5 || fail "80x24: Home did not go back to the first line"
+keys PPage NPage NPage NPage
+wait_count "Any other key closes this box" 1 5 || fail "80x24: PgDn did not reach the help's last line"
+keys Up Up
+sleep 0.3
+[ "$(screen | grep -c "^all> *$")" -eq 1 ] || fail "80x24: a scrolling key went into the input line"
+close_box
+[ "$(count "more below|more above")" -eq 0 ] || fail "80x24: Esc did not close the help"
 keys "/quit" Enter
 wait_count "EXIT-STATUS:0" 1 10 || fail "/quit did not exit with status 0"
 [ "$FAILED" -eq 0 ] || { echo "tui_figures: $FAILED checks failed"; exit 1; }
