@@ -71,7 +71,8 @@ wait_count "prompt tokens do not fit the context" 2 30 || fail "the huge paste w
 wait_count "not kept" 2 5 || fail "the message too long for the context stays in the conversation"
 # a pane whose conversation holds the answer cancelled above is told /clear, an empty one a
 # shorter message (which depends on whether a token came before Esc): either says what to do
-wait_count "shorter message|/clear starts" 2 5 && wait_count "n_ctx" 2 1 && wait_count "larger context" 2 1 ||
+# (the words are matched where the pane's wrapping cannot split them)
+wait_count "shorter message|/clear starts" 2 5 && wait_count "n_ctx" 2 1 && wait_count "for a larger" 2 1 ||
     fail "the context-full error does not say what to do (a shorter message or /clear, /set n_ctx)"
 alive || fail "the huge paste killed sizeup"
 tmux send-keys -t "$S" "/clear" Enter
