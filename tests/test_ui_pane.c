@@ -220,6 +220,7 @@ static void test_status_fits(void **state)
     st.phase = UI_PHASE_GENERATING;
     st.tps_now = 123.4;
     st.tps_avg = 120.1;
+    st.n_gen = 40;
     st.ctx_used = 100;
     st.ctx_max = 512;
     st.mem_weights = 1200000;
@@ -266,6 +267,23 @@ static void test_status_fits(void **state)
     ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
     assert_string_equal(buf, "idle | mem remote | ctx 100/512 [##------] | rss 0B");
     st.remote = false;
+    /* a turn that failed before its first token (a message too long for the context) measured
+     * no speed and no first token: its count is shown, not a 0 t/s or a 0 ms; one token has a
+     * first-token time but no decode speed (that takes two) */
+    st.sched = "concurrent";
+    st.stop = "error";
+    st.n_gen = 0;
+    st.ttft_ms = 0;
+    ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
+    assert_string_equal(buf, "stop: error [conc] | mem 1.1M+0B+0B | ctx 100/512 [##------] | 0 tok | rss 0B");
+    st.n_gen = 1;
+    st.ttft_ms = 12;
+    ui_status_format(&st, 0, 1, 200, buf, sizeof buf);
+    assert_null(strstr(buf, "avg"));
+    assert_non_null(strstr(buf, "ttft 12 ms"));
+    st.sched = NULL;
+    st.stop = NULL;
+    st.n_gen = 0;
     /* loading is shown as such, with a bar and the step, not as a slow model */
     st.phase = UI_PHASE_LOADING;
     st.progress = 0.6;

@@ -450,7 +450,9 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
      * ("net") and, when its token count was counted from chunks, that it is approximate */
     const char *ap = st->approx ? "~" : "";
     bool measured = st->sched != NULL;  /* before any answer a 0 would read as a figure */
-    if (measured)
+    /* a decode speed takes two tokens and a first-token time one: a turn that failed before
+     * its first token (a message too long for the context) has its count and nothing else */
+    if (measured && st->n_gen >= 2)
         snprintf(seg[2], sizeof seg[2], st->tps_avg < 100 ? "avg %s%.1f t/s%s" :
                  "avg %s%.0f t/s%s", ap, st->tps_avg, st->remote ? " net" : "");
     else
@@ -470,17 +472,17 @@ void ui_status_format(const ui_pane_status *st, int line, int n_lines, int width
     else
         seg[4][0] = 0;
     seg[5][0] = seg[6][0] = seg[7][0] = seg[8][0] = 0;  /* seg 6: the stop reason, now in 0 */
-    if (measured) {
+    if (measured)
         snprintf(seg[5], sizeof seg[5], "%s%u tok", ap, st->n_gen);
+    if (measured && st->n_gen >= 1)
         snprintf(seg[7], sizeof seg[7], "ttft %.0f ms%s", st->ttft_ms, st->remote ? " net" : "");
-    }
     /* a prompt speed nobody measured (a server that sends no timings) is left out; the
      * server's own figure says so, for it is not measured here as the others are */
     if (measured && st->prompt_tps > 0)
         snprintf(seg[8], sizeof seg[8], "prompt %.0f t/s%s", st->prompt_tps,
                  st->prompt_srv ? " srv" : "");
     ui_status_sparkline(st, 8, spark);
-    snprintf(seg[9], sizeof seg[9], "%s", measured ? spark : "");
+    snprintf(seg[9], sizeof seg[9], "%s", measured && st->n_gen ? spark : "");
     snprintf(seg[10], sizeof seg[10], "rss %s", fmt_bytes(st->host_rss, a, sizeof a));
     buf[0] = 0;
     /* no figures yet: loading is not slowness */
