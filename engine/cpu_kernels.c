@@ -469,16 +469,19 @@ bool cpuk_kernel_for(cpuk_isa isa, uint32_t type, cpuk_kernel *k)
     static const cpuk_dot4_fn *const tables4[CPUK_ISA_COUNT] = {
         NULL, cpuk_avx2_dot4s, cpuk_avx512_dot4s, cpuk_neon_dot4s, cpuk_neondot_dot4s
     };
+    static const cpuk_gemm8_fn *const tables8[CPUK_ISA_COUNT] = {
+        NULL, cpuk_avx2_gemm8s, cpuk_avx512_gemm8s, cpuk_neon_gemm8s, cpuk_neondot_gemm8s
+    };
     if (type >= CPUK_MAX_TYPE || isa >= CPUK_ISA_COUNT)
         return false;
-    /* the eight-row kernels: AVX-512 (Q4_0, Q8_0), else AVX2's (Q4_0) */
-    k->gemm8 = isa == CPUK_AVX512 ? cpuk_avx512_gemm8s[type] : NULL;
-    if (!k->gemm8 && (isa == CPUK_AVX512 || isa == CPUK_AVX2))
-        k->gemm8 = cpuk_avx2_gemm8s[type];
-    /* along isa's own family down to plain C, the first table that has the type */
+    /* along isa's own family down to plain C, the first table that has the type (the
+     * eight-row kernels: AVX-512 Q4_0 and Q8_0, else AVX2's Q4_0; NEON's Q4_0 and Q8_0) */
     k->dot4 = NULL;
+    k->gemm8 = NULL;
     for (cpuk_isa i = isa; i != CPUK_GENERIC && !k->dot4; i = cpuk_isa_narrower(i))
         k->dot4 = tables4[i][type];
+    for (cpuk_isa i = isa; i != CPUK_GENERIC && !k->gemm8; i = cpuk_isa_narrower(i))
+        k->gemm8 = tables8[i][type];
     for (cpuk_isa i = isa;; i = cpuk_isa_narrower(i)) {
         if (tables[i][type]) {
             k->act = act_of(type);

@@ -133,6 +133,8 @@ extern const cpuk_dot_fn cpuk_neon_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_neon_dot4s[CPUK_MAX_TYPE];
 extern const cpuk_dot_fn cpuk_neondot_dots[CPUK_MAX_TYPE];
 extern const cpuk_dot4_fn cpuk_neondot_dot4s[CPUK_MAX_TYPE];
+extern const cpuk_gemm8_fn cpuk_neon_gemm8s[CPUK_MAX_TYPE];    /* Q4_0, Q8_0 */
+extern const cpuk_gemm8_fn cpuk_neondot_gemm8s[CPUK_MAX_TYPE]; /* Q4_0, Q8_0 */
 void cpuk_generic_axpy_f16(float *o, float a, const uint16_t *v, int64_t n);
 void cpuk_avx2_axpy_f16(float *o, float a, const uint16_t *v, int64_t n); /* x86-64 only */
 void cpuk_generic_attend(const float *q, const uint16_t *K, size_t kstride, const uint16_t *V,

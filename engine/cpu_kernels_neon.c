@@ -1,6 +1,7 @@
 /* NEON dot kernels for AArch64 (see cpu_kernels.h): every weight type, four-token kernels for
- * every quantized type, and the f16 axpy and attention of the fast path. Compiled to empty
- * tables on other architectures; the build stays generic armv8-a.
+ * every quantized type, eight-row kernels for Q4_0 and Q8_0, and the f16 axpy and attention of
+ * the fast path. Compiled to empty tables on other architectures; the build stays generic
+ * armv8-a.
  *
  * Two tables come out of this file. The integer kernels (cpu_kernels_neon.inc) are compiled
  * twice: once with the base instruction set, where a 16-byte dot product is two widening
@@ -446,10 +447,70 @@ NEON_INLINE int32x4_t dot16_mull(int32x4_t acc, int8x16_t a, int8x16_t b)
     return vpadalq_s16(acc, vmull_high_s8(a, b));
 }
 
+/* ---- eight rows by n tokens (cpuk_gemm8_fn): the repacking both integer variants share ----
+ * A vector's four 32-bit lanes are four rows here: lane r of a vector holds row r's elements
+ * 4g..4g+3, so one lane-indexed dot product (sdot's by-element form, each lane's four bytes
+ * against one chosen group of four activation bytes) does a group of four elements for four
+ * rows, and eight rows are two vectors. The codes are signed (Q4_0's with its 8 taken off, as
+ * small_block gives them), like the activations, so the integer sum needs no offset term. The
+ * rows' blocks are repacked G8_CHUNK at a time (8 KiB of codes) and shared by every token. */
+#define G8_CHUNK 32
+
+/* Four vectors of four words each into t[j] = (r[0][j], r[1][j], r[2][j], r[3][j]). */
+NEON_INLINE void transpose4x4_s32(const int32x4_t r[4], int32x4_t t[4])
+{
+    int32x4_t a0 = vtrn1q_s32(r[0], r[1]), a1 = vtrn2q_s32(r[0], r[1]);
+    int32x4_t a2 = vtrn1q_s32(r[2], r[3]), a3 = vtrn2q_s32(r[2], r[3]);
+    t[0] = vreinterpretq_s32_s64(vtrn1q_s64(vreinterpretq_s64_s32(a0), vreinterpretq_s64_s32(a2)));
+    t[1] = vreinterpretq_s32_s64(vtrn1q_s64(vreinterpretq_s64_s32(a1), vreinterpretq_s64_s32(a3)));
+    t[2] = vreinterpretq_s32_s64(vtrn2q_s64(vreinterpretq_s64_s32(a0), vreinterpretq_s64_s32(a2)));
+    t[3] = vreinterpretq_s32_s64(vtrn2q_s64(vreinterpretq_s64_s32(a1), vreinterpretq_s64_s32(a3)));
+}
+
+/* Blocks [b0, b0 + nb) of 8 rows (row_bytes apart) of a Q4_0 or Q8_0 matrix: block b's codes
+ * into W[16b .. 16b + 16), W[16b + 2g + h] holding elements 4g..4g+3 of rows 4h..4h+3 (one row
+ * a lane), and its eight scales into D[2b] (rows 0..3) and D[2b + 1] (rows 4..7). */
+NEON_INLINE void g8_repack(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t b0, int nb,
+                           int8x16_t *W, float32x4_t *D)
+{
+    const size_t bytes = small_bytes(type);
+    for (int b = 0; b < nb; b++) {
+        int8x16_t c[8][2];
+        float d[8], m;
+        for (int i = 0; i < 8; i++)
+            small_block(type, w + i * row_bytes + (size_t)(b0 + b) * bytes, c[i], &d[i], &m);
+        int8x16_t *Wb = W + 16 * b;
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
+            _Pragma("GCC unroll 2") for (int q = 0; q < 2; q++) {
+                int32x4_t r[4], t[4];
+                for (int k = 0; k < 4; k++)
+                    r[k] = vreinterpretq_s32_s8(c[4 * h + k][q]);
+                transpose4x4_s32(r, t);
+                for (int j = 0; j < 4; j++)
+                    Wb[2 * (4 * q + j) + h] = vreinterpretq_s8_s32(t[j]);
+            }
+        D[2 * b] = vld1q_f32(d);
+        D[2 * b + 1] = vld1q_f32(d + 4);
+    }
+}
+
+/* The lane-indexed dot product without the dot product instructions: each lane of acc gets
+ * the four products of w's lane with x's 32-bit lane l (broadcast); two widening multiplies,
+ * a pairwise add in 16 bits (two products are at most 2 * 128 * 127 in magnitude, which fits)
+ * and a pairwise accumulate. */
+NEON_INLINE int32x4_t dot_lane_mull(int32x4_t acc, int8x16_t w, int8x16_t xl)
+{
+    int16x8_t p = vpaddq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(xl)), vmull_high_s8(w, xl));
+    return vpadalq_s16(acc, p);
+}
+
 #define NEON_DOT16(acc, a, b) dot16_mull(acc, a, b)
+#define NEON_DOT_LANE(acc, w, x, l)                                                              \
+    dot_lane_mull(acc, w, vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(x), l)))
 #define NEON_FN(name) name##_neon
 #include "engine/cpu_kernels_neon.inc"
 #undef NEON_DOT16
+#undef NEON_DOT_LANE
 #undef NEON_FN
 
 /* arm_neon.h declares sdot for armv8.2-a+dotprod, so that is the target (a plain "+dotprod" on
@@ -458,9 +519,11 @@ NEON_INLINE int32x4_t dot16_mull(int32x4_t acc, int8x16_t a, int8x16_t b)
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")
 #define NEON_DOT16(acc, a, b) vdotq_s32(acc, a, b)
+#define NEON_DOT_LANE(acc, w, x, l) vdotq_laneq_s32(acc, w, x, l)
 #define NEON_FN(name) name##_dot
 #include "engine/cpu_kernels_neon.inc"
 #undef NEON_DOT16
+#undef NEON_DOT_LANE
 #undef NEON_FN
 #pragma GCC pop_options
 
@@ -485,10 +548,18 @@ const cpuk_dot_fn cpuk_neon_dots[CPUK_MAX_TYPE] = NEON_TABLE(neon);
 const cpuk_dot4_fn cpuk_neon_dot4s[CPUK_MAX_TYPE] = NEON_TABLE4(neon);
 const cpuk_dot_fn cpuk_neondot_dots[CPUK_MAX_TYPE] = NEON_TABLE(dot);
 const cpuk_dot4_fn cpuk_neondot_dot4s[CPUK_MAX_TYPE] = NEON_TABLE4(dot);
+const cpuk_gemm8_fn cpuk_neon_gemm8s[CPUK_MAX_TYPE] = {
+    [GGUF_T_Q4_0] = gemm8_q4_0_neon, [GGUF_T_Q8_0] = gemm8_q8_0_neon,
+};
+const cpuk_gemm8_fn cpuk_neondot_gemm8s[CPUK_MAX_TYPE] = {
+    [GGUF_T_Q4_0] = gemm8_q4_0_dot, [GGUF_T_Q8_0] = gemm8_q8_0_dot,
+};
 
 #else /* not AArch64: no NEON kernels */
 const cpuk_dot_fn cpuk_neon_dots[CPUK_MAX_TYPE];
 const cpuk_dot4_fn cpuk_neon_dot4s[CPUK_MAX_TYPE];
 const cpuk_dot_fn cpuk_neondot_dots[CPUK_MAX_TYPE];
 const cpuk_dot4_fn cpuk_neondot_dot4s[CPUK_MAX_TYPE];
+const cpuk_gemm8_fn cpuk_neon_gemm8s[CPUK_MAX_TYPE];
+const cpuk_gemm8_fn cpuk_neondot_gemm8s[CPUK_MAX_TYPE];
 #endif

@@ -297,9 +297,22 @@ static void test_simd_matches_generic(void **state)
         cpuk_kernel k;
         for (size_t j = 0; j < sizeof tiled / sizeof tiled[0]; j++)
             assert_true(cpuk_kernel_for(isa_now, tiled[j], &k) && k.dot4);
+        /* and so are the eight-row ones (checked by check_isa through check_gemm8): Q4_0
+         * everywhere, Q8_0 where vpdpbusd or sdot/smull take its signed codes; neondot's are
+         * its own sdot ones, not neon's through the fallback */
+        static const uint32_t g8types[] = { GGUF_T_Q4_0, GGUF_T_Q8_0 };
+        bool has_q8 = false;
+        for (size_t j = 0; j < 2; j++) {
+            cpuk_kernel kn;
+            assert_true(cpuk_kernel_for(isa_now, g8types[j], &k));
+            assert_true(k.gemm8 || (g8types[j] == GGUF_T_Q8_0 && isa_now == CPUK_AVX2));
+            if (isa_now == CPUK_NEON_DOT)
+                assert_true(cpuk_kernel_for(CPUK_NEON, g8types[j], &kn) && k.gemm8 != kn.gemm8);
+            has_q8 = g8types[j] == GGUF_T_Q8_0 && k.gemm8;
+        }
         each_row(check_isa);
-        printf("#   %s kernels agree with plain C for %zu types\n", cpuk_isa_name(isa_now),
-               sizeof types / sizeof types[0]);
+        printf("#   %s kernels agree with plain C for %zu types (gemm8: q4_0%s)\n",
+               cpuk_isa_name(isa_now), sizeof types / sizeof types[0], has_q8 ? ", q8_0" : "");
     }
 }
 
