@@ -73,9 +73,9 @@ typedef void (*cpuk_dot4_fn)(const void *w, const void *x, size_t stride, int64_
 
 /* Eight weight rows (w, w + row_bytes, ...) by n_tok activation rows (x, x + stride, ...) at
  * once, for prompt batches: y[t * ldy + r] = row r . token t for r < 8, t < n_tok. Kernels of
- * this shape keep the eight rows in vector lanes (one 256-bit vector on x86, two 128-bit ones on NEON), so a token costs a few instructions per block
- * for all eight rather than several per row; they repack the rows' blocks once per call, which
- * pays off from two tokens up. */
+ * this shape keep the eight rows in vector lanes (one 256-bit vector on x86, two 128-bit ones
+ * on NEON), so a token costs a few instructions per block for all eight rather than several
+ * per row; they repack the rows' blocks once per call, which pays off from two tokens up. */
 typedef void (*cpuk_gemm8_fn)(const void *w, size_t row_bytes, int64_t n, const void *x,
                               size_t stride, int n_tok, float *y, size_t ldy);
 
