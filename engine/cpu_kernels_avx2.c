@@ -19,20 +19,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 
-static inline float f16(const uint8_t h[2])
-{
-    uint16_t u;
-    memcpy(&u, h, 2);
-    return _cvtsh_ss(u);
-}
-
-static inline float hsum_ps(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "engine/cpu_kernels_x86.inc"
 
 static inline int hsum_epi32(__m256i v)
 {
@@ -40,14 +27,6 @@ static inline int hsum_epi32(__m256i v)
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
-}
-
-/* 16 bytes of nibbles to 32 bytes: the low nibbles (elements 0..15), then the high ones. */
-static inline __m256i nibbles32(const uint8_t *p)
-{
-    __m128i v = _mm_loadu_si128((const __m128i *)p);
-    __m256i t = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-    return _mm256_and_si256(t, _mm256_set1_epi8(0x0f));
 }
 
 /* The 32 bits of qh as bytes: 0x10 where bit i is set (bit 4 of a Q5 code), else 0. Byte i
@@ -239,32 +218,6 @@ static float dot_q3_k(const void *w, const void *x, int64_t n)
         acc = _mm256_fmadd_ps(_mm256_set1_ps(a->d * f16(b->d)), _mm256_cvtepi32_ps(isum), acc);
     }
     return hsum_ps(acc);
-}
-
-/* Q4_K/Q5_K's eight scales and eight mins as bytes (k4_scale_min's layout), without a branch:
- * the 12 bytes as three words, the high bits of the last four moved into place with masks. */
-static inline void k4_unpack(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
-{
-    uint32_t u[3], o[4];
-    memcpy(u, s, 12);
-    o[0] = u[0] & 0x3f3f3f3f;
-    o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    o[2] = u[1] & 0x3f3f3f3f;
-    o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    memcpy(sc, o, 8);
-    memcpy(mn, o + 2, 8);
-}
-
-/* sum over j < 8 of mn[j] * (bsums[2j] + bsums[2j+1]). */
-static inline int k4_minsum(const uint8_t mn[8], const int16_t bsums[16])
-{
-    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
-                                   _mm_loadu_si128((const __m128i *)(bsums + 8)));
-    __m128i p = _mm_madd_epi16(m, pairs);
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
-    return _mm_cvtsi128_si32(p);
 }
 
 static float dot_q4_k(const void *w, const void *x, int64_t n)

@@ -326,20 +326,6 @@ NEON_INLINE void unpack_q3_k(const blk_q3_k *b, kblock *k)
     k->dmin = 0;
 }
 
-/* Q4_K/Q5_K's eight 6-bit scales and mins (k4_scale_min's layout) without a branch: the 12
- * bytes as three words, the top bits of the last four moved into place with masks. */
-NEON_INLINE void k4_unpack(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
-{
-    uint32_t u[3], o[4];
-    memcpy(u, s, 12);
-    o[0] = u[0] & 0x3f3f3f3f;
-    o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    o[2] = u[1] & 0x3f3f3f3f;
-    o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    memcpy(sc, o, 8);
-    memcpy(mn, o + 2, 8);
-}
-
 /* Q4_K (qh NULL) and Q5_K: sub-block j of 32 takes the low nibbles of qs[32(j/2) ..] for even
  * j, the high ones for odd j, and (Q5_K) bit j of qh[l] as bit 4. */
 NEON_INLINE void unpack_q45_k(const uint8_t *qs, const uint8_t *qh, const uint8_t scales[12],

@@ -79,6 +79,21 @@ static inline void k4_scale_min(const uint8_t s[12], int j, int *sc, int *mn)
     }
 }
 
+/* All eight scales and mins at once, as k4_scale_min gives them, without a branch (the SIMD
+ * kernels' form): the 12 bytes as three words, the top bits of the last four moved into place
+ * with masks. */
+static inline void k4_unpack(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
+{
+    uint32_t u[3], o[4];
+    memcpy(u, s, 12);
+    o[0] = u[0] & 0x3f3f3f3f;
+    o[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    o[2] = u[1] & 0x3f3f3f3f;
+    o[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    memcpy(sc, o, 8);
+    memcpy(mn, o + 2, 8);
+}
+
 /* Q3_K's sixteen 6-bit scales: the low 4 bits of scale i are nibble i / 8 of byte i % 8, the
  * top 2 bits are bits 2(i / 4)..2(i / 4)+1 of byte 8 + i % 4; stored with an offset of 32. */
 static inline void q3k_scales(const uint8_t s[12], int out[16])
