@@ -194,6 +194,7 @@ typedef struct bench_info {
     double device_gbps;       /* streaming read bandwidth of the device */
     const char *backends;     /* llama-bench's name of the backend: "CPU" or "Vulkan" */
     int n_threads;            /* CPU threads the run used */
+    char model_type[160];     /* llama-bench's model_type (model_type() below), read once */
 } bench_info;
 
 /* llama-bench's model_type, "ARCH SIZE FTYPE" as llama.cpp describes a model ("llama 1B Q4_K -
@@ -295,9 +296,7 @@ static json_t *result_json(const bench_info *bi, const result *r)
         ns_sq += d * d;
     }
     json_object_set_new(o, "model_filename", json_string(bi->path));
-    char mt[160];
-    model_type(bi->path, bi->m, mt, sizeof mt);
-    json_object_set_new(o, "model_type", json_string(mt));
+    json_object_set_new(o, "model_type", json_string(bi->model_type));
     json_object_set_new(o, "model_name", json_string(eng_model_name(bi->m)));
     json_object_set_new(o, "model_size", json_integer((json_int_t)eng_model_weight_bytes(bi->m)));
     json_object_set_new(o, "model_n_params", json_integer((json_int_t)eng_model_n_params(bi->m)));
@@ -343,12 +342,10 @@ static void print_results(const bench_opts *o, const bench_info *bi, const resul
         printf("model_filename,model_type,model_size,backends,n_prompt,n_gen,avg_ts,stddev_ts,"
                "median_ts,weight_gbps,device_read_gbps\n");
     json_t *arr = json_array();
-    char mt[160];
-    model_type(bi->path, bi->m, mt, sizeof mt);
     for (int i = 0; i < n; i++) {
         if (!strcmp(o->format, "csv"))
             printf("\"%s\",\"%s\",%llu,\"%s\",%d,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", bi->path,
-                   mt, (unsigned long long)eng_model_weight_bytes(bi->m),
+                   bi->model_type, (unsigned long long)eng_model_weight_bytes(bi->m),
                    bi->backends, r[i].n_prompt, r[i].n_gen, r[i].avg, r[i].stddev, r[i].median,
                    r[i].n_gen ? r[i].median * bi->bytes_per_token / 1e9 : 0, bi->device_gbps);
         else
@@ -406,7 +403,8 @@ int app_cmd_bench(int argc, char **argv)
         r[n++].n_prompt = o.pp[i];
     if (o.tg > 0)
         r[n++].n_gen = o.tg;
-    bench_info bi = { m, path, { 0 }, step_bytes(m), 0, "CPU", 0 };
+    bench_info bi = { m, path, { 0 }, step_bytes(m), 0, "CPU", 0, "" };
+    model_type(path, m, bi.model_type, sizeof bi.model_type);
     eng_session_stats(s, &bi.st);
     if (!strncmp(bi.st.backend, "vulkan", 6))
         bi.backends = "Vulkan";
