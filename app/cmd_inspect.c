@@ -577,8 +577,8 @@ static int header_enough(const void *buf, size_t len, uint64_t file_size, void *
     peek_state *ps = user;
     const uint8_t *b = buf;
     if (len >= 4 && memcmp(b, "GGUF", 4)) {
-        snprintf(msg, msglen, "not a GGUF file (it starts with %02x %02x %02x %02x)", b[0],
-                 b[1], b[2], b[3]);
+        char why[64];
+        snprintf(msg, msglen, "not a GGUF file (%s)", dl_not_gguf_why(b, why, sizeof why));
         return -1;
     }
     uint64_t size = file_size > len ? file_size : len;

@@ -69,6 +69,11 @@ const char *dl_errmsg(const dl_ctx *c);
  * with a transfer, but no message, record or sidecar of downloads/ holds them. Caller frees;
  * NULL only when text is NULL or out of memory. */
 char *dl_url_shown(const char *text);
+/* Why a file that should be a GGUF model is not one, from its first four bytes b (which do not
+ * read "GGUF"): "it starts with 3c 68 74 6d: an HTML page?" (a guess for HTML and JSON, the
+ * usual answers of a server that sends a page instead of a file). Writes a NUL-terminated
+ * string into buf (n bytes) and returns buf. */
+char *dl_not_gguf_why(const unsigned char b[4], char *buf, size_t n);
 /* "offline", "network error", ... for a status. Static string. */
 const char *dl_status_name(dl_status s);
 

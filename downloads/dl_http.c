@@ -1123,13 +1123,9 @@ static dl_status file_check_gguf(xfer *x)
     if (f->written < 4)
         return dl_fail(x->c, DL_ERR_FORMAT, "%s is not a GGUF file (the server sent %" PRIu64
                        " bytes); nothing was stored", x->url, f->written);
-    size_t i = 0;
-    while (i < 3 && isspace(b[i]))
-        i++;
-    const char *guess = b[i] == '<' ? ": an HTML page?" : b[i] == '{' || b[i] == '['
-                      ? ": a JSON answer?" : "";
-    return dl_fail(x->c, DL_ERR_FORMAT, "%s is not a GGUF file (it starts with %02x %02x %02x "
-                   "%02x%s); nothing was stored", x->url, b[0], b[1], b[2], b[3], guess);
+    char why[64];
+    return dl_fail(x->c, DL_ERR_FORMAT, "%s is not a GGUF file (%s); nothing was stored", x->url,
+                   dl_not_gguf_why(b, why, sizeof why));
 }
 
 /* Verified bytes on stable storage, renamed into place, recorded; the sidecar goes last so a

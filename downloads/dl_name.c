@@ -222,3 +222,14 @@ char *dl_url_shown(const char *text)
     dl_url_hide_userinfo(s);
     return s;
 }
+
+char *dl_not_gguf_why(const unsigned char b[4], char *buf, size_t n)
+{
+    size_t i = 0;
+    while (i < 3 && isspace(b[i]))
+        i++;
+    const char *guess = b[i] == '<' ? ": an HTML page?" : b[i] == '{' || b[i] == '['
+                      ? ": a JSON answer?" : "";
+    snprintf(buf, n, "it starts with %02x %02x %02x %02x%s", b[0], b[1], b[2], b[3], guess);
+    return buf;
+}
