@@ -43,7 +43,8 @@ double app_now_ms(void);
 const char *app_fmt_bytes(unsigned long long bytes, char *buf, size_t buflen);
 /* Text from a model file shown on one line: '\n' '\t' '\r' '"' '\\' as backslash escapes, other
  * C0 and DEL as \xNN, C1 (U+0080..U+009F) and the bidi controls (U+202A..U+202E,
- * U+2066..U+2069) as \uXXXX, each byte that is not valid UTF-8 as \xNN; printable UTF-8 as is.
+ * U+2066..U+2069) as \u and four hex digits, each byte that is not valid UTF-8 as \xNN; printable
+ * UTF-8 as is.
  * So nothing in it can drive a terminal, and every byte stays visible. Writes at most cap - 1
  * bytes (whole escapes only) and a NUL into buf; returns buf. APP_ESCAPE_MAX(n) never cuts. */
 #define APP_ESCAPE_MAX(n) (4 * (size_t)(n) + 1)

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/utf8.h" /* a libc-only leaf: the terminal-control test */
+
 static const char fffd[3] = { (char)0xEF, (char)0xBF, (char)0xBD };
 
 static size_t put_fffd(char *out)
@@ -43,16 +45,8 @@ static void second_range(uint8_t lead, uint8_t *lo, uint8_t *hi)
         *hi = 0x8F;
 }
 
-/* U+202A..U+202E (embeddings, overrides) and U+2066..U+2069 (isolates): E2 80 AA..AE and
- * E2 81 A6..A9. */
-static bool is_bidi_control(const uint8_t *p)
-{
-    return p[0] == 0xE2 && ((p[1] == 0x80 && p[2] >= 0xAA && p[2] <= 0xAE) ||
-                            (p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9));
-}
-
-/* A complete, valid sequence in z->pend: C1 controls become ^[ + their 7-bit form, bidi
- * controls <U+XXXX>. */
+/* A complete, valid sequence in z->pend: C1 controls become ^[ + their 7-bit form, the bidi
+ * controls (the three-byte ones engine/utf8's test names) "<U+" + four hex digits + ">". */
 static size_t put_complete(ui_sanitizer *z, char *out)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -64,9 +58,8 @@ static size_t put_complete(ui_sanitizer *z, char *out)
         out[2] = (char)(z->pend[1] - 0x40);
         return 3;
     }
-    if (n == 3 && is_bidi_control(z->pend)) {
-        unsigned cp = (unsigned)(z->pend[0] & 0x0F) << 12 | (unsigned)(z->pend[1] & 0x3F) << 6 |
-                      (unsigned)(z->pend[2] & 0x3F);
+    if (n == 3 && utf8_is_control(z->pend, n)) {
+        uint32_t cp = utf8_decode(z->pend, n);
         memcpy(out, "<U+", 3);
         for (int i = 0; i < 4; i++)
             out[3 + i] = hex[(cp >> (12 - 4 * i)) & 0xF];
