@@ -27,16 +27,25 @@ static gguf_file *open_gguf(const char *path)
 }
 
 /* Quantize the F32 fixture to `type` in a temporary file and compare it with `ref_rel`. */
-static void check_identical(const char *type, const char *ref_rel)
+/* `sizeup quantize` of fixture in_rel to type into a fresh temporary file out (the caller's
+ * "/tmp/...-XXXXXX" template; it unlinks it), opened. */
+static gguf_file *quantize_to_tmp(const char *in_rel, const char *type, char *out)
 {
-    char in[4096], out[] = "/tmp/sizeup-qref-XXXXXX";
-    snprintf(in, sizeof in, "%s", fixture_path("models/babyllama-930K-F32.gguf"));
+    char in[4096];
+    snprintf(in, sizeof in, "%s", fixture_path(in_rel));
     int fd = mkstemp(out);
     assert_true(fd >= 0);
     close(fd);
     char *argv[] = { "quantize", "--force", in, out, (char *)type, NULL };
     assert_int_equal(app_cmd_quantize(5, argv), 0);
-    gguf_file *mine = open_gguf(out), *ref = open_gguf(fixture_path(ref_rel));
+    return open_gguf(out);
+}
+
+static void check_identical(const char *type, const char *ref_rel)
+{
+    char out[] = "/tmp/sizeup-qref-XXXXXX";
+    gguf_file *mine = quantize_to_tmp("models/babyllama-930K-F32.gguf", type, out);
+    gguf_file *ref = open_gguf(fixture_path(ref_rel));
     int64_t n = gguf_tensor_count(ref);
     assert_int_equal(gguf_tensor_count(mine), n);
     int quantized = 0, differ = 0;
@@ -77,14 +86,9 @@ static void check_identical(const char *type, const char *ref_rel)
  * with `ref_rel`, the file llama-quantize made. */
 static void check_types(const char *in_rel, const char *type, const char *ref_rel)
 {
-    char in[4096], out[] = "/tmp/sizeup-qmix-XXXXXX";
-    snprintf(in, sizeof in, "%s", fixture_path(in_rel));
-    int fd = mkstemp(out);
-    assert_true(fd >= 0);
-    close(fd);
-    char *argv[] = { "quantize", "--force", in, out, (char *)type, NULL };
-    assert_int_equal(app_cmd_quantize(5, argv), 0);
-    gguf_file *mine = open_gguf(out), *ref = open_gguf(fixture_path(ref_rel));
+    char out[] = "/tmp/sizeup-qmix-XXXXXX";
+    gguf_file *mine = quantize_to_tmp(in_rel, type, out);
+    gguf_file *ref = open_gguf(fixture_path(ref_rel));
     int64_t n = gguf_tensor_count(ref);
     assert_int_equal(gguf_tensor_count(mine), n);
     int differ = 0;
